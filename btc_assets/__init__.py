@@ -1,0 +1,1 @@
+"""btc-assets: BTCUSDT perpetual futures research and trading as one Dagster asset graph."""

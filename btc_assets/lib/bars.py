@@ -1,0 +1,190 @@
+"""Silver OHLCV bars: typing, de-duplication and validation of archive klines, and resampling 1m -> 5m/15m/1h.
+
+A bar is identified by its open time (UTC) and becomes known at its close. Missing minutes are never invented:
+they are reported, and the checks on silver decide what happens next. Exchange halts are published by Binance as
+flat candles with zero trades; they are real rows and are flagged, not removed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+SILVER_KLINE_COLUMNS: tuple[str, ...] = (
+    "open_time",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "quote_volume",
+    "trades",
+    "taker_buy_volume",
+    "taker_buy_quote_volume",
+    "is_halt",
+)
+MINUTE = pd.Timedelta(minutes=1)
+RESAMPLE_RULES: dict[str, str] = {"5m": "5min", "15m": "15min", "1h": "1h"}
+
+
+class BarDataError(ValueError):
+    """Kline rows that cannot be made into silver bars (wrong day, conflicting duplicates, bad close_time)."""
+
+
+@dataclass
+class SilverDay:
+    """One day of typed 1m bars plus what was done to get there (reported as metadata, nothing silent)."""
+
+    bars: pd.DataFrame
+    duplicates_dropped: int
+    unsorted_rows: int
+    missing_minutes: list[pd.Timestamp] = field(default_factory=list)
+    halt_windows: list[tuple[pd.Timestamp, pd.Timestamp]] = field(default_factory=list)
+
+
+def day_bounds(day: dt.date) -> tuple[pd.Timestamp, pd.Timestamp]:
+    start = pd.Timestamp(day, tz="UTC")
+    return start, start + pd.Timedelta(days=1)
+
+
+def silver_klines_1m(raw: pd.DataFrame, day: dt.date, source: str) -> SilverDay:
+    """Type and validate one day of archive klines (as parsed by archive_csv.read_archive_csv with KLINES).
+
+    `source` names the file in every error. Exact duplicate rows are dropped and counted; two different rows for
+    the same minute are an error, because choosing one would be a guess.
+    """
+    if raw.empty:
+        raise BarDataError(f"{source}: no kline rows for {day}; re-fetch the file or check the archive")
+    start, end = day_bounds(day)
+    outside = raw[(raw["open_time"] < start) | (raw["open_time"] >= end)]
+    if len(outside):
+        first = outside.iloc[0]
+        raise BarDataError(
+            f"{source}: {len(outside)} rows fall outside {day} (first open_time {first['open_time']}); "
+            "the file does not belong to this partition: check the file name and the archive path"
+        )
+    bad_close = raw["close_time"] != raw["open_time"] + pd.Timedelta(milliseconds=59_999)
+    if bad_close.any():
+        row = raw[bad_close].iloc[0]
+        raise BarDataError(
+            f"{source}: close_time {row['close_time']} does not end the minute opened at {row['open_time']} "
+            f"({int(bad_close.sum())} rows): these are not 1m klines; check the interval in the path"
+        )
+    unsorted = int((raw["open_time"].diff() < pd.Timedelta(0)).sum())
+    df = pd.DataFrame(
+        {
+            "open_time": raw["open_time"],
+            "open": raw["open"].astype("float64"),
+            "high": raw["high"].astype("float64"),
+            "low": raw["low"].astype("float64"),
+            "close": raw["close"].astype("float64"),
+            "volume": raw["volume"].astype("float64"),
+            "quote_volume": raw["quote_volume"].astype("float64"),
+            "trades": raw["count"].astype("int64"),
+            "taker_buy_volume": raw["taker_buy_volume"].astype("float64"),
+            "taker_buy_quote_volume": raw["taker_buy_quote_volume"].astype("float64"),
+        }
+    )
+    before = len(df)
+    df = df.drop_duplicates()
+    duplicates = before - len(df)
+    conflicting = df[df["open_time"].duplicated(keep=False)]
+    if len(conflicting):
+        times = sorted(conflicting["open_time"].unique())[:5]
+        raise BarDataError(
+            f"{source}: {conflicting['open_time'].nunique()} minutes appear with different values "
+            f"(first: {', '.join(str(t) for t in times)}); the file is inconsistent: re-fetch it or report it upstream"
+        )
+    df = df.sort_values("open_time", kind="stable").reset_index(drop=True)
+    df["is_halt"] = flag_halts(df)
+    return SilverDay(
+        bars=df,
+        duplicates_dropped=duplicates,
+        unsorted_rows=unsorted,
+        missing_minutes=missing_minutes(df, day),
+        halt_windows=halt_windows(df),
+    )
+
+
+def flag_halts(df: pd.DataFrame) -> pd.Series:
+    """An exchange halt: a flat candle (open = high = low = close) with zero trades and zero volume."""
+    flat = (df["open"] == df["high"]) & (df["high"] == df["low"]) & (df["low"] == df["close"])
+    return flat & (df["trades"] == 0) & (df["volume"] == 0)
+
+
+def missing_minutes(df: pd.DataFrame, day: dt.date) -> list[pd.Timestamp]:
+    start, end = day_bounds(day)
+    expected = pd.date_range(start, end, freq="1min", inclusive="left")
+    return list(expected.difference(pd.DatetimeIndex(df["open_time"])))
+
+
+def halt_windows(df: pd.DataFrame) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+    """Contiguous runs of halted minutes as (first open_time, last open_time) pairs."""
+    halted = df.loc[df["is_halt"], "open_time"]
+    if halted.empty:
+        return []
+    new_run = halted.diff() != MINUTE
+    run_id = new_run.cumsum()
+    grouped = halted.groupby(run_id.values)
+    return [(g.iloc[0], g.iloc[-1]) for _, g in grouped]
+
+
+def ohlc_violations(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows whose OHLC cannot be true: high below open/close/low, low above open/close, non-positive prices."""
+    bad = (
+        (df["high"] < df[["open", "close", "low"]].max(axis=1))
+        | (df["low"] > df[["open", "close"]].min(axis=1))
+        | (df[["open", "high", "low", "close"]] <= 0).any(axis=1)
+        | (df["taker_buy_volume"] > df["volume"] * (1 + 1e-9))
+    )
+    return df[bad]
+
+
+def resample_bars(df_1m: pd.DataFrame, interval: str) -> pd.DataFrame:
+    """Aggregate 1m bars into `interval` bars ("5m", "15m", "1h") labelled by their open time.
+
+    `minutes` counts the 1m bars that went into each bar and `halt_minutes` the halted ones, so an incomplete bar
+    (a missing minute upstream) is visible rather than passed off as complete.
+    """
+    rule = RESAMPLE_RULES[interval]
+    if df_1m.empty:
+        return pd.DataFrame(columns=[*SILVER_KLINE_COLUMNS[:-1], "minutes", "halt_minutes", "is_halt"])
+    g = df_1m.set_index("open_time").resample(rule, label="left", closed="left")
+    out = pd.DataFrame(
+        {
+            "open": g["open"].first(),
+            "high": g["high"].max(),
+            "low": g["low"].min(),
+            "close": g["close"].last(),
+            "volume": g["volume"].sum(),
+            "quote_volume": g["quote_volume"].sum(),
+            "trades": g["trades"].sum().astype("int64"),
+            "taker_buy_volume": g["taker_buy_volume"].sum(),
+            "taker_buy_quote_volume": g["taker_buy_quote_volume"].sum(),
+            "minutes": g["open"].count().astype("int64"),
+            "halt_minutes": g["is_halt"].sum().astype("int64"),
+        }
+    )
+    out = out[out["minutes"] > 0]
+    out["is_halt"] = out["halt_minutes"] == out["minutes"]
+    return out.reset_index()
+
+
+def expected_minutes(interval: str) -> int:
+    return int(pd.Timedelta(RESAMPLE_RULES[interval]) / MINUTE)
+
+
+def to_naive_utc(ts: pd.Series) -> pd.Series:
+    """DuckDB TIMESTAMP columns hold UTC wall time without a zone; convert on the way in."""
+    return ts.dt.tz_convert("UTC").dt.tz_localize(None) if ts.dt.tz is not None else ts
+
+
+def from_naive_utc(ts: pd.Series) -> pd.Series:
+    return ts.dt.tz_localize("UTC") if ts.dt.tz is None else ts.dt.tz_convert("UTC")
+
+
+def as_float_array(s: pd.Series) -> np.ndarray:
+    return s.to_numpy(dtype="float64", na_value=np.nan)

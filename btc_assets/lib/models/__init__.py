@@ -1,0 +1,1 @@
+"""Model training, evaluation and tracking (plain Python: XGBoost, MLflow)."""
