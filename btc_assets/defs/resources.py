@@ -113,16 +113,11 @@ def data_dir() -> Path:
     return Path(os.environ.get("BTC_DATA_DIR", "./data")).resolve()
 
 
-def build_resources() -> dict[str, object]:
-    env = os.environ.get("BTC_ENV", "local")
-    if env != "local":
-        raise ValueError(f"BTC_ENV={env!r} is not supported yet: use local (production profiles come with issue 5)")
-    root = data_dir()
+def local_resources(root: Path, archive_url: str = DEFAULT_ARCHIVE_URL, symbol: str = "BTCUSDT",
+                    replay: ReplayResource | None = None) -> dict[str, object]:
+    """The local profile: DuckDB file, lake folder and MLflow sqlite store under `root`."""
     return {
-        "archive": ArchiveResource(
-            base_url=os.environ.get("BINANCE_ARCHIVE_URL", DEFAULT_ARCHIVE_URL),
-            symbol=os.environ.get("BTC_SYMBOL", "BTCUSDT"),
-        ),
+        "archive": ArchiveResource(base_url=archive_url, symbol=symbol),
         "lake": LakeResource(root=str(root / "lake")),
         "warehouse": DuckDBResource(database=str(root / "warehouse.duckdb")),
         "mlflow": MlflowResource(
@@ -130,9 +125,21 @@ def build_resources() -> dict[str, object]:
             artifact_root=(root / "mlflow" / "artifacts").as_uri(),
         ),
         "trading": TradingResource(),
-        "replay": ReplayResource(
+        "replay": replay or ReplayResource(),
+    }
+
+
+def build_resources() -> dict[str, object]:
+    env = os.environ.get("BTC_ENV", "local")
+    if env != "local":
+        raise ValueError(f"BTC_ENV={env!r} is not supported yet: use local (the production profile is issue 5)")
+    return local_resources(
+        data_dir(),
+        archive_url=os.environ.get("BINANCE_ARCHIVE_URL", DEFAULT_ARCHIVE_URL),
+        symbol=os.environ.get("BTC_SYMBOL", "BTCUSDT"),
+        replay=ReplayResource(
             start=os.environ.get("BTC_REPLAY_START", ""),
             end=os.environ.get("BTC_REPLAY_END", ""),
             speed=float(os.environ.get("BTC_REPLAY_SPEED", "60")),
         ),
-    }
+    )

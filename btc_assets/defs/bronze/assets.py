@@ -52,7 +52,8 @@ def fetch_to_lake(
         context.log.info(f"fetched {f.relpath} ({got.size:,} bytes, sha256 {got.sha256[:12]}…)")
     if errors:
         raise dg.Failure(
-            description=f"{len(errors)} of {len(files)} archive files could not be fetched and verified",
+            description=f"{len(errors)} of {len(files)} archive files could not be fetched and verified "
+            f"(the {len(fetched)} others are kept):\n" + "\n".join(f"- {e}" for e in errors),
             metadata={"errors": dg.MetadataValue.md("\n".join(f"- {e}" for e in errors)), "fetched": len(fetched)},
         )
     meta: dict[str, object] = {

@@ -1,0 +1,39 @@
+# btc-assets: every command a person needs. `make demo` and `make test` set everything up from scratch.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export BTC_DATA_DIR ?= $(CURDIR)/data
+SAMPLE_ARCHIVE := $(CURDIR)/btc_assets/sample_data/archive
+
+.PHONY: install demo test test-slow ui bench clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt constraints.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# torch==2.13.0 is pinned exactly: a looser spec pulls a multi-GB CUDA build.
+	$(BIN)/pip install --quiet -r requirements.txt -c constraints.txt
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+# The whole graph over the bundled sample (60 real days), offline.
+demo: install
+	BINANCE_ARCHIVE_URL=$${BINANCE_ARCHIVE_URL:-$(SAMPLE_ARCHIVE)} $(BIN)/btc-assets demo
+
+test: install
+	$(BIN)/python -m pytest -q
+
+test-slow: install
+	$(BIN)/python -m pytest -q -m slow
+
+# Dagster UI on http://127.0.0.1:3000 and MLflow UI on http://127.0.0.1:5000; Ctrl-C stops both.
+ui: install
+	BINANCE_ARCHIVE_URL=$${BINANCE_ARCHIVE_URL:-$(SAMPLE_ARCHIVE)} $(BIN)/btc-assets ui
+
+bench: install
+	BINANCE_ARCHIVE_URL=$${BINANCE_ARCHIVE_URL:-$(SAMPLE_ARCHIVE)} $(BIN)/python -m btc_assets_tests.bench
+
+clean:
+	rm -rf $(BTC_DATA_DIR) .bench

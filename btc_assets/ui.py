@@ -1,0 +1,52 @@
+"""`make ui`: the Dagster UI (with its daemon) and the MLflow UI on 127.0.0.1, stopped together by Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def commands(root: Path, dagster_port: int = 3000, mlflow_port: int = 5000) -> dict[str, list[str]]:
+    bin_dir = Path(sys.executable).parent
+    return {
+        "dagster": [str(bin_dir / "dagster"), "dev", "-w", str(REPO / "workspace.yaml"), "-h", "127.0.0.1",
+                    "-p", str(dagster_port)],
+        "mlflow": [str(bin_dir / "mlflow"), "ui", "--host", "127.0.0.1", "--port", str(mlflow_port),
+                   "--backend-store-uri", f"sqlite:///{root / 'mlflow' / 'mlflow.db'}",
+                   "--default-artifact-root", (root / "mlflow" / "artifacts").as_uri()],
+    }
+
+
+def serve(root: Path) -> int:
+    (root / "mlflow").mkdir(parents=True, exist_ok=True)
+    procs: dict[str, subprocess.Popen] = {}
+    for name, cmd in commands(root).items():
+        # A fresh process group each, with default signal handlers: `dagster dev` started from a script otherwise
+        # ignores SIGINT, and Ctrl-C must stop everything.
+        procs[name] = subprocess.Popen(cmd, cwd=REPO, env=os.environ.copy(), start_new_session=True,
+                                       preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    print("Dagster UI: http://127.0.0.1:3000   MLflow UI: http://127.0.0.1:5000   (Ctrl-C stops both)", flush=True)
+    code = 0
+    try:
+        while all(p.poll() is None for p in procs.values()):
+            time.sleep(0.5)
+        code = next(p.returncode for p in procs.values() if p.poll() is not None) or 0
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGINT)
+        deadline = time.time() + 15
+        for p in procs.values():
+            try:
+                p.wait(timeout=max(0.1, deadline - time.time()))
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+    return code

@@ -1,0 +1,34 @@
+"""Shared fixtures: the bundled real sample archive and a fresh, isolated data directory per test session."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+SAMPLE = Path(__file__).resolve().parents[1] / "btc_assets" / "sample_data" / "archive"
+KLINES_DIR = SAMPLE / "data" / "futures" / "um" / "daily" / "klines" / "BTCUSDT" / "1m"
+
+
+@pytest.fixture(scope="session")
+def sample_archive() -> Path:
+    return SAMPLE
+
+
+def real_klines(day: dt.date) -> pd.DataFrame:
+    """One real day of the bundled sample, parsed."""
+    from btc_assets.lib.archive_csv import KLINES, read_archive_csv
+
+    name = f"BTCUSDT-1m-{day:%Y-%m-%d}.zip"
+    return read_archive_csv((KLINES_DIR / name).read_bytes(), name, KLINES)
+
+
+def zip_csv(csv_name: str, text: str) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(csv_name, text)
+    return buf.getvalue()

@@ -1,0 +1,60 @@
+"""A small real pipeline (10 sample days, one weekly model) built once per test module, in process."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+
+from btc_assets.defs.backtest import assets as backtest
+from btc_assets.defs.bronze import assets as bronze
+from btc_assets.defs.gold import assets as gold
+from btc_assets.defs.models import assets as models
+from btc_assets.defs.resources import local_resources
+from btc_assets.defs.silver import funding as silver_funding
+from btc_assets.defs.silver import klines as silver_klines
+from btc_assets.defs.trading import assets as trading
+
+MODULES = [bronze, silver_klines, silver_funding, gold, models, backtest, trading]
+ALL_ASSETS = dg.load_assets_from_modules(MODULES)
+DAILY = [["bronze", "klines_1m"], ["silver", "klines_1m"], ["silver", "klines_5m"], ["silver", "klines_15m"],
+         ["silver", "klines_1h"], ["gold", "features"], ["gold", "labels"]]
+RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
+
+
+class Pipeline:
+    """Runs selections of the real assets against one temp data dir and instance."""
+
+    def __init__(self, root, archive_url, instance):
+        self.root, self.instance = root, instance
+        self.resources = local_resources(root, archive_url=str(archive_url))
+
+    def run(self, keys, partition_key=None, first=None, last=None, run_config=None, tags=None, raise_on_error=True):
+        t = dict(tags or {})
+        if first:
+            t.update({RANGE_START: first, RANGE_END: last})
+        return dg.materialize(ALL_ASSETS, selection=[dg.AssetKey(k) for k in keys], partition_key=partition_key,
+                              resources=self.resources, instance=self.instance, tags=t, run_config=run_config,
+                              raise_on_error=raise_on_error)
+
+    def sql(self, q, params=None):
+        with self.resources["warehouse"].get_connection() as conn:
+            return conn.execute(q, params or []).fetchall()
+
+
+@pytest.fixture(scope="module")
+def instance():
+    with dg.instance_for_test() as inst:
+        yield inst
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, sample_archive, instance):
+    """bronze..gold for 2024-01-01..10 and funding for January."""
+    p = Pipeline(tmp_path_factory.mktemp("data"), sample_archive, instance)
+    p.run([["bronze", "funding_rates"], ["silver", "funding_rates"]], partition_key="2024-01-01")
+    p.run(DAILY, first="2024-01-01", last="2024-01-10")
+    return p
+
+
+def train_config(min_days: int = 3) -> dict:
+    return {"ops": {"models__xgb_model": {"config": {"min_train_days": min_days, "n_estimators": 60}}}}

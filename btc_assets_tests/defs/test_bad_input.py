@@ -1,0 +1,111 @@
+"""Bad archive input through the real assets: each fails naming the file and what to do, and loses nothing."""
+
+import hashlib
+import shutil
+
+import dagster as dg
+import pytest
+
+from btc_assets_tests.conftest import KLINES_DIR, real_klines, zip_csv
+from btc_assets_tests.defs.conftest import Pipeline
+
+REL = "data/futures/um/daily/klines/BTCUSDT/1m"
+
+
+@pytest.fixture()
+def mirror(tmp_path):
+    """A writable copy of three sample days in the archive layout."""
+    d = tmp_path / "mirror" / REL
+    d.mkdir(parents=True)
+    for day in ("01", "02", "03"):
+        for suffix in ("", ".CHECKSUM"):
+            shutil.copy(KLINES_DIR / f"BTCUSDT-1m-2024-01-{day}.zip{suffix}", d)
+    return tmp_path / "mirror"
+
+
+def publish(mirror, name, data: bytes):
+    (mirror / REL / name).write_bytes(data)
+    (mirror / REL / f"{name}.CHECKSUM").write_text(f"{hashlib.sha256(data).hexdigest()}  {name}\n")
+
+
+def error_of(res) -> str:
+    return str(res.get_step_failure_events()[0].event_specific_data.error)
+
+
+def pipeline(tmp_path, mirror):
+    instance = dg.DagsterInstance.ephemeral()
+    return Pipeline(tmp_path / "data", mirror, instance)
+
+
+def test_unpublished_day_is_reported_as_not_yet_published(tmp_path, mirror):
+    res = pipeline(tmp_path, mirror).run([["bronze", "klines_1m"]], partition_key="2024-01-04", raise_on_error=False)
+    assert not res.success
+    err = error_of(res)
+    assert "BTCUSDT-1m-2024-01-04.zip" in err and "not" in err.lower() and "publish" in err.lower()
+
+
+def test_checksum_mismatch_names_the_file_and_keeps_the_good_days(tmp_path, mirror):
+    f = mirror / REL / "BTCUSDT-1m-2024-01-02.zip"
+    data = bytearray(f.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte: what a damaged download looks like
+    f.write_bytes(bytes(data))
+    p = pipeline(tmp_path, mirror)
+    res = p.run([["bronze", "klines_1m"]], first="2024-01-01", last="2024-01-03", raise_on_error=False)
+    assert not res.success
+    err = error_of(res)
+    assert "1 of 3" in err and "BTCUSDT-1m-2024-01-02.zip" in err and "checksum" in err.lower()
+    kept = sorted(x.name for x in (p.root / "lake" / "bronze" / REL).glob("*.zip"))
+    assert kept == ["BTCUSDT-1m-2024-01-01.zip", "BTCUSDT-1m-2024-01-03.zip"]
+
+
+@pytest.mark.parametrize(
+    "mutate, expected",
+    [
+        (lambda text: text.replace("\n", "\n1704153600000,1,2\n", 1), r"(?s)BTCUSDT-1m-2024-01-02\.csv|2024-01-02.*line"),
+        (lambda text: text.replace(",42", ",4x2", 1), r"2024-01-02"),
+        (lambda text: text[: len(text) // 2], r"2024-01-02"),
+    ],
+    ids=["wrong-column-count", "non-numeric", "truncated"],
+)
+def test_malformed_csv_fails_silver_naming_file_and_row(tmp_path, mirror, mutate, expected):
+    import zipfile, io, re
+
+    name = "BTCUSDT-1m-2024-01-02.zip"
+    text = zipfile.ZipFile(io.BytesIO((KLINES_DIR / name).read_bytes())).read("BTCUSDT-1m-2024-01-02.csv").decode()
+    publish(mirror, name, zip_csv("BTCUSDT-1m-2024-01-02.csv", mutate(text)))
+    p = pipeline(tmp_path, mirror)
+    p.run([["bronze", "klines_1m"]], partition_key="2024-01-02")
+    res = p.run([["silver", "klines_1m"]], partition_key="2024-01-02", raise_on_error=False)
+    assert not res.success
+    err = error_of(res)
+    assert re.search(expected, err), err
+    assert "line" in err.lower() or "row" in err.lower()
+
+
+def test_corrupt_zip_fails_silver_naming_the_file(tmp_path, mirror):
+    publish(mirror, "BTCUSDT-1m-2024-01-02.zip", b"PK\x03\x04 this is not really a zip")
+    p = pipeline(tmp_path, mirror)
+    p.run([["bronze", "klines_1m"]], partition_key="2024-01-02")
+    res = p.run([["silver", "klines_1m"]], partition_key="2024-01-02", raise_on_error=False)
+    assert "BTCUSDT-1m-2024-01-02" in error_of(res) and "zip" in error_of(res).lower()
+
+
+def test_missing_minutes_fail_the_blocking_check_and_stop_gold(tmp_path, mirror):
+    raw = real_klines(__import__("datetime").date(2024, 1, 2))
+    raw = raw.drop(index=[500, 501])
+    lines = ["open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,"
+             "taker_buy_quote_volume,ignore"]
+    for r in raw.itertuples():
+        lines.append(f"{int(r.open_time.value // 10**6)},{r.open},{r.high},{r.low},{r.close},{r.volume},"
+                     f"{int(r.close_time.value // 10**6)},{r.quote_volume},{r.count},{r.taker_buy_volume},"
+                     f"{r.taker_buy_quote_volume},0")
+    publish(mirror, "BTCUSDT-1m-2024-01-02.zip", zip_csv("BTCUSDT-1m-2024-01-02.csv", "\n".join(lines) + "\n"))
+    p = pipeline(tmp_path, mirror)
+    p.run([["bronze", "klines_1m"]], partition_key="2024-01-02")
+    res = p.run([["silver", "klines_1m"], ["silver", "klines_5m"]], partition_key="2024-01-02", raise_on_error=False)
+    checks = {c.check_name: c for c in res.get_asset_check_evaluations()}
+    every = checks["klines_1m_has_every_minute"]
+    assert not every.passed and every.metadata["missing_minutes"].value == 2
+    assert "2024-01-02 08:20:00+00:00" in str(every.metadata["first_missing"].value)
+    assert not any(e.asset_key == dg.AssetKey(["silver", "klines_5m"]) for e in res.get_asset_materialization_events())
+    assert p.sql("SELECT count(*) FROM silver.klines_1m") == [(1438,)]  # kept as received, nothing invented

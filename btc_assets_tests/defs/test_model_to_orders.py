@@ -1,0 +1,123 @@
+"""models -> signals -> backtest -> trading on real sample days, in process; the sensor's skip and run paths."""
+
+import json
+import time
+
+import dagster as dg
+import mlflow
+import pandas as pd
+import pytest
+
+from btc_assets.defs.resources import ReplayResource
+from btc_assets.defs.trading.assets import BARS_FROM, BARS_TO
+from btc_assets.defs.trading.sensors import due_bars, replay_trading_sensor
+from btc_assets_tests.defs.conftest import train_config
+
+WEEK = "2024-01-08"
+
+
+@pytest.fixture(scope="module")
+def trained(built):
+    res = built.run([["models", "xgb_model"]], partition_key=WEEK, run_config=train_config())
+    built.run([["models", "signals"]], first="2024-01-08", last="2024-01-10")
+    return built, res
+
+
+def test_model_is_trained_only_on_earlier_days_and_logged(trained):
+    built, res = trained
+    meta = res.get_asset_materialization_events()[0].event_specific_data.materialization.metadata
+    assert meta["mlflow_run"].value.startswith("http://127.0.0.1:5000/#/experiments/")
+    assert pd.Timestamp(meta["test_period"].value.split(" .. ")[1]) < pd.Timestamp(WEEK, tz="UTC")
+    for k in ("test_accuracy", "test_log_loss", "majority_log_loss", "persistence_accuracy"):
+        assert k in meta
+    (uri, version, train_to), = built.sql("SELECT model_uri, model_version, train_to FROM models.xgb_models")
+    assert pd.Timestamp(train_to) < pd.Timestamp(WEEK) and version == "1"
+    mlflow.set_tracking_uri(built.resources["mlflow"].tracking_uri)
+    run = mlflow.get_run(meta["mlflow_run"].value.rsplit("/", 1)[1])
+    assert {"test_log_loss", "majority_log_loss", "test_f1_macro"} <= set(run.data.metrics)
+    model = mlflow.pyfunc.load_model(uri)
+    assert model.metadata.signature is not None
+
+
+def test_a_week_without_enough_history_fails_clearly(built):
+    res = built.run([["models", "xgb_model"]], partition_key="2024-01-01", run_config=train_config(), raise_on_error=False)
+    assert not res.success
+    assert "need 3" in str(res.get_step_failure_events()[0].event_specific_data.error)
+
+
+def test_signals_are_out_of_sample_for_their_week(trained):
+    built, _ = trained
+    (n, lo, hi, models), = built.sql("SELECT count(*), min(open_time), max(open_time), count(DISTINCT model_version) "
+                                     "FROM models.signals")
+    assert n == 3 * 1440 and str(lo) == "2024-01-08 00:00:00" and models == 1
+
+
+def test_backtest_report_has_metrics_and_a_page(trained):
+    built, _ = trained
+    res = built.run([["backtest", "report"]])
+    meta = res.get_asset_materialization_events()[0].event_specific_data.materialization.metadata
+    for k in ("total_return", "sharpe", "max_drawdown", "n_trades", "win_rate", "buy_and_hold_total_return"):
+        assert k in meta
+    html = (built.root / "lake" / "reports" / "backtest.html").read_text()
+    assert "Buy" in html and "<script src" not in html
+
+
+def test_trading_run_decides_each_bar_once_and_orders_fill_at_next_open(trained):
+    built, _ = trained
+    tags = {BARS_FROM: "2024-01-10T10:00:00+00:00", BARS_TO: "2024-01-10T10:59:00+00:00"}
+    res = built.run([["trading", "decisions"], ["trading", "orders"]], partition_key="2024-01-10", tags=tags)
+    obs = [e for e in res.all_events if e.event_type_value == "ASSET_OBSERVATION"]
+    assert len(obs) == 60  # one identifiable event per bar
+    built.run([["trading", "decisions"], ["trading", "orders"]], partition_key="2024-01-10", tags=tags)  # a retry
+    assert built.sql("SELECT count(*), count(DISTINCT decision_id) FROM trading.decisions") == [(60, 60)]
+    fills = built.sql("SELECT e.bar_time, e.price, k.open FROM trading.order_events e JOIN silver.klines_1m k "
+                      "ON k.open_time = e.bar_time + INTERVAL 1 MINUTE WHERE e.event = 'FILLED'")
+    assert all(price == open_ for _, price, open_ in fills)
+    ids = built.sql("SELECT client_order_id, count(*) FILTER (WHERE event='NEW') FROM trading.order_events GROUP BY 1")
+    assert all(n == 1 for _, n in ids)
+    # The live path's signals equal the batch out-of-sample signals for the same bars (same model, same features).
+    mismatch = built.sql("SELECT count(*) FROM trading.decisions d JOIN models.signals s ON s.open_time = d.bar_time "
+                         "WHERE s.signal <> d.signal OR abs(s.p_buy - d.p_buy) > 1e-9")
+    assert mismatch == [(0,)]
+
+
+def test_trading_run_refuses_bars_outside_its_partition(trained):
+    built, _ = trained
+    tags = {BARS_FROM: "2024-01-09T10:00:00+00:00", BARS_TO: "2024-01-09T10:05:00+00:00"}
+    res = built.run([["trading", "decisions"]], partition_key="2024-01-10", tags=tags, raise_on_error=False)
+    assert "not inside partition 2024-01-10" in str(res.get_step_failure_events()[0].event_specific_data.error)
+
+
+def sensor_ctx(built, instance, cursor=None):
+    resources = {**built.resources, "replay": ReplayResource(start="2024-01-10T23:00:00", end="2024-01-11T00:00:00",
+                                                             speed=60.0)}
+    return dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources)
+
+
+def test_sensor_skips_when_no_bar_has_closed(built, instance):
+    ctx = sensor_ctx(built, instance)
+    result = replay_trading_sensor(ctx)
+    assert isinstance(result, dg.SkipReason) and "no bar closed" in result.skip_message
+    assert json.loads(ctx.cursor)["last_bar"] is None
+
+
+def test_sensor_requests_one_run_per_day_keyed_by_bar_times(built, instance):
+    cursor = {"start": "2024-01-10T23:50:00+00:00", "end": "2024-01-11T00:10:00+00:00",
+              "anchor": time.time() - 600, "speed": 60.0, "last_bar": "2024-01-10T23:54:00+00:00"}
+    ctx = sensor_ctx(built, instance, json.dumps(cursor))
+    reqs = replay_trading_sensor(ctx)
+    assert [r.partition_key for r in reqs] == ["2024-01-10", "2024-01-11"]
+    assert reqs[0].tags[BARS_FROM].startswith("2024-01-10T23:55") and reqs[0].tags[BARS_TO].startswith("2024-01-10T23:59")
+    assert reqs[0].run_key == "replay-20240110T2355-20240110T2359"
+    assert json.loads(ctx.cursor)["last_bar"].startswith("2024-01-11T00:09")
+    again = replay_trading_sensor(sensor_ctx(built, instance, ctx.cursor))
+    assert isinstance(again, dg.SkipReason) and "finished" in again.skip_message
+
+
+def test_due_bars_follow_the_replay_clock():
+    c = {"start": "2024-01-10T10:00:00+00:00", "end": "2024-01-10T12:00:00+00:00", "anchor": 1000.0,
+         "speed": 60.0, "last_bar": None}
+    # speed 60: one wall-clock second is one replayed minute
+    assert due_bars(c, 1000.0 + 0.9) == []  # the first bar closes one replayed minute after the start
+    assert [t.strftime("%H:%M") for t in due_bars(c, 1000.0 + 3)] == ["10:00", "10:01", "10:02"]
+    assert len(due_bars(c, 1000.0 + 10**6)) == 120  # never past the end of the window

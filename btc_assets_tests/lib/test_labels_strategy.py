@@ -1,0 +1,62 @@
+"""Labels look ahead exactly their horizon (by time); the strategy's targets depend only on past signals."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from btc_assets.lib.labels import BUY, HOLD, SELL, class_balance, next_return_labels
+from btc_assets.lib.strategy import round_step, target_positions
+
+
+def frame(closes, start="2024-01-01", drop=()):
+    t = pd.date_range(start, periods=len(closes), freq="1min", tz="UTC")
+    df = pd.DataFrame({"open_time": t, "close": closes})
+    return df.drop(index=list(drop)).reset_index(drop=True)
+
+
+def test_label_classes_by_threshold():
+    lab = next_return_labels(frame([100, 100, 100, 100.2, 99.8, 100, 100.05]), horizon=3, threshold=0.001)
+    assert lab["label"].iloc[:4].tolist() == [BUY, SELL, HOLD, SELL]
+    assert lab["fwd_return"].iloc[0] == pytest.approx(0.002)
+    assert lab["label"].iloc[-3:].isna().all()  # the future is unknown: null, never guessed
+
+
+def test_missing_minute_never_stretches_the_horizon():
+    lab = next_return_labels(frame([100, 100, 100, 101, 101, 101], drop=[3]), horizon=3)
+    assert pd.isna(lab.loc[lab["open_time"] == pd.Timestamp("2024-01-01 00:00", tz="UTC"), "label"].iloc[0])
+
+
+def test_horizon_must_be_positive():
+    with pytest.raises(ValueError, match="horizon"):
+        next_return_labels(frame([1, 2, 3]), horizon=0)
+
+
+def test_class_balance_sums_to_one():
+    b = class_balance(pd.Series([0, 1, 1, 2, None], dtype="Int8"))
+    assert b == {"SELL": 0.25, "HOLD": 0.5, "BUY": 0.25}
+
+
+def test_targets_hold_for_hold_bars_then_go_flat():
+    t = pd.date_range("2024-01-01", periods=8, freq="1min", tz="UTC")
+    s = pd.Series([BUY, HOLD, HOLD, HOLD, SELL, HOLD, BUY, HOLD], index=t)
+    assert target_positions(s, hold_bars=3).tolist() == [1, 1, 1, 0, -1, -1, 1, 1]
+
+
+def test_target_of_a_bar_depends_only_on_the_last_hold_bars_signals():
+    rng = np.random.default_rng(1)
+    t = pd.date_range("2024-01-01", periods=500, freq="1min", tz="UTC")
+    s = pd.Series(rng.integers(0, 3, 500), index=t)
+    full = target_positions(s, 3)
+    for i in (10, 200, 499):
+        assert target_positions(s.iloc[i - 2 : i + 1], 3).iloc[-1] == full.iloc[i]
+
+
+def test_a_gap_does_not_extend_a_hold():
+    t = pd.DatetimeIndex(["2024-01-01 00:00", "2024-01-01 00:05"], tz="UTC")
+    assert target_positions(pd.Series([BUY, HOLD], index=t), 3).tolist() == [1, 0]
+
+
+def test_round_step_never_rounds_up():
+    assert round_step(0.0299999999, 0.001) == pytest.approx(0.029)
+    assert round_step(0.03, 0.001) == pytest.approx(0.03)
+    assert round_step(-0.0305, 0.001) == pytest.approx(-0.030)
