@@ -27,6 +27,7 @@ def print_summary(root: Path, timings: dict[str, float], wall_s: float) -> None:
         orders = conn.execute("SELECT count(DISTINCT client_order_id), count(*) FILTER (WHERE event='FILLED') "
                               "FROM trading.order_events").fetchone()
         print(f"\n== Paper trading (replay) ==\n  {orders[0]} orders journaled, {orders[1]} filled")
+    _print_backtest()
     print("\n== Timings ==")
     for k, v in timings.items():
         if k != "replay_runs":
@@ -39,3 +40,17 @@ def print_summary(root: Path, timings: dict[str, float], wall_s: float) -> None:
     print(f"  MLflow store      {root / 'mlflow'}")
     print("  make ui           Dagster UI http://127.0.0.1:3000 (asset graph, runs, checks) and "
           "MLflow UI http://127.0.0.1:5000")
+
+
+def _print_backtest() -> None:
+    import dagster as dg
+
+    event = dg.DagsterInstance.get().get_latest_materialization_event(dg.AssetKey(["backtest", "report"]))
+    if event is None or event.asset_materialization is None:
+        return
+    m = {k: v.value for k, v in event.asset_materialization.metadata.items()}
+    print(f"\n== Backtest (out-of-sample signals, after taker fees and funding) ==\n  {m['period']}")
+    print(f"  strategy      return {m['total_return']:+.2%}  Sharpe {m['sharpe']:+.2f}  max drawdown "
+          f"{m['max_drawdown']:.2%}  trades {int(m['n_trades'])}  win rate {m['win_rate']:.1%}")
+    print(f"  buy-and-hold  return {m['buy_and_hold_total_return']:+.2%}  Sharpe {m['buy_and_hold_sharpe']:+.2f}  "
+          f"max drawdown {m['buy_and_hold_max_drawdown']:.2%}")

@@ -28,17 +28,18 @@ MINUTE = pd.Timedelta(minutes=1)
 
 
 def bar_range(context: dg.AssetExecutionContext, conn) -> list[pd.Timestamp]:
-    """The bars this run decides: the tagged range, or every bar of the day in silver not decided yet."""
+    """The bars this run decides: the tagged range (or every bar of the day in silver), less those already decided."""
     start, end = (pd.Timestamp(t) for t in context.partition_time_window)
     tags = context.run.tags
+    done = Journal(conn).decided_bars(start, end)  # a retried run decides nothing twice
     if BARS_FROM in tags:
         lo, hi = pd.Timestamp(tags[BARS_FROM]), pd.Timestamp(tags[BARS_TO])
         if not (start <= lo <= hi < end):
             raise dg.Failure(f"bars {lo}..{hi} are not inside partition {context.partition_key}")
-        return list(pd.date_range(lo, hi, freq="1min"))
-    known = read_window(conn, "silver.klines_1m", "open_time", start, end, ["open_time"])["open_time"]
-    done = Journal(conn).decided_bars(start, end)
-    return [t for t in known if t not in done]
+        wanted = list(pd.date_range(lo, hi, freq="1min"))
+    else:
+        wanted = list(read_window(conn, "silver.klines_1m", "open_time", start, end, ["open_time"])["open_time"])
+    return [t for t in wanted if t not in done]
 
 
 @dg.asset(
