@@ -23,7 +23,15 @@ def commands(root: Path, dagster_port: int = 3000, mlflow_port: int = 5000) -> d
     }
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def serve(root: Path) -> int:
+    # A parent that started us in the background may have left SIGINT ignored (inherited through exec):
+    # take both Ctrl-C and SIGTERM back explicitly so that either stops everything.
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     (root / "mlflow").mkdir(parents=True, exist_ok=True)
     procs: dict[str, subprocess.Popen] = {}
     for name, cmd in commands(root).items():
