@@ -26,9 +26,9 @@ def prepare_environment(data_dir: str | None = None) -> Path:
     os.environ["BTC_DATA_DIR"] = str(root)
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(root / "dagster_home")))
     home.mkdir(parents=True, exist_ok=True)
-    template = REPO / "dagster.yaml"
-    if template.exists():
-        shutil.copy(template, home / "dagster.yaml")
+    # The repo's files are the source of truth for the instance: local (sqlite) or production (Postgres + S3).
+    template = REPO / ("deploy/dagster.prod.yaml" if os.environ.get("BTC_ENV", "local") == "prod" else "dagster.yaml")
+    shutil.copy(template, home / "dagster.yaml")
     return root
 
 

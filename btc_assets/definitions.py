@@ -1,7 +1,9 @@
-"""The one Definitions object of btc-assets: every layer's assets, checks, jobs and sensors, and the resources."""
+"""The one Definitions object of btc-assets: every layer's assets, checks, jobs, schedules and sensors, and the
+resources of the profile chosen by BTC_ENV."""
 
 import dagster as dg
 
+from btc_assets.defs import automation
 from btc_assets.defs.backtest import assets as backtest
 from btc_assets.defs.bronze import assets as bronze
 from btc_assets.defs.gold import assets as gold
@@ -12,11 +14,13 @@ from btc_assets.defs.silver import klines as silver_klines
 from btc_assets.defs.trading import assets as trading
 from btc_assets.defs.trading.sensors import replay_trading_sensor, trading_job
 
+LAYERS = [bronze, silver_klines, silver_funding, gold, models, backtest, trading]
+
 defs = dg.Definitions(
-    assets=dg.load_assets_from_modules([bronze, silver_klines, silver_funding, gold, models, backtest, trading]),
-    asset_checks=dg.load_asset_checks_from_modules([bronze, silver_klines, silver_funding, gold, models, backtest,
-                                                    trading]),
-    jobs=[trading_job],
-    sensors=[replay_trading_sensor],
+    assets=automation.with_eager_downstream(dg.load_assets_from_modules(LAYERS)),
+    asset_checks=dg.load_asset_checks_from_modules(LAYERS),
+    jobs=[trading_job, *automation.JOBS],
+    schedules=automation.SCHEDULES,
+    sensors=[replay_trading_sensor, *automation.SENSORS],
     resources=build_resources(),
 )

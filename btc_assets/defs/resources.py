@@ -14,14 +14,18 @@ trading keys of the live issue) only ever travel as dg.EnvVar.
 """
 
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
+from dagster_aws.s3 import S3Resource
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from btc_assets.lib.archive import ArchiveClient
+from btc_assets.lib.notify import Notifier
 
 DEFAULT_ARCHIVE_URL = "https://data.binance.vision"
 SAMPLE_ARCHIVE = Path(__file__).resolve().parents[1] / "sample_data" / "archive"
@@ -50,19 +54,61 @@ class LakeResource(dg.ConfigurableResource):
             raise ValueError(f"lake path {relpath!r} escapes the lake root {self.root}")
         return p
 
-    def write_bytes(self, relpath: str, data: bytes) -> Path:
+    def write_bytes(self, relpath: str, data: bytes) -> str:
+        """Write atomically (a crash never leaves half a file under the real name); returns the file's URI."""
         p = self.path(relpath)
         p.parent.mkdir(parents=True, exist_ok=True)
         tmp = p.with_name(p.name + ".partial")
         tmp.write_bytes(data)
-        tmp.replace(p)  # atomic: a crash never leaves half a file under the real name
-        return p
+        tmp.replace(p)
+        return p.as_uri()
 
     def read_bytes(self, relpath: str) -> bytes:
         p = self.path(relpath)
         if not p.exists():
             raise FileNotFoundError(f"{p} is not in the lake: materialize the bronze partition that fetches it first")
         return p.read_bytes()
+
+    def uri(self, relpath: str) -> str:
+        return self.path(relpath).as_uri()
+
+
+class S3LakeResource(dg.ConfigurableResource):
+    """The lake on S3 (production): the same interface as LakeResource, objects under s3://bucket/prefix/."""
+
+    bucket: str
+    prefix: str = "lake"
+    s3: dg.ResourceDependency[S3Resource]
+
+    def key(self, relpath: str) -> str:
+        if relpath.startswith("/") or ".." in relpath.split("/"):
+            raise ValueError(f"lake path {relpath!r} must be relative and stay inside the lake")
+        return f"{self.prefix.strip('/')}/{relpath}"
+
+    def write_bytes(self, relpath: str, data: bytes) -> str:
+        self.s3.get_client().put_object(Bucket=self.bucket, Key=self.key(relpath), Body=data)
+        return self.uri(relpath)
+
+    def read_bytes(self, relpath: str) -> bytes:
+        client = self.s3.get_client()
+        try:
+            return client.get_object(Bucket=self.bucket, Key=self.key(relpath))["Body"].read()
+        except client.exceptions.NoSuchKey as exc:
+            raise FileNotFoundError(f"{self.uri(relpath)} is not in the lake: materialize the bronze partition "
+                                    "that fetches it first") from exc
+
+    def uri(self, relpath: str) -> str:
+        return f"s3://{self.bucket}/{self.key(relpath)}"
+
+
+class WarehouseResource(DuckDBResource):
+    """The DuckDB warehouse file; its folder is created on first use (a fresh volume or data dir)."""
+
+    @contextlib.contextmanager
+    def get_connection(self) -> Iterator:
+        Path(self.database).parent.mkdir(parents=True, exist_ok=True)
+        with super().get_connection() as conn:
+            yield conn
 
 
 class MlflowResource(dg.ConfigurableResource):
@@ -75,7 +121,7 @@ class MlflowResource(dg.ConfigurableResource):
         """Point mlflow at this store and return the experiment id (created with our artifact root)."""
         import mlflow
 
-        if self.tracking_uri.startswith("sqlite:///"):
+        if self.tracking_uri.startswith("sqlite:///"):  # a local store: make its folder
             Path(self.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.tracking_uri)
@@ -101,6 +147,24 @@ class TradingResource(dg.ConfigurableResource):
             raise ValueError(f"BTC trading mode {self.mode!r} is not available: only the paper broker exists yet")
 
 
+class NotifierResource(dg.ConfigurableResource):
+    """Alerts (fills, breakers, kill switch, failed runs). Secrets arrive only as dg.EnvVar; unset: the log."""
+
+    telegram_bot_token: str | None = None
+    telegram_chat_id: str | None = None
+    webhook_url: str | None = None
+
+    def notifier(self) -> Notifier:
+        return Notifier(self.telegram_bot_token, self.telegram_chat_id, self.webhook_url)
+
+
+def notifier_from_env() -> NotifierResource:
+    """EnvVar for each configured secret (checked for presence only, so nothing secret is read at load time)."""
+    fields = {"telegram_bot_token": "TELEGRAM_BOT_TOKEN", "telegram_chat_id": "TELEGRAM_CHAT_ID",
+              "webhook_url": "BTC_ALERT_WEBHOOK_URL"}
+    return NotifierResource(**{f: dg.EnvVar(v) for f, v in fields.items() if os.environ.get(v)})
+
+
 class ReplayResource(dg.ConfigurableResource):
     """The replayed window of the live sensor in replay mode (empty start/end: the last 2 hours in silver)."""
 
@@ -119,20 +183,43 @@ def local_resources(root: Path, archive_url: str = DEFAULT_ARCHIVE_URL, symbol: 
     return {
         "archive": ArchiveResource(base_url=archive_url, symbol=symbol),
         "lake": LakeResource(root=str(root / "lake")),
-        "warehouse": DuckDBResource(database=str(root / "warehouse.duckdb")),
+        "warehouse": WarehouseResource(database=str(root / "warehouse.duckdb")),
         "mlflow": MlflowResource(
             tracking_uri=f"sqlite:///{root / 'mlflow' / 'mlflow.db'}",
             artifact_root=(root / "mlflow" / "artifacts").as_uri(),
         ),
         "trading": TradingResource(),
         "replay": replay or ReplayResource(),
+        "notifier": notifier_from_env(),
     }
+
+
+def prod_resources(root: Path) -> dict[str, object]:
+    """BTC_ENV=prod: raw files and reports on S3, MLflow on Postgres with S3 artifacts, DuckDB on a volume.
+
+    The Postgres password of MLflow never appears in a URI (Dagster shows resource config in its UI): psycopg2 reads
+    it from PGPASSWORD (or ~/.pgpass).
+    """
+    missing = [v for v in ("BTC_S3_BUCKET", "BTC_MLFLOW_TRACKING_URI") if not os.environ.get(v)]
+    if missing:
+        raise ValueError(f"BTC_ENV=prod needs {', '.join(missing)}: see README (Production)")
+    bucket = os.environ["BTC_S3_BUCKET"]
+    tracking = os.environ["BTC_MLFLOW_TRACKING_URI"]
+    if "@" in tracking and ":" in tracking.split("@")[0].split("//")[-1]:
+        raise ValueError("BTC_MLFLOW_TRACKING_URI must not contain a password: put it in PGPASSWORD")
+    res = local_resources(root, archive_url=os.environ.get("BINANCE_ARCHIVE_URL", DEFAULT_ARCHIVE_URL),
+                          symbol=os.environ.get("BTC_SYMBOL", "BTCUSDT"))
+    res["lake"] = S3LakeResource(bucket=bucket, s3=S3Resource())
+    res["mlflow"] = MlflowResource(tracking_uri=tracking, artifact_root=f"s3://{bucket}/mlflow")
+    return res
 
 
 def build_resources() -> dict[str, object]:
     env = os.environ.get("BTC_ENV", "local")
+    if env == "prod":
+        return prod_resources(data_dir())
     if env != "local":
-        raise ValueError(f"BTC_ENV={env!r} is not supported yet: use local (the production profile is issue 5)")
+        raise ValueError(f"BTC_ENV={env!r} is not a profile: use local (default) or prod")
     return local_resources(
         data_dir(),
         archive_url=os.environ.get("BINANCE_ARCHIVE_URL", DEFAULT_ARCHIVE_URL),

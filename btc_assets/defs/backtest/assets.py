@@ -8,7 +8,7 @@ from dagster_duckdb import DuckDBResource
 from btc_assets.defs.resources import LakeResource, TradingResource
 from btc_assets.lib import strategy
 from btc_assets.lib.backtest import Costs, simulate
-from btc_assets.lib.report import render_report, write_report
+from btc_assets.lib.report import render_report
 from btc_assets.lib.warehouse import table_exists
 
 REPORT_PATH = "reports/backtest.html"
@@ -52,13 +52,11 @@ def report(
         subtitle=f"{lo:%Y-%m-%d %H:%M} .. {hi:%Y-%m-%d %H:%M} UTC · {len(bars):,} bars · out-of-sample signals of "
                  f"{len(models)} weekly models · taker {trading.taker_fee:.2%} · real funding",
     )
-    path = lake.path(REPORT_PATH)
-    write_report(html, path)
+    uri = lake.write_bytes(REPORT_PATH, html.encode("utf-8"))
     m, b = result.metrics, result.benchmark_metrics
     return dg.MaterializeResult(metadata={
         **{k: float(m[k]) for k in HEADLINE},
         **{f"buy_and_hold_{k}": float(b[k]) for k in ("total_return", "sharpe", "max_drawdown")},
         "bars": len(bars), "period": f"{lo} .. {hi}", "models": models,
-        "report": dg.MetadataValue.path(str(path)),
-        "report_url": dg.MetadataValue.url(path.as_uri()),
+        "report": dg.MetadataValue.url(uri),
     })

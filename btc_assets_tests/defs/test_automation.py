@@ -1,0 +1,88 @@
+"""Schedules pick the right partitions, are off locally and on in prod; failed runs are announced."""
+
+import datetime as dt
+import http.server
+import importlib
+import json
+import threading
+
+import dagster as dg
+import pytest
+
+from btc_assets.defs import automation
+from btc_assets.defs.resources import NotifierResource
+from btc_assets_tests.defs.conftest import Pipeline
+
+UTC = dt.timezone.utc
+
+
+def ctx(when: dt.datetime) -> dg.ScheduleEvaluationContext:
+    return dg.build_schedule_context(scheduled_execution_time=when)
+
+
+def test_weekly_retrain_targets_the_week_that_starts_today():
+    req = automation.weekly_retrain_schedule(ctx(dt.datetime(2024, 2, 12, 8, 0, tzinfo=UTC)))
+    assert req.partition_key == "2024-02-12" and req.run_key == "xgb-2024-02-12"
+
+
+def test_labels_wait_for_the_next_day():
+    req = automation.labels_schedule(ctx(dt.datetime(2024, 2, 12, 7, 30, tzinfo=UTC)))
+    assert req.partition_key == "2024-02-10"
+
+
+def test_daily_archive_schedule_fetches_yesterday():
+    from btc_assets.definitions import defs
+
+    sched = defs.get_schedule_def("daily_archive_job_schedule")
+    assert sched.cron_schedule == "0 7 * * *"
+    result = sched.evaluate_tick(ctx(dt.datetime(2024, 2, 12, 7, 0, tzinfo=UTC)))
+    assert [r.partition_key for r in result.run_requests] == ["2024-02-11"]
+
+
+def test_off_locally_on_in_production(monkeypatch):
+    assert automation.weekly_retrain_schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+    monkeypatch.setenv("BTC_ENV", "prod")
+    prod = importlib.reload(automation)
+    try:
+        assert prod.weekly_retrain_schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+        assert prod.eager_sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    finally:
+        monkeypatch.delenv("BTC_ENV")
+        importlib.reload(automation)
+
+
+class Hook(http.server.BaseHTTPRequestHandler):
+    received: list = []
+
+    def do_POST(self):  # noqa: N802 - http.server API
+        Hook.received.append((self.path, json.loads(self.rfile.read(int(self.headers["Content-Length"])))))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture()
+def webhook():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    Hook.received.clear()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_a_failed_run_is_announced(tmp_path, sample_archive, webhook):
+    instance = dg.DagsterInstance.ephemeral()
+    p = Pipeline(tmp_path, sample_archive, instance)
+    res = p.run([["bronze", "klines_1m"]], partition_key="2024-03-05", raise_on_error=False)
+    assert not res.success
+    failure = next(e for e in res.all_events if e.event_type_value == "PIPELINE_FAILURE")  # the run failure
+    context = dg.build_run_status_sensor_context(
+        sensor_name="run_failure_alert", dagster_event=failure, dagster_instance=instance,
+        dagster_run=instance.get_run_by_id(res.run_id),
+        resources={"notifier": NotifierResource(webhook_url=webhook)},
+    ).for_run_failure()
+    automation.run_failure_alert(context)
+    (path, body), = Hook.received
+    assert body["level"] == "error" and res.run_id in body["text"]

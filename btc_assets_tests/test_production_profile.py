@@ -1,0 +1,85 @@
+"""BTC_ENV=prod end to end on real servers: Dagster's instance on PostgreSQL, the lake, MLflow artifacts and
+compute logs on a local S3 API (moto), MLflow's backend on PostgreSQL. A few partitions of every layer."""
+
+import shutil
+
+import boto3
+import dagster as dg
+import psycopg2
+import pytest
+
+from btc_assets.defs.resources import build_resources
+from btc_assets_tests.defs.conftest import ALL_ASSETS, DAILY, RANGE_END, RANGE_START, train_config
+
+BUCKET = "btc-assets-test"
+
+
+@pytest.fixture()
+def prod_env(monkeypatch, tmp_path, pg_server, s3_endpoint, sample_archive):
+    env = {
+        "BTC_ENV": "prod", "BTC_DATA_DIR": str(tmp_path / "volume"), "BINANCE_ARCHIVE_URL": str(sample_archive),
+        "BTC_S3_BUCKET": BUCKET, "AWS_ENDPOINT_URL_S3": s3_endpoint, "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1", "MLFLOW_S3_ENDPOINT_URL": s3_endpoint,
+        "DAGSTER_PG_URL": pg_server.url("dagster", driver="postgresql+psycopg2"),
+        "BTC_MLFLOW_TRACKING_URI": f"postgresql+psycopg2://{pg_server.user}@{pg_server.host}:{pg_server.port}/mlflow",
+        "PGPASSWORD": pg_server.password,
+    }
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(__import__("btc_assets.cli", fromlist=["REPO"]).REPO / "deploy" / "dagster.prod.yaml",
+                home / "dagster.yaml")
+    return home
+
+
+def s3_keys(endpoint, prefix):
+    s3 = boto3.client("s3", endpoint_url=endpoint)
+    return [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", [])]
+
+
+def test_prod_profile_runs_every_layer_on_postgres_and_s3(prod_env, pg_server, s3_endpoint):
+    instance = dg.DagsterInstance.from_config(str(prod_env))
+    assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+    assert type(instance.compute_log_manager).__name__ == "S3ComputeLogManager"
+    resources = build_resources()
+
+    def run(keys, **kw):
+        res = dg.materialize(ALL_ASSETS, selection=[dg.AssetKey(k) for k in keys], resources=resources,
+                             instance=instance, **kw)
+        assert res.success
+        return res
+
+    run([["bronze", "funding_rates"], ["silver", "funding_rates"]], partition_key="2024-01-01")
+    run(DAILY, tags={RANGE_START: "2024-01-01", RANGE_END: "2024-01-08"})
+    run([["models", "xgb_model"]], partition_key="2024-01-08", run_config=train_config())
+    run([["models", "signals"]], partition_key="2024-01-08")
+    run([["backtest", "report"]])
+    run([["trading", "decisions"], ["trading", "orders"]], partition_key="2024-01-08",
+        tags={"btc/bars_from": "2024-01-08T12:00:00+00:00", "btc/bars_to": "2024-01-08T12:29:00+00:00"})
+
+    lake = s3_keys(s3_endpoint, "lake/")
+    assert "lake/bronze/data/futures/um/daily/klines/BTCUSDT/1m/BTCUSDT-1m-2024-01-05.zip" in lake
+    assert any(k.endswith("reports/backtest.html") for k in lake)
+    assert any("/model/" in k or k.endswith("MLmodel") for k in s3_keys(s3_endpoint, "mlflow/"))
+    with psycopg2.connect(pg_server.url("dagster")) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM runs WHERE status = 'SUCCESS'")
+        assert cur.fetchone()[0] == 6
+    with psycopg2.connect(pg_server.url("mlflow")) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM registered_models")
+        assert cur.fetchone()[0] == 1
+
+
+def test_prod_profile_refuses_to_start_without_its_settings(monkeypatch):
+    monkeypatch.setenv("BTC_ENV", "prod")
+    monkeypatch.delenv("BTC_S3_BUCKET", raising=False)
+    with pytest.raises(ValueError, match="BTC_S3_BUCKET"):
+        build_resources()
+
+
+def test_mlflow_uri_with_a_password_is_refused(monkeypatch):
+    monkeypatch.setenv("BTC_ENV", "prod")
+    monkeypatch.setenv("BTC_S3_BUCKET", "b")
+    monkeypatch.setenv("BTC_MLFLOW_TRACKING_URI", "postgresql://u:secret@h:5432/mlflow")
+    with pytest.raises(ValueError, match="PGPASSWORD"):
+        build_resources()
