@@ -34,12 +34,14 @@ def serve(root: Path) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     (root / "mlflow").mkdir(parents=True, exist_ok=True)
     procs: dict[str, subprocess.Popen] = {}
-    for name, cmd in commands(root).items():
+    ports = int(os.environ.get("BTC_UI_DAGSTER_PORT", "3000")), int(os.environ.get("BTC_UI_MLFLOW_PORT", "5000"))
+    for name, cmd in commands(root, *ports).items():
         # A fresh process group each, with default signal handlers: `dagster dev` started from a script otherwise
         # ignores SIGINT, and Ctrl-C must stop everything.
         procs[name] = subprocess.Popen(cmd, cwd=REPO, env=os.environ.copy(), start_new_session=True,
                                        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    print("Dagster UI: http://127.0.0.1:3000   MLflow UI: http://127.0.0.1:5000   (Ctrl-C stops both)", flush=True)
+    print(f"Dagster UI: http://127.0.0.1:{ports[0]}   MLflow UI: http://127.0.0.1:{ports[1]}   (Ctrl-C stops both)",
+          flush=True)
     code = 0
     try:
         while all(p.poll() is None for p in procs.values()):

@@ -1,6 +1,9 @@
-"""`make ui`: both UIs answer on 127.0.0.1 and one Ctrl-C (SIGINT) stops every process they started."""
+"""The UIs as a person uses them: `btc-assets ui` (make ui) serves the Dagster UI and the MLflow UI on 127.0.0.1, a
+real browser (Debian's Chromium, driven by Playwright) finds the project's assets and experiments there, and one
+Ctrl-C stops every process. Screenshots go to test-artifacts/."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -8,7 +11,16 @@ import time
 import urllib.request
 from pathlib import Path
 
+import dagster as dg
 import pytest
+
+from btc_assets_tests.conftest import require_service
+from btc_assets_tests.defs.conftest import DAILY, Pipeline, train_config
+from btc_assets_tests.services.postgres import free_port
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
 
 
 def _up(url: str) -> bool:
@@ -18,21 +30,77 @@ def _up(url: str) -> bool:
         return False
 
 
-@pytest.mark.slow
-def test_ui_serves_both_and_stops_on_ctrl_c(tmp_path):
-    env = {**os.environ, "BTC_DATA_DIR": str(tmp_path), "DAGSTER_HOME": str(tmp_path / "dh")}
-    exe = Path(sys.executable).parent / "btc-assets"
-    proc = subprocess.Popen([str(exe), "ui"], env=env, start_new_session=True,
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, sample_archive):
+    """A data dir with a model in MLflow and materializations in a persistent instance, and both UIs on it."""
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        require_service("Chromium", FileNotFoundError("chromium"))
+    root = tmp_path_factory.mktemp("ui")
+    home = root / "dagster_home"
+    home.mkdir()
+    shutil.copy(Path(__file__).resolve().parents[1] / "dagster.yaml", home / "dagster.yaml")
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        p = Pipeline(root, sample_archive, instance)
+        p.run(DAILY, first="2024-01-01", last="2024-01-08")
+        p.run([["models", "xgb_model"]], partition_key="2024-01-08", run_config=train_config())
+    ports = free_port(), free_port()
+    env = {**os.environ, "BTC_DATA_DIR": str(root), "DAGSTER_HOME": str(home), "BINANCE_ARCHIVE_URL": str(sample_archive),
+           "BTC_UI_DAGSTER_PORT": str(ports[0]), "BTC_UI_MLFLOW_PORT": str(ports[1])}
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "btc-assets"), "ui"], env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.time() + 90
-        while time.time() < deadline and not (_up("http://127.0.0.1:3000/server_info") and _up("http://127.0.0.1:5000/")):
-            time.sleep(1)
-        assert _up("http://127.0.0.1:3000/server_info") and _up("http://127.0.0.1:5000/")
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=40) == 0
+    urls = f"http://127.0.0.1:{ports[0]}", f"http://127.0.0.1:{ports[1]}"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (_up(f"{urls[0]}/server_info") and _up(urls[1])):
         time.sleep(1)
-        assert not _up("http://127.0.0.1:3000/server_info") and not _up("http://127.0.0.1:5000/")
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+    yield proc, urls, chromium
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def browser(served):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=served[2], args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def _dismiss_dialog(page) -> None:
+    skip = page.get_by_role("button", name="Skip")
+    if skip.count():
+        skip.first.click()
+
+
+def test_dagster_asset_graph_shows_the_layers_and_assets(served, browser):
+    page = browser.new_page(viewport={"width": 1600, "height": 1000})
+    page.goto(f"{served[1][0]}/asset-groups", wait_until="networkidle")
+    for group in ("bronze", "silver", "gold", "models", "backtest", "trading"):
+        page.get_by_text(group, exact=True).first.wait_for(timeout=30_000)
+    _dismiss_dialog(page)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "dagster_asset_graph.png"))
+    page.goto(f"{served[1][0]}/assets/silver/klines_1m?view=checks", wait_until="networkidle")
+    page.get_by_text("klines_1m_has_every_minute").first.wait_for(timeout=30_000)
+    page.screenshot(path=str(ARTIFACTS / "dagster_silver_klines_1m.png"))
+
+
+def test_mlflow_shows_the_experiment_and_run(served, browser):
+    page = browser.new_page(viewport={"width": 1600, "height": 1000})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{served[1][1]}/#/experiments", wait_until="networkidle")
+    page.get_by_text("btc_assets.xgboost").first.wait_for(timeout=30_000)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "mlflow_experiments.png"))
+    assert not errors, errors
+
+
+def test_one_ctrl_c_stops_both_uis(served, browser):
+    proc, urls, _ = served
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=40) == 0
+    time.sleep(1)
+    assert not _up(f"{urls[0]}/server_info") and not _up(urls[1])
