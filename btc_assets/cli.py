@@ -1,4 +1,4 @@
-"""Command line of btc-assets: `btc-assets demo | replay | ui | paths`.
+"""Command line of btc-assets: `btc-assets demo | ui | metrics`.
 
 `demo` materializes the whole graph over a date range in process, against the persistent Dagster instance in
 $DAGSTER_HOME, so that `make ui` afterwards shows every run, materialization and check. Daily layers are filled by
@@ -115,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--replay-hours", type=float, default=4.0)
     d.add_argument("--replay-speed", type=float, default=600.0, help="replayed minutes per wall-clock minute")
     sub.add_parser("ui", help="Dagster UI on 127.0.0.1:3000 and MLflow UI on 127.0.0.1:5000 (Ctrl-C stops both)")
+    m = sub.add_parser("metrics", help="serve the trader's Prometheus metrics on /metrics")
+    m.add_argument("--host", default="127.0.0.1")
+    m.add_argument("--port", type=int, default=int(os.environ.get("BTC_METRICS_PORT", "9108")))
     args = p.parse_args(argv)
     root = prepare_environment()
     if args.cmd == "demo":
@@ -124,6 +127,10 @@ def main(argv: list[str] | None = None) -> int:
 
         print_summary(root, timings, time.perf_counter() - t0)
         return 0
+    if args.cmd == "metrics":
+        from btc_assets.metrics_server import serve_metrics
+
+        return serve_metrics(root / "metrics" / "trading.prom", args.host, args.port)
     if args.cmd == "ui":
         from btc_assets.ui import serve
 

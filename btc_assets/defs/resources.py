@@ -141,6 +141,7 @@ class TradingResource(dg.ConfigurableResource):
     taker_fee: float = 0.0005
     step_size: float = 0.001
     min_notional: float = 10.0
+    metrics_file: str = Field(default="", description="Prometheus text snapshot written after every trading run")
 
     def model_post_init(self, __context) -> None:  # noqa: D401 - pydantic hook
         if self.mode != "paper":
@@ -188,7 +189,7 @@ def local_resources(root: Path, archive_url: str = DEFAULT_ARCHIVE_URL, symbol: 
             tracking_uri=f"sqlite:///{root / 'mlflow' / 'mlflow.db'}",
             artifact_root=(root / "mlflow" / "artifacts").as_uri(),
         ),
-        "trading": TradingResource(),
+        "trading": TradingResource(metrics_file=str(root / "metrics" / "trading.prom")),
         "replay": replay or ReplayResource(),
         "notifier": notifier_from_env(),
     }

@@ -19,7 +19,7 @@ ORDER_EVENTS = "trading.order_events"
 DECISION_TYPES = {
     "decision_id": "VARCHAR", "bar_time": "TIMESTAMP", "decided_at": "TIMESTAMP", "run_id": "VARCHAR",
     "model_version": "VARCHAR", "p_sell": "DOUBLE", "p_hold": "DOUBLE", "p_buy": "DOUBLE", "signal": "TINYINT",
-    "target_position": "DOUBLE", "price": "DOUBLE",
+    "target_position": "DOUBLE", "price": "DOUBLE", "requested_at": "TIMESTAMP",
 }
 EVENT_TYPES = {
     "client_order_id": "VARCHAR", "event": "VARCHAR", "event_time": "TIMESTAMP", "bar_time": "TIMESTAMP",
@@ -52,6 +52,8 @@ class Journal:
         self.conn = conn
         ensure_table(conn, DECISIONS, DECISION_TYPES)
         ensure_table(conn, ORDER_EVENTS, EVENT_TYPES)
+        # journals created before requested_at existed gain the column (null for their old rows)
+        conn.execute(f"ALTER TABLE {DECISIONS} ADD COLUMN IF NOT EXISTS requested_at TIMESTAMP")
 
     def decided_bars(self, start: pd.Timestamp, end: pd.Timestamp) -> set[pd.Timestamp]:
         rows = self.conn.execute(
@@ -63,8 +65,8 @@ class Journal:
         """Insert decisions whose decision_id is not journaled yet (a retried run adds nothing twice)."""
         if df.empty:
             return
-        frame = df[list(DECISION_TYPES)].copy()
-        for col in ("bar_time", "decided_at"):
+        frame = df.reindex(columns=list(DECISION_TYPES)).copy()  # requested_at is optional (manual runs)
+        for col in ("bar_time", "decided_at", "requested_at"):
             frame[col] = pd.to_datetime(frame[col], utc=True).dt.tz_localize(None)
         self.conn.register("_decisions", frame)
         self.conn.execute(

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from btc_assets.defs.resources import ReplayResource
-from btc_assets.defs.trading.assets import BARS_FROM, BARS_TO
+from btc_assets.defs.trading.assets import BARS_FROM, BARS_TO, REQUESTED_AT
 from btc_assets.defs.trading.sensors import due_bars, replay_trading_sensor
 from btc_assets_tests.defs.conftest import train_config
 
@@ -64,7 +64,8 @@ def test_backtest_report_has_metrics_and_a_page(trained):
 
 def test_trading_run_decides_each_bar_once_and_orders_fill_at_next_open(trained):
     built, _ = trained
-    tags = {BARS_FROM: "2024-01-10T10:00:00+00:00", BARS_TO: "2024-01-10T10:59:00+00:00"}
+    tags = {BARS_FROM: "2024-01-10T10:00:00+00:00", BARS_TO: "2024-01-10T10:59:00+00:00",
+            REQUESTED_AT: f"{time.time():.3f}"}
     res = built.run([["trading", "decisions"], ["trading", "orders"]], partition_key="2024-01-10", tags=tags)
     obs = [e for e in res.all_events if e.event_type_value == "ASSET_OBSERVATION"]
     assert len(obs) == 60  # one identifiable event per bar
@@ -79,6 +80,8 @@ def test_trading_run_decides_each_bar_once_and_orders_fill_at_next_open(trained)
     mismatch = built.sql("SELECT count(*) FROM trading.decisions d JOIN models.signals s ON s.open_time = d.bar_time "
                          "WHERE s.signal <> d.signal OR abs(s.p_buy - d.p_buy) > 1e-9")
     assert mismatch == [(0,)]
+    prom = (built.root / "metrics" / "trading.prom").read_text()  # the trader's Prometheus snapshot
+    assert "btc_equity_usdt" in prom and 'stage="decision"' in prom
 
 
 def test_trading_run_refuses_bars_outside_its_partition(trained):

@@ -7,6 +7,8 @@ day would be 1,440 dynamic partitions a day otherwise).
 """
 
 
+from pathlib import Path
+
 import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
@@ -15,7 +17,7 @@ from btc_assets.defs import partitions
 from btc_assets.defs.gold.assets import WARMUP, features_until, load_bars
 from btc_assets.defs.models.assets import model_for_week
 from btc_assets.defs.resources import MlflowResource, TradingResource
-from btc_assets.lib import strategy
+from btc_assets.lib import strategy, trading_metrics
 from btc_assets.lib.brokers.paper import PaperBroker
 from btc_assets.lib.features import FEATURE_NAMES
 from btc_assets.lib.journal import Journal, client_order_id
@@ -24,6 +26,7 @@ from btc_assets.lib.models import tracking, xgb
 from btc_assets.lib.warehouse import read_window
 
 BARS_FROM, BARS_TO = "btc/bars_from", "btc/bars_to"
+REQUESTED_AT = "btc/requested_at"  # epoch seconds when the sensor asked for the run: the bars' close on its clock
 MINUTE = pd.Timedelta(minutes=1)
 
 
@@ -93,6 +96,8 @@ def decisions(
         new["price"] = one.set_index("open_time").loc[new["bar_time"], "close"].to_numpy()
         new["decision_id"] = [client_order_id(trading.strategy, t, "decision") for t in new["bar_time"]]
         new["decided_at"] = pd.Timestamp.now(tz="UTC")
+        requested = context.run.tags.get(REQUESTED_AT)
+        new["requested_at"] = pd.Timestamp(float(requested), unit="s", tz="UTC") if requested else pd.NaT
         new["run_id"] = context.run.run_id
         journal.record_decisions(new)
     for row in new.itertuples():
@@ -150,12 +155,16 @@ def orders(context: dg.AssetExecutionContext, warehouse: DuckDBResource, trading
             sent += broker.submit(cid, row.bar_time, "BUY" if delta > 0 else "SELL", abs(delta))
             fills += broker.fill_pending(open_at)
         day = journal.orders(start, end)
+        metrics = trading_metrics.snapshot(conn, initial_equity=trading.notional_usdt)
+    if trading.metrics_file:
+        trading_metrics.write_textfile(Path(trading.metrics_file), trading_metrics.render(metrics, trading.strategy))
     filled = day[day["event"] == "FILLED"]
     on_time = [open_at(t + MINUTE) == p for t, p in zip(filled["bar_time"], filled["price"])]
     late = filled.loc[~pd.Series(on_time, index=filled.index, dtype=bool)]
     yield dg.MaterializeResult(metadata={
         "orders_sent_this_run": sent, "fills_this_run": len(fills), "orders_today": len(day),
-        "open_orders": int((day["event"] == "NEW").sum()), "position_btc": journal_position(warehouse),
+        "open_orders": int((day["event"] == "NEW").sum()), "position_btc": metrics.position_btc,
+        "paper_equity_usdt": metrics.equity_usdt, "paper_pnl_usdt": metrics.pnl_usdt,
         "fees_today_usdt": float(filled["fee"].sum()),
         "orders": dg.MetadataValue.md(day.tail(20).drop(columns=["run_id"]).to_markdown(index=False)) if len(day) else "",
     })
@@ -169,8 +178,3 @@ def _pending_qty(journal: Journal) -> float:
         return 0.0
     new = o[o["event"] == "NEW"]
     return float((new["qty"] * new["side"].map({"BUY": 1.0, "SELL": -1.0})).sum())
-
-
-def journal_position(warehouse: DuckDBResource) -> float:
-    with warehouse.get_connection() as conn:
-        return Journal(conn).position()

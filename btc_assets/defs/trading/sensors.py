@@ -15,7 +15,7 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from btc_assets.defs.resources import ReplayResource
-from btc_assets.defs.trading.assets import BARS_FROM, BARS_TO, decisions, orders
+from btc_assets.defs.trading.assets import BARS_FROM, BARS_TO, REQUESTED_AT, decisions, orders
 
 MINUTE = pd.Timedelta(minutes=1)
 DEFAULT_REPLAY = pd.Timedelta(hours=2)
@@ -64,7 +64,8 @@ def replay_trading_sensor(context: dg.SensorEvaluationContext, replay: ReplayRes
         requests.append(dg.RunRequest(
             run_key=f"replay-{lo:%Y%m%dT%H%M}-{hi:%Y%m%dT%H%M}",
             partition_key=f"{day:%Y-%m-%d}",
-            tags={BARS_FROM: lo.isoformat(), BARS_TO: hi.isoformat(), "btc/mode": "replay"},
+            tags={BARS_FROM: lo.isoformat(), BARS_TO: hi.isoformat(), "btc/mode": "replay",
+                  REQUESTED_AT: f"{time.time():.3f}"},
         ))
     cursor["last_bar"] = bars[-1].isoformat()
     context.update_cursor(json.dumps(cursor))

@@ -1,0 +1,117 @@
+"""Trader metrics for Prometheus, computed from the journal and written as a text-format snapshot file.
+
+Each trading run rewrites the snapshot after its orders (atomically), and `btc-assets metrics` serves it on
+/metrics. Going through a file keeps the exporter away from the DuckDB warehouse, which allows only one writing
+process: scraping can never block or be blocked by a trading run. Latency is measured from the moment the sensor
+requested the run (the bar's close on the replay or live clock) to the decision and to the order's acknowledgement.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from prometheus_client import CollectorRegistry, Gauge, generate_latest
+
+
+@dataclass
+class TradingSnapshot:
+    orders_by_state: dict[str, int]
+    fills: int
+    fees_usdt: float
+    position_btc: float
+    last_price: float
+    pnl_usdt: float
+    equity_usdt: float
+    max_drawdown: float
+    decisions: int
+    latency_s: dict[str, float] = field(default_factory=dict)  # decision_p50, decision_p95, ack_p50, ack_p95
+
+
+def snapshot(conn, initial_equity: float) -> TradingSnapshot:
+    """Account state of the paper book from the journal: cash flows of fills, marked at the last decision price."""
+    orders = conn.execute(
+        "SELECT client_order_id, arg_max(event, event_time) AS state FROM trading.order_events GROUP BY 1").df()
+    fills = conn.execute("SELECT bar_time, side, qty, price, fee FROM trading.order_events WHERE event = 'FILLED' "
+                         "ORDER BY bar_time").df()
+    dec = conn.execute("SELECT bar_time, price, decided_at, requested_at FROM trading.decisions ORDER BY bar_time").df()
+    acks = conn.execute(
+        "SELECT e.event_time, d.requested_at FROM trading.order_events e JOIN trading.decisions d "
+        "ON e.bar_time = d.bar_time WHERE e.event = 'NEW' AND d.requested_at IS NOT NULL").df()
+    sign = fills["side"].map({"BUY": 1.0, "SELL": -1.0}).to_numpy() if len(fills) else np.zeros(0)
+    qty, px, fee = (fills[c].to_numpy(dtype=float) for c in ("qty", "price", "fee")) if len(fills) else (
+        np.zeros(0), np.zeros(0), np.zeros(0))
+    position = float((sign * qty).sum())
+    cash = initial_equity - float((sign * qty * px).sum()) - float(fee.sum())
+    last_price = float(dec["price"].iloc[-1]) if len(dec) else (float(px[-1]) if len(px) else 0.0)
+    equity = cash + position * last_price
+    return TradingSnapshot(
+        orders_by_state=orders["state"].value_counts().to_dict() if len(orders) else {},
+        fills=len(fills), fees_usdt=float(fee.sum()), position_btc=position, last_price=last_price,
+        pnl_usdt=equity - initial_equity, equity_usdt=equity,
+        max_drawdown=_max_drawdown(dec, fills, sign, initial_equity), decisions=len(dec),
+        latency_s={**_quantiles("decision", dec["decided_at"] - dec["requested_at"]),
+                              **(_quantiles("ack", acks["event_time"] - acks["requested_at"]) if len(acks) else {})},
+    )
+
+
+def _max_drawdown(dec: pd.DataFrame, fills: pd.DataFrame, sign: np.ndarray, initial: float) -> float:
+    """Worst peak-to-trough of equity marked at each decision's price (fills at bar t+1 count from bar t+1)."""
+    if dec.empty:
+        return 0.0
+    times = pd.to_datetime(dec["bar_time"]).to_numpy()
+    fill_times = (pd.to_datetime(fills["bar_time"]) + pd.Timedelta(minutes=1)).to_numpy() if len(fills) else times[:0]
+    idx = np.searchsorted(times, fill_times, side="left")  # the first decision bar at or after each fill
+    d_pos, d_cash = np.zeros(len(times) + 1), np.zeros(len(times) + 1)
+    if len(fills):
+        np.add.at(d_pos, idx, sign * fills["qty"].to_numpy(float))
+        np.add.at(d_cash, idx, -sign * fills["qty"].to_numpy(float) * fills["price"].to_numpy(float)
+                  - fills["fee"].to_numpy(float))
+    pos, cash = np.cumsum(d_pos)[:-1], initial + np.cumsum(d_cash)[:-1]
+    equity = cash + pos * dec["price"].to_numpy(float)
+    peak = np.maximum.accumulate(np.maximum(equity, initial))
+    return float((equity / peak - 1.0).min())
+
+
+def _quantiles(name: str, delta: pd.Series) -> dict[str, float]:
+    secs = pd.to_timedelta(delta).dt.total_seconds().dropna()
+    if secs.empty:
+        return {}
+    return {f"{name}_p50": float(secs.quantile(0.5)), f"{name}_p95": float(secs.quantile(0.95))}
+
+
+def render(s: TradingSnapshot, strategy: str) -> bytes:
+    """Prometheus text exposition of a snapshot (labelled by strategy)."""
+    reg = CollectorRegistry()
+
+    def gauge(name: str, doc: str, value: float, **labels: str) -> None:
+        g = gauges.get(name) or Gauge(name, doc, ["strategy", *labels], registry=reg)
+        gauges[name] = g
+        g.labels(strategy=strategy, **labels).set(value)
+
+    gauges: dict[str, Gauge] = {}
+    for state, n in sorted(s.orders_by_state.items()):
+        gauge("btc_orders", "Orders by their latest journal state", n, state=state)
+    gauge("btc_fills_total", "Fills journaled", s.fills)
+    gauge("btc_fees_usdt_total", "Fees paid on fills", s.fees_usdt)
+    gauge("btc_position_btc", "Net filled position", s.position_btc)
+    gauge("btc_last_price_usdt", "Price of the last decided bar", s.last_price)
+    gauge("btc_pnl_usdt", "Equity minus initial equity (after fees)", s.pnl_usdt)
+    gauge("btc_equity_usdt", "Cash plus position marked at the last price", s.equity_usdt)
+    gauge("btc_max_drawdown_ratio", "Worst peak-to-trough equity drawdown (negative)", s.max_drawdown)
+    gauge("btc_decisions_total", "Bars decided", s.decisions)
+    for key, value in sorted(s.latency_s.items()):
+        stage, q = key.split("_")
+        gauge("btc_latency_seconds", "Seconds from the run request (bar close) to decision / order ack", value,
+              stage=stage, quantile=q.removeprefix("p"))
+    return generate_latest(reg)
+
+
+def write_textfile(path: Path, payload: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    tmp.write_bytes(payload)
+    tmp.replace(path)
