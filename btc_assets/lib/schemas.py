@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandera.pandas as pa
 
-from btc_assets.lib.features import FEATURE_NAMES
+from btc_assets.lib.features import FEATURES
 
 _price = pa.Column(float, pa.Check.gt(0), nullable=False)
 _qty = pa.Column(float, pa.Check.ge(0), nullable=False)
@@ -37,7 +37,9 @@ GOLD_FEATURES = pa.DataFrameSchema(
     {
         "open_time": pa.Column("datetime64[ns, UTC]", unique=True, nullable=False),
         "available_at": pa.Column("datetime64[ns, UTC]", nullable=False),
-        **{name: pa.Column(float, nullable=True) for name in FEATURE_NAMES},
+        # One column per registry entry: null is allowed (before warm-up, absent source); finiteness after the
+        # warm-up is the features_finite_after_warmup check's job, which knows each feature's warm-up and sources.
+        **{f.name: pa.Column(float, nullable=True, title=f.family, description=f.description) for f in FEATURES},
         "warmed_up": pa.Column(bool, nullable=False),
     },
     checks=[pa.Check(lambda d: d["available_at"] > d["open_time"], name="available_after_open")],

@@ -1,70 +1,86 @@
-"""Gold features: point-in-time by construction, tested by prefix invariance and a deliberate leak."""
+"""The public feature API: the registry (100+ features, 8 families), compute_features, nulls with reasons."""
 
-import datetime as dt
+from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from btc_assets.lib import bars
-from btc_assets.lib.features import FEATURE_NAMES, WARMUP_BARS_1M, compute_features
-from btc_assets_tests.conftest import real_klines
+from btc_assets.lib.features import (
+    FEATURE_NAMES,
+    FEATURES,
+    ROW_WARMUP_BARS_1M,
+    WARMUP_BARS_1M,
+    checks,
+    compute_features,
+    null_reasons,
+    pit,
+)
+from btc_assets_tests.lib.features.conftest import real_bars
 
-DAYS = [dt.date(2024, 1, d) for d in range(1, 6)]
+FAMILIES = {"price_action": 56, "momentum": 12, "volatility": 8, "volume_flow": 13, "order_book": 8,
+            "structure": 8, "perpetual": 15, "calendar": 4}
 
 
 @pytest.fixture(scope="module")
 def sample():
-    one = pd.concat([bars.silver_klines_1m(real_klines(d), d, "s").bars for d in DAYS], ignore_index=True)
-    higher = {i: bars.resample_bars(one, i) for i in ("5m", "15m", "1h")}
-    return one, higher
+    return real_bars(5)
 
 
-def until(one, higher, cutoff):
-    step = {"5m": "5min", "15m": "15min", "1h": "1h"}
-    h = {i: df[df["open_time"] + pd.Timedelta(step[i]) <= cutoff] for i, df in higher.items()}
-    return compute_features(one[one["open_time"] + pd.Timedelta(minutes=1) <= cutoff], h)
+def test_registry_declares_100_plus_features_once_each():
+    assert len(FEATURES) >= 100 and len(set(FEATURE_NAMES)) == len(FEATURES)
+    assert {fam: sum(f.family == fam for f in FEATURES) for fam in FAMILIES} == FAMILIES
+    assert WARMUP_BARS_1M == max(f.warmup_bars_1m for f in FEATURES)
+    for f in FEATURES:
+        assert f.inputs and f.available and f.description, f.name
+        assert all(s in pit.SOURCES for s in f.sources), f.name
+    for tf in ("1m", "5m", "15m", "1h"):
+        assert {f"{i}_{tf}" for i in ("rsi_14", "macd", "macd_signal", "macd_hist", "adx_14", "stoch_k")} <= set(
+            FEATURE_NAMES)
 
 
-def test_at_least_twelve_features_finite_after_warmup(sample):
-    f = compute_features(*sample)
-    assert len(FEATURE_NAMES) >= 12
-    warm = f[f["warmed_up"]]
-    assert len(warm) == len(f) - WARMUP_BARS_1M
-    strict = [c for c in FEATURE_NAMES if c not in {"taker_buy_ratio", "taker_buy_ratio_15", "volume_z_60"}]
-    assert np.isfinite(warm[strict].to_numpy()).all()
-
-
-@pytest.mark.parametrize("minute", [4 * 1440 + 7, 4 * 1440 + 14, 4 * 1440 + 60, 5 * 1440 - 1])
-def test_prefix_invariance_every_feature(sample, minute):
-    """A row computed with data up to its own close equals the row computed on the whole sample."""
+def test_two_argument_call_still_works_and_is_finite_after_warmup(sample):
     one, higher = sample
-    full = compute_features(one, higher).set_index("open_time")
-    t = one["open_time"].iloc[minute]
-    row = until(one, higher, t + pd.Timedelta(minutes=1)).set_index("open_time").loc[t, FEATURE_NAMES]
-    pd.testing.assert_series_equal(row, full.loc[t, FEATURE_NAMES], check_names=False, rtol=1e-9)
+    f = compute_features(one, higher)
+    assert list(f.columns) == ["open_time", "available_at", *FEATURE_NAMES, "warmed_up"]
+    assert int(f["warmed_up"].sum()) == len(f) - ROW_WARMUP_BARS_1M
+    assert checks.not_finite_after_warmup(f, set(null_reasons(higher, None))) == {}
 
 
 def test_15m_bar_used_only_after_it_closed(sample):
-    one, higher = sample
-    f = compute_features(one, higher).set_index("open_time")
+    f = compute_features(*sample).set_index("open_time")["ema_ratio_12_15m"]
     day = pd.Timestamp("2024-01-05", tz="UTC")
-    # 1m bar 00:13 closes at 00:14: the 00:00 15m bar (closes 00:15) is not known yet; at 00:14 (closes 00:15) it is.
-    before, at_close = f.loc[day + pd.Timedelta(minutes=13), "trend_15m"], f.loc[day + pd.Timedelta(minutes=14), "trend_15m"]
-    prev = f.loc[day - pd.Timedelta(minutes=1), "trend_15m"]
-    assert before == prev and at_close != prev
+    m = pd.Timedelta(minutes=1)
+    # 1m bar 00:13 closes at 00:14: the 00:00 15m bar (closes 00:15) is not known yet; at 00:14 it is.
+    assert f.loc[day + 13 * m] == f.loc[day - m] and f.loc[day + 14 * m] != f.loc[day - m]
 
 
-def test_a_leaky_feature_is_caught_by_prefix_invariance(sample):
+def test_absent_sources_are_null_with_a_reason(sample):
     one, higher = sample
+    reasons = null_reasons(higher, {"funding_rates": None})
+    assert set(reasons) == {"order_flow_1m", "book_depth", "metrics", "funding_rates", "mark_price_1m",
+                            "index_price_1m", "premium_index_1m", "liquidations"}
+    assert "live data only" in reasons["liquidations"] and "silver.metrics" in reasons["metrics"]
+    f = compute_features(one, higher)
+    for f_ in FEATURES:
+        if set(f_.sources) & set(reasons):
+            assert f[f_.name].isna().all(), f_.name
 
-    def leaky(b, h):
-        out = compute_features(b, h)
-        out["ret_1"] = np.log(b["close"].shift(-1) / b["close"]).to_numpy()  # the next bar's return: a leak
-        return out
 
-    t = one["open_time"].iloc[4 * 1440 + 30]
-    full = leaky(one, higher).set_index("open_time").loc[t, "ret_1"]
-    cut = one[one["open_time"] <= t]
-    pit = leaky(cut, {k: v[v["open_time"] < t] for k, v in higher.items()}).set_index("open_time").loc[t, "ret_1"]
-    assert np.isnan(pit) and not np.isnan(full)  # the check in gold would flag this row
+def test_bad_inputs_fail_naming_the_source_and_the_fix(sample):
+    one, higher = sample
+    with pytest.raises(ValueError, match=r"metrics \(table silver.metrics\) lacks columns \['sum_open_interest'"):
+        compute_features(one, higher, {"metrics": pd.DataFrame({"create_time": one["open_time"], "x": 1.0})})
+    with pytest.raises(KeyError, match="unknown input 'trades'.*pit.py"):
+        compute_features(one, higher, {"trades": one})
+
+
+def test_extra_sources_may_also_travel_in_higher(sample):
+    """gold's load_bars puts existing source tables next to the bars: the live path then computes the same."""
+    one, higher = sample
+    fund = pd.DataFrame({"funding_time": pd.date_range("2024-01-01", periods=15, freq="8h", tz="UTC"),
+                         "interval_hours": 8, "rate": np.linspace(1e-4, 2e-4, 15)})
+    a = compute_features(one, higher, {"funding_rates": fund})
+    b = compute_features(one, {**higher, "funding_rates": fund})
+    pd.testing.assert_frame_equal(a, b)
+    assert a["funding_rate"].iloc[-1] == fund["rate"].iloc[-1]

@@ -1,0 +1,87 @@
+"""Feature bench: one year of 1m bars (525,600 rows, generated) through every feature, warm-up included.
+
+    python -m btc_assets_tests.bench_features [--minutes N]
+
+Prints rows/s per family (so the slow ones are visible), the total time and the process's peak memory, then the
+cost of the gold checks on that year. Targets: under 10 s and under 4 GB. Results go to .bench/features.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from btc_assets.lib.features import FEATURES, compute_features, drift
+from btc_assets.lib.features import checks as feature_checks
+from btc_assets_tests.lib.features import synthetic
+
+YEAR = 525_600
+OUT = Path(__file__).resolve().parents[1] / ".bench" / "features.json"
+
+
+def peak_rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # Linux reports KiB
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--minutes", type=int, default=YEAR)
+    n = ap.parse_args(argv).minutes
+    t0 = time.perf_counter()
+    one = synthetic.klines_1m("2023-01-01", n)
+    higher = synthetic.higher_bars(one)
+    sources = synthetic.sources(one)
+    print(f"inputs generated in {time.perf_counter() - t0:.1f} s: {n:,} 1m bars, "
+          f"{len(sources['book_depth']):,} book rows, every source present")
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    full = compute_features(one, higher, sources, timings=timings)
+    total = time.perf_counter() - t0
+    assembly = timings.pop("assembly")
+    counts = {fam: sum(f.family == fam for f in FEATURES) for fam in timings}
+    print(f"\n{'family':<14}{'features':>9}{'seconds':>10}{'rows/s':>14}")
+    for fam, sec in sorted(timings.items(), key=lambda kv: -kv[1]):
+        print(f"{fam:<14}{counts[fam]:>9}{sec:>10.3f}{n / sec:>14,.0f}")
+    print(f"{'assembly':<14}{'':>9}{assembly:>10.3f}{n / assembly:>14,.0f}   (null before warm-up, one block)")
+    other = total - assembly - sum(timings.values())
+    print(f"{'inputs':<14}{'':>9}{other:>10.3f}{n / other:>14,.0f}   (column checks, sorting, arrays)")
+    print(f"\ntotal: {len(FEATURES)} features x {n:,} rows in {total:.2f} s = {n / total:,.0f} rows/s "
+          f"(target < 10 s); peak memory of the process {peak_rss_gb():.2f} GB (target < 4 GB)")
+
+    frames = feature_checks.frames_of(one, higher, sources)
+    t = full["open_time"]
+    t0 = time.perf_counter()
+    cutoffs = feature_checks.sample_cutoffs(t, 3, seed=1)
+    mism = feature_checks.prefix_invariance(full, frames, cutoffs)
+    pit_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    wmism = feature_checks.warmup_confirmation(frames, t.iloc[-1], 2 * max(f.warmup_bars_1m for f in FEATURES))
+    warm_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    month = full[full["open_time"] >= t.iloc[-1] - pd.Timedelta(days=45)]
+    drift.drift_by_day(month, list(pd.date_range(t.iloc[-1].floor("D") - pd.Timedelta(days=30), periods=30, freq="D")))
+    drift_s = time.perf_counter() - t0
+    print(f"checks: prefix invariance at {len(cutoffs)} cut-offs {pit_s:.2f} s ({len(mism)} mismatches), "
+          f"warm-up confirmation {warm_s:.2f} s ({len(wmism)} mismatches), drift of 30 days {drift_s:.2f} s")
+    OUT.parent.mkdir(exist_ok=True)
+    OUT.write_text(json.dumps({
+        "rows": n, "features": len(FEATURES), "total_s": round(total, 3), "rows_per_s": round(n / total),
+        "peak_rss_gb": round(peak_rss_gb(), 3),
+        "assembly_s": round(assembly, 4), "inputs_s": round(other, 4),
+        "families": {f: {"features": counts[f], "s": round(s, 4), "rows_per_s": round(n / s)}
+                     for f, s in timings.items()},
+        "checks_s": {"prefix_invariance_3": round(pit_s, 3), "warmup_confirmation": round(warm_s, 3),
+                     "drift_30_days": round(drift_s, 3)},
+    }, indent=2))
+    print(f"written {OUT}")
+    return 0 if not mism and not wmism else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
