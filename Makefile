@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export BTC_DATA_DIR ?= $(CURDIR)/data
 SAMPLE_ARCHIVE := $(CURDIR)/btc_assets/sample_data/archive
 
-.PHONY: install demo test test-slow ui bench clean
+.PHONY: install demo test test-slow ui bench metrics clean
 
 install: $(STAMP)
 
@@ -32,8 +32,14 @@ test-slow: install
 ui: install
 	BINANCE_ARCHIVE_URL=$${BINANCE_ARCHIVE_URL:-$(SAMPLE_ARCHIVE)} $(BIN)/btc-assets ui
 
+# The trader's Prometheus metrics on http://127.0.0.1:9108/metrics (written by every trading run).
+metrics: install
+	$(BIN)/btc-assets metrics
+
 bench: install
 	BINANCE_ARCHIVE_URL=$${BINANCE_ARCHIVE_URL:-$(SAMPLE_ARCHIVE)} $(BIN)/python -m btc_assets_tests.bench
+	$(BIN)/python -m btc_assets_tests.bench_features
+	$(BIN)/python -m btc_assets_tests.bench_backtest
 
 clean:
 	rm -rf $(BTC_DATA_DIR) .bench

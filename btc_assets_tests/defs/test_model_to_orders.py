@@ -56,7 +56,8 @@ def test_backtest_report_has_metrics_and_a_page(trained):
     built, _ = trained
     res = built.run([["backtest", "report"]])
     meta = res.get_asset_materialization_events()[0].event_specific_data.materialization.metadata
-    for k in ("total_return", "sharpe", "max_drawdown", "n_trades", "win_rate", "buy_and_hold_total_return"):
+    for k in ("total_return", "sharpe", "max_drawdown", "n_trades", "win_rate", "buy_and_hold_total_return",
+              "random_entry_total_return", "deflated_sharpe", "mlflow_run", "price_for_liquidation_and_funding"):
         assert k in meta
     html = (built.root / "lake" / "reports" / "backtest.html").read_text()
     assert "Buy" in html and "<script src" not in html

@@ -1,34 +1,62 @@
-"""Backtest: the out-of-sample signals traded with taker fees and the real funding rates, against buy-and-hold."""
+"""backtest/report: the out-of-sample signals traded by the numba engine and the shared risk rules, reported.
 
+Reads models.signals, silver.klines_1m, silver.funding_rates and, when another layer provides it,
+silver.mark_price_1m (otherwise liquidation and funding use the last traded price, and the metadata says so).
+Writes a self-contained plotly page to the lake, the metrics to the materialization's metadata, and one MLflow run
+in the "btc_assets.backtest" experiment tagged with the model versions it tested.
+"""
+
+import time
 
 import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from btc_assets.defs.resources import LakeResource, TradingResource
-from btc_assets.lib import strategy
-from btc_assets.lib.backtest import Costs, simulate
-from btc_assets.lib.report import render_report
+from btc_assets.defs.backtest.tracking import log_backtest
+from btc_assets.defs.resources import LakeResource, MlflowResource, TradingResource
+from btc_assets.lib.backtest import Costs, signals_from_classes, simulate
+from btc_assets.lib.backtest.metrics import evaluate
+from btc_assets.lib.backtest.report import render_report
+from btc_assets.lib.risk import RiskConfig
 from btc_assets.lib.warehouse import table_exists
 
 REPORT_PATH = "reports/backtest.html"
-HEADLINE = ("total_return", "annualised_return", "sharpe", "max_drawdown", "n_trades", "win_rate", "fees_paid",
-            "funding_paid", "exposure", "final_equity")
+HEADLINE = ("total_return", "annualised_return", "sharpe", "sortino", "calmar", "max_drawdown", "max_drawdown_days",
+            "n_trades", "win_rate", "profit_factor", "expectancy", "avg_r", "exposure", "turnover", "fees_paid",
+            "funding_paid", "longest_win_streak", "longest_loss_streak", "probabilistic_sharpe", "deflated_sharpe",
+            "final_equity")
+COMPARED = ("total_return", "sharpe", "max_drawdown", "n_trades", "win_rate")
+
+
+def _load(conn, lo: pd.Timestamp, hi: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:
+    end = hi + pd.Timedelta(minutes=1)
+    bars = conn.execute("SELECT open_time, open, high, low, close, quote_volume FROM silver.klines_1m "
+                        "WHERE open_time >= ? AND open_time <= ? ORDER BY open_time", [lo, end]).df()
+    funding = conn.execute("SELECT funding_time, rate FROM silver.funding_rates WHERE funding_time >= ? AND "
+                           "funding_time <= ?", [lo, end]).df()
+    mark = None
+    if table_exists(conn, "silver.mark_price_1m"):
+        mark = conn.execute("SELECT open_time, open, high, low, close FROM silver.mark_price_1m WHERE open_time >= ? "
+                            "AND open_time <= ? ORDER BY open_time", [lo, end]).df()
+        mark["open_time"] = pd.to_datetime(mark["open_time"]).dt.tz_localize("UTC")
+    for df, col in ((bars, "open_time"), (funding, "funding_time")):
+        df[col] = pd.to_datetime(df[col]).dt.tz_localize("UTC")
+    return bars, funding, mark
 
 
 @dg.asset(
     key=["backtest", "report"],
     deps=[dg.AssetKey(["models", "signals"]), dg.AssetKey(["silver", "klines_1m"]),
-          dg.AssetKey(["silver", "funding_rates"])],
+          dg.AssetKey(["silver", "funding_rates"]), dg.AssetKey(["silver", "mark_price_1m"])],
     group_name="backtest",
     pool="duckdb",
-    kinds={"plotly"},
-    description="Every out-of-sample signal in models.signals traded by the strategy (fill at the next bar's open, "
-    "taker fee, real funding), beside buy-and-hold over the same bars; a self-contained plotly HTML page.",
+    kinds={"plotly", "numba", "mlflow"},
+    description="Every out-of-sample signal in models.signals traded by the numba engine with the shared risk rules "
+    "(fills on the next bar, fees, slippage, real funding, liquidation, breakers), beside buy-and-hold and random "
+    "entry; a self-contained plotly page, metrics in metadata, an MLflow run per materialization.",
 )
-def report(
-    context: dg.AssetExecutionContext, warehouse: DuckDBResource, lake: LakeResource, trading: TradingResource
-) -> dg.MaterializeResult:
+def report(context: dg.AssetExecutionContext, warehouse: DuckDBResource, lake: LakeResource,
+           trading: TradingResource, mlflow: MlflowResource) -> dg.MaterializeResult:
     with warehouse.get_connection() as conn:
         if not table_exists(conn, "models.signals"):
             raise dg.Failure("models.signals does not exist: materialize models/signals first")
@@ -36,27 +64,37 @@ def report(
         if sig.empty:
             raise dg.Failure("models.signals is empty: materialize models/signals for the days to backtest")
         lo, hi = sig["open_time"].min(), sig["open_time"].max()
-        bars = conn.execute("SELECT open_time, open, high, low, close FROM silver.klines_1m WHERE open_time >= ? "
-                            "AND open_time <= ? ORDER BY open_time", [lo, hi + pd.Timedelta(minutes=1)]).df()
-        funding = conn.execute("SELECT funding_time, rate FROM silver.funding_rates WHERE funding_time >= ? AND "
-                               "funding_time <= ?", [lo, hi + pd.Timedelta(minutes=1)]).df()
-    for df, col in ((sig, "open_time"), (bars, "open_time"), (funding, "funding_time")):
-        df[col] = pd.to_datetime(df[col]).dt.tz_localize("UTC")
-    target = strategy.target_positions(sig.set_index("open_time")["signal"], trading.hold_bars)
-    # A bar without a signal (no model for its week, not warmed up) is flat: never hold a stale decision.
-    target = target.reindex(pd.DatetimeIndex(bars["open_time"])).fillna(0.0)
-    result = simulate(bars, target, funding, costs=Costs(taker_fee=trading.taker_fee))
+        bars, funding, mark = _load(conn, lo, hi)
+    if len(bars) < 2:
+        raise dg.Failure(f"silver.klines_1m has {len(bars)} bars in {lo} .. {hi}: materialize silver/klines_1m there")
+    sig["open_time"] = pd.to_datetime(sig["open_time"]).dt.tz_localize("UTC")
+    entries = signals_from_classes(sig.set_index("open_time")["signal"])
+    # A signal for a minute silver lacks cannot be traded; a bar without a signal (no model yet) gets no entry.
+    entries = entries[entries.index.isin(pd.DatetimeIndex(bars["open_time"]))]
     models = sorted(sig["model_version"].unique())
-    html = render_report(
-        result, title=f"Backtest: {trading.strategy}",
-        subtitle=f"{lo:%Y-%m-%d %H:%M} .. {hi:%Y-%m-%d %H:%M} UTC · {len(bars):,} bars · out-of-sample signals of "
-                 f"{len(models)} weekly models · taker {trading.taker_fee:.2%} · real funding",
-    )
-    uri = lake.write_bytes(REPORT_PATH, html.encode("utf-8"))
-    m, b = result.metrics, result.benchmark_metrics
+    costs, risk = Costs(taker_fee=trading.taker_fee), RiskConfig()
+    t0 = time.perf_counter()
+    result = simulate(bars, entries, funding, mark=mark, costs=costs, risk=risk)
+    ev = evaluate(result, bars, funding, mark=mark, n_trials=len(models))
+    t1 = time.perf_counter()
+    if result.mark_source != "mark":
+        context.log.warning(f"mark price: {result.mark_source} — silver.mark_price_1m is missing or incomplete, "
+                            "liquidation and funding use the last traded price there")
+    html = render_report(result, ev, title=f"Backtest: {trading.strategy}",
+                         subtitle=f"{lo:%Y-%m-%d %H:%M} .. {hi:%Y-%m-%d %H:%M} UTC · {len(bars):,} bars · "
+                                  f"out-of-sample signals of {len(models)} model version(s): {', '.join(models)}")
+    uri = lake.write_bytes(REPORT_PATH, html.encode("utf-8"))  # a local file or an S3 object, per profile
+    run_url = log_backtest(mlflow, result, ev, models, html, period=(lo, hi))
+    m, b, r = ev.strategy, ev.buy_and_hold, ev.random_entry
     return dg.MaterializeResult(metadata={
         **{k: float(m[k]) for k in HEADLINE},
-        **{f"buy_and_hold_{k}": float(b[k]) for k in ("total_return", "sharpe", "max_drawdown")},
+        **{f"buy_and_hold_{k}": float(b[k]) for k in COMPARED},
+        **{f"random_entry_{k}": float(r[k]) for k in COMPARED},
+        **{f"skipped_{k}": v for k, v in result.skipped.items()},
+        "by_regime": dg.MetadataValue.md(ev.by_regime.to_markdown(floatfmt=".4f")),
         "bars": len(bars), "period": f"{lo} .. {hi}", "models": models,
+        "price_for_liquidation_and_funding": result.mark_source, "exchange_rules": result.rules.version,
+        "engine_and_metrics_seconds": round(t1 - t0, 3),
         "report": dg.MetadataValue.url(uri),
+        "mlflow_run": dg.MetadataValue.url(run_url),
     })
