@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export BTC_DATA_DIR ?= $(CURDIR)/data
 SAMPLE_ARCHIVE := $(CURDIR)/btc_assets/sample_data/archive
 
-.PHONY: install demo test test-slow ui bench metrics clean
+.PHONY: install demo test test-slow ui bench metrics generate-sample clean
 
 install: $(STAMP)
 
@@ -40,6 +40,11 @@ bench: install
 	BINANCE_ARCHIVE_URL=$${BINANCE_ARCHIVE_URL:-$(SAMPLE_ARCHIVE)} $(BIN)/python -m btc_assets_tests.bench
 	$(BIN)/python -m btc_assets_tests.bench_features
 	$(BIN)/python -m btc_assets_tests.bench_backtest
+	$(BIN)/python -m btc_assets_tests.bench_market
+
+# Rewrite the synthetic datasets of the bundled sample from its real klines (deterministic, byte-identical).
+generate-sample: install
+	$(BIN)/btc-assets generate-sample
 
 clean:
 	rm -rf $(BTC_DATA_DIR) .bench

@@ -1,4 +1,4 @@
-"""Command line of btc-assets: `btc-assets demo | ui | metrics`.
+"""Command line of btc-assets: `btc-assets demo | ui | metrics | generate-sample`.
 
 `demo` materializes the whole graph over a date range in process, against the persistent Dagster instance in
 $DAGSTER_HOME, so that `make ui` afterwards shows every run, materialization and check. Daily layers are filled by
@@ -47,6 +47,7 @@ def run_demo(start: dt.date, end: dt.date, replay_hours: float, replay_speed: fl
     import dagster as dg
 
     from btc_assets.definitions import defs
+    from btc_assets.defs.bronze.market import DATASETS as MARKET_DATASETS
     from btc_assets.defs.models.assets import XgbTrainingConfig
 
     instance = dg.DagsterInstance.get()
@@ -69,10 +70,17 @@ def run_demo(start: dt.date, end: dt.date, replay_hours: float, replay_speed: fl
     months = (f"{start:%Y-%m}-01", f"{end:%Y-%m}-01")
     timed("funding (bronze+silver, monthly)",
           lambda: range_run([["bronze", "funding_rates"], ["silver", "funding_rates"]], *months))
-    daily = [["bronze", "klines_1m"], ["silver", "klines_1m"], ["silver", "klines_5m"], ["silver", "klines_15m"],
-             ["silver", "klines_1h"], ["gold", "features"], ["gold", "labels"]]
-    timed(f"bronze->silver->gold ({(end - start).days + 1} days, 1 run)",
-          lambda: range_run(daily, start.isoformat(), end.isoformat()))
+    days = f"{(end - start).days + 1} days, 1 run"
+    klines = [["bronze", "klines_1m"], ["silver", "klines_1m"], ["silver", "klines_5m"], ["silver", "klines_15m"],
+              ["silver", "klines_1h"]]
+    timed(f"klines bronze->silver ({days})", lambda: range_run(klines, start.isoformat(), end.isoformat()))
+    # After the klines: the order-flow check compares klines rebuilt from aggTrades with silver klines.
+    market = ([["bronze", n] for n in MARKET_DATASETS]
+              + [["silver", n] for n in ("agg_trades", "order_flow_1m", "book_depth", "metrics", "mark_price_1m",
+                                         "index_price_1m", "premium_index_1m")])
+    timed(f"market data bronze->silver ({days})", lambda: range_run(market, start.isoformat(), end.isoformat()))
+    timed(f"gold features + labels ({days})",
+          lambda: range_run([["gold", "features"], ["gold", "labels"]], start.isoformat(), end.isoformat()))
     cfg = XgbTrainingConfig()
     weeks = _weeks(start, end, cfg.min_train_days + 3)
     model_job = defs.resolve_implicit_global_asset_job_def().get_subset(
@@ -115,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--replay-hours", type=float, default=4.0)
     d.add_argument("--replay-speed", type=float, default=600.0, help="replayed minutes per wall-clock minute")
     sub.add_parser("ui", help="Dagster UI on 127.0.0.1:3000 and MLflow UI on 127.0.0.1:5000 (Ctrl-C stops both)")
+    sub.add_parser("generate-sample", help="rewrite the synthetic datasets of the bundled sample (deterministic)")
     m = sub.add_parser("metrics", help="serve the trader's Prometheus metrics on /metrics")
     m.add_argument("--host", default="127.0.0.1")
     m.add_argument("--port", type=int, default=int(os.environ.get("BTC_METRICS_PORT", "9108")))
@@ -127,6 +136,10 @@ def main(argv: list[str] | None = None) -> int:
 
         print_summary(root, timings, time.perf_counter() - t0)
         return 0
+    if args.cmd == "generate-sample":
+        from btc_assets.lib.synthetic.__main__ import main as generate_sample
+
+        return generate_sample([]) or 0
     if args.cmd == "metrics":
         from btc_assets.metrics_server import serve_metrics
 

@@ -6,15 +6,19 @@ import dagster as dg
 from btc_assets.defs import automation
 from btc_assets.defs.backtest import assets as backtest
 from btc_assets.defs.bronze import assets as bronze
+from btc_assets.defs.bronze import market as bronze_market
 from btc_assets.defs.gold import assets as gold
 from btc_assets.defs.models import assets as models
 from btc_assets.defs.resources import build_resources
 from btc_assets.defs.silver import funding as silver_funding
 from btc_assets.defs.silver import klines as silver_klines
+from btc_assets.defs.silver import market as silver_market
+from btc_assets.defs.silver import order_flow as silver_order_flow
 from btc_assets.defs.trading import assets as trading
 from btc_assets.defs.trading.sensors import replay_trading_sensor, trading_job
 
-LAYERS = [bronze, silver_klines, silver_funding, gold, models, backtest, trading]
+LAYERS = [bronze, bronze_market, silver_klines, silver_market, silver_order_flow, silver_funding, gold, models,
+          backtest, trading]
 
 defs = dg.Definitions(
     assets=automation.with_eager_downstream(dg.load_assets_from_modules(LAYERS)),

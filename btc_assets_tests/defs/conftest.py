@@ -7,14 +7,18 @@ import pytest
 
 from btc_assets.defs.backtest import assets as backtest
 from btc_assets.defs.bronze import assets as bronze
+from btc_assets.defs.bronze import market as bronze_market
 from btc_assets.defs.gold import assets as gold
 from btc_assets.defs.models import assets as models
 from btc_assets.defs.resources import local_resources
 from btc_assets.defs.silver import funding as silver_funding
 from btc_assets.defs.silver import klines as silver_klines
+from btc_assets.defs.silver import market as silver_market
+from btc_assets.defs.silver import order_flow as silver_order_flow
 from btc_assets.defs.trading import assets as trading
 
-MODULES = [bronze, silver_klines, silver_funding, gold, models, backtest, trading]
+MODULES = [bronze, bronze_market, silver_klines, silver_market, silver_order_flow, silver_funding, gold, models,
+           backtest, trading]
 ALL_ASSETS = dg.load_assets_from_modules(MODULES)
 DAILY = [["bronze", "klines_1m"], ["silver", "klines_1m"], ["silver", "klines_5m"], ["silver", "klines_15m"],
          ["silver", "klines_1h"], ["gold", "features"], ["gold", "labels"]]

@@ -1,4 +1,8 @@
-"""Bronze: archive files fetched, checksum-verified and kept byte for byte as received, with a manifest row each."""
+"""Bronze: archive files fetched, checksum-verified and kept byte for byte as received, with a manifest row each.
+
+The manifest (bronze.files) says which source each file came from: `archive`, or `archive:synthetic` for the
+bundled sample's generated datasets (their zip comment says SYNTHETIC; see btc_assets/lib/synthetic).
+"""
 
 
 import datetime as dt
@@ -9,10 +13,12 @@ from dagster_duckdb import DuckDBResource
 
 from btc_assets.defs import partitions
 from btc_assets.defs.resources import ArchiveResource, LakeResource
-from btc_assets.lib.archive import ArchiveError, ArchiveFile, FetchedFile, daily_file, monthly_file
+from btc_assets.lib.archive import ArchiveError, ArchiveFile, daily_file, monthly_file
+from btc_assets.lib.synthetic import is_synthetic_zip
 from btc_assets.lib.warehouse import ensure_table
 
 MANIFEST_TABLE = "bronze.files"
+SYNTHETIC_SOURCE = "archive:synthetic"
 MANIFEST_COLUMNS = {
     "dataset": "VARCHAR",
     "period_start": "TIMESTAMP",
@@ -25,20 +31,16 @@ MANIFEST_COLUMNS = {
 }
 
 
-def fetch_to_lake(
-    context: dg.AssetExecutionContext,
-    files: list[tuple[dt.date, ArchiveFile]],
-    archive: ArchiveResource,
-    lake: LakeResource,
-    warehouse: DuckDBResource,
-) -> dg.MaterializeResult:
+def fetch_to_lake(context: dg.AssetExecutionContext, files: list[tuple[dt.date, ArchiveFile]], archive: ArchiveResource,
+               lake: LakeResource, warehouse: DuckDBResource) -> dg.MaterializeResult:
     """Fetch every file of the run's window; keep each verified file; fail naming every file that could not be had.
 
-    Files that did verify are kept even when others fail, so a re-run only has to fetch what is missing.
+    Files that did verify are kept even when others fail, so a re-run only has to fetch what is missing. The
+    manifest rows are written in one transaction (a connection per file costs more than the fetch), and a file the
+    bundled sample's generator wrote is recorded as `archive:synthetic`, never passed off as Binance data.
     """
     client = archive.client()
-    fetched: list[FetchedFile] = []
-    errors: list[str] = []
+    rows, errors, synthetic = [], [], []
     for day, f in files:
         try:
             got = client.fetch(f)
@@ -47,51 +49,40 @@ def fetch_to_lake(
             continue
         lake.write_bytes(f"bronze/{f.relpath}", got.content)
         lake.write_bytes(f"bronze/{f.relpath}.CHECKSUM", got.checksum_text.encode())
-        _record(warehouse, day, got)
-        fetched.append(got)
-        context.log.info(f"fetched {f.relpath} ({got.size:,} bytes, sha256 {got.sha256[:12]}…)")
+        is_synthetic = is_synthetic_zip(got.content)
+        synthetic += [f.filename] if is_synthetic else []
+        rows.append({"dataset": f.dataset, "period_start": pd.Timestamp(day), "relpath": f.relpath,
+                     "sha256": got.sha256, "bytes": got.size, "source": SYNTHETIC_SOURCE if is_synthetic else "archive",
+                     "source_url": got.source_url, "fetched_at": pd.Timestamp.now(tz="UTC").tz_localize(None)})
+    if rows:
+        frame = pd.DataFrame(rows)
+        with warehouse.get_connection() as conn:
+            ensure_table(conn, MANIFEST_TABLE, MANIFEST_COLUMNS)
+            conn.register("_manifest_rows", frame)
+            conn.execute("BEGIN TRANSACTION")
+            conn.execute(f"DELETE FROM {MANIFEST_TABLE} WHERE relpath IN (SELECT relpath FROM _manifest_rows)")
+            conn.execute(f"INSERT INTO {MANIFEST_TABLE} SELECT {', '.join(MANIFEST_COLUMNS)} FROM _manifest_rows")
+            conn.execute("COMMIT")
+            conn.unregister("_manifest_rows")
+    if synthetic:
+        context.log.warning(f"{len(synthetic)} of {len(files)} files are SYNTHETIC (generated sample data, not "
+                            "Binance data): see SYNTHETIC.md in the archive root")
     if errors:
         raise dg.Failure(
             description=f"{len(errors)} of {len(files)} archive files could not be fetched and verified "
-            f"(the {len(fetched)} others are kept):\n" + "\n".join(f"- {e}" for e in errors),
-            metadata={"errors": dg.MetadataValue.md("\n".join(f"- {e}" for e in errors)), "fetched": len(fetched)},
-        )
-    meta: dict[str, object] = {
-        "files": len(fetched),
-        "bytes": sum(g.size for g in fetched),
-        "source": "archive",
-        "archive": archive.base_url,
-        "manifest": dg.MetadataValue.md(
-            "| file | bytes | sha256 |\n|---|---|---|\n"
-            + "\n".join(f"| {g.file.filename} | {g.size:,} | `{g.sha256}` |" for g in fetched)
-        ),
-    }
-    if len(fetched) == 1:
-        meta.update({"sha256": fetched[0].sha256, "byte_size": fetched[0].size, "path": fetched[0].source_url})
-    return dg.MaterializeResult(metadata=meta)
-
-
-def _record(warehouse: DuckDBResource, day: dt.date, got: FetchedFile) -> None:
-    row = pd.DataFrame(
-        [
-            {
-                "dataset": got.file.dataset,
-                "period_start": pd.Timestamp(day),
-                "relpath": got.file.relpath,
-                "sha256": got.sha256,
-                "bytes": got.size,
-                "source": "archive",
-                "source_url": got.source_url,
-                "fetched_at": pd.Timestamp.now(tz="UTC").tz_localize(None),
-            }
-        ]
-    )
-    with warehouse.get_connection() as conn:
-        ensure_table(conn, MANIFEST_TABLE, MANIFEST_COLUMNS)
-        conn.execute(f"DELETE FROM {MANIFEST_TABLE} WHERE relpath = ?", [got.file.relpath])
-        conn.register("_row", row)
-        conn.execute(f"INSERT INTO {MANIFEST_TABLE} SELECT {', '.join(MANIFEST_COLUMNS)} FROM _row")
-        conn.unregister("_row")
+            f"(the {len(rows)} others are kept):\n" + "\n".join(f"- {e}" for e in errors),
+            metadata={"errors": dg.MetadataValue.md("\n".join(f"- {e}" for e in errors)), "fetched": len(rows)})
+    source = ("archive" if not synthetic else SYNTHETIC_SOURCE if len(synthetic) == len(rows)
+              else "archive (some synthetic)")
+    single = {"sha256": rows[0]["sha256"], "byte_size": rows[0]["bytes"], "path": rows[0]["source_url"]} \
+        if len(rows) == 1 else {}
+    return dg.MaterializeResult(metadata={
+        **single,
+        "files": len(rows), "bytes": sum(r["bytes"] for r in rows), "source": source, "synthetic": bool(synthetic),
+        "synthetic_files": len(synthetic), "archive": archive.base_url,
+        "manifest": dg.MetadataValue.md("| file | bytes | sha256 | source |\n|---|---|---|---|\n" + "\n".join(
+            f"| {r['relpath'].rsplit('/', 1)[1]} | {r['bytes']:,} | `{r['sha256']}` | {r['source']} |" for r in rows)),
+    })
 
 
 def days_of(context: dg.AssetExecutionContext) -> list[dt.date]:

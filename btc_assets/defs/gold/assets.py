@@ -23,6 +23,14 @@ LABEL_THRESHOLD = 0.001
 WARMUP = pd.Timedelta(days=partitions.WARMUP_DAYS)
 MINUTE = pd.Timedelta(minutes=1)
 EXTRA_SOURCES = [s for s in pit.SOURCES.values() if not s.name.startswith("klines_")]
+# Lineage of the extra sources (read only when their table exists; absent ones give nulls with a reason).
+# Funding is monthly: the day's window, widened by the warm-up, maps to the months it touches.
+SOURCE_DEPS = [
+    dg.AssetDep(["silver", s.name], partition_mapping=(
+        dg.TimeWindowPartitionMapping(start_offset=-2 * partitions.WARMUP_DAYS) if s.name == "funding_rates"
+        else partitions.warmup_mapping))
+    for s in EXTRA_SOURCES if not s.live_only
+]
 
 
 def load_bars(conn, start: pd.Timestamp, end: pd.Timestamp) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
@@ -56,6 +64,7 @@ def features_until(one: pd.DataFrame, higher: dict[str, pd.DataFrame], cutoff: p
                            dagster_type=dg.Nothing),
         "k1h": dg.AssetIn(["silver", "klines_1h"], partition_mapping=partitions.warmup_mapping, dagster_type=dg.Nothing),
     },
+    deps=SOURCE_DEPS,
     group_name="gold",
     partitions_def=partitions.daily,
     backfill_policy=dg.BackfillPolicy.single_run(),

@@ -1,0 +1,54 @@
+"""Bronze market datasets besides klines: daily archive files of aggTrades, bookDepth, metrics and mark/index/
+premium 1m klines, fetched, checksum-verified and kept byte for byte, with a manifest row each in bronze.files.
+
+The bundled sample's generated files carry a SYNTHETIC zip comment (see btc_assets/lib/synthetic): their manifest
+rows say `source = 'archive:synthetic'` and the materialization's metadata says `synthetic: true`.
+"""
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from btc_assets.defs import partitions
+from btc_assets.defs.bronze.assets import days_of, fetch_to_lake
+from btc_assets.defs.resources import ArchiveResource, LakeResource
+from btc_assets.lib.archive import ArchiveFile, daily_file
+
+# asset name -> (archive dataset, interval, what it is)
+DATASETS: dict[str, tuple[str, str | None, str]] = {
+    "agg_trades": ("aggTrades", None, "aggregated trades (id, price, quantity, trade-id span, time, side)"),
+    "book_depth": ("bookDepth", None, "order-book depth snapshots at ±1..5 % from mid"),
+    "metrics": ("metrics", None, "5-minute open interest and long/short ratios"),
+    "mark_price_klines": ("markPriceKlines", "1m", "1m mark-price klines"),
+    "index_price_klines": ("indexPriceKlines", "1m", "1m index-price klines"),
+    "premium_index_klines": ("premiumIndexKlines", "1m", "1m premium-index klines"),
+}
+
+
+def archive_file(asset_name: str, symbol: str, day) -> ArchiveFile:
+    dataset, interval, _ = DATASETS[asset_name]
+    return daily_file(dataset, symbol, day, interval=interval)
+
+
+def _bronze_asset(name: str) -> dg.AssetsDefinition:
+    dataset, interval, what = DATASETS[name]
+
+    @dg.asset(
+        name=name,
+        key_prefix=["bronze"],
+        group_name="bronze",
+        partitions_def=partitions.daily,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        pool="duckdb",
+        kinds={"binance", "file"},
+        description=f"Daily USD-M {dataset} archive files ({what}), zip + .CHECKSUM verified and kept as received.",
+    )
+    def _asset(context: dg.AssetExecutionContext, archive: ArchiveResource, lake: LakeResource,
+               warehouse: DuckDBResource) -> dg.MaterializeResult:
+        files = [(d, archive_file(name, archive.symbol, d)) for d in days_of(context)]
+        return fetch_to_lake(context, files, archive, lake, warehouse)
+
+    return _asset
+
+
+agg_trades, book_depth, metrics, mark_price_klines, index_price_klines, premium_index_klines = (
+    _bronze_asset(n) for n in DATASETS)

@@ -1,0 +1,1 @@
+"""Unit tests of btc_assets.lib.market and btc_assets.lib.synthetic."""
