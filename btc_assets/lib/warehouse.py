@@ -28,6 +28,14 @@ def ensure_table(conn: duckdb.DuckDBPyConnection, table: str, columns: dict[str,
         conn.execute(f"CREATE SCHEMA IF NOT EXISTS {table.split('.')[0]}")
     cols = ", ".join(f"{_ident(c)} {t}" for c, t in columns.items())
     conn.execute(f"CREATE TABLE IF NOT EXISTS {table} ({cols})")
+    # Tables evolve by adding columns: a warehouse written by an older version gains them (null in old rows).
+    schema, _, name = table.rpartition(".")
+    existing = {r[0] for r in conn.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = ? AND table_schema = ?",
+        [name, schema or "main"]).fetchall()}
+    for c, t in columns.items():
+        if c not in existing:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {_ident(c)} {t}")
 
 
 def replace_window(

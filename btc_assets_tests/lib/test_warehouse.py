@@ -44,3 +44,14 @@ def test_unsafe_identifiers_are_refused(tmp_path):
     with pytest.raises(ValueError, match="unsafe SQL identifier"):
         replace_window(conn, "t; DROP TABLE x", COLS, day("2024-01-01", 1.0), "open_time",
                        pd.Timestamp("2024-01-01", tz="UTC"), pd.Timestamp("2024-01-02", tz="UTC"))
+
+
+def test_an_older_table_gains_new_columns(tmp_path):
+    conn = duckdb.connect(str(tmp_path / "w.duckdb"))
+    d1 = pd.Timestamp("2024-01-01", tz="UTC")
+    replace_window(conn, "s.t", COLS, day("2024-01-01", 1.0), "open_time", d1, d1 + pd.Timedelta(days=1))
+    newer = {**COLS, "w": "BIGINT"}
+    frame = day("2024-01-02", 2.0).assign(w=7)
+    replace_window(conn, "s.t", newer, frame, "open_time", d1 + pd.Timedelta(days=1), d1 + pd.Timedelta(days=2))
+    out = read_window(conn, "s.t", "open_time", d1, d1 + pd.Timedelta(days=2))
+    assert out["w"].isna().sum() == 3 and (out["w"].dropna() == 7).all()

@@ -1,1 +1,1 @@
-"""Brokers behind one interface: submit an order, learn its fills. Only the paper broker exists so far."""
+"""Brokers behind one interface (base.Broker): paper, and Binance testnet/live (explicit opt-in: see safety.py)."""

@@ -11,12 +11,13 @@ from collections.abc import Callable
 
 import pandas as pd
 
+from btc_assets.lib.brokers.base import Broker
 from btc_assets.lib.journal import Journal, OrderEvent
 
 MINUTE = pd.Timedelta(minutes=1)
 
 
-class PaperBroker:
+class PaperBroker(Broker):
     name = "paper"
 
     def __init__(self, journal: Journal, taker_fee: float, run_id: str):
@@ -48,3 +49,7 @@ class PaperBroker:
             self.journal.append(ev)
             fills.append(ev)
         return fills
+
+    def position(self) -> float:
+        """Net filled position in base units, from the journal."""
+        return self.journal.position()
