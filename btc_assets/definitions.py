@@ -15,6 +15,7 @@ from btc_assets.defs.silver import klines as silver_klines
 from btc_assets.defs.silver import market as silver_market
 from btc_assets.defs.silver import order_flow as silver_order_flow
 from btc_assets.defs.trading import assets as trading
+from btc_assets.defs.trading import checks as trading_checks
 from btc_assets.defs.trading.sensors import replay_trading_sensor, trading_job
 
 LAYERS = [bronze, bronze_market, silver_klines, silver_market, silver_order_flow, silver_funding, gold, models,
@@ -22,7 +23,7 @@ LAYERS = [bronze, bronze_market, silver_klines, silver_market, silver_order_flow
 
 defs = dg.Definitions(
     assets=automation.with_eager_downstream(dg.load_assets_from_modules(LAYERS)),
-    asset_checks=dg.load_asset_checks_from_modules(LAYERS),
+    asset_checks=dg.load_asset_checks_from_modules([*LAYERS, trading_checks]),
     jobs=[trading_job, *automation.JOBS],
     schedules=automation.SCHEDULES,
     sensors=[replay_trading_sensor, *automation.SENSORS],

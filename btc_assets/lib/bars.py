@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
 
 SILVER_KLINE_COLUMNS: tuple[str, ...] = (
@@ -177,14 +176,3 @@ def expected_minutes(interval: str) -> int:
     return int(pd.Timedelta(RESAMPLE_RULES[interval]) / MINUTE)
 
 
-def to_naive_utc(ts: pd.Series) -> pd.Series:
-    """DuckDB TIMESTAMP columns hold UTC wall time without a zone; convert on the way in."""
-    return ts.dt.tz_convert("UTC").dt.tz_localize(None) if ts.dt.tz is not None else ts
-
-
-def from_naive_utc(ts: pd.Series) -> pd.Series:
-    return ts.dt.tz_localize("UTC") if ts.dt.tz is None else ts.dt.tz_convert("UTC")
-
-
-def as_float_array(s: pd.Series) -> np.ndarray:
-    return s.to_numpy(dtype="float64", na_value=np.nan)

@@ -10,6 +10,7 @@ import pytest
 
 from btc_assets.defs.resources import ReplayResource
 from btc_assets.defs.trading.assets import BARS_FROM, BARS_TO, REQUESTED_AT
+from btc_assets.defs.trading.checks import decisions_match_backtest_signals
 from btc_assets.defs.trading.sensors import due_bars, replay_trading_sensor
 from btc_assets_tests.defs.conftest import train_config
 
@@ -81,6 +82,12 @@ def test_trading_run_decides_each_bar_once_and_orders_fill_at_next_open(trained)
     mismatch = built.sql("SELECT count(*) FROM trading.decisions d JOIN models.signals s ON s.open_time = d.bar_time "
                          "WHERE s.signal <> d.signal OR abs(s.p_buy - d.p_buy) > 1e-9")
     assert mismatch == [(0,)]
+    parity = decisions_match_backtest_signals(warehouse=built.resources["warehouse"], trading=built.resources["trading"])
+    assert parity.passed and parity.metadata["bars_compared"].value == 60
+    built.sql("UPDATE trading.decisions SET signal = (signal + 1) % 3 WHERE bar_time = '2024-01-10 10:30:00'")
+    drift = decisions_match_backtest_signals(warehouse=built.resources["warehouse"], trading=built.resources["trading"])
+    assert not drift.passed and drift.metadata["signals_differing"].value == 1
+    built.sql("UPDATE trading.decisions SET signal = (signal + 2) % 3 WHERE bar_time = '2024-01-10 10:30:00'")
     prom = (built.root / "metrics" / "trading.prom").read_text()  # the trader's Prometheus snapshot
     assert "btc_equity_usdt" in prom and 'stage="decision"' in prom
 
