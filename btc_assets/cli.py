@@ -1,4 +1,4 @@
-"""Command line of btc-assets: `btc-assets demo | ui | metrics | generate-sample`.
+"""Command line of btc-assets: `btc-assets demo | ui | metrics | generate-sample | restore-warehouse`.
 
 `demo` materializes the whole graph over a date range in process, against the persistent Dagster instance in
 $DAGSTER_HOME, so that `make ui` afterwards shows every run, materialization and check. Daily layers are filled by
@@ -124,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--replay-speed", type=float, default=600.0, help="replayed minutes per wall-clock minute")
     sub.add_parser("ui", help="Dagster UI on 127.0.0.1:3000 and MLflow UI on 127.0.0.1:5000 (Ctrl-C stops both)")
     sub.add_parser("generate-sample", help="rewrite the synthetic datasets of the bundled sample (deterministic)")
+    sub.add_parser("restore-warehouse", help="production: rebuild the DuckDB warehouse from its tables on S3")
     m = sub.add_parser("metrics", help="serve the trader's Prometheus metrics on /metrics")
     m.add_argument("--host", default="127.0.0.1")
     m.add_argument("--port", type=int, default=int(os.environ.get("BTC_METRICS_PORT", "9108")))
@@ -135,6 +136,22 @@ def main(argv: list[str] | None = None) -> int:
         from btc_assets.summary import print_summary
 
         print_summary(root, timings, time.perf_counter() - t0)
+        return 0
+    if args.cmd == "restore-warehouse":
+        from btc_assets.defs.resources import build_resources
+
+        warehouse = build_resources()["warehouse"]
+        mirror = warehouse.mirror()
+        if mirror is None:
+            raise SystemExit("restore-warehouse needs BTC_ENV=prod and BTC_S3_BUCKET: locally the DuckDB file is "
+                             "the only copy")
+        import duckdb
+
+        from btc_assets.lib.table_mirror import restore
+
+        with duckdb.connect(warehouse.database) as conn:
+            for table, rows in restore(conn, mirror).items():
+                print(f"  {table:<28} {rows:>10,} rows")
         return 0
     if args.cmd == "generate-sample":
         from btc_assets.lib.synthetic.__main__ import main as generate_sample

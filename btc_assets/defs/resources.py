@@ -26,6 +26,7 @@ from pydantic import Field
 
 from btc_assets.lib.archive import ArchiveClient
 from btc_assets.lib.notify import Notifier
+from btc_assets.lib.table_mirror import S3TableMirror, mirroring
 
 DEFAULT_ARCHIVE_URL = "https://data.binance.vision"
 SAMPLE_ARCHIVE = Path(__file__).resolve().parents[1] / "sample_data" / "archive"
@@ -102,12 +103,24 @@ class S3LakeResource(dg.ConfigurableResource):
 
 
 class WarehouseResource(DuckDBResource):
-    """The DuckDB warehouse file; its folder is created on first use (a fresh volume or data dir)."""
+    """The DuckDB warehouse file; its folder is created on first use (a fresh volume or data dir).
+
+    With `mirror_bucket` (production), every window a write replaces is also written to S3 as parquet
+    (lib/table_mirror.py), so the tables survive the volume and `btc-assets restore-warehouse` rebuilds them.
+    """
+
+    mirror_bucket: str | None = None
+    s3: dg.ResourceDependency[S3Resource | None] = None
+
+    def mirror(self) -> S3TableMirror | None:
+        if not self.mirror_bucket:
+            return None
+        return S3TableMirror((self.s3 or S3Resource()).get_client(), self.mirror_bucket)
 
     @contextlib.contextmanager
     def get_connection(self) -> Iterator:
         Path(self.database).parent.mkdir(parents=True, exist_ok=True)
-        with super().get_connection() as conn:
+        with super().get_connection() as conn, mirroring(self.mirror()):
             yield conn
 
 
@@ -211,6 +224,7 @@ def prod_resources(root: Path) -> dict[str, object]:
     res = local_resources(root, archive_url=os.environ.get("BINANCE_ARCHIVE_URL", DEFAULT_ARCHIVE_URL),
                           symbol=os.environ.get("BTC_SYMBOL", "BTCUSDT"))
     res["lake"] = S3LakeResource(bucket=bucket, s3=S3Resource())
+    res["warehouse"] = WarehouseResource(database=str(root / "warehouse.duckdb"), mirror_bucket=bucket, s3=S3Resource())
     res["mlflow"] = MlflowResource(tracking_uri=tracking, artifact_root=f"s3://{bucket}/mlflow")
     return res
 

@@ -12,6 +12,8 @@ import re
 import duckdb
 import pandas as pd
 
+from btc_assets.lib import table_mirror
+
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$")
 
 
@@ -77,6 +79,9 @@ def replace_window(
     except Exception:
         conn.execute("ROLLBACK")
         raise
+    mirror = table_mirror.ACTIVE.get()
+    if mirror is not None:  # production: the durable copy of the window on S3 (lib/table_mirror.py)
+        mirror.put(table, frame, time_column, start_n, end_n)
     return len(frame)
 
 
