@@ -23,3 +23,7 @@ class Broker(Protocol):
     def position(self) -> float:
         """Net position in base units (BTC), as the broker knows it."""
         ...
+
+    def cancel_all(self) -> None:
+        """Cancel every open order of the symbol (the kill switch's first step)."""
+        ...

@@ -53,3 +53,10 @@ class PaperBroker(Broker):
     def position(self) -> float:
         """Net filled position in base units, from the journal."""
         return self.journal.position()
+
+    def cancel_all(self) -> None:
+        """Journal CANCELED for every order still NEW: it will never fill."""
+        open_orders = self.journal.orders()
+        for row in open_orders[open_orders["event"] == "NEW"].itertuples() if len(open_orders) else []:
+            self.journal.append(OrderEvent(row.client_order_id, "CANCELED", row.bar_time, row.side, row.qty, None,
+                                           0.0, self.name, self.run_id, note="cancelled by the kill switch"))
