@@ -16,10 +16,11 @@ from btc_assets.defs.silver import market as silver_market
 from btc_assets.defs.silver import order_flow as silver_order_flow
 from btc_assets.defs.trading import assets as trading
 from btc_assets.defs.trading import checks as trading_checks
+from btc_assets.defs.trading import pnl as trading_pnl
 from btc_assets.defs.trading.sensors import replay_trading_sensor, trading_job
 
 LAYERS = [bronze, bronze_market, silver_klines, silver_market, silver_order_flow, silver_funding, gold, models,
-          backtest, trading]
+          backtest, trading, trading_pnl]
 
 defs = dg.Definitions(
     assets=automation.with_eager_downstream(dg.load_assets_from_modules(LAYERS)),

@@ -5,6 +5,7 @@
 - labels: the day before yesterday at 07:30 UTC (a label needs the first minutes of the next day);
 - funding: the previous month's file on the 1st at 07:00 UTC;
 - models: the new week's model every Monday at 08:00 UTC, trained on the weeks before it;
+- paper P&L: yesterday's trading/pnl at 00:10 UTC, sent as the daily summary alert;
 - run failures: every failed run is announced through the notifier.
 History is not filled by schedules but by backfills (README: Backfills).
 """
@@ -43,6 +44,8 @@ daily_archive_job = dg.define_asset_job(
     tags=SMALL)
 labels_job = dg.define_asset_job("labels_job", selection=dg.AssetSelection.assets(["gold", "labels"]),
                                  partitions_def=partitions.daily, tags=SMALL)
+pnl_job = dg.define_asset_job("daily_pnl_job", selection=dg.AssetSelection.assets(["trading", "pnl"]),
+                               partitions_def=partitions.daily, tags=SMALL)
 funding_job = dg.define_asset_job(
     "funding_job", selection=dg.AssetSelection.assets(["bronze", "funding_rates"], ["silver", "funding_rates"]),
     partitions_def=partitions.monthly, tags=SMALL)
@@ -52,6 +55,8 @@ weekly_model_job = dg.define_asset_job(
 
 daily_archive_schedule = dg.build_schedule_from_partitioned_job(
     daily_archive_job, hour_of_day=7, minute_of_hour=0, default_status=SCHEDULE_STATUS)
+daily_pnl_schedule = dg.build_schedule_from_partitioned_job(
+    pnl_job, hour_of_day=0, minute_of_hour=10, default_status=SCHEDULE_STATUS)
 funding_schedule = dg.build_schedule_from_partitioned_job(
     funding_job, day_of_month=1, hour_of_day=7, minute_of_hour=0, default_status=SCHEDULE_STATUS)
 
@@ -97,6 +102,6 @@ def run_failure_alert(context: dg.RunFailureSensorContext, notifier: NotifierRes
     notifier.notifier().send(f"run failed: {run.job_name}", f"run {run.run_id}\n{error[:1500]}", level="error")
 
 
-SCHEDULES = [daily_archive_schedule, funding_schedule, labels_schedule, weekly_retrain_schedule]
+SCHEDULES = [daily_archive_schedule, funding_schedule, labels_schedule, weekly_retrain_schedule, daily_pnl_schedule]
 SENSORS = [eager_sensor, run_failure_alert]
-JOBS = [daily_archive_job, labels_job, funding_job, weekly_model_job]
+JOBS = [daily_archive_job, labels_job, funding_job, weekly_model_job, pnl_job]

@@ -110,12 +110,13 @@ class WarehouseResource(DuckDBResource):
     """
 
     mirror_bucket: str | None = None
-    s3: dg.ResourceDependency[S3Resource | None] = None
 
     def mirror(self) -> S3TableMirror | None:
         if not self.mirror_bucket:
             return None
-        return S3TableMirror((self.s3 or S3Resource()).get_client(), self.mirror_bucket)
+        import boto3  # boto3's own settings: credentials chain, AWS_ENDPOINT_URL_S3 for S3-compatible stores
+
+        return S3TableMirror(boto3.client("s3"), self.mirror_bucket)
 
     @contextlib.contextmanager
     def get_connection(self) -> Iterator:
@@ -224,7 +225,7 @@ def prod_resources(root: Path) -> dict[str, object]:
     res = local_resources(root, archive_url=os.environ.get("BINANCE_ARCHIVE_URL", DEFAULT_ARCHIVE_URL),
                           symbol=os.environ.get("BTC_SYMBOL", "BTCUSDT"))
     res["lake"] = S3LakeResource(bucket=bucket, s3=S3Resource())
-    res["warehouse"] = WarehouseResource(database=str(root / "warehouse.duckdb"), mirror_bucket=bucket, s3=S3Resource())
+    res["warehouse"] = WarehouseResource(database=str(root / "warehouse.duckdb"), mirror_bucket=bucket)
     res["mlflow"] = MlflowResource(tracking_uri=tracking, artifact_root=f"s3://{bucket}/mlflow")
     return res
 

@@ -31,16 +31,24 @@ class TradingSnapshot:
     latency_s: dict[str, float] = field(default_factory=dict)  # decision_p50, decision_p95, ack_p50, ack_p95
 
 
-def snapshot(conn, initial_equity: float) -> TradingSnapshot:
-    """Account state of the paper book from the journal: cash flows of fills, marked at the last decision price."""
+def snapshot(conn, initial_equity: float, until: pd.Timestamp | None = None) -> TradingSnapshot:
+    """Account state of the paper book from the journal: cash flows of fills, marked at the last decision price.
+
+    With `until`, only decisions and orders of bars before it count (the account as it stood then).
+    """
+    cut = [pd.Timestamp(until).tz_convert("UTC").tz_localize(None)] if until is not None else []
+    bar = "WHERE bar_time < ?" if cut else ""
     orders = conn.execute(
-        "SELECT client_order_id, arg_max(event, event_time) AS state FROM trading.order_events GROUP BY 1").df()
-    fills = conn.execute("SELECT bar_time, side, qty, price, fee FROM trading.order_events WHERE event = 'FILLED' "
-                         "ORDER BY bar_time").df()
-    dec = conn.execute("SELECT bar_time, price, decided_at, requested_at FROM trading.decisions ORDER BY bar_time").df()
+        f"SELECT client_order_id, arg_max(event, event_time) AS state FROM trading.order_events {bar} GROUP BY 1",
+        cut).df()
+    fills = conn.execute(f"SELECT bar_time, side, qty, price, fee FROM trading.order_events WHERE event = 'FILLED' "
+                         f"{'AND bar_time < ?' if cut else ''} ORDER BY bar_time", cut).df()
+    dec = conn.execute(f"SELECT bar_time, price, decided_at, requested_at FROM trading.decisions {bar} "
+                       "ORDER BY bar_time", cut).df()
     acks = conn.execute(
         "SELECT e.event_time, d.requested_at FROM trading.order_events e JOIN trading.decisions d "
-        "ON e.bar_time = d.bar_time WHERE e.event = 'NEW' AND d.requested_at IS NOT NULL").df()
+        f"ON e.bar_time = d.bar_time WHERE e.event = 'NEW' AND d.requested_at IS NOT NULL "
+        f"{'AND e.bar_time < ?' if cut else ''}", cut).df()
     sign = fills["side"].map({"BUY": 1.0, "SELL": -1.0}).to_numpy() if len(fills) else np.zeros(0)
     qty, px, fee = (fills[c].to_numpy(dtype=float) for c in ("qty", "price", "fee")) if len(fills) else (
         np.zeros(0), np.zeros(0), np.zeros(0))

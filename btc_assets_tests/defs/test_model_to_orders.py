@@ -88,6 +88,12 @@ def test_trading_run_decides_each_bar_once_and_orders_fill_at_next_open(trained)
     drift = decisions_match_backtest_signals(warehouse=built.resources["warehouse"], trading=built.resources["trading"])
     assert not drift.passed and drift.metadata["signals_differing"].value == 1
     built.sql("UPDATE trading.decisions SET signal = (signal + 2) % 3 WHERE bar_time = '2024-01-10 10:30:00'")
+    day = built.run([["trading", "pnl"]], partition_key="2024-01-10")
+    meta = day.get_asset_materialization_events()[0].event_specific_data.materialization.metadata
+    fills, fees = built.sql("SELECT count(*), coalesce(sum(fee), 0) FROM trading.order_events WHERE event = 'FILLED' "
+                            "AND bar_time >= '2024-01-10'")[0]
+    assert meta["fills"].value == fills and meta["fees"].value == pytest.approx(fees)
+    assert meta["pnl"].value == pytest.approx(meta["equity_end"].value - meta["equity_start"].value)
     prom = (built.root / "metrics" / "trading.prom").read_text()  # the trader's Prometheus snapshot
     assert "btc_equity_usdt" in prom and 'stage="decision"' in prom
 
