@@ -41,6 +41,7 @@ bench: install
 	$(BIN)/python -m btc_assets_tests.bench_features
 	$(BIN)/python -m btc_assets_tests.bench_backtest
 	$(BIN)/python -m btc_assets_tests.bench_market
+	$(BIN)/python -m btc_assets_tests.bench_models
 
 # Rewrite the synthetic datasets of the bundled sample from its real klines (deterministic, byte-identical).
 generate-sample: install

@@ -6,9 +6,14 @@ from pathlib import Path
 
 import duckdb
 
+from btc_assets.lib.warehouse import table_exists
+
 TABLES = ("bronze.files", "silver.klines_1m", "silver.klines_5m", "silver.klines_15m", "silver.klines_1h",
-          "silver.funding_rates", "gold.features", "gold.labels", "models.xgb_models", "models.signals",
-          "trading.decisions", "trading.order_events")
+          "silver.funding_rates", "silver.agg_trades", "silver.order_flow_1m", "silver.book_depth", "silver.metrics",
+          "silver.mark_price_1m", "gold.features", "gold.labels", "models.xgb_models", "models.lstm_models",
+          "models.ensemble_models", "models.oos_predictions", "models.signals", "trading.decisions",
+          "trading.order_events")
+FAMILIES = (("XGBoost", "models.xgb_models"), ("LSTM", "models.lstm_models"), ("ensemble", "models.ensemble_models"))
 
 
 def print_summary(root: Path, timings: dict[str, float], wall_s: float) -> None:
@@ -16,14 +21,17 @@ def print_summary(root: Path, timings: dict[str, float], wall_s: float) -> None:
     with duckdb.connect(str(db), read_only=True) as conn:
         print("\n== What was built ==")
         for t in TABLES:
-            n = conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-            print(f"  {t:<24} {n:>9,} rows")
-        print("\n== Models (out-of-sample test window before each trading week) ==")
-        rows = conn.execute("SELECT week_start, model_version, test_accuracy, test_log_loss, baseline_log_loss, "
-                            "beats_baseline FROM models.xgb_models ORDER BY week_start").fetchall()
-        for w, v, acc, ll, bll, beats in rows:
-            print(f"  week {w:%Y-%m-%d}  v{v:<3} accuracy {acc:.3f}  log-loss {ll:.4f} vs majority {bll:.4f}"
-                  f"  {'beats' if beats else 'does NOT beat'} the baseline")
+            if table_exists(conn, t):
+                print(f"  {t:<24} {conn.execute(f'SELECT count(*) FROM {t}').fetchone()[0]:>9,} rows")
+        print("\n== Models (walk-forward out-of-sample inside the weeks before each trading week) ==")
+        for family, table in FAMILIES:
+            if not table_exists(conn, table):
+                continue
+            rows = conn.execute(f"SELECT week_start, test_accuracy, test_log_loss, baseline_log_loss, promoted "
+                                f"FROM {table} ORDER BY week_start").fetchall()
+            for w, acc, ll, bll, promoted in rows:
+                print(f"  {family:<9} week {w:%Y-%m-%d}  accuracy {acc:.3f}  log-loss {ll:.4f} vs majority {bll:.4f}"
+                      f"  {'promoted' if promoted else 'NOT promoted (does not beat its baselines)'}")
         orders = conn.execute("SELECT count(DISTINCT client_order_id), count(*) FILTER (WHERE event='FILLED') "
                               "FROM trading.order_events").fetchone()
         print(f"\n== Paper trading (replay) ==\n  {orders[0]} orders journaled, {orders[1]} filled")

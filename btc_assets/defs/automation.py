@@ -50,7 +50,8 @@ funding_job = dg.define_asset_job(
     "funding_job", selection=dg.AssetSelection.assets(["bronze", "funding_rates"], ["silver", "funding_rates"]),
     partitions_def=partitions.monthly, tags=SMALL)
 weekly_model_job = dg.define_asset_job(
-    "weekly_model_job", selection=dg.AssetSelection.assets(["models", "xgb_model"]), partitions_def=partitions.weekly,
+    "weekly_model_job", selection=dg.AssetSelection.assets(["models", "xgb_model"], ["models", "lstm_model"],
+                                                          ["models", "ensemble"]), partitions_def=partitions.weekly,
     tags={"btc/workload": "training", **TRAINING})
 
 daily_archive_schedule = dg.build_schedule_from_partitioned_job(

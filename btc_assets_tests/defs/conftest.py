@@ -61,5 +61,30 @@ def built(tmp_path_factory, sample_archive, instance):
     return p
 
 
-def train_config(min_days: int = 3) -> dict:
-    return {"ops": {"models__xgb_model": {"config": {"min_train_days": min_days, "n_estimators": 60}}}}
+@pytest.fixture(scope="session")
+def model_instance():
+    with dg.instance_for_test() as inst:
+        yield inst
+
+
+@pytest.fixture(scope="session")
+def model_pipeline(tmp_path_factory, sample_archive, model_instance):
+    """The same 10 days as `built`, shared by the model test modules (they only add model and trading tables)."""
+    p = Pipeline(tmp_path_factory.mktemp("models"), sample_archive, model_instance)
+    p.run([["bronze", "funding_rates"], ["silver", "funding_rates"]], partition_key="2024-01-01")
+    p.run(DAILY, first="2024-01-01", last="2024-01-10")
+    return p
+
+
+# Walk-forward sized for the few warmed-up days of the 10-day test pipeline.
+SMALL_WALK_FORWARD = {"min_train_days": 3, "n_folds": 2, "test_days": 0.5, "embargo_minutes": 30}
+SMALL_LSTM = {"window": 10, "hidden": 8, "dense": 4, "epochs": 1, "stride": 20, "max_train_samples": 1500}
+
+
+def train_config(min_days: int = 3, lstm: bool = False) -> dict:
+    ops = {"models__xgb_model": {"config": {**SMALL_WALK_FORWARD, "min_train_days": min_days, "n_estimators": 60,
+                                            "n_jobs": 1}}}
+    if lstm:
+        ops["models__lstm_model"] = {"config": {**SMALL_WALK_FORWARD, "min_train_days": min_days, **SMALL_LSTM}}
+    return {"ops": ops}
+

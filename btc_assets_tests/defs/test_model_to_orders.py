@@ -18,6 +18,16 @@ WEEK = "2024-01-08"
 
 
 @pytest.fixture(scope="module")
+def built(model_pipeline):
+    return model_pipeline
+
+
+@pytest.fixture(scope="module")
+def instance(model_instance):
+    return model_instance
+
+
+@pytest.fixture(scope="module")
 def trained(built):
     res = built.run([["models", "xgb_model"]], partition_key=WEEK, run_config=train_config())
     built.run([["models", "signals"]], first="2024-01-08", last="2024-01-10")
@@ -31,8 +41,10 @@ def test_model_is_trained_only_on_earlier_days_and_logged(trained):
     assert pd.Timestamp(meta["test_period"].value.split(" .. ")[1]) < pd.Timestamp(WEEK, tz="UTC")
     for k in ("test_accuracy", "test_log_loss", "majority_log_loss", "persistence_accuracy"):
         assert k in meta
-    (uri, version, train_to), = built.sql("SELECT model_uri, model_version, train_to FROM models.xgb_models")
-    assert pd.Timestamp(train_to) < pd.Timestamp(WEEK) and version == "1"
+    (uri, version, train_to, promoted), = built.sql("SELECT model_uri, model_version, train_to, promoted "
+                                                    "FROM models.xgb_models")
+    assert pd.Timestamp(train_to) < pd.Timestamp(WEEK) and promoted
+    assert meta["promoted"].value is True and meta["model_version"].value == f"btc_assets_xgb_next3m v{version}"
     mlflow.set_tracking_uri(built.resources["mlflow"].tracking_uri)
     run = mlflow.get_run(meta["mlflow_run"].value.rsplit("/", 1)[1])
     assert {"test_log_loss", "majority_log_loss", "test_f1_macro"} <= set(run.data.metrics)

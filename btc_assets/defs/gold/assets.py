@@ -12,12 +12,12 @@ from dagster_duckdb import DuckDBResource
 from btc_assets.defs import partitions
 from btc_assets.defs.gold import feature_checks
 from btc_assets.lib.features import FAMILIES, FEATURE_NAMES, FEATURES, checks, compute_features, null_reasons, pit
-from btc_assets.lib.labels import class_balance, next_return_labels
+from btc_assets.lib.labels import LabelConfig, balance_by_partition, class_balance
 from btc_assets.lib.warehouse import read_window, replace_window, table_exists
 
 FEATURE_TYPES = {"open_time": "TIMESTAMP", "available_at": "TIMESTAMP", **{n: "DOUBLE" for n in FEATURE_NAMES},
                  "warmed_up": "BOOLEAN"}
-LABEL_TYPES = {"open_time": "TIMESTAMP", "fwd_return": "DOUBLE", "label": "TINYINT"}
+LABEL_TYPES = {"open_time": "TIMESTAMP", "fwd_return": "DOUBLE", "label": "TINYINT", "horizon_minutes": "SMALLINT"}
 LABEL_HORIZON = 3
 LABEL_THRESHOLD = 0.001
 WARMUP = pd.Timedelta(days=partitions.WARMUP_DAYS)
@@ -109,6 +109,16 @@ def features(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
     yield feature_checks.drift_warning(full, start, end)
 
 
+class LabelsConfig(dg.Config):
+    """Which label gold/labels stores (lib/labels.py); every model purges by the stored horizon_minutes."""
+
+    kind: str = "next_return"  # or "triple_barrier"
+    horizon: int = LABEL_HORIZON  # minutes (the triple barrier's time limit)
+    threshold: float = LABEL_THRESHOLD
+    take_profit_atr: float = 2.0
+    stop_loss_atr: float = 2.0
+
+
 @dg.asset(
     key=["gold", "labels"],
     ins={"k1m": dg.AssetIn(["silver", "klines_1m"], partition_mapping=partitions.next_day_mapping,
@@ -119,17 +129,28 @@ def features(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
     pool="duckdb",
     kinds={"duckdb"},
     description=f"Next-{LABEL_HORIZON}-minute return beyond ±{LABEL_THRESHOLD:.1%}: BUY (2) / SELL (0) / HOLD (1); "
-    "null where the future bar is not known yet. Looks ahead by design. Table gold.labels.",
+    "or, by config, the triple-barrier label (ATR-scaled take-profit/stop, time limit). Null where the future "
+    "is not known yet. Looks ahead by design (horizon_minutes says how far). Table gold.labels.",
 )
-def labels(context: dg.AssetExecutionContext, warehouse: DuckDBResource) -> dg.MaterializeResult:
+def labels(context: dg.AssetExecutionContext, config: LabelsConfig, warehouse: DuckDBResource) -> dg.MaterializeResult:
     start, end = (pd.Timestamp(t) for t in context.partition_time_window)
+    cfg = LabelConfig(kind=config.kind, horizon=config.horizon, threshold=config.threshold,
+                      take_profit=config.take_profit_atr, stop_loss=config.stop_loss_atr)
+    # The triple barrier's ATR is computed from the bars before the day (known at each bar's close).
+    lookback = pd.Timedelta(hours=6) if cfg.kind == "triple_barrier" else pd.Timedelta(0)
     with warehouse.get_connection() as conn:
-        one = read_window(conn, "silver.klines_1m", "open_time", start, end + pd.Timedelta(minutes=LABEL_HORIZON))
-        lab = next_return_labels(one, horizon=LABEL_HORIZON, threshold=LABEL_THRESHOLD)
-        lab = lab[(lab["open_time"] >= start) & (lab["open_time"] < end)]
+        one = read_window(conn, "silver.klines_1m", "open_time", start - lookback,
+                          end + pd.Timedelta(minutes=cfg.horizon))
+        lab = cfg.make(one)
+        lab = lab[(lab["open_time"] >= start) & (lab["open_time"] < end)].copy()
+        lab["horizon_minutes"] = cfg.horizon
+        if table_exists(conn, "gold.labels"):  # a warehouse from before horizon_minutes existed
+            conn.execute("ALTER TABLE gold.labels ADD COLUMN IF NOT EXISTS horizon_minutes SMALLINT")
         written = replace_window(conn, "gold.labels", LABEL_TYPES, lab, "open_time", start, end)
+    per_day = balance_by_partition(lab)
     balance = class_balance(lab["label"])
     return dg.MaterializeResult(
-        metadata={"rows": written, "unknown_future": int(lab["label"].isna().sum()),
-                  **{f"share_{k}": v for k, v in balance.items()}}
+        metadata={"rows": written, "unknown_future": int(lab["label"].isna().sum()), "label_kind": cfg.kind,
+                  "horizon_minutes": cfg.horizon, **{f"share_{k}": v for k, v in balance.items()},
+                  "class_balance_per_day": dg.MetadataValue.md(per_day.round(4).to_markdown()) if len(per_day) else ""}
     )

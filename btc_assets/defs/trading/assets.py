@@ -15,14 +15,13 @@ from dagster_duckdb import DuckDBResource
 
 from btc_assets.defs import partitions
 from btc_assets.defs.gold.assets import WARMUP, features_until, load_bars
-from btc_assets.defs.models.assets import model_for_week
+from btc_assets.defs.models import predict
+from btc_assets.defs.models.common import TRADING_FAMILY, model_for_week
 from btc_assets.defs.resources import MlflowResource, TradingResource
 from btc_assets.lib import strategy, trading_metrics
 from btc_assets.lib.brokers.paper import PaperBroker
-from btc_assets.lib.features import FEATURE_NAMES
 from btc_assets.lib.journal import Journal, client_order_id
 from btc_assets.lib.labels import CLASS_NAMES
-from btc_assets.lib.models import tracking, xgb
 from btc_assets.lib.warehouse import read_window
 
 BARS_FROM, BARS_TO = "btc/bars_from", "btc/bars_to"
@@ -49,15 +48,16 @@ def bar_range(context: dg.AssetExecutionContext, conn) -> list[pd.Timestamp]:
     key=["trading", "decisions"],
     ins={
         "k1m": dg.AssetIn(["silver", "klines_1m"], partition_mapping=partitions.warmup_mapping, dagster_type=dg.Nothing),
-        "model": dg.AssetIn(["models", "xgb_model"], partition_mapping=dg.TimeWindowPartitionMapping(),
+        "model": dg.AssetIn(["models", "ensemble" if TRADING_FAMILY == "ensemble" else f"{TRADING_FAMILY}_model"],
+                            partition_mapping=dg.TimeWindowPartitionMapping(),
                             dagster_type=dg.Nothing),
     },
     group_name="trading",
     partitions_def=partitions.daily,
     pool="duckdb",
     kinds={"duckdb"},
-    description="One decision per closed 1m bar: point-in-time features -> model of the week -> signal -> target "
-    "position. Journal table trading.decisions.",
+    description="One decision per closed 1m bar: point-in-time features -> promoted model of the week -> signal -> "
+    "target position. Journal table trading.decisions. A week without a promoted model fails the run (no fallback).",
 )
 def decisions(
     context: dg.AssetExecutionContext, warehouse: DuckDBResource, mlflow: MlflowResource, trading: TradingResource
@@ -81,11 +81,11 @@ def decisions(
         ).df()
         frames = []
         for week, week_rows in rows.groupby(rows.index.tz_localize(None).to_period("W-SUN")):
-            model = model_for_week(conn, week.start_time.tz_localize("UTC"))
-            booster = tracking.load_xgb(mlflow, model["model_uri"])
-            proba = xgb.predict_proba(booster, week_rows.reset_index(), FEATURE_NAMES)
+            model = model_for_week(conn, week.start_time.tz_localize("UTC"))  # promoted only, else dg.Failure
+            context_rows = feats[feats.index < week_rows.index.min()].reset_index()
+            proba = predict.predict(mlflow, model, week_rows.reset_index(), context_rows)
             frames.append(pd.DataFrame({
-                "bar_time": week_rows.index, "model_version": f"{model['registered_name']}/{model['model_version']}",
+                "bar_time": week_rows.index, "model_version": predict.version_label(model),
                 "p_sell": proba[:, 0], "p_hold": proba[:, 1], "p_buy": proba[:, 2],
                 "signal": proba.argmax(axis=1).astype("int8"),
             }))

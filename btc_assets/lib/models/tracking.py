@@ -1,7 +1,9 @@
 """MLflow logging and loading of models, with the same metric names for every model family.
 
-Metrics are logged as `test_<name>` beside `majority_<name>` and `persistence_<name>`, so runs compare side by side
-in the MLflow UI. Nothing secret is logged: parameters are model hyper-parameters and split boundaries only.
+One experiment per family (FAMILIES). Every run logs the pooled out-of-sample walk-forward metrics as
+`test_<name>` beside `majority_<name>` and `persistence_<name>`, and each fold's as `fold_test_<name>`,
+`fold_majority_<name>`, `fold_persistence_<name>` with the fold number as the step, so runs of any family compare
+side by side in the MLflow UI. Nothing secret is logged: parameters are hyper-parameters and split boundaries only.
 """
 
 from __future__ import annotations
@@ -10,13 +12,24 @@ import functools
 import math
 import os
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Callable, Protocol
 
 import pandas as pd
-import xgboost as xgb
 
-XGB_EXPERIMENT = "btc_assets.xgboost"
-XGB_REGISTERED_NAME = "btc_assets_xgb_next3m"
+
+@dataclass(frozen=True)
+class Family:
+    experiment: str
+    registered_name: str | None  # None: the run is logged, no model is registered (the ensemble, the reference)
+
+
+FAMILIES = {
+    "xgb": Family("btc_assets.xgboost", "btc_assets_xgb_next3m"),
+    "lstm": Family("btc_assets.lstm", "btc_assets_lstm_next3m"),
+    "ensemble": Family("btc_assets.ensemble", None),
+    "rf_daily": Family("btc_assets.rf_daily", "btc_assets_rf_daily_next1d"),
+}
+XGB_EXPERIMENT, XGB_REGISTERED_NAME = FAMILIES["xgb"].experiment, FAMILIES["xgb"].registered_name
 
 
 class MlflowStore(Protocol):
@@ -40,62 +53,116 @@ def ui_url(experiment_id: str, run_id: str) -> str:
 
 
 def _finite(d: dict[str, float]) -> dict[str, float]:
-    return {k: float(v) for k, v in d.items() if v is not None and math.isfinite(float(v))}
+    """Every metric, NaN included (MLflow stores NaN): an undefined value (a class never predicted has no
+    precision) must not make a name disappear, or runs stop lining up in the UI."""
+    return {k: float(v) for k, v in d.items() if v is not None and not math.isinf(float(v))}
 
 
-def log_xgb_model(
+def _metric_name(k: str) -> str:
+    return k if k.startswith(("majority_", "persistence_", "train_")) else f"test_{k}"
+
+
+def log_run(
     store: MlflowStore,
+    family: str,
     *,
-    booster: xgb.Booster,
-    features: list[str],
-    example: pd.DataFrame,
     params: dict,
-    metrics: dict[str, float],
-    baselines: dict[str, dict[str, float]],
+    overall: dict[str, float],
+    fold_metrics: list[dict[str, float]],
     tags: dict[str, str],
-    split_bounds: dict[str, str],
+    log_model: Callable[[str | None], Any] | None = None,
 ) -> LoggedModel:
-    """Log params, out-of-sample metrics beside baselines, and the model with signature; register a version."""
-    import mlflow
-    import mlflow.xgboost
-    from mlflow.models import infer_signature
+    """One run in the family's experiment: params, metrics beside baselines, and (via `log_model`) the model.
 
-    experiment_id = store.activate(XGB_EXPERIMENT)
-    with mlflow.start_run(experiment_id=experiment_id, run_name=f"xgb {tags.get('week_start', '')}") as run:
-        mlflow.set_tags({"model_family": "xgboost", **tags})
-        mlflow.log_params({**params, **split_bounds, "n_features": len(features)})
-        mlflow.log_metrics({f"test_{k}": v for k, v in _finite(metrics).items()})
-        for name, base in baselines.items():
-            mlflow.log_metrics({f"{name}_{k}": v for k, v in _finite(base).items()})
-        mlflow.log_metric("best_iteration", float(getattr(booster, "best_iteration", -1)))
-        proba = booster.predict(xgb.DMatrix(example[features], feature_names=features))
-        info = mlflow.xgboost.log_model(
-            booster,
-            name="model",
-            signature=infer_signature(example[features], proba),
-            input_example=example[features],
-            registered_model_name=XGB_REGISTERED_NAME,
-            # Declared, not inferred: inference loads the model in a subprocess and costs seconds per run.
-            pip_requirements=[f"xgboost=={xgb.__version__}"],
-        )
+    `overall` and each of `fold_metrics` use walk_forward.evaluate's names (accuracy, majority_accuracy, ...).
+    `log_model(registered_name)` logs and registers the model inside the run and returns mlflow's ModelInfo.
+    """
+    import mlflow
+
+    fam = FAMILIES[family]
+    experiment_id = store.activate(fam.experiment)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"{family} {tags.get('week_start', '')}") as run:
+        mlflow.set_tags({"model_family": family, **tags})
+        mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
+        mlflow.log_metrics({_metric_name(k): v for k, v in _finite(overall).items()})
+        for i, fold in enumerate(fold_metrics):
+            mlflow.log_metrics({f"fold_{_metric_name(k)}": v for k, v in _finite(fold).items()}, step=i)
+        info = log_model(fam.registered_name) if log_model else None
     return LoggedModel(
         run_id=run.info.run_id,
-        model_uri=info.model_uri,
-        registered_name=XGB_REGISTERED_NAME,
-        version=str(info.registered_model_version),
+        model_uri=info.model_uri if info else f"runs:/{run.info.run_id}",
+        registered_name=fam.registered_name or family,
+        version=str(info.registered_model_version) if info and fam.registered_name else "",
         run_url=ui_url(experiment_id, run.info.run_id),
     )
 
 
-@functools.lru_cache(maxsize=16)
-def _load(tracking_uri: str, model_uri: str) -> xgb.Booster:
+def xgb_logger(booster, features: list[str], example: pd.DataFrame) -> Callable[[str | None], Any]:
+    def log(name: str | None):
+        import mlflow.xgboost
+        import xgboost as xgb
+        from mlflow.models import infer_signature
+
+        proba = booster.predict(xgb.DMatrix(example[features], feature_names=features))
+        return mlflow.xgboost.log_model(
+            booster, name="model", signature=infer_signature(example[features], proba),
+            input_example=example[features], registered_model_name=name,
+            # Declared, not inferred: inference loads the model in a subprocess and costs seconds per run.
+            pip_requirements=[f"xgboost=={xgb.__version__}"])
+    return log
+
+
+def lstm_logger(net, example: "Any") -> Callable[[str | None], Any]:
+    """`example`: a float32 array (n, window, features) of raw feature windows."""
+    def log(name: str | None):
+        import mlflow.pytorch
+        import torch
+        from mlflow.models import infer_signature
+
+        with torch.no_grad():
+            proba = net(torch.from_numpy(example)).numpy()
+        return mlflow.pytorch.log_model(
+            net, name="model", signature=infer_signature(example, proba), input_example=example,
+            registered_model_name=name, pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+            # pickle keeps the whole LstmNet (its feature list, window and scaler); pt2 export would drop them.
+            serialization_format="pickle")
+    return log
+
+
+def sklearn_logger(model, example: pd.DataFrame) -> Callable[[str | None], Any]:
+    def log(name: str | None):
+        import mlflow.sklearn
+        import sklearn
+        from mlflow.models import infer_signature
+
+        return mlflow.sklearn.log_model(
+            model, name="model", signature=infer_signature(example, model.predict_proba(example)),
+            input_example=example, registered_model_name=name,
+            pip_requirements=[f"scikit-learn=={sklearn.__version__}"],
+            # skops (the safe default format) refuses a forest's tree storage unless the type is trusted by name.
+            skops_trusted_types=["sklearn.tree._tree.Tree"])
+    return log
+
+
+@functools.lru_cache(maxsize=32)
+def _load(tracking_uri: str, model_uri: str, flavor: str):
     import mlflow
-    import mlflow.xgboost
 
     mlflow.set_tracking_uri(tracking_uri)
-    return mlflow.xgboost.load_model(model_uri)
+    if flavor == "xgb":
+        import mlflow.xgboost
+        return mlflow.xgboost.load_model(model_uri)
+    import mlflow.pytorch
+    net = mlflow.pytorch.load_model(model_uri, map_location="cpu")
+    net.eval()
+    return net
 
 
-def load_xgb(store: MlflowStore, model_uri: str) -> xgb.Booster:
+def load_xgb(store: MlflowStore, model_uri: str):
     """Load a logged booster (cached per process: the live path loads the same model on every bar)."""
-    return _load(store.tracking_uri, model_uri)
+    return _load(store.tracking_uri, model_uri, "xgb")
+
+
+def load_lstm(store: MlflowStore, model_uri: str):
+    """Load a logged LstmNet on the CPU (cached per process)."""
+    return _load(store.tracking_uri, model_uri, "lstm")

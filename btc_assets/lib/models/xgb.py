@@ -64,9 +64,9 @@ def chronological_split(
     val_start = test_start - span * validation_fraction
     purge = pd.Timedelta(minutes=purge_minutes)
     train = d[t < val_start - purge]
-    validation = d[(t >= val_start) & (t < test_start - purge)]
-    test = d[t >= test_start]
-    if min(len(train), len(validation), len(test)) == 0:
+    validation = d[(t >= val_start) & (t < test_start - purge)] if test_fraction > 0 else d[t >= val_start]
+    test = d[t >= test_start] if test_fraction > 0 else d.iloc[:0]
+    if min(len(train), len(validation)) == 0 or (test_fraction > 0 and len(test) == 0):
         raise ValueError(
             f"not enough rows to split {span_start}..{span_end} into train/validation/test "
             f"({len(train)}/{len(validation)}/{len(test)}); train on a longer history"
@@ -77,8 +77,11 @@ def chronological_split(
 def train(
     train_df: pd.DataFrame, val_df: pd.DataFrame, features: list[str], params: XgbParams
 ) -> xgb.Booster:
-    dtrain = xgb.DMatrix(train_df[features], label=train_df["label"].astype(int), feature_names=features)
-    dval = xgb.DMatrix(val_df[features], label=val_df["label"].astype(int), feature_names=features)
+    # QuantileDMatrix bins the features once, straight from the frame: less memory and time than a DMatrix for
+    # the hist method; the validation matrix reuses the training bins.
+    dtrain = xgb.QuantileDMatrix(train_df[features], label=train_df["label"].astype(int), feature_names=features)
+    dval = xgb.QuantileDMatrix(val_df[features], label=val_df["label"].astype(int), feature_names=features,
+                               ref=dtrain)
     return xgb.train(
         params.booster_params(),
         dtrain,
@@ -90,8 +93,21 @@ def train(
 
 
 def predict_proba(booster: xgb.Booster, df: pd.DataFrame, features: list[str]) -> np.ndarray:
-    """Class probabilities (n, 3) using only the trees up to the early-stopping best iteration."""
-    d = xgb.DMatrix(df[features], feature_names=features)
+    """Class probabilities (n, 3) using only the trees up to the early-stopping best iteration.
+
+    inplace_predict skips building a DMatrix: one bar costs well under a millisecond instead of several.
+    """
+    if list(booster.feature_names or features) != list(features):
+        raise ValueError(f"the booster was trained on features {booster.feature_names[:3]}... but asked to predict "
+                         f"with {list(features)[:3]}...; use the feature list it was trained with")
     best = getattr(booster, "best_iteration", None)
     rng = (0, best + 1) if best is not None else (0, 0)
-    return booster.predict(d, iteration_range=rng)
+    x = df[features].to_numpy(dtype=np.float32)
+    return booster.inplace_predict(x, iteration_range=rng, validate_features=False).reshape(len(df), -1)
+
+
+def fit_predict(features: list[str], params: XgbParams):
+    """A walk-forward callback: train on the fold's training slice, early-stop on its validation slice."""
+    def fn(train_df: pd.DataFrame, val_df: pd.DataFrame, test_df: pd.DataFrame, _context: pd.DataFrame) -> np.ndarray:
+        return predict_proba(train(train_df, val_df, features, params), test_df, features)
+    return fn

@@ -1,0 +1,177 @@
+"""What every weekly model asset shares: its training rows, walk-forward settings, registry table and promotion.
+
+Two walk-forwards, one inside the other:
+* outer: the weekly partitions. The model of week W is fitted on the TRAIN_WEEKS weeks before W, less a purge of
+  the label horizon, and trades (models/signals, trading/decisions) only inside W: a rolling window whose test
+  window is the week. Training always precedes its test week, so no embargo is needed there.
+* inner: folds inside those weeks (lib/models/walk_forward.py: purge >= the label horizon, embargo after each test
+  fold). Their pooled out-of-sample metrics, beside the baselines, decide promotion; their predictions are stored
+  in models.oos_predictions (the ensemble's evaluation reads them).
+A model is promoted only if it beats its baselines (evaluation.beats_baselines); a blocking check says so in the UI
+and models/signals and trading use promoted models only.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+import pandas as pd
+
+from btc_assets.defs.gold.assets import LABEL_HORIZON
+from btc_assets.lib.models.evaluation import METRIC_NAMES, beats_baselines
+from btc_assets.lib.models.walk_forward import WalkForwardConfig, WalkForwardResult
+from btc_assets.lib.warehouse import ensure_table, read_window, replace_window
+
+TRAIN_WEEKS = 4
+TRADING_FAMILY = "xgb"  # the promoted family whose predictions become models/signals and trade ("ensemble", ...)
+train_mapping = dg.TimeWindowPartitionMapping(start_offset=-TRAIN_WEEKS, end_offset=-1)
+same_week = dg.TimeWindowPartitionMapping()
+REGISTRY_TYPES = {
+    "week_start": "TIMESTAMP", "family": "VARCHAR", "run_id": "VARCHAR", "model_uri": "VARCHAR",
+    "registered_name": "VARCHAR", "model_version": "VARCHAR", "train_from": "TIMESTAMP", "train_to": "TIMESTAMP",
+    "test_accuracy": "DOUBLE", "test_log_loss": "DOUBLE", "test_f1_macro": "DOUBLE", "test_ic": "DOUBLE",
+    "baseline_log_loss": "DOUBLE", "beats_baseline": "BOOLEAN", "promoted": "BOOLEAN", "reason": "VARCHAR",
+    "trained_at": "TIMESTAMP",
+}
+OOS_TYPES = {"week_start": "TIMESTAMP", "family": "VARCHAR", "open_time": "TIMESTAMP", "fold": "SMALLINT",
+             "label": "TINYINT", "fwd_return": "DOUBLE", "p_sell": "DOUBLE", "p_hold": "DOUBLE", "p_buy": "DOUBLE"}
+
+
+def registry_table(family: str) -> str:
+    return f"models.{family}_models"
+
+
+class WalkForwardSettings(dg.Config):
+    min_train_days: int = 10
+    n_folds: int = 3
+    test_days: float = 2.0
+    rolling_train_days: float = 0.0  # 0: expanding window
+    validation_fraction: float = 0.15
+    embargo_minutes: int = 60
+
+    def walk_forward(self, horizon: int) -> WalkForwardConfig:
+        return WalkForwardConfig(
+            n_folds=self.n_folds, test_span=pd.Timedelta(days=self.test_days),
+            train_span=pd.Timedelta(days=self.rolling_train_days) if self.rolling_train_days else None,
+            validation_fraction=self.validation_fraction, purge=pd.Timedelta(minutes=horizon),
+            embargo=pd.Timedelta(minutes=self.embargo_minutes))
+
+
+def label_horizon(labels: pd.DataFrame) -> int:
+    """The longest look-ahead of these gold.labels rows (LABEL_HORIZON for rows written before it was stored)."""
+    h = labels["horizon_minutes"].max() if "horizon_minutes" in labels and len(labels) else None
+    return int(h) if h is not None and pd.notna(h) else LABEL_HORIZON
+
+
+def week_of(context: dg.AssetExecutionContext) -> pd.Timestamp:
+    return pd.Timestamp(context.partition_time_window.start)
+
+
+def load_training_rows(conn, week_start: pd.Timestamp, min_days: int) -> tuple[pd.DataFrame, int]:
+    """Warmed-up gold rows with known labels in the TRAIN_WEEKS before the week, the last horizon purged.
+
+    Returns the rows and the label horizon (minutes) they were made with.
+    """
+    train_from = week_start - pd.Timedelta(weeks=TRAIN_WEEKS)
+    labs = read_window(conn, "gold.labels", "open_time", train_from, week_start)
+    horizon = label_horizon(labs)
+    # The last labels before the week look `horizon` minutes into it: purge them.
+    train_to = week_start - pd.Timedelta(minutes=horizon)
+    feats = read_window(conn, "gold.features", "open_time", train_from, train_to)
+    df = feats.merge(labs.drop(columns=["horizon_minutes"], errors="ignore"), on="open_time", how="inner")
+    df = df[df["warmed_up"] & df["label"].notna()].reset_index(drop=True)
+    days = df["open_time"].dt.floor("D").nunique() if len(df) else 0
+    if days < min_days:
+        raise dg.Failure(
+            f"week {week_start:%Y-%m-%d}: only {days} days of warmed-up gold rows with labels between {train_from} "
+            f"and {train_to} (need {min_days}); materialize gold/features and gold/labels for the {TRAIN_WEEKS} "
+            "weeks before it, or pick a later week")
+    return df, horizon
+
+
+def record(conn, family: str, week_start: pd.Timestamp, logged, wf: WalkForwardResult, rows: pd.DataFrame,
+           blockers: list[str] | None = None) -> dict:
+    """Decide promotion, write the registry row and the out-of-sample predictions; return the registry row.
+
+    `blockers`: further reasons not to promote (the ensemble's members that are not promoted).
+    """
+    m = wf.overall
+    beats, why = beats_baselines(m)
+    why = [*why, *(blockers or [])]
+    promoted = not why
+    row = {
+        "week_start": week_start, "family": family, "run_id": logged.run_id, "model_uri": logged.model_uri,
+        "registered_name": logged.registered_name, "model_version": logged.version,
+        "train_from": rows["open_time"].min(), "train_to": rows["open_time"].max(),
+        "test_accuracy": m["accuracy"], "test_log_loss": m["log_loss"], "test_f1_macro": m["f1_macro"],
+        "test_ic": m["ic"], "baseline_log_loss": m["majority_log_loss"], "beats_baseline": beats,
+        "promoted": promoted,
+        "reason": "beats the majority and persistence baselines" if promoted else "; ".join(why),
+        "trained_at": pd.Timestamp.now(tz="UTC"),
+    }
+    week_end = week_start + pd.Timedelta(weeks=1)
+    ensure_table(conn, registry_table(family), REGISTRY_TYPES)
+    replace_window(conn, registry_table(family), REGISTRY_TYPES, pd.DataFrame([row]), "week_start", week_start,
+                   week_end)
+    oos = wf.predictions.assign(week_start=week_start, family=family)[list(OOS_TYPES)]
+    ensure_table(conn, "models.oos_predictions", OOS_TYPES)
+    conn.execute("DELETE FROM models.oos_predictions WHERE week_start = ? AND family = ?",
+                 [week_start.tz_localize(None), family])
+    conn.register("_oos", oos.assign(week_start=oos["week_start"].dt.tz_localize(None),
+                                     open_time=oos["open_time"].dt.tz_localize(None)))
+    conn.execute(f"INSERT INTO models.oos_predictions SELECT {', '.join(OOS_TYPES)} FROM _oos")
+    conn.unregister("_oos")
+    return row
+
+
+def metadata(logged, wf: WalkForwardResult, row: dict, extra: dict) -> dict:
+    """What the UI shows for a model: run link, version, promotion and the metrics beside the baselines."""
+    m = wf.overall
+    p = wf.predictions["open_time"]
+    return {
+        "mlflow_run": dg.MetadataValue.url(logged.run_url), "model_uri": logged.model_uri,
+        "model_version": f"{logged.registered_name} v{logged.version}" if logged.version else logged.registered_name,
+        "promoted": bool(row["promoted"]), "promotion_reason": row["reason"], "folds": len(wf.fold_metrics),
+        "test_period": f"{p.min()} .. {p.max()}",
+        **{f"test_{k}": m[k] for k in METRIC_NAMES}, **{f"majority_{k}": m[f"majority_{k}"] for k in METRIC_NAMES},
+        **{f"persistence_{k}": m.get(f"persistence_{k}", float("nan")) for k in METRIC_NAMES},
+        "per_fold": dg.MetadataValue.md(pd.DataFrame(wf.fold_metrics).reindex(columns=[
+            "n_test", "accuracy", "majority_accuracy", "persistence_accuracy", "f1_macro", "log_loss",
+            "majority_log_loss", "brier", "ic"]).round(4).to_markdown()),
+        **extra,
+    }
+
+
+def promotion_check(check_name: str, row: dict) -> dg.AssetCheckResult:
+    """Blocking: a model that does not beat its baselines is logged but not promoted, and the UI says so."""
+    text = ("promoted: " if row["promoted"] else "NOT promoted (trained and logged in MLflow, kept out of "
+            "trading): ") + row["reason"]
+    return dg.AssetCheckResult(check_name=check_name, passed=bool(row["promoted"]), severity=dg.AssetCheckSeverity.ERROR,
+                               description=text, metadata={"verdict": text, "test_log_loss": row["test_log_loss"],
+                                                           "majority_log_loss": row["baseline_log_loss"],
+                                                           "test_accuracy": row["test_accuracy"]})
+
+
+def promotion_spec(family: str, key: list[str]) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(f"{family}_model_beats_baselines", asset=key, blocking=True,
+                             description="Pooled walk-forward out-of-sample log-loss and Brier below the majority "
+                             "class's and accuracy above persistence; otherwise not promoted (kept out of trading).")
+
+
+def model_for_week(conn, week_start: pd.Timestamp, family: str = TRADING_FAMILY) -> dict:
+    """The promoted model of `family` for the week; a dg.Failure naming the cause when there is none."""
+    table = registry_table(family)
+    ensure_table(conn, table, REGISTRY_TYPES)
+    found = read_window(conn, table, "week_start", week_start, week_start + pd.Timedelta(seconds=1))
+    if found.empty:
+        raise dg.Failure(f"no {family} model for the week starting {week_start:%Y-%m-%d}: materialize "
+                         f"models/{family}_model partition {week_start:%Y-%m-%d} first")
+    row = found.iloc[-1].to_dict()
+    if not row["promoted"]:
+        raise NotPromoted(f"the {family} model of the week starting {week_start:%Y-%m-%d} "
+                          f"({row['registered_name']} v{row['model_version']}) is not promoted: {row['reason']}; "
+                          "nothing trades that week (retrain or change the model)")
+    return row
+
+
+class NotPromoted(dg.Failure):
+    """The week has a model, but it did not beat its baselines."""

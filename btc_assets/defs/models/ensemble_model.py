@@ -1,0 +1,104 @@
+"""models/ensemble: XGBoost and LSTM of the same week, trading only where both agree; evaluated on the members'
+walk-forward out-of-sample predictions (models.oos_predictions), so it needs no training of its own."""
+
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+from dagster_duckdb import DuckDBResource
+
+from btc_assets.defs import partitions
+from btc_assets.defs.models import common
+from btc_assets.defs.resources import MlflowResource
+from btc_assets.lib.models import ensemble as ens
+from btc_assets.lib.models import tracking
+from btc_assets.lib.models.evaluation import majority_proba
+from btc_assets.lib.models.walk_forward import WalkForwardResult, evaluate
+
+KEY = ["models", "ensemble"]
+MEMBERS = ("xgb", "lstm")
+P = ["p_sell", "p_hold", "p_buy"]
+
+
+def member_predictions(conn, week_start: pd.Timestamp) -> tuple[pd.DataFrame, dict[str, dict]]:
+    """The members' out-of-sample rows both predicted (inner join on open_time) and their registry rows."""
+    members, frames = {}, []
+    for fam in MEMBERS:
+        found = conn.execute(f"SELECT * FROM {common.registry_table(fam)} WHERE week_start = ?",
+                             [week_start.tz_localize(None)]).df() if _exists(conn, fam) else pd.DataFrame()
+        if found.empty:
+            raise dg.Failure(f"ensemble week {week_start:%Y-%m-%d}: no {fam} model; materialize models/{fam}_model "
+                             f"partition {week_start:%Y-%m-%d} first")
+        members[fam] = found.iloc[-1].to_dict()
+        p = conn.execute("SELECT open_time, fold, label, fwd_return, p_sell, p_hold, p_buy FROM "
+                         "models.oos_predictions WHERE week_start = ? AND family = ? ORDER BY open_time",
+                         [week_start.tz_localize(None), fam]).df()
+        frames.append(p.rename(columns={c: f"{fam}_{c}" for c in P}))
+    both = frames[0].merge(frames[1][["open_time", *[f"lstm_{c}" for c in P]]], on="open_time", how="inner")
+    return both, members
+
+
+def _exists(conn, family: str) -> bool:
+    name = common.registry_table(family).split(".")[1]
+    return bool(conn.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'models' "
+                             "AND table_name = ?", [name]).fetchone()[0])
+
+
+@dg.asset(
+    key=KEY,
+    ins={m: dg.AssetIn(["models", f"{m}_model"], partition_mapping=common.same_week, dagster_type=dg.Nothing)
+         for m in MEMBERS},
+    group_name="models",
+    partitions_def=partitions.weekly,
+    pool="duckdb",
+    kinds={"mlflow"},
+    check_specs=[common.promotion_spec("ensemble", KEY)],
+    description="XGBoost + LSTM of the week: mean probabilities, signal only where both agree (else HOLD). "
+    "Evaluated on the members' walk-forward out-of-sample rows beside the baselines; promoted only if it beats them "
+    "and both members are promoted. In a run with its members, a member's failed promotion check blocks it.",
+)
+def ensemble(context: dg.AssetExecutionContext, warehouse: DuckDBResource, mlflow: MlflowResource):
+    week_start = common.week_of(context)
+    with warehouse.get_connection() as conn:
+        both, members = member_predictions(conn, week_start)
+        labels = conn.execute("SELECT open_time, label, horizon_minutes FROM gold.labels WHERE open_time >= ? AND open_time < ? "
+                              "AND label IS NOT NULL", [(week_start - pd.Timedelta(weeks=common.TRAIN_WEEKS))
+                                                        .tz_localize(None), week_start.tz_localize(None)]).df()
+    if both.empty:
+        raise dg.Failure(f"ensemble week {week_start:%Y-%m-%d}: the xgb and lstm walk-forward test rows do not "
+                         "overlap; train both with the same test_days and n_folds")
+    horizon = common.label_horizon(labels)  # the members were purged by the same stored horizon
+    proba = ens.signal_proba(both[[f"xgb_{c}" for c in P]].to_numpy(), both[[f"lstm_{c}" for c in P]].to_numpy())
+    preds = pd.DataFrame({"open_time": pd.to_datetime(both["open_time"]).dt.tz_localize("UTC"), "fold": both["fold"],
+                          "label": both["label"].astype(int), "fwd_return": both["fwd_return"],
+                          "p_sell": proba[:, 0], "p_hold": proba[:, 1], "p_buy": proba[:, 2]})
+    lab_t = pd.to_datetime(labels["open_time"]).dt.tz_localize("UTC")
+    folds, majority = [], []
+    for _, f in preds.groupby("fold"):
+        # The majority baseline of a fold: the class frequencies known before its test window.
+        prior = labels["label"][lab_t < f["open_time"].min() - pd.Timedelta(minutes=horizon)].astype(int).to_numpy()
+        majority.append(majority_proba(prior, len(f)))
+        folds.append(evaluate(f["label"].to_numpy(), f[P].to_numpy(), f["fwd_return"].to_numpy(), majority[-1],
+                              horizon))
+    overall = evaluate(preds["label"].to_numpy(), preds[P].to_numpy(), preds["fwd_return"].to_numpy(),
+                       np.vstack(majority), horizon)
+    wf = WalkForwardResult(predictions=preds, fold_metrics=folds, overall=overall)
+    versions = {f: f"{m['registered_name']}/{m['model_version']}" for f, m in members.items()}
+    logged = tracking.log_run(
+        mlflow, "ensemble", params={"rule": "trade only when xgb and lstm agree", **versions},
+        overall=overall, fold_metrics=folds,
+        tags={"week_start": f"{week_start:%Y-%m-%d}", "dagster_run_id": context.run.run_id,
+              **{f"{f}_model_uri": m["model_uri"] for f, m in members.items()}})
+    logged = tracking.LoggedModel(run_id=logged.run_id, registered_name="ensemble", run_url=logged.run_url,
+                                  model_uri="|".join(members[f]["model_uri"] for f in MEMBERS),
+                                  version=" + ".join(versions[f] for f in MEMBERS))
+    agree = float((ens.agree_signal(both[[f"xgb_{c}" for c in P]].to_numpy(),
+                                    both[[f"lstm_{c}" for c in P]].to_numpy()) != 1).mean())
+    with warehouse.get_connection() as conn:
+        # Trading the ensemble trades its members' models: both must be promoted themselves.
+        blockers = [f"member {f} ({versions[f]}) is not promoted" for f, m in members.items() if not m["promoted"]]
+        row = common.record(conn, "ensemble", week_start, logged, wf, preds, blockers)
+    yield dg.MaterializeResult(metadata=common.metadata(logged, wf, row, {
+        "members": dg.MetadataValue.json(versions), "share_of_bars_traded": agree,
+        "members_promoted": {f: bool(m["promoted"]) for f, m in members.items()}}))
+    yield common.promotion_check("ensemble_model_beats_baselines", row)

@@ -1,0 +1,38 @@
+"""Class probabilities of a registered model of any family for a week's rows: one code path for models/signals
+and trading/decisions, so the batch and the live predictions are equal by construction."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from btc_assets.lib.features import FEATURE_NAMES
+from btc_assets.lib.models import ensemble, lstm, tracking, xgb
+from btc_assets.lib.models.tracking import MlflowStore
+
+CONTEXT = pd.Timedelta(hours=2)  # feature rows before the first predicted bar that a sequence model may look at
+
+
+def _one(store: MlflowStore, family: str, uri: str, rows: pd.DataFrame, context: pd.DataFrame | None) -> np.ndarray:
+    if family == "lstm":
+        return lstm.predict_proba(tracking.load_lstm(store, uri), rows, context)
+    if family == "xgb":
+        return xgb.predict_proba(tracking.load_xgb(store, uri), rows, FEATURE_NAMES)
+    raise ValueError(f"no predictor for model family {family!r} ({uri}); expected xgb, lstm or ensemble")
+
+
+def predict(store: MlflowStore, model: dict, rows: pd.DataFrame, context: pd.DataFrame | None = None) -> np.ndarray:
+    """(n, 3) probabilities for `rows` (time-sorted gold features) from the registry row `model`.
+
+    `context`: feature rows just before `rows` (an LSTM's window reaches back into them).
+    """
+    family = model["family"]
+    if family == "ensemble":
+        uris = model["model_uri"].split("|")
+        return ensemble.signal_proba(_one(store, "xgb", uris[0], rows, context),
+                                     _one(store, "lstm", uris[1], rows, context))
+    return _one(store, family, model["model_uri"], rows, context)
+
+
+def version_label(model: dict) -> str:
+    return f"{model['registered_name']}/{model['model_version']}"
