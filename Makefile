@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export BTC_DATA_DIR ?= $(CURDIR)/data
 SAMPLE_ARCHIVE := $(CURDIR)/btc_assets/sample_data/archive
 
-.PHONY: install demo test test-slow ui bench metrics generate-sample clean
+.PHONY: install demo test test-slow ui bench metrics collect generate-sample clean
 
 install: $(STAMP)
 
@@ -42,6 +42,11 @@ bench: install
 	$(BIN)/python -m btc_assets_tests.bench_backtest
 	$(BIN)/python -m btc_assets_tests.bench_market
 	$(BIN)/python -m btc_assets_tests.bench_models
+	$(BIN)/python -m btc_assets_tests.bench_collector --seconds 60
+
+# Record the live market streams (kline_1m, aggTrade, depth20@100ms, markPrice@1s, forceOrder) until Ctrl-C/SIGTERM.
+collect: install
+	$(BIN)/btc-assets collect
 
 # Rewrite the synthetic datasets of the bundled sample from its real klines (deterministic, byte-identical).
 generate-sample: install

@@ -1,4 +1,4 @@
-"""Command line of btc-assets: `btc-assets demo | ui | metrics | generate-sample | restore-warehouse`.
+"""Command line of btc-assets: `btc-assets demo | ui | collect | metrics | generate-sample | restore-warehouse`.
 
 `demo` materializes the whole graph over a date range in process, against the persistent Dagster instance in
 $DAGSTER_HOME, so that `make ui` afterwards shows every run, materialization and check. Daily layers are filled by
@@ -147,6 +147,14 @@ def main(argv: list[str] | None = None) -> int:
     m = sub.add_parser("metrics", help="serve the trader's Prometheus metrics on /metrics")
     m.add_argument("--host", default="127.0.0.1")
     m.add_argument("--port", type=int, default=int(os.environ.get("BTC_METRICS_PORT", "9108")))
+    sub.add_parser("collect", add_help=False, help="record the live USD-M market streams to hourly bronze files "
+                   "until Ctrl-C/SIGTERM (options: btc-assets collect --help)")
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["collect"]:  # the collector parses its own options
+        prepare_environment()
+        from btc_assets.lib.collector.main import main as collect
+
+        return collect(argv[1:])
     args = p.parse_args(argv)
     root = prepare_environment()
     if args.cmd == "demo":

@@ -29,6 +29,7 @@ from btc_assets.lib.notify import Notifier
 from btc_assets.lib.table_mirror import S3TableMirror, mirroring
 
 DEFAULT_ARCHIVE_URL = "https://data.binance.vision"
+DEFAULT_REST_URL = "https://fapi.binance.com"
 SAMPLE_ARCHIVE = Path(__file__).resolve().parents[1] / "sample_data" / "archive"
 
 
@@ -193,10 +194,18 @@ def data_dir() -> Path:
 
 
 def local_resources(root: Path, archive_url: str = DEFAULT_ARCHIVE_URL, symbol: str = "BTCUSDT",
-                    replay: ReplayResource | None = None) -> dict[str, object]:
-    """The local profile: DuckDB file, lake folder and MLflow sqlite store under `root`."""
+                    replay: ReplayResource | None = None, rest_url: str = "",
+                    streams_dir: str = "") -> dict[str, object]:
+    """The local profile: DuckDB file, lake folder and MLflow sqlite store under `root`.
+
+    `rest_url` empty (the default for tests and fixtures) disables the REST fallback: nothing reaches the internet.
+    """
+    # Subclasses of ArchiveResource live beside the REST code; imported here to keep this module's imports acyclic.
+    from btc_assets.defs.rest_resources import ArchiveWithRestResource, StreamRecordingsResource
+
     return {
-        "archive": ArchiveResource(base_url=archive_url, symbol=symbol),
+        "archive": ArchiveWithRestResource(base_url=archive_url, symbol=symbol, rest_url=rest_url),
+        "streams": StreamRecordingsResource(root=streams_dir or str(root / "lake" / "bronze" / "streams")),
         "lake": LakeResource(root=str(root / "lake")),
         "warehouse": WarehouseResource(database=str(root / "warehouse.duckdb")),
         "mlflow": MlflowResource(
@@ -223,7 +232,9 @@ def prod_resources(root: Path) -> dict[str, object]:
     if "@" in tracking and ":" in tracking.split("@")[0].split("//")[-1]:
         raise ValueError("BTC_MLFLOW_TRACKING_URI must not contain a password: put it in PGPASSWORD")
     res = local_resources(root, archive_url=os.environ.get("BINANCE_ARCHIVE_URL", DEFAULT_ARCHIVE_URL),
-                          symbol=os.environ.get("BTC_SYMBOL", "BTCUSDT"))
+                          symbol=os.environ.get("BTC_SYMBOL", "BTCUSDT"),
+                          rest_url=os.environ.get("BINANCE_REST_URL", DEFAULT_REST_URL),
+                          streams_dir=os.environ.get("BTC_STREAMS_DIR", ""))
     res["lake"] = S3LakeResource(bucket=bucket, s3=S3Resource())
     res["warehouse"] = WarehouseResource(database=str(root / "warehouse.duckdb"), mirror_bucket=bucket)
     res["mlflow"] = MlflowResource(tracking_uri=tracking, artifact_root=f"s3://{bucket}/mlflow")
@@ -240,6 +251,8 @@ def build_resources() -> dict[str, object]:
         data_dir(),
         archive_url=os.environ.get("BINANCE_ARCHIVE_URL", DEFAULT_ARCHIVE_URL),
         symbol=os.environ.get("BTC_SYMBOL", "BTCUSDT"),
+        rest_url=os.environ.get("BINANCE_REST_URL", DEFAULT_REST_URL),
+        streams_dir=os.environ.get("BTC_STREAMS_DIR", ""),
         replay=ReplayResource(
             start=os.environ.get("BTC_REPLAY_START", ""),
             end=os.environ.get("BTC_REPLAY_END", ""),

@@ -1,7 +1,10 @@
 """Bronze: archive files fetched, checksum-verified and kept byte for byte as received, with a manifest row each.
 
-The manifest (bronze.files) says which source each file came from: `archive`, or `archive:synthetic` for the
-bundled sample's generated datasets (their zip comment says SYNTHETIC; see btc_assets/lib/synthetic).
+The manifest (bronze.files) says which source each file came from: `archive`, `archive:synthetic` for the
+bundled sample's generated datasets (their zip comment says SYNTHETIC; see btc_assets/lib/synthetic), or `rest`
+for a period the archive had not published, rebuilt from the REST API in the archive's layout when the `archive`
+resource offers a REST client (defs/rest_resources.ArchiveWithRestResource). The sensor in bronze/rest_sensor.py
+re-materializes `rest` partitions from the archive once it publishes them.
 """
 
 
@@ -13,12 +16,16 @@ from dagster_duckdb import DuckDBResource
 
 from btc_assets.defs import partitions
 from btc_assets.defs.resources import ArchiveResource, LakeResource
-from btc_assets.lib.archive import ArchiveError, ArchiveFile, daily_file, monthly_file
+from btc_assets.lib.archive import ArchiveError, ArchiveFile, ArchiveNotPublished, daily_file, monthly_file
+from btc_assets.lib.brokers.binance_rest import BinanceError
+from btc_assets.lib.rest import download_file
+from btc_assets.lib.rest_layouts import REST_DATASETS
 from btc_assets.lib.synthetic import is_synthetic_zip
 from btc_assets.lib.warehouse import ensure_table
 
 MANIFEST_TABLE = "bronze.files"
 SYNTHETIC_SOURCE = "archive:synthetic"
+REST_SOURCE = "rest"
 MANIFEST_COLUMNS = {
     "dataset": "VARCHAR",
     "period_start": "TIMESTAMP",
@@ -40,10 +47,21 @@ def fetch_to_lake(context: dg.AssetExecutionContext, files: list[tuple[dt.date, 
     bundled sample's generator wrote is recorded as `archive:synthetic`, never passed off as Binance data.
     """
     client = archive.client()
-    rows, errors, synthetic = [], [], []
+    rest = archive.rest_client() if hasattr(archive, "rest_client") else None
+    rows, errors, synthetic, from_rest = [], [], [], []
     for day, f in files:
         try:
-            got = client.fetch(f)
+            got, source = client.fetch(f), "archive"
+        except ArchiveNotPublished as exc:
+            if rest is None or f.dataset not in REST_DATASETS:
+                errors.append(f"{day}: {exc}")
+                continue
+            try:
+                got, source = download_file(rest, f), REST_SOURCE
+            except BinanceError as rest_exc:
+                errors.append(f"{day}: {exc}; the REST fallback failed too: {rest_exc}")
+                continue
+            from_rest.append(f.filename)
         except ArchiveError as exc:
             errors.append(f"{day}: {exc}")
             continue
@@ -52,7 +70,7 @@ def fetch_to_lake(context: dg.AssetExecutionContext, files: list[tuple[dt.date, 
         is_synthetic = is_synthetic_zip(got.content)
         synthetic += [f.filename] if is_synthetic else []
         rows.append({"dataset": f.dataset, "period_start": pd.Timestamp(day), "relpath": f.relpath,
-                     "sha256": got.sha256, "bytes": got.size, "source": SYNTHETIC_SOURCE if is_synthetic else "archive",
+                     "sha256": got.sha256, "bytes": got.size, "source": SYNTHETIC_SOURCE if is_synthetic else source,
                      "source_url": got.source_url, "fetched_at": pd.Timestamp.now(tz="UTC").tz_localize(None)})
     if rows:
         frame = pd.DataFrame(rows)
@@ -67,6 +85,10 @@ def fetch_to_lake(context: dg.AssetExecutionContext, files: list[tuple[dt.date, 
     if synthetic:
         context.log.warning(f"{len(synthetic)} of {len(files)} files are SYNTHETIC (generated sample data, not "
                             "Binance data): see SYNTHETIC.md in the archive root")
+    if from_rest:
+        context.log.warning(f"{len(from_rest)} of {len(files)} files came from the REST API (the archive has not "
+                            f"published them yet): {', '.join(from_rest)}; they are re-fetched from the archive "
+                            "once it publishes them")
     if errors:
         raise dg.Failure(
             description=f"{len(errors)} of {len(files)} archive files could not be fetched and verified "
@@ -74,12 +96,14 @@ def fetch_to_lake(context: dg.AssetExecutionContext, files: list[tuple[dt.date, 
             metadata={"errors": dg.MetadataValue.md("\n".join(f"- {e}" for e in errors)), "fetched": len(rows)})
     source = ("archive" if not synthetic else SYNTHETIC_SOURCE if len(synthetic) == len(rows)
               else "archive (some synthetic)")
+    if from_rest:
+        source = REST_SOURCE if len(from_rest) == len(rows) else f"{source} + {REST_SOURCE}"
     single = {"sha256": rows[0]["sha256"], "byte_size": rows[0]["bytes"], "path": rows[0]["source_url"]} \
         if len(rows) == 1 else {}
     return dg.MaterializeResult(metadata={
         **single,
         "files": len(rows), "bytes": sum(r["bytes"] for r in rows), "source": source, "synthetic": bool(synthetic),
-        "synthetic_files": len(synthetic), "archive": archive.base_url,
+        "synthetic_files": len(synthetic), "archive": archive.base_url, "rest_files": len(from_rest),
         "manifest": dg.MetadataValue.md("| file | bytes | sha256 | source |\n|---|---|---|---|\n" + "\n".join(
             f"| {r['relpath'].rsplit('/', 1)[1]} | {r['bytes']:,} | `{r['sha256']}` | {r['source']} |" for r in rows)),
     })

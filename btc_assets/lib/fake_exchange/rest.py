@@ -12,6 +12,7 @@ from typing import Any
 
 from btc_assets.lib.fake_exchange import errors
 from btc_assets.lib.fake_exchange.engine import Exchange
+from btc_assets.lib.fake_exchange.market_data import market_routes, price_klines
 
 Handler = Callable[[Exchange, dict[str, str]], Any]
 
@@ -50,6 +51,8 @@ def book_ticker(ex: Exchange, p: dict) -> dict:
 
 def klines(ex: Exchange, p: dict) -> list:
     _symbol(ex, p)
+    if "startTime" in p:  # history by time window (pagination), see market_data
+        return price_klines("trade")(ex, p)
     limit = int(p.get("limit", 500))
     rows = ex.bars[max(0, ex.cursor + 1 - limit): ex.cursor + 1]
     return [[int(t), f"{o:.2f}", f"{h:.2f}", f"{lo:.2f}", f"{c:.2f}", f"{v:.3f}", int(t) + 59_999, "0", 0, "0", "0",
@@ -202,4 +205,5 @@ def routes(keys: ListenKeys) -> dict[tuple[str, str], tuple[Handler, str, int, i
         ("POST", "/fapi/v1/listenKey"): (keys.create, "USER_STREAM", 1, 0),
         ("PUT", "/fapi/v1/listenKey"): (keys.keepalive, "USER_STREAM", 1, 0),
         ("DELETE", "/fapi/v1/listenKey"): (keys.close, "USER_STREAM", 1, 0),
+        **market_routes(),
     }

@@ -39,6 +39,7 @@ class FakeBinanceApp:
     def build(self) -> web.Application:
         app = web.Application()
         app.router.add_route("*", "/fapi/{tail:.*}", self.rest)
+        app.router.add_route("*", "/futures/data/{tail:.*}", self.rest)
         app.router.add_get("/ws/{streams}", self.websocket)
         app.router.add_get("/stream", self.websocket)
         for route in ("market", "public", "private"):  # the SDK's per-category stream paths
@@ -98,6 +99,10 @@ class FakeBinanceApp:
         loop = asyncio.get_running_loop()
 
         def listener(channel: str, event: dict) -> None:
+            if channel == "raw":  # injected bytes (malformed messages), sent as they are
+                if event["stream"] in wanted:
+                    loop.call_soon_threadsafe(queue.put_nowait, (event["stream"], event))
+                return
             stream = self.listen_keys.key if channel == "user" else self._stream_name(event)
             if stream in wanted:
                 loop.call_soon_threadsafe(queue.put_nowait, (stream, event))
@@ -115,7 +120,9 @@ class FakeBinanceApp:
                     break
                 stream, event = getter.result()
                 try:
-                    await ws.send_str(json.dumps({"stream": stream, "data": event} if combined else event))
+                    text = event["text"] if "text" in event and "stream" in event else json.dumps(
+                        {"stream": stream, "data": event} if combined else event)
+                    await ws.send_str(text)
                 except ConnectionResetError:  # the client went away (or a drop was injected)
                     break
         finally:
@@ -141,7 +148,9 @@ class FakeBinanceApp:
 
     def _stream_name(self, event: dict) -> str:
         sym = self.exchange.symbol.lower()
-        return {"kline": f"{sym}@kline_1m", "bookTicker": f"{sym}@bookTicker"}.get(event.get("e"), "")
+        return {"kline": f"{sym}@kline_1m", "bookTicker": f"{sym}@bookTicker", "aggTrade": f"{sym}@aggTrade",
+                "depthUpdate": f"{sym}@depth20@100ms", "markPriceUpdate": f"{sym}@markPrice@1s",
+                "forceOrder": f"{sym}@forceOrder"}.get(event.get("e"), "")
 
     async def drop_sockets(self) -> None:
         """Cut every WebSocket without a close frame (the dropped-connection fault for streams)."""

@@ -1,0 +1,125 @@
+"""Dagster wiring of the REST fallback and the collector: a day the archive has not published comes from REST
+(source 'rest'), silver reads it like an archive day, the sensor re-materializes it once the archive publishes;
+the collector's recordings become bronze/stream_recordings, silver.liquidations and silver.order_book_live."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import shutil
+import time
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from btc_assets.defs.bronze import assets as bronze
+from btc_assets.defs.bronze import streams as bronze_streams
+from btc_assets.defs.bronze.rest_sensor import published, rest_partitions_now_in_archive, rest_rows
+from btc_assets.defs.resources import local_resources
+from btc_assets.defs.rest_resources import ArchiveWithRestResource, StreamRecordingsResource
+from btc_assets.defs.silver import klines as silver_klines
+from btc_assets.defs.silver import live as silver_live
+from btc_assets.lib.archive import daily_file
+from btc_assets.lib.fake_exchange import run_in_thread
+from btc_assets.lib.fake_exchange.market_streams import publish_raw, publish_round
+from btc_assets.lib.fake_exchange.replay import synthetic_bars
+from btc_assets_tests.lib.collector.conftest import run_collector, until_recording
+
+DAY = "2024-03-01"
+T0 = 1_709_251_200_000  # 2024-03-01 00:00 UTC
+ASSETS = dg.load_assets_from_modules([bronze, silver_klines, bronze_streams, silver_live])
+
+
+def _resources(tmp_path: Path, mirror: Path, rest_url: str) -> dict:
+    res = local_resources(tmp_path / "data", archive_url=str(mirror))
+    res["archive"] = ArchiveWithRestResource(base_url=str(mirror), rest_url=rest_url, rest_timeout_ms=2000,
+                                             rest_backoff_s=0.01)
+    res["streams"] = StreamRecordingsResource(root=str(tmp_path / "streams"))
+    return res
+
+
+def _sql(res, q, params=None):
+    with res["warehouse"].get_connection() as conn:
+        return conn.execute(q, params or []).fetchall()
+
+
+def test_unpublished_day_comes_from_rest_then_from_the_archive(tmp_path):
+    mirror = tmp_path / "archive"
+    mirror.mkdir()
+    with run_in_thread(synthetic_bars(1440, drift=0.1, t0_ms=T0), "k", "s") as fx:
+        fx.exchange.cursor = 1439
+        res = _resources(tmp_path, mirror, fx.rest_url)
+        keys = [dg.AssetKey(["bronze", "klines_1m"]), dg.AssetKey(["silver", "klines_1m"])]
+        result = dg.materialize(ASSETS, selection=keys, partition_key=DAY, resources=res)
+        assert result.success
+    meta = result.asset_materializations_for_node("bronze__klines_1m")[0].metadata
+    assert meta["source"].value == "rest" and meta["rest_files"].value == 1
+    assert _sql(res, "SELECT source FROM bronze.files") == [("rest",)]
+    assert _sql(res, "SELECT count(*) FROM silver.klines_1m")[0][0] == 1440
+
+    f = daily_file("klines", "BTCUSDT", dt.date(2024, 3, 1), interval="1m")
+    found, _ = published(rest_rows(res["warehouse"]), res["archive"].client(), "BTCUSDT", {})
+    assert found == []  # not in the archive yet
+    # the archive publishes the day (here: the same bytes, as a mirror would hold them)
+    lake = Path(res["lake"].root) / "bronze"
+    (mirror / f.relpath).parent.mkdir(parents=True)
+    shutil.copy(lake / f.relpath, mirror / f.relpath)
+    shutil.copy(lake / f.checksum_relpath, mirror / f.checksum_relpath)
+    ctx = dg.build_sensor_context(resources={"warehouse": res["warehouse"], "archive": res["archive"]})
+    out = rest_partitions_now_in_archive(ctx)
+    assert [r.partition_key for r in out.run_requests] == [DAY]
+    assert set(out.run_requests[0].asset_selection) == set(keys)
+    assert dg.materialize(ASSETS, selection=keys, partition_key=DAY, resources=res).success
+    assert _sql(res, "SELECT source FROM bronze.files") == [("archive",)]
+
+
+def test_rest_failure_names_the_day_and_both_causes(tmp_path):
+    mirror = tmp_path / "archive"
+    mirror.mkdir()
+    with run_in_thread(synthetic_bars(1440, t0_ms=T0), "k", "s") as fx:
+        fx.exchange.cursor = 1439
+        fx.faults.banned(retry_after=60, path="/fapi/v1/klines")
+        res = _resources(tmp_path, mirror, fx.rest_url)
+        with pytest.raises(dg.Failure, match=r"2024-03-01: .*not in the local mirror.*REST fallback failed.*418"):
+            dg.materialize(ASSETS, selection=[dg.AssetKey(["bronze", "klines_1m"])], partition_key=DAY,
+                           resources=res)
+
+
+def test_recordings_become_bronze_and_silver_live_tables(tmp_path):
+    # the day must have ended to be a partition: the collector's and the fake's clocks are moved to 2024-03-01 12:00
+    skew_s = (T0 + 12 * 3_600_000) / 1000 - time.time()
+    with run_in_thread(synthetic_bars(50), "k", "s") as fx:
+        fx.exchange.clock_skew_ms = int(skew_s * 1000)
+
+        async def body(col):
+            n = await until_recording(fx, col)
+            for i in range(n, n + 30):
+                publish_round(fx.exchange, i)
+            publish_raw(fx.exchange, "btcusdt@forceOrder", '{"stream":"btcusdt@forceOrder","data":{"e":"x"}}')
+            for _ in range(100):
+                if col.stats.by_kind.get("forceOrder", 0) >= n + 30 and col.stats.dead_letters:
+                    break
+                await asyncio.sleep(0.02)
+
+        col = run_collector(fx, tmp_path, body, clock=lambda: time.time() + skew_s)
+    res = _resources(tmp_path, tmp_path, "")
+    today = DAY
+    keys = [["bronze", "stream_recordings"], ["silver", "liquidations"], ["silver", "order_book_live"]]
+    result = dg.materialize(ASSETS, selection=[dg.AssetKey(k) for k in keys], partition_key=today, resources=res)
+    assert result.success
+    meta = result.asset_materializations_for_node("bronze__stream_recordings")[0].metadata
+    assert meta["dead_letters"].value == col.stats.dead_letters == 1
+    assert meta["records"].value["forceOrder"] == col.stats.by_kind["forceOrder"]
+    liq = _sql(res, "SELECT count(*), min(price) > 0, count(DISTINCT side) FROM silver.liquidations")[0]
+    assert liq == (col.stats.by_kind["forceOrder"], True, 2)
+    book = _sql(res, "SELECT count(*), min(best_ask - best_bid) > 0, max(levels) FROM silver.order_book_live")[0]
+    assert book == (col.stats.by_kind["depth20"], True, 20)
+    assert {c[0] for c in _sql(res, "DESCRIBE silver.liquidations")} >= {"time", "side", "price", "quantity"}
+
+
+def test_no_recordings_fails_with_what_to_do(tmp_path):
+    res = _resources(tmp_path, tmp_path, "")
+    with pytest.raises(dg.Failure, match="make collect"):
+        dg.materialize(ASSETS, selection=[dg.AssetKey(["bronze", "stream_recordings"])], partition_key="2024-01-01",
+                       resources=res)
