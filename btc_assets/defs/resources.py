@@ -157,6 +157,7 @@ class TradingResource(dg.ConfigurableResource):
     step_size: float = 0.001
     min_notional: float = 10.0
     metrics_file: str = Field(default="", description="Prometheus text snapshot written after every trading run")
+    kill_file: str = Field(default="", description="while this file exists, trading cancels, flattens and stops")
 
     def model_post_init(self, __context) -> None:  # noqa: D401 - pydantic hook
         if self.mode != "paper":
@@ -212,7 +213,7 @@ def local_resources(root: Path, archive_url: str = DEFAULT_ARCHIVE_URL, symbol: 
             tracking_uri=f"sqlite:///{root / 'mlflow' / 'mlflow.db'}",
             artifact_root=(root / "mlflow" / "artifacts").as_uri(),
         ),
-        "trading": TradingResource(metrics_file=str(root / "metrics" / "trading.prom")),
+        "trading": TradingResource(metrics_file=str(root / "metrics" / "trading.prom"), kill_file=str(root / "KILL")),
         "replay": replay or ReplayResource(),
         "notifier": notifier_from_env(),
     }

@@ -110,6 +110,24 @@ def test_trading_run_decides_each_bar_once_and_orders_fill_at_next_open(trained)
     assert "btc_equity_usdt" in prom and 'stage="decision"' in prom
 
 
+def test_kill_switch_file_cancels_flattens_and_stops(trained):
+    built, _ = trained
+    tags = {BARS_FROM: "2024-01-10T12:00:00+00:00", BARS_TO: "2024-01-10T12:29:00+00:00"}
+    kill = built.root / "KILL"
+    kill.write_text("test: stop now")
+    try:
+        res = built.run([["trading", "decisions"], ["trading", "orders"]], partition_key="2024-01-10", tags=tags)
+    finally:
+        kill.unlink()
+    meta = [e for e in res.get_asset_materialization_events()
+            if e.asset_key == dg.AssetKey(["trading", "orders"])][0].event_specific_data.materialization.metadata
+    assert "stop now" in str(meta["kill_switch"].value) and meta["orders_sent_this_run"].value == 0
+    assert meta["open_orders"].value == 0 and abs(meta["position_btc"].value) < 1e-9
+    entries = built.sql("SELECT count(*) FROM trading.order_events WHERE client_order_id LIKE '%-entry' "
+                        "AND bar_time >= '2024-01-10 12:00:00'")
+    assert entries == [(0,)]
+
+
 def test_trading_run_refuses_bars_outside_its_partition(trained):
     built, _ = trained
     tags = {BARS_FROM: "2024-01-09T10:00:00+00:00", BARS_TO: "2024-01-09T10:05:00+00:00"}

@@ -17,10 +17,11 @@ from btc_assets.defs import partitions
 from btc_assets.defs.gold.assets import WARMUP, features_until, load_bars
 from btc_assets.defs.models import predict
 from btc_assets.defs.models.common import TRADING_FAMILY, model_for_week
-from btc_assets.defs.resources import MlflowResource, TradingResource
+from btc_assets.defs.resources import MlflowResource, NotifierResource, TradingResource
 from btc_assets.lib import strategy, trading_metrics
 from btc_assets.lib.brokers.paper import PaperBroker
 from btc_assets.lib.journal import Journal, client_order_id
+from btc_assets.lib.kill_switch import KillSwitch, stop_trading
 from btc_assets.lib.labels import CLASS_NAMES
 from btc_assets.lib.warehouse import read_window
 
@@ -126,8 +127,11 @@ def decisions(
     description="Orders sent for the run's decisions through the paper broker (fill at the next bar's open plus the "
     "taker fee), from the append-only journal trading.order_events.",
 )
-def orders(context: dg.AssetExecutionContext, warehouse: DuckDBResource, trading: TradingResource):
+def orders(context: dg.AssetExecutionContext, warehouse: DuckDBResource, trading: TradingResource,
+           notifier: NotifierResource):
     start, end = (pd.Timestamp(t) for t in context.partition_time_window)
+    kill = KillSwitch(Path(trading.kill_file) if trading.kill_file else None).reasons(
+        failed_data_checks(context.instance))
     with warehouse.get_connection() as conn:
         journal = Journal(conn)
         broker = PaperBroker(journal, trading.taker_fee, context.run.run_id)
@@ -138,12 +142,18 @@ def orders(context: dg.AssetExecutionContext, warehouse: DuckDBResource, trading
             return float(opens[t]) if t in opens.index else None
 
         fills = broker.fill_pending(open_at)
+        if kill:  # cancel, flatten, alert; no new order this run
+            last_bar = conn.execute("SELECT max(bar_time) FROM trading.decisions WHERE bar_time < ?",
+                                    [end.tz_localize(None)]).fetchone()[0]
+            stop_trading(broker, kill, strategy=trading.strategy, notifier=notifier.notifier(),
+                         bar_time=pd.Timestamp(last_bar, tz="UTC") if last_bar else start, step=trading.step_size)
+            fills += broker.fill_pending(open_at)
         decided = conn.execute(
             "SELECT bar_time, target_position, price FROM trading.decisions WHERE bar_time >= ? AND bar_time < ? "
             "ORDER BY bar_time", [start.tz_localize(None), end.tz_localize(None)]).df()
         decided["bar_time"] = pd.to_datetime(decided["bar_time"]).dt.tz_localize("UTC")
         sent = 0
-        for row in decided.itertuples():
+        for row in decided.itertuples() if not kill else ():
             cid = client_order_id(trading.strategy, row.bar_time, "entry")
             if journal.has_order(cid):
                 continue
@@ -158,11 +168,14 @@ def orders(context: dg.AssetExecutionContext, warehouse: DuckDBResource, trading
         metrics = trading_metrics.snapshot(conn, initial_equity=trading.notional_usdt)
     if trading.metrics_file:
         trading_metrics.write_textfile(Path(trading.metrics_file), trading_metrics.render(metrics, trading.strategy))
+    if fills:
+        notifier.notifier().send(f"{len(fills)} fill(s) ({trading.strategy}, {trading.mode})", "\n".join(
+            f"{f.side} {f.qty:.3f} @ {f.price:,.1f} (bar {f.bar_time:%Y-%m-%d %H:%M}, fee {f.fee:.2f})" for f in fills))
     filled = day[day["event"] == "FILLED"]
     on_time = [open_at(t + MINUTE) == p for t, p in zip(filled["bar_time"], filled["price"])]
     late = filled.loc[~pd.Series(on_time, index=filled.index, dtype=bool)]
     yield dg.MaterializeResult(metadata={
-        "orders_sent_this_run": sent, "fills_this_run": len(fills), "orders_today": len(day),
+        "orders_sent_this_run": sent, "fills_this_run": len(fills), "kill_switch": kill, "orders_today": len(day),
         "open_orders": int((day["event"] == "NEW").sum()), "position_btc": metrics.position_btc,
         "paper_equity_usdt": metrics.equity_usdt, "paper_pnl_usdt": metrics.pnl_usdt,
         "fees_today_usdt": float(filled["fee"].sum()),
@@ -170,6 +183,20 @@ def orders(context: dg.AssetExecutionContext, warehouse: DuckDBResource, trading
     })
     yield dg.AssetCheckResult(check_name="orders_fill_after_their_decision", passed=late.empty,
                               metadata={"fills_checked": len(filled), "mismatched": late["client_order_id"].tolist()})
+
+
+# A failed data-quality check upstream stops trading (the model promotion checks do not: an unpromoted model
+# already trades nothing).
+KILL_ON_CHECKS = [dg.AssetCheckKey(dg.AssetKey(["silver", "klines_1m"]), name) for name in
+                  ("klines_1m_has_every_minute", "klines_1m_ohlc_consistent", "klines_1m_matches_schema")] + [
+    dg.AssetCheckKey(dg.AssetKey(["gold", "features"]), name) for name in
+    ("features_point_in_time", "features_finite_after_warmup", "features_match_schema")]
+
+
+def failed_data_checks(instance: dg.DagsterInstance) -> list[str]:
+    latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(KILL_ON_CHECKS)
+    return [f"{key.asset_key.to_user_string()}: {key.name}" for key, rec in latest.items()
+            if rec is not None and rec.status.value == "FAILED"]
 
 
 def _pending_qty(journal: Journal) -> float:
