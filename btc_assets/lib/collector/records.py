@@ -1,5 +1,5 @@
 """What a recorded stream message must look like: the stream kinds the collector records and a check of each
-payload's fields against Binance's shapes (../shared/data/payloads/ws_*.json).
+payload's fields against Binance's shapes (btc_assets_tests/fixtures/binance_payloads/ws_*.json).
 
 A message that fails the check is a `MalformedMessage`: the collector writes it to the dead-letter file with the
 reason, it is never dropped and never written among the good records (silver would choke on it later).

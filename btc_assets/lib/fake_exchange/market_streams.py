@@ -1,5 +1,5 @@
 """Market stream events of the fake exchange for the collector's streams: aggTrade, depth20@100ms, markPrice@1s,
-forceOrder (plus kline_1m from the engine), in the payload shapes of ../shared/data/payloads/ws_*.json, and raw
+forceOrder (plus kline_1m from the engine), in the payload shapes of btc_assets_tests/fixtures/binance_payloads/ws_*.json, and raw
 text injection for malformed messages.
 
 Values are SYNTHETIC (derived from the replayed bar at the cursor), never market data. `publish_round` emits one
