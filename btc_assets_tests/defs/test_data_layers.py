@@ -63,3 +63,19 @@ def test_gold_features_and_labels_with_checks(built):
     assert n == 1440 and warm == 1440  # three previous days of silver warm every 1m-5m indicator up
     (labels,), = built.sql("SELECT count(label) FROM gold.labels WHERE open_time < '2024-01-10'")
     assert labels == 9 * 1440  # the next day is known for every day but the last
+
+
+def test_triple_barrier_label_through_the_labels_asset(built):
+    """By config, gold/labels stores the triple-barrier label; the horizon it looks ahead is stored with it."""
+    cfg = {"ops": {"gold__labels": {"config": {"kind": "triple_barrier", "horizon": 15, "take_profit_atr": 2.0,
+                                                "stop_loss_atr": 2.0}}}}
+    res = built.run([["gold", "labels"]], partition_key="2024-01-07", run_config=cfg)
+    meta = res.get_asset_materialization_events()[0].event_specific_data.materialization.metadata
+    rows = built.sql("SELECT count(*), count(label), min(horizon_minutes), max(horizon_minutes), "
+                     "count(DISTINCT label) FROM gold.labels WHERE open_time >= '2024-01-07' AND open_time < '2024-01-08'")
+    n, known, hmin, hmax, classes = rows[0]
+    assert n == 1440 and known >= 1440 - 15 and hmin == hmax == 15 and classes == 3
+    assert any("BUY" in k or "buy" in k.lower() for k in meta)  # class balance reported per partition
+    built.run([["gold", "labels"]], partition_key="2024-01-07")  # back to the default label for the other tests
+    assert built.sql("SELECT max(horizon_minutes) FROM gold.labels WHERE open_time >= '2024-01-07' "
+                     "AND open_time < '2024-01-08'") == [(3,)]

@@ -3,6 +3,9 @@ models only (with the reason in metadata when a week has none), the weekly job's
 
 import dagster as dg
 import mlflow
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
 import pytest
 
 from btc_assets.defs.automation import weekly_model_job
@@ -56,6 +59,16 @@ def test_every_family_logs_the_same_metrics_beside_the_baselines(models):
     assert names[0] == names[1]  # xgb and lstm: identical metric names (the ensemble lacks only undefined ones)
     exps = {e.name for e in mlflow.search_experiments()}
     assert {"btc_assets.xgboost", "btc_assets.lstm", "btc_assets.ensemble"} <= exps
+    # The ensemble is registered as a model of its own (a pyfunc over the members' probabilities) with a signature
+    mlflow.set_registry_uri(built.resources["mlflow"].tracking_uri)
+    combiner = mlflow.pyfunc.load_model("models:/btc_assets_ensemble_next3m/latest")
+    assert combiner.metadata.signature is not None
+    from btc_assets.lib.models.ensemble import MEMBER_COLUMNS, signal_proba
+
+    x = pd.DataFrame([[0.1, 0.2, 0.7, 0.2, 0.2, 0.6], [0.6, 0.3, 0.1, 0.1, 0.2, 0.7]], columns=MEMBER_COLUMNS)
+    out = combiner.predict(x).to_numpy()
+    np.testing.assert_allclose(out, signal_proba(x.iloc[:, :3].to_numpy(), x.iloc[:, 3:].to_numpy()))
+    assert out.argmax(axis=1).tolist() == [2, 1]  # agree on BUY; disagree -> HOLD
     assert meta_of(res, ["models", "lstm_model"])["model_version"].value == "btc_assets_lstm_next3m v1"
     assert meta_of(res, ["models", "lstm_model"])["train_samples_per_second"].value > 0
 

@@ -88,7 +88,10 @@ def ensemble(context: dg.AssetExecutionContext, warehouse: DuckDBResource, mlflo
         mlflow, "ensemble", params={"rule": "trade only when xgb and lstm agree", **versions},
         overall=overall, fold_metrics=folds,
         tags={"week_start": f"{week_start:%Y-%m-%d}", "dagster_run_id": context.run.run_id,
-              **{f"{f}_model_uri": m["model_uri"] for f, m in members.items()}})
+              **{f"{f}_model_uri": m["model_uri"] for f, m in members.items()}},
+        log_model=tracking.ensemble_logger(both.head(5)))
+    registered = f"{logged.registered_name} v{logged.version}"
+    # Trading the ensemble loads its members (the combiner above is the registered model of the rule itself).
     logged = tracking.LoggedModel(run_id=logged.run_id, registered_name="ensemble", run_url=logged.run_url,
                                   model_uri="|".join(members[f]["model_uri"] for f in MEMBERS),
                                   version=" + ".join(versions[f] for f in MEMBERS))
@@ -100,5 +103,6 @@ def ensemble(context: dg.AssetExecutionContext, warehouse: DuckDBResource, mlflo
         row = common.record(conn, "ensemble", week_start, logged, wf, preds, blockers)
     yield dg.MaterializeResult(metadata=common.metadata(logged, wf, row, {
         "members": dg.MetadataValue.json(versions), "share_of_bars_traded": agree,
+        "registered_combiner": registered,
         "members_promoted": {f: bool(m["promoted"]) for f, m in members.items()}}))
     yield common.promotion_check("ensemble_model_beats_baselines", row)

@@ -38,3 +38,17 @@ def signal_proba(p_a: np.ndarray, p_b: np.ndarray) -> np.ndarray:
         out[fix] = p[fix] * scale[:, None]
         out[fix, HOLD] = target
     return out
+
+
+MEMBER_COLUMNS = [f"{m}_{c}" for m in ("xgb", "lstm") for c in ("p_sell", "p_hold", "p_buy")]
+
+
+def combine_frame(members: "pd.DataFrame") -> "pd.DataFrame":
+    """The ensemble as a model of its own: member probabilities (MEMBER_COLUMNS) in, ensemble probabilities out."""
+    import pandas as pd
+
+    missing = [c for c in MEMBER_COLUMNS if c not in members.columns]
+    if missing:
+        raise ValueError(f"ensemble input lacks {missing}: pass both members' class probabilities")
+    p = signal_proba(members[MEMBER_COLUMNS[:3]].to_numpy(), members[MEMBER_COLUMNS[3:]].to_numpy())
+    return pd.DataFrame(p, columns=["p_sell", "p_hold", "p_buy"], index=members.index)

@@ -26,7 +26,7 @@ class Family:
 FAMILIES = {
     "xgb": Family("btc_assets.xgboost", "btc_assets_xgb_next3m"),
     "lstm": Family("btc_assets.lstm", "btc_assets_lstm_next3m"),
-    "ensemble": Family("btc_assets.ensemble", None),
+    "ensemble": Family("btc_assets.ensemble", "btc_assets_ensemble_next3m"),
     "rf_daily": Family("btc_assets.rf_daily", "btc_assets_rf_daily_next1d"),
 }
 XGB_EXPERIMENT, XGB_REGISTERED_NAME = FAMILIES["xgb"].experiment, FAMILIES["xgb"].registered_name
@@ -126,6 +126,26 @@ def lstm_logger(net, example: "Any") -> Callable[[str | None], Any]:
             registered_model_name=name, pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
             # pickle keeps the whole LstmNet (its feature list, window and scaler); pt2 export would drop them.
             serialization_format="pickle")
+    return log
+
+
+def ensemble_logger(example: pd.DataFrame) -> Callable[[str | None], Any]:
+    """The ensemble registered as a pyfunc combiner: its input is the members' class probabilities (the members
+    are registered models of their own, named in the run's tags), its output the ensemble's probabilities."""
+    def log(name: str | None):
+        import mlflow.pyfunc
+        from mlflow.models import infer_signature
+
+        from btc_assets.lib.models.ensemble import MEMBER_COLUMNS, combine_frame
+
+        class Combiner(mlflow.pyfunc.PythonModel):
+            def predict(self, context, model_input, params=None):  # noqa: ARG002 - pyfunc API
+                return combine_frame(model_input)
+
+        frame = example[MEMBER_COLUMNS].reset_index(drop=True)
+        return mlflow.pyfunc.log_model(
+            name="model", python_model=Combiner(), signature=infer_signature(frame, combine_frame(frame)),
+            input_example=frame, registered_model_name=name, pip_requirements=["numpy", "pandas"])
     return log
 
 
