@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--start", type=dt.date.fromisoformat, default=dt.date(2024, 1, 1))
     d.add_argument("--end", type=dt.date.fromisoformat, default=dt.date(2024, 2, 29))
     d.add_argument("--replay-hours", type=float, default=4.0)
-    d.add_argument("--replay-speed", type=float, default=600.0, help="replayed minutes per wall-clock minute")
+    d.add_argument("--replay-speed", type=float, default=1200.0, help="replayed minutes per wall-clock minute")
     sub.add_parser("ui", help="Dagster UI on 127.0.0.1:3000 and MLflow UI on 127.0.0.1:5000 (Ctrl-C stops both)")
     sub.add_parser("generate-sample", help="rewrite the synthetic datasets of the bundled sample (deterministic)")
     sub.add_parser("restore-warehouse", help="production: rebuild the DuckDB warehouse from its tables on S3")
