@@ -103,6 +103,18 @@ class Journal:
             df[col] = pd.to_datetime(df[col]).dt.tz_localize("UTC")
         return df
 
+    def position_before(self, bar_time: pd.Timestamp) -> float:
+        """Net position the journal commits to for bars before `bar_time`: filled orders plus those still NEW.
+
+        Deterministic for a given bar, so a retried run sizes every bar exactly as the first run did and sends
+        nothing new (sizing against the position *now* would re-trade bars that needed no order then).
+        """
+        o = self.orders()
+        if o.empty:
+            return 0.0
+        live = o[(o["bar_time"] < pd.Timestamp(bar_time)) & o["event"].isin(["NEW", "FILLED"])]
+        return float((live["qty"] * live["side"].map({"BUY": 1.0, "SELL": -1.0})).sum())
+
     def position(self) -> float:
         """Net filled position in base units."""
         q = (f"SELECT coalesce(sum(CASE side WHEN 'BUY' THEN qty ELSE -qty END), 0) FROM {ORDER_EVENTS} "

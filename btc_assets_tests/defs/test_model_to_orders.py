@@ -83,7 +83,10 @@ def test_trading_run_decides_each_bar_once_and_orders_fill_at_next_open(trained)
     res = built.run([["trading", "decisions"], ["trading", "orders"]], partition_key="2024-01-10", tags=tags)
     obs = [e for e in res.all_events if e.event_type_value == "ASSET_OBSERVATION"]
     assert len(obs) == 60  # one identifiable event per bar
+    orders_before = built.sql("SELECT count(DISTINCT client_order_id) FROM trading.order_events")
     built.run([["trading", "decisions"], ["trading", "orders"]], partition_key="2024-01-10", tags=tags)  # a retry
+    # ...after fills have changed the position: it must send nothing new
+    assert built.sql("SELECT count(DISTINCT client_order_id) FROM trading.order_events") == orders_before
     assert built.sql("SELECT count(*), count(DISTINCT decision_id) FROM trading.decisions") == [(60, 60)]
     fills = built.sql("SELECT e.bar_time, e.price, k.open FROM trading.order_events e JOIN silver.klines_1m k "
                       "ON k.open_time = e.bar_time + INTERVAL 1 MINUTE WHERE e.event = 'FILLED'")

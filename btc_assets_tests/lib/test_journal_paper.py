@@ -64,3 +64,20 @@ def test_decisions_are_journaled_once(journal):
     journal.record_decisions(pd.DataFrame([row]))
     assert journal.decided_bars(T0, T0 + MIN) == {T0}
     assert journal.conn.execute("SELECT count(*) FROM trading.decisions").fetchone()[0] == 1
+
+
+def test_position_before_a_bar_is_what_the_journal_committed_to_then(journal):
+    """Sizing a bar against the position as of that bar (not now) makes a retried run send nothing new."""
+    broker = PaperBroker(journal, taker_fee=0.0005, run_id="r1")
+    broker.submit("a", T0, "BUY", 0.3)
+    broker.fill_pending(lambda t: 100.0)  # filled
+    broker.submit("b", T0 + MIN, "SELL", 0.1)  # still NEW: committed to
+    broker.submit("c", T0 + 2 * MIN, "BUY", 0.5)
+    broker.cancel_all()  # b and c cancelled: no longer committed
+    broker.submit("d", T0 + 3 * MIN, "SELL", 0.2)  # NEW, later bar
+    assert journal.position_before(T0) == pytest.approx(0.0)
+    assert journal.position_before(T0 + MIN) == pytest.approx(0.3)
+    assert journal.position_before(T0 + 3 * MIN) == pytest.approx(0.3)  # b and c were cancelled
+    assert journal.position_before(T0 + 4 * MIN) == pytest.approx(0.1)  # d counts once its bar is past
+    broker.fill_pending(lambda t: 101.0)
+    assert journal.position_before(T0 + MIN) == pytest.approx(0.3)  # later fills never change an earlier bar

@@ -157,7 +157,7 @@ def orders(context: dg.AssetExecutionContext, warehouse: DuckDBResource, trading
             cid = client_order_id(trading.strategy, row.bar_time, "entry")
             if journal.has_order(cid):
                 continue
-            current = journal.position() + _pending_qty(journal)
+            current = journal.position_before(row.bar_time)
             want = strategy.round_step(row.target_position * trading.notional_usdt / row.price, trading.step_size)
             delta = want - current
             if abs(delta) * row.price < trading.min_notional:
@@ -198,10 +198,3 @@ def failed_data_checks(instance: dg.DagsterInstance) -> list[str]:
     return [f"{key.asset_key.to_user_string()}: {key.name}" for key, rec in latest.items()
             if rec is not None and rec.status.value == "FAILED"]
 
-
-def _pending_qty(journal: Journal) -> float:
-    o = journal.orders()
-    if o.empty:
-        return 0.0
-    new = o[o["event"] == "NEW"]
-    return float((new["qty"] * new["side"].map({"BUY": 1.0, "SELL": -1.0})).sum())
