@@ -52,13 +52,17 @@ def instance():
         yield inst
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory, sample_archive, instance):
+def ten_days(root, sample_archive, instance) -> Pipeline:
     """bronze..gold for 2024-01-01..10 and funding for January."""
-    p = Pipeline(tmp_path_factory.mktemp("data"), sample_archive, instance)
+    p = Pipeline(root, sample_archive, instance)
     p.run([["bronze", "funding_rates"], ["silver", "funding_rates"]], partition_key="2024-01-01")
     p.run(DAILY, first="2024-01-01", last="2024-01-10")
     return p
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, sample_archive, instance):
+    return ten_days(tmp_path_factory.mktemp("data"), sample_archive, instance)
 
 
 @pytest.fixture(scope="session")
@@ -70,10 +74,7 @@ def model_instance():
 @pytest.fixture(scope="session")
 def model_pipeline(tmp_path_factory, sample_archive, model_instance):
     """The same 10 days as `built`, shared by the model test modules (they only add model and trading tables)."""
-    p = Pipeline(tmp_path_factory.mktemp("models"), sample_archive, model_instance)
-    p.run([["bronze", "funding_rates"], ["silver", "funding_rates"]], partition_key="2024-01-01")
-    p.run(DAILY, first="2024-01-01", last="2024-01-10")
-    return p
+    return ten_days(tmp_path_factory.mktemp("models"), sample_archive, model_instance)
 
 
 # Walk-forward sized for the few warmed-up days of the 10-day test pipeline.
