@@ -93,9 +93,14 @@ def _close(slots, k, trades, n_tr, t, price, reason, fee_paid, stats):
 
 @njit(cache=True, error_model="numpy")
 def run(time_ns, o, h, lo, c, m_o, m_h, m_l, atr, vol, spread_bps, quote_vol, signal, funding_rate,
-        tiers, p, cst, tick, step, min_notional, liq_fee, initial, exit_on_opposite):
+        tiers, p, cst, tick, step, min_notional, liq_fee, initial, exit_on_opposite, decide_last=False):
     """The loop; see the module docstring. Returns equity and paused per bar, fee and funding events (bar,
-    amount), the trade records and the skip counters."""
+    amount), the trade records, the skip counters and the decision taken at the last close.
+
+    With ``decide_last`` the decisions of step 5 are also taken at the last bar's close (the live trader's
+    question: what now?), and ``last`` = [entry side, qty, stop distance, limit price, skip code or -1, number of
+    positions to exit, entry bar and exit reason of up to 8 of them...] describes them; otherwise the loop stops
+    at the last close as a backtest must (there is no next bar to act on)."""
     n = len(o)
     n_slots = int(p[risk.P_MAX_POSITIONS])
     slots = np.zeros((n_slots, 13))
@@ -116,6 +121,8 @@ def run(time_ns, o, h, lo, c, m_o, m_h, m_l, atr, vol, spread_bps, quote_vol, si
     cash, used_margin, n_tr, prev_eq = initial, 0.0, 0, initial
     n_active, n_exiting = 0, 0  # most bars are flat: skip the per-slot loops there
     pend_side, pend_qty, pend_dist, pend_limit, pend_expiry = 0.0, 0.0, 0.0, 0.0, -1
+    last = np.zeros(6 + 2 * 8)
+    last[4] = -1.0
     is_limit = cst[fills.C_ORDER_TYPE] > 0
     for t in range(n):
         v_prev = vol[t - 1] if t > 0 else 0.0
@@ -217,7 +224,7 @@ def run(time_ns, o, h, lo, c, m_o, m_h, m_l, atr, vol, spread_bps, quote_vol, si
         else:
             paused[t] = paused[t - 1]
         prev_eq = equity[t]
-        if t == n - 1:
+        if t == n - 1 and not decide_last:
             break
         n_exiting = 0
         for k in range(n_slots if n_active > 0 else 0):  # decisions for the next bar: time and opposite-signal exits
@@ -228,14 +235,26 @@ def run(time_ns, o, h, lo, c, m_o, m_h, m_l, atr, vol, spread_bps, quote_vol, si
                     slots[k, S_EXIT] = R_SIGNAL + 1.0
                 if slots[k, S_EXIT] > 0:
                     n_exiting += 1
+        if t == n - 1:  # decide_last: report the exits just decided
+            j = 0
+            for k in range(n_slots):
+                if slots[k, S_ACTIVE] > 0 and slots[k, S_EXIT] > 0 and j < 8:
+                    last[6 + 2 * j], last[7 + 2 * j] = slots[k, S_BAR], slots[k, S_EXIT] - 1.0
+                    j += 1
+            last[5] = j
         if signal[t] == 0 or pend_side != 0.0:
             continue
+        skip = -1
         if paused[t]:
-            skips[0] += 1
+            skip = 0
         elif n_open - n_exiting >= n_slots:
-            skips[1] += 1
+            skip = 1
         elif not risk.passes_filters(p, spread_bps[t], atr[t], c[t], quote_vol[t]):
-            skips[2] += 1
+            skip = 2
+        if skip >= 0:
+            skips[skip] += 1
+            if t == n - 1:
+                last[4] = skip
         else:
             side = float(signal[t])
             dist = p[risk.P_STOP_ATR] * atr[t]
@@ -246,11 +265,15 @@ def run(time_ns, o, h, lo, c, m_o, m_h, m_l, atr, vol, spread_bps, quote_vol, si
             ref = fills.limit_price(cst, side, c[t], tick) if is_limit else c[t]
             if qty * ref < min_notional:
                 skips[3] += 1
+                if t == n - 1:
+                    last[4] = 3
             else:
                 pend_side, pend_qty, pend_dist, pend_limit = side, qty, dist, ref
                 pend_expiry = t + int(cst[fills.C_LIMIT_TTL])
+                if t == n - 1:
+                    last[0], last[1], last[2], last[3] = side, qty, dist, ref
     for k in range(n_slots):  # still open: marked at the last close, no exit fee
         if slots[k, S_ACTIVE] > 0:
             _close(slots, k, trades, n_tr, n - 1, c[n - 1], float(R_OPEN), 0.0, stats)
             n_tr += 1
-    return equity, paused, fee_ev[:n_fe], fund_ev[:n_fu], trades[:n_tr], skips
+    return equity, paused, fee_ev[:n_fe], fund_ev[:n_fu], trades[:n_tr], skips, last

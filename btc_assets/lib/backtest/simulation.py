@@ -111,14 +111,56 @@ def simulate(bars: pd.DataFrame, signals: pd.Series, funding: pd.DataFrame | Non
              risk: RiskConfig = RiskConfig(), rules: ExchangeRules | None = None,
              exit_on_opposite: bool = True) -> BacktestResult:
     """Trade ``signals`` (entry direction decided at each bar's close) on ``bars``; see the package docstring."""
+    return _simulate(bars, signals, funding, mark, initial_equity, costs, risk, rules, exit_on_opposite, False)[0]
+
+
+@dataclass(frozen=True)
+class LastDecision:
+    """What the rules decide at the last bar's close: the live trader's decision for that bar.
+
+    ``entry_side`` is +1/-1 with ``entry_qty`` (base units) and ``stop_distance`` (price units; the stop and target
+    are placed at that distance from the actual fill), 0 when no entry; ``skip`` names why a signal did not become
+    an entry (a breaker, the position limit, a filter, too small); ``exits`` lists (entry time, reason) of the open
+    positions to close at the next open (time exit or opposite signal)."""
+
+    bar_time: pd.Timestamp
+    entry_side: int
+    entry_qty: float
+    stop_distance: float
+    skip: str | None
+    exits: tuple[tuple[pd.Timestamp, str], ...]
+    paused: bool
+    equity: float
+
+
+def decide(bars: pd.DataFrame, signals: pd.Series, funding: pd.DataFrame | None, *,
+           mark: pd.DataFrame | None = None, initial_equity: float = 10_000.0, costs: Costs = Costs(),
+           risk: RiskConfig = RiskConfig(), rules: ExchangeRules | None = None,
+           exit_on_opposite: bool = True) -> tuple[BacktestResult, LastDecision]:
+    """Run the backtest over ``bars`` and also take the decisions at the last close (see ``engine.run``).
+
+    The live trader calls this once per closed bar over its whole session: the same compiled loop, the same state
+    (equity, Kelly statistics, breakers, open positions), so the live decision of a bar is by construction the one
+    the backtest takes there."""
+    res, last = _simulate(bars, signals, funding, mark, initial_equity, costs, risk, rules, exit_on_opposite, True)
+    times = res.equity.index
+    exits = tuple((times[int(last[6 + 2 * j])], engine.EXIT_REASONS[int(last[7 + 2 * j])])
+                  for j in range(int(last[5])))
+    return res, LastDecision(
+        bar_time=times[-1], entry_side=int(last[0]), entry_qty=float(last[1]), stop_distance=float(last[2]),
+        skip=engine.SKIP_NAMES[int(last[4])] if last[4] >= 0 else None, exits=exits,
+        paused=bool(res.paused.iloc[-1]), equity=float(res.equity.iloc[-1]))
+
+
+def _simulate(bars, signals, funding, mark, initial_equity, costs, risk, rules, exit_on_opposite, decide_last):
     if not initial_equity > 0:
         raise ValueError(f"initial_equity must be > 0, got {initial_equity}")
     x = prepare(bars, signals, funding, mark)
     rules = rules or rules_for(x.times[0].date())
-    eq, paused, fee_ev, fund_ev, rec, skips = engine.run(
+    eq, paused, fee_ev, fund_ev, rec, skips, last = engine.run(
         x.time_ns, x.o, x.h, x.lo, x.c, x.m_o, x.m_h, x.m_l, x.atr, x.vol, x.spread_bps, x.quote_vol, x.signal,
         x.funding_rate, rules.tiers_array(), risk.to_array(), costs.to_array(), rules.tick_size, rules.step_size,
-        rules.min_notional, rules.liquidation_fee, float(initial_equity), exit_on_opposite)
+        rules.min_notional, rules.liquidation_fee, float(initial_equity), exit_on_opposite, decide_last)
     idx = x.times.rename("open_time")
     return BacktestResult(
         equity=pd.Series(eq, idx, name="equity"), close=pd.Series(x.c, idx, name="close"),
@@ -127,4 +169,4 @@ def simulate(bars: pd.DataFrame, signals: pd.Series, funding: pd.DataFrame | Non
         skipped={k: int(v) for k, v in zip(engine.SKIP_NAMES, skips)}, funding_rate=x.funding_rate,
         initial_equity=float(initial_equity), costs=costs, risk=risk, rules=rules, mark_source=x.mark_source,
         spread_source=x.spread_source, signals=x.signal,
-    )
+    ), last
