@@ -19,17 +19,18 @@ from btc_assets.defs.silver import market as silver_market
 from btc_assets.defs.silver import order_flow as silver_order_flow
 from btc_assets.defs.trading import assets as trading
 from btc_assets.defs.trading import checks as trading_checks
+from btc_assets.defs.trading import market as trading_market
 from btc_assets.defs.trading import pnl as trading_pnl
-from btc_assets.defs.trading.sensors import replay_trading_sensor, trading_job
+from btc_assets.defs.trading.sensors import live_trading_sensor, trading_job
 
 LAYERS = [bronze, bronze_market, bronze_streams, silver_klines, silver_market, silver_order_flow, silver_funding,
-          silver_live, gold, models, backtest, trading, trading_pnl]
+          silver_live, gold, models, backtest, trading_market, trading, trading_pnl]
 
 defs = dg.Definitions(
     assets=automation.with_eager_downstream(dg.load_assets_from_modules(LAYERS)),
     asset_checks=dg.load_asset_checks_from_modules([*LAYERS, trading_checks]),
     jobs=[trading_job, *automation.JOBS],
     schedules=automation.SCHEDULES,
-    sensors=[replay_trading_sensor, rest_partitions_now_in_archive, *automation.SENSORS],
+    sensors=[live_trading_sensor, rest_partitions_now_in_archive, *automation.SENSORS],
     resources=build_resources(),
 )

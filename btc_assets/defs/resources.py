@@ -8,6 +8,11 @@
 | BTC_SYMBOL          | BTCUSDT                        | the USD-M perpetual traded                                |
 | BTC_REPLAY_START/END| the last 2 hours of the sample | the replayed window of the live sensor in replay mode     |
 | BTC_REPLAY_SPEED    | 60                             | replayed minutes per wall-clock minute                    |
+| BTC_LIVE_SOURCE     | replay                         | what tells the live sensor a bar closed: replay, collector or rest |
+| BTC_TRADING_MODE    | paper                          | paper, testnet or live (live on production also needs BTC_LIVE_CONFIRM) |
+| BINANCE_TRADING_URL | https://testnet.binancefuture.com | the Binance USD-M REST base of the broker               |
+| BINANCE_API_KEY/SECRET | unset                       | the broker's keys: read only as dg.EnvVar, never logged    |
+| BTC_SESSION_START   | the first bar decided          | where the rules' state (equity, Kelly, breakers) starts   |
 
 Non-secret settings are resolved when the definitions load so the UI shows the values in force; secrets (the
 trading keys of the live issue) only ever travel as dg.EnvVar.
@@ -147,21 +152,91 @@ class MlflowResource(dg.ConfigurableResource):
 
 
 class TradingResource(dg.ConfigurableResource):
-    """The strategy's trading parameters; the broker is the paper broker (the only one in this version)."""
+    """The strategy's trading parameters and its broker.
+
+    mode: paper (default: the backtest's fill model on the live bars, nothing leaves the machine), testnet or live
+    (the Binance broker at ``binance_url``). A network broker also needs BTC_TRADING_MODE set to the same mode in
+    the environment, and live on Binance production the second opt-in BTC_LIVE_CONFIRM (lib/brokers/safety.py);
+    the keys arrive only as dg.EnvVar (BINANCE_API_KEY / BINANCE_API_SECRET), never as plain config.
+    """
 
     strategy: str = "xgb_next3m"
-    mode: str = Field(default="paper", description="paper only: real brokers need the live-trading opt-ins")
-    notional_usdt: float = 10_000.0
-    hold_bars: int = 3
+    mode: str = Field(default="paper", description="BTC_TRADING_MODE: paper | testnet | live")
+    notional_usdt: float = Field(default=10_000.0, description="equity the rules size against (USDT)")
+    max_positions: int = Field(default=1, description="one position at a time: Binance nets a one-way account, "
+                               "so each position's stop and target can be closePosition orders")
+    session_start: str = Field(default="", description="first bar of the trading session (empty: the first bar "
+                               "ever decided); the rules' state (equity, Kelly, breakers) runs from here")
     taker_fee: float = 0.0005
+    maker_fee: float = 0.0002
     step_size: float = 0.001
     min_notional: float = 10.0
+    binance_url: str = Field(default="https://testnet.binancefuture.com", description="BINANCE_TRADING_URL")
+    api_key: str | None = Field(default=None, description="dg.EnvVar('BINANCE_API_KEY') only")
+    api_secret: str | None = Field(default=None, description="dg.EnvVar('BINANCE_API_SECRET') only")
+    reconcile_tolerance: float = Field(default=0.0005, description="BTC of difference tolerated between the "
+                                       "broker's position and the journal's before trading stops")
     metrics_file: str = Field(default="", description="Prometheus text snapshot written after every trading run")
     kill_file: str = Field(default="", description="while this file exists, trading cancels, flattens and stops")
 
     def model_post_init(self, __context) -> None:  # noqa: D401 - pydantic hook
-        if self.mode != "paper":
-            raise ValueError(f"BTC trading mode {self.mode!r} is not available: only the paper broker exists yet")
+        if self.mode not in ("paper", "testnet", "live"):
+            raise ValueError(f"trading mode {self.mode!r} is unknown: use paper, testnet or live")
+
+    def risk_config(self):
+        from btc_assets.lib.risk import RiskConfig
+
+        return RiskConfig(max_positions=self.max_positions)
+
+    def costs(self):
+        from btc_assets.lib.backtest import Costs
+
+        return Costs(taker_fee=self.taker_fee, maker_fee=self.maker_fee)
+
+    def broker(self, journal, run_id: str):
+        """The paper broker, or the Binance broker (started: clock synced, leverage and margin set, reconciled)."""
+        from btc_assets.lib.brokers.paper import PaperBroker
+
+        if self.mode == "paper":
+            return PaperBroker(journal, self.taker_fee, run_id, self.strategy)
+        from btc_assets.lib.brokers.binance import BinanceBroker, ExecutionConfig
+        from btc_assets.lib.brokers.binance_rest import BinanceRest
+
+        if not (self.api_key and self.api_secret):
+            raise dg.Failure(f"trading mode {self.mode} needs BINANCE_API_KEY and BINANCE_API_SECRET in the "
+                             "environment (passed as dg.EnvVar); nothing was sent")
+        env_mode = os.environ.get("BTC_TRADING_MODE", "paper")
+        if env_mode != self.mode:
+            raise dg.Failure(f"the trading resource says {self.mode} but BTC_TRADING_MODE={env_mode}: both must "
+                             "agree before any order leaves this machine; nothing was sent")
+        rest = BinanceRest(self.api_key, self.api_secret, self.binance_url)  # refuses a URL the mode does not allow
+        broker = BinanceBroker(rest, journal, run_id, ExecutionConfig(maker_fee=self.maker_fee,
+                                                                      taker_fee=self.taker_fee))
+        broker.start(expected_position=journal.position())
+        return broker
+
+
+def trading_from_env(root: Path) -> TradingResource:
+    mode = os.environ.get("BTC_TRADING_MODE", "paper").strip().lower() or "paper"
+    keys = {f: dg.EnvVar(v) for f, v in (("api_key", "BINANCE_API_KEY"), ("api_secret", "BINANCE_API_SECRET"))
+            if os.environ.get(v)}
+    return TradingResource(mode=mode, metrics_file=str(root / "metrics" / "trading.prom"),
+                           kill_file=str(root / "KILL"),
+                           binance_url=os.environ.get("BINANCE_TRADING_URL", "https://testnet.binancefuture.com"),
+                           session_start=os.environ.get("BTC_SESSION_START", ""), **keys)
+
+
+class LiveFeedResource(dg.ConfigurableResource):
+    """Where the live sensor learns that a bar closed: replay (silver, on a fast clock), the collector's
+    recordings, or REST polling of /fapi/v1/klines."""
+
+    source: str = Field(default="replay", description="BTC_LIVE_SOURCE: replay | collector | rest")
+    rest_url: str = Field(default="https://fapi.binance.com", description="BINANCE_REST_URL (rest source)")
+    symbol: str = "BTCUSDT"
+
+    def model_post_init(self, __context) -> None:  # noqa: D401 - pydantic hook
+        if self.source not in ("replay", "collector", "rest"):
+            raise ValueError(f"live source {self.source!r} is unknown: use replay, collector or rest")
 
 
 class NotifierResource(dg.ConfigurableResource):
@@ -213,8 +288,10 @@ def local_resources(root: Path, archive_url: str = DEFAULT_ARCHIVE_URL, symbol: 
             tracking_uri=f"sqlite:///{root / 'mlflow' / 'mlflow.db'}",
             artifact_root=(root / "mlflow" / "artifacts").as_uri(),
         ),
-        "trading": TradingResource(metrics_file=str(root / "metrics" / "trading.prom"), kill_file=str(root / "KILL")),
+        "trading": trading_from_env(root),
         "replay": replay or ReplayResource(),
+        "live_feed": LiveFeedResource(source=os.environ.get("BTC_LIVE_SOURCE", "replay"), symbol=symbol,
+                                      rest_url=rest_url or DEFAULT_REST_URL),
         "notifier": notifier_from_env(),
     }
 

@@ -20,18 +20,22 @@ DECISION_TYPES = {
     "decision_id": "VARCHAR", "bar_time": "TIMESTAMP", "decided_at": "TIMESTAMP", "run_id": "VARCHAR",
     "model_version": "VARCHAR", "p_sell": "DOUBLE", "p_hold": "DOUBLE", "p_buy": "DOUBLE", "signal": "TINYINT",
     "target_position": "DOUBLE", "price": "DOUBLE", "requested_at": "TIMESTAMP",
+    # the risk rules' plan of the bar (lib/trader.BarPlan.row)
+    "action": "VARCHAR", "entry_qty": "DOUBLE", "stop_distance": "DOUBLE", "skip_reason": "VARCHAR",
+    "breaker_paused": "BOOLEAN", "sim_equity": "DOUBLE", "sim_position": "DOUBLE", "exits": "VARCHAR",
+    "opened": "VARCHAR", "closed": "VARCHAR", "decide_ms": "DOUBLE",
 }
 EVENT_TYPES = {
     "client_order_id": "VARCHAR", "event": "VARCHAR", "event_time": "TIMESTAMP", "bar_time": "TIMESTAMP",
     "side": "VARCHAR", "qty": "DOUBLE", "price": "DOUBLE", "fee": "DOUBLE", "broker": "VARCHAR", "run_id": "VARCHAR",
-    "note": "VARCHAR",
+    "note": "VARCHAR", "seq": "BIGINT",
 }
 
 
 @dataclass(frozen=True)
 class OrderEvent:
     client_order_id: str
-    event: str  # NEW, FILLED, REJECTED
+    event: str  # NEW, ACK (one leg's final state), FILLED, REJECTED, CANCELED
     bar_time: pd.Timestamp
     side: str  # BUY or SELL
     qty: float
@@ -79,9 +83,12 @@ class Journal:
         row = asdict(ev)
         row["bar_time"] = _naive(ev.bar_time)
         row["event_time"] = _naive(pd.Timestamp.now(tz="UTC"))
+        cols = [c for c in EVENT_TYPES if c != "seq"]
+        # seq orders the events of one order even within one clock tick (one writer: the duckdb pool)
         self.conn.execute(
-            f"INSERT INTO {ORDER_EVENTS} ({', '.join(EVENT_TYPES)}) VALUES ({', '.join('?' * len(EVENT_TYPES))})",
-            [row[c] for c in EVENT_TYPES],
+            f"INSERT INTO {ORDER_EVENTS} ({', '.join(cols)}, seq) VALUES ({', '.join('?' * len(cols))}, "
+            f"(SELECT coalesce(max(seq), 0) + 1 FROM {ORDER_EVENTS}))",
+            [row[c] for c in cols],
         )
 
     def has_order(self, client_order_id: str) -> bool:
@@ -95,7 +102,7 @@ class Journal:
             where, params = "WHERE bar_time >= ? AND bar_time < ?", [_naive(start), _naive(end)]
         df = self.conn.execute(
             f"SELECT * FROM {ORDER_EVENTS} {where} "
-            "QUALIFY row_number() OVER (PARTITION BY client_order_id ORDER BY event_time DESC, "
+            "QUALIFY row_number() OVER (PARTITION BY client_order_id ORDER BY seq DESC NULLS LAST, event_time DESC, "
             "CASE event WHEN 'NEW' THEN 0 ELSE 1 END DESC) = 1 ORDER BY bar_time, client_order_id",
             params,
         ).df()
@@ -103,17 +110,13 @@ class Journal:
             df[col] = pd.to_datetime(df[col]).dt.tz_localize("UTC")
         return df
 
-    def position_before(self, bar_time: pd.Timestamp) -> float:
-        """Net position the journal commits to for bars before `bar_time`: filled orders plus those still NEW.
-
-        Deterministic for a given bar, so a retried run sizes every bar exactly as the first run did and sends
-        nothing new (sizing against the position *now* would re-trade bars that needed no order then).
-        """
+    def orders_by_id(self, ids: list[str]) -> dict[str, dict]:
+        """The latest state of each of these orders that the journal has (absent ids are left out)."""
+        if not ids:
+            return {}
         o = self.orders()
-        if o.empty:
-            return 0.0
-        live = o[(o["bar_time"] < pd.Timestamp(bar_time)) & o["event"].isin(["NEW", "FILLED"])]
-        return float((live["qty"] * live["side"].map({"BUY": 1.0, "SELL": -1.0})).sum())
+        o = o[o["client_order_id"].isin(ids)] if len(o) else o
+        return {r["client_order_id"]: r for r in o.to_dict("records")}
 
     def position(self) -> float:
         """Net filled position in base units."""

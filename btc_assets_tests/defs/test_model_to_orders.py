@@ -10,8 +10,8 @@ import pytest
 
 from btc_assets.defs.resources import ReplayResource
 from btc_assets.defs.trading.assets import BARS_FROM, BARS_TO, REQUESTED_AT
-from btc_assets.defs.trading.checks import decisions_match_backtest_signals
-from btc_assets.defs.trading.sensors import due_bars, replay_trading_sensor
+from btc_assets.defs.trading.checks import decisions_match_backtest
+from btc_assets.defs.trading.sensors import due_bars, live_trading_sensor
 from btc_assets_tests.defs.conftest import train_config
 
 WEEK = "2024-01-08"
@@ -76,9 +76,9 @@ def test_backtest_report_has_metrics_and_a_page(trained):
     assert "Buy" in html and "<script src" not in html
 
 
-def test_trading_run_decides_each_bar_once_and_orders_fill_at_next_open(trained):
+def test_trading_run_decides_each_bar_once_and_orders_fill_by_the_backtest_fill_model(trained):
     built, _ = trained
-    tags = {BARS_FROM: "2024-01-10T10:00:00+00:00", BARS_TO: "2024-01-10T10:59:00+00:00",
+    tags = {BARS_FROM: "2024-01-10T18:00:00+00:00", BARS_TO: "2024-01-10T18:59:00+00:00",
             REQUESTED_AT: f"{time.time():.3f}"}
     res = built.run([["trading", "decisions"], ["trading", "orders"]], partition_key="2024-01-10", tags=tags)
     obs = [e for e in res.all_events if e.event_type_value == "ASSET_OBSERVATION"]
@@ -88,21 +88,27 @@ def test_trading_run_decides_each_bar_once_and_orders_fill_at_next_open(trained)
     # ...after fills have changed the position: it must send nothing new
     assert built.sql("SELECT count(DISTINCT client_order_id) FROM trading.order_events") == orders_before
     assert built.sql("SELECT count(*), count(DISTINCT decision_id) FROM trading.decisions") == [(60, 60)]
-    fills = built.sql("SELECT e.bar_time, e.price, k.open FROM trading.order_events e JOIN silver.klines_1m k "
-                      "ON k.open_time = e.bar_time + INTERVAL 1 MINUTE WHERE e.event = 'FILLED'")
-    assert all(price == open_ for _, price, open_ in fills)
+    # every entry fills at the price the backtest's fill model gave at the next bar's open (next open + slippage)
+    fills = built.sql("SELECT e.price, d.opened FROM trading.order_events e JOIN trading.decisions d "
+                      "ON d.bar_time = e.bar_time + INTERVAL 1 MINUTE WHERE e.event = 'FILLED' "
+                      "AND e.client_order_id LIKE '%-entry'")
+    assert fills and all(price == json.loads(opened)["price"] for price, opened in fills)
+    planned = built.sql("SELECT count(*) FROM trading.decisions WHERE action LIKE '%enter_%' "
+                        "AND bar_time < '2024-01-10 18:59:00'")[0][0]
+    assert planned == len(fills)  # every entry planned before the last bar filled (the last one fills next run)
     ids = built.sql("SELECT client_order_id, count(*) FILTER (WHERE event='NEW') FROM trading.order_events GROUP BY 1")
     assert all(n == 1 for _, n in ids)
     # The live path's signals equal the batch out-of-sample signals for the same bars (same model, same features).
     mismatch = built.sql("SELECT count(*) FROM trading.decisions d JOIN models.signals s ON s.open_time = d.bar_time "
                          "WHERE s.signal <> d.signal OR abs(s.p_buy - d.p_buy) > 1e-9")
     assert mismatch == [(0,)]
-    parity = decisions_match_backtest_signals(warehouse=built.resources["warehouse"], trading=built.resources["trading"])
-    assert parity.passed and parity.metadata["bars_compared"].value == 60
-    built.sql("UPDATE trading.decisions SET signal = (signal + 1) % 3 WHERE bar_time = '2024-01-10 10:30:00'")
-    drift = decisions_match_backtest_signals(warehouse=built.resources["warehouse"], trading=built.resources["trading"])
+    parity = decisions_match_backtest(warehouse=built.resources["warehouse"], trading=built.resources["trading"])
+    assert parity.passed and parity.metadata["bars_compared"].value == 60, parity.metadata
+    assert parity.metadata["entries_live"].value == parity.metadata["entries_backtest"].value > 0
+    built.sql("UPDATE trading.decisions SET signal = (signal + 1) % 3 WHERE bar_time = '2024-01-10 18:30:00'")
+    drift = decisions_match_backtest(warehouse=built.resources["warehouse"], trading=built.resources["trading"])
     assert not drift.passed and drift.metadata["signals_differing"].value == 1
-    built.sql("UPDATE trading.decisions SET signal = (signal + 2) % 3 WHERE bar_time = '2024-01-10 10:30:00'")
+    built.sql("UPDATE trading.decisions SET signal = (signal + 2) % 3 WHERE bar_time = '2024-01-10 18:30:00'")
     day = built.run([["trading", "pnl"]], partition_key="2024-01-10")
     meta = day.get_asset_materialization_events()[0].event_specific_data.materialization.metadata
     fills, fees = built.sql("SELECT count(*), coalesce(sum(fee), 0) FROM trading.order_events WHERE event = 'FILLED' "
@@ -127,7 +133,7 @@ def test_kill_switch_file_cancels_flattens_and_stops(trained):
     assert "stop now" in str(meta["kill_switch"].value) and meta["orders_sent_this_run"].value == 0
     assert meta["open_orders"].value == 0 and abs(meta["position_btc"].value) < 1e-9
     entries = built.sql("SELECT count(*) FROM trading.order_events WHERE client_order_id LIKE '%-entry' "
-                        "AND bar_time >= '2024-01-10 12:00:00'")
+                        "AND bar_time >= '2024-01-10 12:00:00' AND bar_time < '2024-01-10 12:30:00'")
     assert entries == [(0,)]
 
 
@@ -146,7 +152,7 @@ def sensor_ctx(built, instance, cursor=None):
 
 def test_sensor_skips_when_no_bar_has_closed(built, instance):
     ctx = sensor_ctx(built, instance)
-    result = replay_trading_sensor(ctx)
+    result = live_trading_sensor(ctx)
     assert isinstance(result, dg.SkipReason) and "no bar closed" in result.skip_message
     assert json.loads(ctx.cursor)["last_bar"] is None
 
@@ -155,12 +161,12 @@ def test_sensor_requests_one_run_per_day_keyed_by_bar_times(built, instance):
     cursor = {"start": "2024-01-10T23:50:00+00:00", "end": "2024-01-11T00:10:00+00:00",
               "anchor": time.time() - 600, "speed": 60.0, "last_bar": "2024-01-10T23:54:00+00:00"}
     ctx = sensor_ctx(built, instance, json.dumps(cursor))
-    reqs = replay_trading_sensor(ctx)
+    reqs = live_trading_sensor(ctx)
     assert [r.partition_key for r in reqs] == ["2024-01-10", "2024-01-11"]
     assert reqs[0].tags[BARS_FROM].startswith("2024-01-10T23:55") and reqs[0].tags[BARS_TO].startswith("2024-01-10T23:59")
     assert reqs[0].run_key == "replay-20240110T2355-20240110T2359"
     assert json.loads(ctx.cursor)["last_bar"].startswith("2024-01-11T00:09")
-    again = replay_trading_sensor(sensor_ctx(built, instance, ctx.cursor))
+    again = live_trading_sensor(sensor_ctx(built, instance, ctx.cursor))
     assert isinstance(again, dg.SkipReason) and "finished" in again.skip_message
 
 

@@ -14,10 +14,9 @@ from dagster_duckdb import DuckDBResource
 
 from btc_assets.defs.backtest.tracking import log_backtest
 from btc_assets.defs.resources import LakeResource, MlflowResource, TradingResource
-from btc_assets.lib.backtest import Costs, signals_from_classes, simulate
+from btc_assets.lib.backtest import signals_from_classes, simulate
 from btc_assets.lib.backtest.metrics import evaluate
 from btc_assets.lib.backtest.report import render_report
-from btc_assets.lib.risk import RiskConfig
 from btc_assets.lib.warehouse import table_exists
 
 REPORT_PATH = "reports/backtest.html"
@@ -72,9 +71,9 @@ def report(context: dg.AssetExecutionContext, warehouse: DuckDBResource, lake: L
     # A signal for a minute silver lacks cannot be traded; a bar without a signal (no model yet) gets no entry.
     entries = entries[entries.index.isin(pd.DatetimeIndex(bars["open_time"]))]
     models = sorted(sig["model_version"].unique())
-    costs, risk = Costs(taker_fee=trading.taker_fee), RiskConfig()
+    costs, risk = trading.costs(), trading.risk_config()  # the live trader's rules, exactly
     t0 = time.perf_counter()
-    result = simulate(bars, entries, funding, mark=mark, costs=costs, risk=risk)
+    result = simulate(bars, entries, funding, mark=mark, costs=costs, risk=risk, initial_equity=trading.notional_usdt)
     ev = evaluate(result, bars, funding, mark=mark, n_trials=len(models))
     t1 = time.perf_counter()
     if result.mark_source != "mark":

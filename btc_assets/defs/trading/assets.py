@@ -1,12 +1,19 @@
-"""Trading: one decision per closed bar (features -> signal -> target) and the orders sent for it, journaled.
+"""Trading: one decision per closed bar (features -> signal -> the risk rules' plan) and the orders sent for it.
 
-Partitioning: daily, with one event per bar. A run covers the bars that closed since the sensor's previous tick
-(tags btc/bars_from .. btc/bars_to); each bar's decision is its own journal row and its own AssetObservation, so
-it stays identifiable, while the Dagster run history stays at a size a daily partition can carry (1,440 bars a
-day would be 1,440 dynamic partitions a day otherwise).
+Partitioning: daily, with one event per bar. A live run is keyed by its bar (tags btc/bars_from .. btc/bars_to);
+each bar's decision is its own journal row and its own AssetObservation, so it stays identifiable, while the
+Dagster run history stays at a size a daily partition can carry (1,440 bars a day would be 1,440 dynamic
+partitions a day otherwise, and a backfill over dynamic partitions cannot be expressed as a date range).
+
+The plan of a bar comes from the backtest engine itself (lib/backtest/simulation.decide) run over the trading
+session's bars with the journaled signals: the same sizing (fractional Kelly), ATR stops and targets, time exits,
+breakers, filters and liquidation guard as backtest/report, and the same state, so the live path and the
+backtest cannot drift apart; the parity check verifies it.
 """
 
 
+import json
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -14,41 +21,59 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from btc_assets.defs import partitions
-from btc_assets.defs.gold.assets import WARMUP, features_until, load_bars
+from btc_assets.defs.gold.assets import WARMUP, features_until
 from btc_assets.defs.models import predict
 from btc_assets.defs.models.common import TRADING_FAMILY, model_for_week
 from btc_assets.defs.resources import MlflowResource, NotifierResource, TradingResource
-from btc_assets.lib import strategy, trading_metrics
-from btc_assets.lib.brokers.paper import PaperBroker
+from btc_assets.defs.trading.market import BARS_FROM, BARS_TO, feature_inputs, one_minute, rules_inputs, tagged_bars
+from btc_assets.lib import trader, trading_metrics
+from btc_assets.lib.backtest import signals_from_classes
+from btc_assets.lib.backtest.simulation import decide
 from btc_assets.lib.journal import Journal, client_order_id
 from btc_assets.lib.kill_switch import KillSwitch, stop_trading
 from btc_assets.lib.labels import CLASS_NAMES
-from btc_assets.lib.warehouse import read_window
 
-BARS_FROM, BARS_TO = "btc/bars_from", "btc/bars_to"
+__all__ = ["BARS_FROM", "BARS_TO", "REQUESTED_AT", "decisions", "orders", "session_bounds"]
 REQUESTED_AT = "btc/requested_at"  # epoch seconds when the sensor asked for the run: the bars' close on its clock
 MINUTE = pd.Timedelta(minutes=1)
+SESSION_WARMUP = pd.Timedelta(minutes=60)  # bars before the first decision: ATR(14) and the 60-bar volatility exist
 
 
 def bar_range(context: dg.AssetExecutionContext, conn) -> list[pd.Timestamp]:
     """The bars this run decides: the tagged range (or every bar of the day in silver), less those already decided."""
     start, end = (pd.Timestamp(t) for t in context.partition_time_window)
-    tags = context.run.tags
     done = Journal(conn).decided_bars(start, end)  # a retried run decides nothing twice
-    if BARS_FROM in tags:
-        lo, hi = pd.Timestamp(tags[BARS_FROM]), pd.Timestamp(tags[BARS_TO])
+    tagged = tagged_bars(context)
+    if tagged is not None:
+        lo, hi = tagged
         if not (start <= lo <= hi < end):
             raise dg.Failure(f"bars {lo}..{hi} are not inside partition {context.partition_key}")
         wanted = list(pd.date_range(lo, hi, freq="1min"))
     else:
-        wanted = list(read_window(conn, "silver.klines_1m", "open_time", start, end, ["open_time"])["open_time"])
+        wanted = list(one_minute(conn, start, end, ["open_time"])["open_time"])
     return [t for t in wanted if t not in done]
+
+
+def session_bounds(conn, trading: TradingResource, first_new: pd.Timestamp) -> pd.Timestamp:
+    """The first decided bar of the session: configured, else the first bar the journal ever decided."""
+    if trading.session_start:
+        return pd.Timestamp(trading.session_start, tz="UTC")
+    first = conn.execute("SELECT min(bar_time) FROM trading.decisions").fetchone()[0]
+    return min(pd.Timestamp(first, tz="UTC"), first_new) if first is not None else first_new
+
+
+def session_signals(conn, session: pd.Timestamp, new: pd.DataFrame) -> pd.Series:
+    past = conn.execute("SELECT bar_time, signal FROM trading.decisions WHERE bar_time >= ? ORDER BY bar_time",
+                        [session.tz_localize(None)]).df()
+    past_s = pd.Series(past["signal"].to_numpy(), index=pd.DatetimeIndex(past["bar_time"]).tz_localize("UTC"))
+    return pd.concat([past_s, pd.Series(new["signal"].to_numpy(), index=pd.DatetimeIndex(new["bar_time"]))])
 
 
 @dg.asset(
     key=["trading", "decisions"],
     ins={
         "k1m": dg.AssetIn(["silver", "klines_1m"], partition_mapping=partitions.warmup_mapping, dagster_type=dg.Nothing),
+        "live": dg.AssetIn(["trading", "live_bars"], dagster_type=dg.Nothing),
         "model": dg.AssetIn(["models", "ensemble" if TRADING_FAMILY == "ensemble" else f"{TRADING_FAMILY}_model"],
                             partition_mapping=dg.TimeWindowPartitionMapping(),
                             dagster_type=dg.Nothing),
@@ -58,60 +83,86 @@ def bar_range(context: dg.AssetExecutionContext, conn) -> list[pd.Timestamp]:
     pool="duckdb",
     kinds={"duckdb"},
     description="One decision per closed 1m bar: point-in-time features -> promoted model of the week -> signal -> "
-    "target position. Journal table trading.decisions. A week without a promoted model fails the run (no fallback).",
+    "the risk rules' plan (entry with Kelly size and ATR stop, exits, breaker, skip reason). Journal table "
+    "trading.decisions. A week without a promoted model fails the run (no fallback).",
 )
 def decisions(
-    context: dg.AssetExecutionContext, warehouse: DuckDBResource, mlflow: MlflowResource, trading: TradingResource
+    context: dg.AssetExecutionContext, warehouse: DuckDBResource, mlflow: MlflowResource, trading: TradingResource,
+    notifier: NotifierResource,
 ) -> dg.MaterializeResult:
     with warehouse.get_connection() as conn:
+        journal = Journal(conn)
         bars_to_decide = bar_range(context, conn)
         if not bars_to_decide:
             return dg.MaterializeResult(metadata={"bars": 0, "note": "nothing new to decide"})
         first, last = bars_to_decide[0], bars_to_decide[-1]
-        one, higher = load_bars(conn, first - WARMUP, last + MINUTE)
+        one, higher = feature_inputs(conn, first - WARMUP, last + MINUTE)
         feats = features_until(one, higher, last + MINUTE).set_index("open_time")
         missing = [t for t in bars_to_decide if t not in feats.index]
         if missing:
-            raise dg.Failure(f"bars not in silver yet: {', '.join(map(str, missing[:5]))}; materialize "
-                             "silver/klines_1m for them first")
+            raise dg.Failure(f"bars not in silver or live.klines_1m yet: {', '.join(map(str, missing[:5]))}; "
+                             "materialize silver/klines_1m (or trading/live_bars) for them first")
         rows = feats.loc[bars_to_decide]
-        journal = Journal(conn)
-        history = conn.execute(
-            "SELECT bar_time, signal FROM trading.decisions WHERE bar_time >= ? AND bar_time < ?",
-            [(first - trading.hold_bars * MINUTE).tz_localize(None), first.tz_localize(None)],
-        ).df()
-        frames = []
+        frames, infer_ms = [], []
         for week, week_rows in rows.groupby(rows.index.tz_localize(None).to_period("W-SUN")):
             model = model_for_week(conn, week.start_time.tz_localize("UTC"))  # promoted only, else dg.Failure
             context_rows = feats[feats.index < week_rows.index.min()].reset_index()
+            t0 = time.perf_counter()
             proba = predict.predict(mlflow, model, week_rows.reset_index(), context_rows)
+            infer_ms += [(time.perf_counter() - t0) * 1000 / len(week_rows)] * len(week_rows)
             frames.append(pd.DataFrame({
                 "bar_time": week_rows.index, "model_version": predict.version_label(model),
                 "p_sell": proba[:, 0], "p_hold": proba[:, 1], "p_buy": proba[:, 2],
                 "signal": proba.argmax(axis=1).astype("int8"),
             }))
         new = pd.concat(frames, ignore_index=True)
-        past = pd.Series(history["signal"].to_numpy(), index=pd.to_datetime(history["bar_time"]).dt.tz_localize("UTC"))
-        all_signals = pd.concat([past, pd.Series(new["signal"].to_numpy(), index=new["bar_time"])])
-        new["target_position"] = strategy.target_positions(all_signals, trading.hold_bars).loc[new["bar_time"]].to_numpy()
+        session = session_bounds(conn, trading, first)
+        signals = session_signals(conn, session, new)
+        k, funding, mark = rules_inputs(conn, session - SESSION_WARMUP, last + MINUTE)
+        plans = []
+        was_paused = conn.execute("SELECT breaker_paused FROM trading.decisions WHERE bar_time < ? "
+                                  "ORDER BY bar_time DESC LIMIT 1", [first.tz_localize(None)]).fetchone()
+        entries = signals_from_classes(signals).reindex(pd.DatetimeIndex(k["open_time"])).fillna(0).astype("int8")
+        for i, t in enumerate(bars_to_decide):
+            t0 = time.perf_counter()
+            upto = k["open_time"] <= t
+            res, last_decision = decide(k[upto], entries[upto.to_numpy()], funding,
+                                        mark=mark[mark["open_time"] <= t] if mark is not None else None,
+                                        initial_equity=trading.notional_usdt, costs=trading.costs(),
+                                        risk=trading.risk_config())
+            plans.append(trader.plan(res, last_decision))
+            infer_ms[i] += (time.perf_counter() - t0) * 1000
+        new = pd.concat([new, pd.DataFrame([p.row() for p in plans])], axis=1)
+        new["target_position"] = [p.sim_position for p in plans]  # the rules' net position at this close
         new["price"] = one.set_index("open_time").loc[new["bar_time"], "close"].to_numpy()
         new["decision_id"] = [client_order_id(trading.strategy, t, "decision") for t in new["bar_time"]]
         new["decided_at"] = pd.Timestamp.now(tz="UTC")
+        new["decide_ms"] = infer_ms
         requested = context.run.tags.get(REQUESTED_AT)
         new["requested_at"] = pd.Timestamp(float(requested), unit="s", tz="UTC") if requested else pd.NaT
         new["run_id"] = context.run.run_id
         journal.record_decisions(new)
+    previously = bool(was_paused[0]) if was_paused and was_paused[0] is not None else False
+    for p in plans:
+        if p.paused and not previously:
+            notifier.notifier().send("drawdown breaker tripped", f"{trading.strategy}: no new entries from "
+                                     f"{p.bar_time} (rules' equity {p.sim_equity:,.2f} USDT); it resets at the next "
+                                     "UTC day or week", level="critical")
+        previously = p.paused
     for row in new.itertuples():
         context.log_event(dg.AssetObservation(
             asset_key=["trading", "decisions"], partition=context.partition_key,
             metadata={"decision_id": row.decision_id, "bar_time": str(row.bar_time), "signal": CLASS_NAMES[row.signal],
-                      "p_buy": float(row.p_buy), "p_sell": float(row.p_sell), "target_position": row.target_position,
-                      "model_version": row.model_version},
+                      "p_buy": float(row.p_buy), "p_sell": float(row.p_sell), "action": row.action,
+                      "entry_qty": float(row.entry_qty), "model_version": row.model_version},
         ))
     return dg.MaterializeResult(metadata={
-        "bars": len(new), "first_bar": str(first), "last_bar": str(last),
+        "bars": len(new), "first_bar": str(first), "last_bar": str(last), "session_start": str(session),
         "models": sorted(new["model_version"].unique().tolist()),
         "signals": {CLASS_NAMES[k]: int(v) for k, v in new["signal"].value_counts().items()},
+        "actions": {str(k): int(v) for k, v in new["action"].value_counts().items()},
+        "breaker_paused_bars": int(sum(p.paused for p in plans)),
+        "decide_ms_p50": float(pd.Series(infer_ms).median()),
     })
 
 
@@ -122,75 +173,137 @@ def decisions(
     partitions_def=partitions.daily,
     pool="duckdb",
     kinds={"duckdb"},
-    check_specs=[dg.AssetCheckSpec("orders_fill_after_their_decision", asset=["trading", "orders"],
-                                   description="Every fill is priced at the open of the bar after its decision.")],
-    description="Orders sent for the run's decisions through the paper broker (fill at the next bar's open plus the "
-    "taker fee), from the append-only journal trading.order_events.",
+    check_specs=[
+        dg.AssetCheckSpec("orders_after_their_decision", asset=["trading", "orders"],
+                          description="No order event of a bar is journaled before that bar's decision, and no "
+                          "order id is filled twice."),
+        dg.AssetCheckSpec("orders_reconciled_with_broker", asset=["trading", "orders"],
+                          description="After the run, the broker's position equals the journal's filled position "
+                          "(within the tolerance). A failure engages the kill switch on the next run."),
+    ],
+    description="Orders for the run's decisions through the configured broker (paper by default: the backtest's "
+    "fill model on the live bars; Binance testnet or live on explicit opt-in), from the append-only journal "
+    "trading.order_events. Reconciled with the broker at the start of the run and after it.",
 )
 def orders(context: dg.AssetExecutionContext, warehouse: DuckDBResource, trading: TradingResource,
            notifier: NotifierResource):
     start, end = (pd.Timestamp(t) for t in context.partition_time_window)
     kill = KillSwitch(Path(trading.kill_file) if trading.kill_file else None).reasons(
         failed_data_checks(context.instance))
+    alerts = notifier.notifier()
     with warehouse.get_connection() as conn:
         journal = Journal(conn)
-        broker = PaperBroker(journal, trading.taker_fee, context.run.run_id)
-        opens = read_window(conn, "silver.klines_1m", "open_time", start - WARMUP, end + MINUTE,
-                            ["open_time", "open"]).set_index("open_time")["open"]
+        broker = trading.broker(journal, context.run.run_id)
+        opens = one_minute(conn, start - WARMUP, end + MINUTE, ["open_time", "open"]).set_index("open_time")["open"]
 
         def open_at(t: pd.Timestamp) -> float | None:
             return float(opens[t]) if t in opens.index else None
 
-        fills = broker.fill_pending(open_at)
-        if kill:  # cancel, flatten, alert; no new order this run
-            last_bar = conn.execute("SELECT max(bar_time) FROM trading.decisions WHERE bar_time < ?",
-                                    [end.tz_localize(None)]).fetchone()[0]
-            stop_trading(broker, kill, strategy=trading.strategy, notifier=notifier.notifier(),
-                         bar_time=pd.Timestamp(last_bar, tz="UTC") if last_bar else start, step=trading.step_size)
-            fills += broker.fill_pending(open_at)
-        decided = conn.execute(
-            "SELECT bar_time, target_position, price FROM trading.decisions WHERE bar_time >= ? AND bar_time < ? "
-            "ORDER BY bar_time", [start.tz_localize(None), end.tz_localize(None)]).df()
-        decided["bar_time"] = pd.to_datetime(decided["bar_time"]).dt.tz_localize("UTC")
-        sent = 0
-        for row in decided.itertuples() if not kill else ():
-            cid = client_order_id(trading.strategy, row.bar_time, "entry")
-            if journal.has_order(cid):
+        plans = conn.execute(
+            "SELECT * FROM trading.decisions WHERE bar_time >= ? AND bar_time < ? ORDER BY bar_time",
+            [start.tz_localize(None), end.tz_localize(None)]).df()
+        plans["bar_time"] = pd.to_datetime(plans["bar_time"]).dt.tz_localize("UTC")
+        tagged = tagged_bars(context)
+        if tagged is not None:  # a live run settles and sends its own bars; the bars before were settled then
+            plans = plans[(plans["bar_time"] >= tagged[0]) & (plans["bar_time"] <= tagged[1])]
+        fills, sent = [], 0
+        t_first = time.perf_counter()
+        for row in plans.itertuples():
+            fills += broker.settle(_plan_of(row))  # what filled during this bar
+            if kill:
                 continue
-            current = journal.position_before(row.bar_time)
-            want = strategy.round_step(row.target_position * trading.notional_usdt / row.price, trading.step_size)
-            delta = want - current
-            if abs(delta) * row.price < trading.min_notional:
-                continue
-            sent += broker.submit(cid, row.bar_time, "BUY" if delta > 0 else "SELL", abs(delta))
-            fills += broker.fill_pending(open_at)
+            sent += _send(broker, journal, trading, row)
+        if kill:
+            last_bar = plans["bar_time"].max() if len(plans) else start
+            stop_trading(broker, kill, strategy=trading.strategy, notifier=alerts, bar_time=last_bar,
+                         step=trading.step_size)
+        if hasattr(broker, "fill_unplanned"):
+            fills += broker.fill_unplanned(open_at)
+        send_seconds = time.perf_counter() - t_first
+        expected = journal.position()
+        actual = broker.position()
         day = journal.orders(start, end)
+        doubled = conn.execute(
+            "SELECT client_order_id FROM trading.order_events WHERE event = 'FILLED' AND bar_time >= ? AND "
+            "bar_time < ? GROUP BY 1 HAVING count(*) > 1", [start.tz_localize(None), end.tz_localize(None)]).df()
+        early = conn.execute(
+            "SELECT e.client_order_id FROM trading.order_events e JOIN trading.decisions d ON d.bar_time = e.bar_time "
+            "WHERE e.event_time < d.decided_at AND e.bar_time >= ? AND e.bar_time < ?",
+            [start.tz_localize(None), end.tz_localize(None)]).df()
         metrics = trading_metrics.snapshot(conn, initial_equity=trading.notional_usdt)
+    headroom = getattr(getattr(getattr(broker, "rest", None), "limiter", None), "headroom", None)
     if trading.metrics_file:
-        trading_metrics.write_textfile(Path(trading.metrics_file), trading_metrics.render(metrics, trading.strategy))
+        payload = trading_metrics.render(metrics, trading.strategy)
+        if callable(headroom) and hasattr(trading_metrics, "render_headroom"):
+            payload += trading_metrics.render_headroom(headroom(), trading.strategy)
+        trading_metrics.write_textfile(Path(trading.metrics_file), payload)
     if fills:
-        notifier.notifier().send(f"{len(fills)} fill(s) ({trading.strategy}, {trading.mode})", "\n".join(
-            f"{f.side} {f.qty:.3f} @ {f.price:,.1f} (bar {f.bar_time:%Y-%m-%d %H:%M}, fee {f.fee:.2f})" for f in fills))
-    filled = day[day["event"] == "FILLED"]
-    on_time = [open_at(t + MINUTE) == p for t, p in zip(filled["bar_time"], filled["price"])]
-    late = filled.loc[~pd.Series(on_time, index=filled.index, dtype=bool)]
+        alerts.send(f"{len(fills)} fill(s) ({trading.strategy}, {trading.mode})", "\n".join(
+            f"{f.side} {f.qty:.3f} @ {f.price:,.1f} ({f.client_order_id}, fee {f.fee:.2f})" for f in fills))
+    mismatch = abs(actual - expected) > trading.reconcile_tolerance
+    if mismatch:
+        alerts.send("position mismatch", f"{trading.strategy} ({trading.mode}): broker holds {actual:+.3f} BTC, the "
+                    f"journal expects {expected:+.3f}; trading stops on the next run until it is resolved "
+                    "(RUNBOOK: recover after a crash)", level="critical")
     yield dg.MaterializeResult(metadata={
-        "orders_sent_this_run": sent, "fills_this_run": len(fills), "kill_switch": kill, "orders_today": len(day),
-        "open_orders": int((day["event"] == "NEW").sum()), "position_btc": metrics.position_btc,
-        "paper_equity_usdt": metrics.equity_usdt, "paper_pnl_usdt": metrics.pnl_usdt,
-        "fees_today_usdt": float(filled["fee"].sum()),
-        "orders": dg.MetadataValue.md(day.tail(20).drop(columns=["run_id"]).to_markdown(index=False)) if len(day) else "",
+        "broker": broker.name, "mode": trading.mode, "orders_sent_this_run": sent, "fills_this_run": len(fills),
+        "kill_switch": kill, "orders_today": len(day),
+        "open_orders": int((day["event"] == "NEW").sum()) if len(day) else 0,
+        "position_btc": actual, "journal_position_btc": expected,
+        "paper_equity_usdt": metrics.equity_usdt, "pnl_usdt": metrics.pnl_usdt,
+        "fees_today_usdt": float(day.loc[day["event"] == "FILLED", "fee"].sum()) if len(day) else 0.0,
+        "send_seconds": round(send_seconds, 3),
+        "orders": dg.MetadataValue.md(day.tail(20).drop(columns=["run_id", "seq"], errors="ignore")
+                                      .to_markdown(index=False)) if len(day) else "",
     })
-    yield dg.AssetCheckResult(check_name="orders_fill_after_their_decision", passed=late.empty,
-                              metadata={"fills_checked": len(filled), "mismatched": late["client_order_id"].tolist()})
+    yield dg.AssetCheckResult(check_name="orders_after_their_decision", passed=doubled.empty and early.empty,
+                              metadata={"filled_twice": doubled["client_order_id"].tolist(),
+                                        "before_decision": early["client_order_id"].tolist()})
+    yield dg.AssetCheckResult(check_name="orders_reconciled_with_broker", passed=not mismatch,
+                              severity=dg.AssetCheckSeverity.ERROR,
+                              metadata={"broker_position": actual, "journal_position": expected,
+                                        "tolerance": trading.reconcile_tolerance})
 
 
-# A failed data-quality check upstream stops trading (the model promotion checks do not: an unpromoted model
-# already trades nothing).
+def _plan_of(row) -> trader.BarPlan:
+    opened = trader.Opened(**json.loads(row.opened)) if isinstance(row.opened, str) else None
+    closed = tuple(trader.Closed(**c) for c in json.loads(row.closed)) if isinstance(row.closed, str) else ()
+    exits = json.loads(row.exits) if isinstance(row.exits, str) else []
+    return trader.BarPlan(row.bar_time, row.action, 0, 0.0, 0.0, None, tuple(e["entry_time"] for e in exits),
+                          tuple(e["reason"] for e in exits), bool(row.breaker_paused), float(row.sim_equity or 0.0),
+                          float(row.sim_position or 0.0), opened, closed)
+
+
+def _send(broker, journal: Journal, trading: TradingResource, row) -> int:
+    """The orders of one decided bar: market exits of the positions the rules close, then the entry."""
+    sent = 0
+    exits = json.loads(row.exits) if isinstance(row.exits, str) else []
+    if exits:
+        entries = [trader.entry_of(trading.strategy, e["entry_time"]) for e in exits]
+        held = journal.orders_by_id(entries)
+        for cid in entries:
+            broker.cancel_protection(cid, row.bar_time)
+        position = journal.position()
+        qty = min(sum(r["qty"] for r in held.values() if r["event"] == "FILLED"), abs(position))
+        if qty >= trading.step_size / 2:
+            side = "SELL" if position > 0 else "BUY"
+            sent += bool(broker.submit(trader.exit_id(trading.strategy, row.bar_time), row.bar_time, side, qty,
+                                       reduce_only=True))
+    if isinstance(row.action, str) and "enter_" in row.action and row.entry_qty > 0:
+        side = "BUY" if row.action.endswith("long") else "SELL"
+        sent += bool(broker.submit(trader.entry_id(trading.strategy, row.bar_time), row.bar_time, side,
+                                   float(row.entry_qty), stop_distance=float(row.stop_distance),
+                                   take_profit_r=trading.risk_config().take_profit_r))
+    return sent
+
+
+# A failed data-quality check upstream, or a position the broker does not confirm, stops trading (the model
+# promotion checks do not: an unpromoted model already trades nothing).
 KILL_ON_CHECKS = [dg.AssetCheckKey(dg.AssetKey(["silver", "klines_1m"]), name) for name in
                   ("klines_1m_has_every_minute", "klines_1m_ohlc_consistent", "klines_1m_matches_schema")] + [
     dg.AssetCheckKey(dg.AssetKey(["gold", "features"]), name) for name in
-    ("features_point_in_time", "features_finite_after_warmup", "features_match_schema")]
+    ("features_point_in_time", "features_finite_after_warmup", "features_match_schema")] + [
+    dg.AssetCheckKey(dg.AssetKey(["trading", "orders"]), "orders_reconciled_with_broker")]
 
 
 def failed_data_checks(instance: dg.DagsterInstance) -> list[str]:

@@ -1,9 +1,16 @@
-"""The live trading sensor in replay mode: each newly closed bar of a replayed window becomes a decision run.
+"""live_trading_sensor: each newly closed 1m bar becomes a run of trading_job (live bars -> decisions -> orders).
 
-The replay clock runs `speed` times faster than the wall clock from the moment the sensor first ticks. On each
-tick the bars that closed since the previous tick are requested as one run per day, keyed by their bar times
-(a retried tick asks for the same run_key, so Dagster never runs it twice). The cursor is JSON:
-{"start", "end", "anchor", "speed", "last_bar"}.
+Where it learns that a bar closed is the live feed's source (LiveFeedResource):
+- ``collector``: the newest closed kline in the collector's kline_1m recordings (make collect);
+- ``rest``: GET /fapi/v1/klines, a bar counting once its close time passed on the server's clock;
+- ``replay``: a window of silver replayed on a clock `speed` times faster than the wall clock (the demo, and the
+  parity of the live path with the backtest on the sample).
+
+The cursor is JSON: {"source", "last_bar"} (plus the replay clock: "start", "end", "anchor", "speed"). The first
+tick starts at the newest closed bar: the sensor trades from now on, it does not backfill history (a backfill of
+trading/decisions does that). Each bar gets its own run, keyed by the bar's time, so a retried tick asks for the
+same run_key and Dagster never runs it twice. After a pause (more than CATCH_UP bars due at once) the backlog goes
+as one run per day, keyed by its range, rather than hundreds of runs; replay ticks also group their bars per day.
 """
 
 
@@ -14,15 +21,21 @@ import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from btc_assets.defs.resources import ReplayResource
+from btc_assets.defs.rest_resources import StreamRecordingsResource
+from btc_assets.defs.resources import LiveFeedResource, ReplayResource
 from btc_assets.defs.trading.assets import BARS_FROM, BARS_TO, REQUESTED_AT, decisions, orders
+from btc_assets.defs.trading.market import live_bars_asset
+from btc_assets.lib import live_bars
+from btc_assets.lib.rest import PublicRest
 
 MINUTE = pd.Timedelta(minutes=1)
 DEFAULT_REPLAY = pd.Timedelta(hours=2)
+CATCH_UP = 5
 
 trading_job = dg.define_asset_job(
-    "trading_job", selection=dg.AssetSelection.assets(decisions, orders),
-    description="Decide the bars named by the run's tags and send their orders (the live sensor's job).",
+    "trading_job", selection=dg.AssetSelection.assets(live_bars_asset, decisions, orders),
+    description="Take the bars named by the run's tags from the live feed, decide them, send their orders (the "
+    "live sensor's job).",
 )
 
 
@@ -38,7 +51,7 @@ def replay_window(replay: ReplayResource, warehouse: DuckDBResource) -> tuple[pd
 
 
 def due_bars(cursor: dict, now: float) -> list[pd.Timestamp]:
-    """Bars of the window that closed on the replay clock after cursor['last_bar']."""
+    """Bars of the replay window that closed on the replay clock after cursor['last_bar']."""
     start, end = pd.Timestamp(cursor["start"]), pd.Timestamp(cursor["end"])
     replay_now = start + pd.Timedelta(seconds=(now - cursor["anchor"]) * cursor["speed"])
     first = pd.Timestamp(cursor["last_bar"]) + MINUTE if cursor.get("last_bar") else start
@@ -46,27 +59,58 @@ def due_bars(cursor: dict, now: float) -> list[pd.Timestamp]:
     return list(pd.date_range(first, last, freq="1min")) if last >= first else []
 
 
+def newest_closed(feed: LiveFeedResource, streams: StreamRecordingsResource) -> pd.Timestamp | None:
+    """Open time of the newest bar the feed has seen close."""
+    if feed.source == "collector":
+        today = pd.Timestamp.now(tz="UTC").floor("D")
+        files = [f for d in (today - pd.Timedelta(days=1), today) for f in streams.files("kline_1m", f"{d:%Y-%m-%d}")]
+        return live_bars.latest_closed_from_recordings(files[-3:])
+    rest = PublicRest(feed.rest_url, retries=1)
+    server_now = int(rest.get("/fapi/v1/time", {})["serverTime"])
+    rows = rest.get("/fapi/v1/klines", {"symbol": feed.symbol, "interval": "1m", "limit": 2}, weight=1)
+    closed = [int(r[0]) for r in rows if int(r[6]) < server_now]
+    return pd.Timestamp(max(closed), unit="ms", tz="UTC") if closed else None
+
+
+def requests_for(bars: list[pd.Timestamp], mode: str, one_run_per_bar: bool) -> list[dg.RunRequest]:
+    now = f"{time.time():.3f}"
+    if one_run_per_bar and len(bars) <= CATCH_UP:
+        groups = [[b] for b in bars]
+    else:
+        s = pd.Series(bars)
+        groups = [list(g) for _, g in s.groupby(s.dt.floor("D"))]
+    return [dg.RunRequest(
+        run_key=(f"bar-{g[0]:%Y%m%dT%H%M}" if len(g) == 1 else f"{mode}-{g[0]:%Y%m%dT%H%M}-{g[-1]:%Y%m%dT%H%M}"),
+        partition_key=f"{g[0]:%Y-%m-%d}",
+        tags={BARS_FROM: g[0].isoformat(), BARS_TO: g[-1].isoformat(), "btc/mode": mode, REQUESTED_AT: now},
+    ) for g in groups]
+
+
 @dg.sensor(job=trading_job, minimum_interval_seconds=5, default_status=dg.DefaultSensorStatus.STOPPED)
-def replay_trading_sensor(context: dg.SensorEvaluationContext, replay: ReplayResource, warehouse: DuckDBResource):
+def live_trading_sensor(context: dg.SensorEvaluationContext, live_feed: LiveFeedResource, replay: ReplayResource,
+                        warehouse: DuckDBResource, streams: StreamRecordingsResource):
     cursor = json.loads(context.cursor) if context.cursor else {}
-    if not cursor:
-        start, end = replay_window(replay, warehouse)
-        cursor = {"start": start.isoformat(), "end": end.isoformat(), "anchor": time.time(), "speed": replay.speed,
-                  "last_bar": None}
-    bars = due_bars(cursor, time.time())
+    if cursor.get("source") not in (None, live_feed.source):
+        cursor = {}  # the feed changed: start again from its newest bar
+    if live_feed.source == "replay":
+        if not cursor:
+            start, end = replay_window(replay, warehouse)
+            cursor = {"source": "replay", "start": start.isoformat(), "end": end.isoformat(), "anchor": time.time(),
+                      "speed": replay.speed, "last_bar": None}
+        bars = due_bars(cursor, time.time())
+    else:
+        newest = newest_closed(live_feed, streams)
+        if newest is None:
+            return dg.SkipReason(f"the {live_feed.source} feed has no closed bar yet")
+        if not cursor.get("last_bar"):
+            cursor = {"source": live_feed.source, "last_bar": (newest - MINUTE).isoformat()}
+        first = pd.Timestamp(cursor["last_bar"]) + MINUTE
+        bars = list(pd.date_range(first, newest, freq="1min")) if newest >= first else []
     if not bars:
         context.update_cursor(json.dumps(cursor))
-        done = cursor.get("last_bar") and pd.Timestamp(cursor["last_bar"]) + MINUTE >= pd.Timestamp(cursor["end"])
+        done = cursor.get("end") and cursor.get("last_bar") and \
+            pd.Timestamp(cursor["last_bar"]) + MINUTE >= pd.Timestamp(cursor["end"])
         return dg.SkipReason("replay finished" if done else "no bar closed since the last tick")
-    requests = []
-    for day, day_bars in pd.Series(bars).groupby(pd.Series(bars).dt.floor("D")):
-        lo, hi = day_bars.iloc[0], day_bars.iloc[-1]
-        requests.append(dg.RunRequest(
-            run_key=f"replay-{lo:%Y%m%dT%H%M}-{hi:%Y%m%dT%H%M}",
-            partition_key=f"{day:%Y-%m-%d}",
-            tags={BARS_FROM: lo.isoformat(), BARS_TO: hi.isoformat(), "btc/mode": "replay",
-                  REQUESTED_AT: f"{time.time():.3f}"},
-        ))
     cursor["last_bar"] = bars[-1].isoformat()
     context.update_cursor(json.dumps(cursor))
-    return requests
+    return requests_for(bars, live_feed.source, one_run_per_bar=live_feed.source != "replay")

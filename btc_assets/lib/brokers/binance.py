@@ -107,8 +107,12 @@ class BinanceBroker(Broker):
         self.rest.call("DELETE", "/fapi/v1/algoOpenOrders", sym)
 
     # -- orders -----------------------------------------------------------------------------------------------
-    def submit(self, client_order_id: str, bar_time: pd.Timestamp, side: str, qty: float) -> bool:
-        """Work the order maker-first; False (nothing sent) if the journal already has it filled."""
+    def submit(self, client_order_id: str, bar_time: pd.Timestamp, side: str, qty: float, *,
+               reduce_only: bool = False, stop_distance: float = 0.0, take_profit_r: float = 0.0) -> bool:
+        """Work the order maker-first (an exit, ``reduce_only``, goes to market at once); False (nothing sent) if
+        the journal already has it filled. With a ``stop_distance`` the filled entry gets its protective legs:
+        a stop that far from the average fill price and a target ``take_profit_r`` times as far on the other side.
+        """
         qty = round_step(qty, self.step)
         if side not in ("BUY", "SELL") or qty <= 0:
             raise ValueError(f"order {client_order_id}: side must be BUY/SELL and qty >= one step ({self.step}), "
@@ -120,15 +124,21 @@ class BinanceBroker(Broker):
             if not self.journal.has_order(client_order_id):
                 self._journal(client_order_id, "NEW", bar_time, side, qty, None, 0.0)
         try:
-            return self._work(client_order_id, bar_time, side, qty)
+            avg = self._work(client_order_id, bar_time, side, qty, reduce_only)
         except BinanceError as e:
             if e.code is not None:  # the exchange refused it (e.g. -2019): journal why, then stop
                 self._journal(client_order_id, "REJECTED", bar_time, side, qty, None, 0.0, note=str(e)[:200])
             raise
+        if stop_distance > 0:
+            sign = 1.0 if side == "BUY" else -1.0
+            self.protect(client_order_id, "LONG" if sign > 0 else "SHORT", avg - sign * stop_distance,
+                         avg + sign * stop_distance * take_profit_r, bar_time=bar_time, qty=qty)
+        return True
 
-    def _work(self, client_order_id: str, bar_time: pd.Timestamp, side: str, qty: float) -> bool:
+    def _work(self, client_order_id: str, bar_time: pd.Timestamp, side: str, qty: float,
+              reduce_only: bool = False) -> float:
         filled, notional, fee = 0.0, 0.0, 0.0
-        for i in range(self.config.maker_tries):
+        for i in range(0 if reduce_only else self.config.maker_tries):
             order = self._work_quote(leg_id(client_order_id, f"m{i}"), side, round_step(qty - filled, self.step))
             if order is not None:
                 self._journal_leg(client_order_id, bar_time, order)
@@ -140,8 +150,10 @@ class BinanceBroker(Broker):
         rest_qty = round_step(qty - filled, self.step)
         if rest_qty > 0:
             mk = leg_id(client_order_id, "mk")
-            order = self._existing(mk) or self._place(mk, {"side": side, "type": "MARKET",
-                                                           "quantity": f"{rest_qty:.3f}"})
+            params = {"side": side, "type": "MARKET", "quantity": f"{rest_qty:.3f}"}
+            if reduce_only:
+                params["reduceOnly"] = "true"
+            order = self._existing(mk) or self._place(mk, params)
             for _ in range(10):  # an ACK-style reply (status NEW) turns FILLED within moments
                 if order["status"] == "FILLED":
                     break
@@ -156,14 +168,19 @@ class BinanceBroker(Broker):
                                "quotes and the market order; check the orders of this id on the exchange.")
         self._journal(client_order_id, "FILLED", bar_time, side, filled, notional / filled, fee,
                       note="fee estimated from maker/taker rates")
-        return True
+        return notional / filled
 
-    def protect(self, client_order_id: str, position_side: str, stop_price: float, take_profit_price: float) -> None:
-        """Place reduce-only STOP_MARKET and TAKE_PROFIT_MARKET (closePosition) for a LONG or SHORT position."""
+    def protect(self, client_order_id: str, position_side: str, stop_price: float, take_profit_price: float,
+                bar_time: pd.Timestamp | None = None, qty: float = 0.0) -> None:
+        """Place reduce-only STOP_MARKET and TAKE_PROFIT_MARKET (closePosition) for a LONG or SHORT position;
+        journaled NEW per leg when ``bar_time`` is given (settle() later journals the one that fires)."""
         close_side = "SELL" if position_side == "LONG" else "BUY"
         legs = (("sl", "STOP_MARKET", stop_price), ("tp", "TAKE_PROFIT_MARKET", take_profit_price))
         for suffix, otype, price in legs:
             cid = leg_id(client_order_id, suffix)
+            if bar_time is not None and self.journal is not None and not self.journal.has_order(cid):
+                self._journal(cid, "NEW", bar_time, close_side, qty, None, 0.0,
+                              note=f"{otype} closePosition trigger {price:.1f}")
             params = {"symbol": self.config.symbol, "algoType": "CONDITIONAL", "side": close_side, "type": otype,
                       "triggerPrice": f"{round(price / self.tick) * self.tick:.2f}", "closePosition": "true",
                       "workingType": "CONTRACT_PRICE", "clientAlgoId": cid}
@@ -174,6 +191,45 @@ class BinanceBroker(Broker):
             except BinanceError as e:
                 if e.code != DUPLICATE_ID:
                     raise
+
+    def settle(self, plan=None) -> list[OrderEvent]:
+        """Journal the protective legs that fired on the exchange since the last look (and cancel their sibling).
+
+        ``plan`` (the rules' view of the bar) is not used: on a real exchange only the exchange knows what filled."""
+        if self.journal is None:
+            return []
+        o = self.journal.orders()
+        legs = o[(o["event"] == "NEW") & o["client_order_id"].str.match(r".*-(sl|tp)$")] if len(o) else o
+        fills = []
+        for row in legs.itertuples():
+            algo = self.rest.call("GET", "/fapi/v1/algoOrder", {"clientAlgoId": row.client_order_id})
+            if algo["algoStatus"] not in ("TRIGGERED", "FINISHED"):
+                continue
+            order = self._query(row.client_order_id)  # the market order the trigger created carries the algo id
+            q, px = float(order["executedQty"]), float(order["avgPrice"])
+            ev = OrderEvent(row.client_order_id, "FILLED", row.bar_time, row.side, q, px, q * px * self.config.taker_fee,
+                            self.name, self.run_id, f"{algo['orderType']} triggered on the exchange")
+            self.journal.append(ev)
+            fills.append(ev)
+            self.cancel_protection(row.client_order_id[:-3], row.bar_time)
+        return fills
+
+    def cancel_protection(self, entry_order_id: str, bar_time: pd.Timestamp) -> None:
+        """Cancel the entry's protective legs still open on the exchange (journaled CANCELED)."""
+        if self.journal is None:
+            return
+        legs = [leg_id(entry_order_id, s) for s in ("sl", "tp")]
+        for cid, row in self.journal.orders_by_id(legs).items():
+            if row["event"] != "NEW":
+                continue
+            try:
+                self.rest.call("DELETE", "/fapi/v1/algoOrder", {"symbol": self.config.symbol, "clientAlgoId": cid})
+            except BinanceError as e:
+                if e.code != UNKNOWN_ORDER:  # already triggered or gone: settle() will see it
+                    raise
+                continue
+            self._journal(cid, "CANCELED", row["bar_time"], row["side"], row["qty"], None, 0.0,
+                          note=f"position closed at {bar_time}")
 
     def _work_quote(self, cid: str, side: str, qty: float) -> dict | None:
         """One post-only quote: placed (or found), given requote_after_s to fill, then cancelled; the final state."""

@@ -1,0 +1,118 @@
+"""trading/live_bars: the closed bars the live sensor announced, and the market data the trader reads.
+
+Archive and REST days land in silver.klines_1m; bars that closed minutes ago exist only in the collector's
+recordings or on the REST API. `live_bars` copies the bars a run was asked to decide into live.klines_1m (same
+columns as silver), and every read of the trading path takes silver first and live bars where silver has none, so
+the higher timeframes (5m/15m/1h) are rebuilt from exactly the 1m bars the trader saw.
+"""
+
+import time
+
+import dagster as dg
+import pandas as pd
+from dagster_duckdb import DuckDBResource
+
+from btc_assets.defs import partitions
+from btc_assets.defs.gold.assets import load_bars
+from btc_assets.defs.rest_resources import StreamRecordingsResource
+from btc_assets.defs.resources import LiveFeedResource
+from btc_assets.lib import bars, live_bars
+from btc_assets.lib.rest import PublicRest
+from btc_assets.lib.warehouse import read_window, replace_window, table_exists
+
+LIVE_TABLE = "live.klines_1m"
+LIVE_TYPES = {"open_time": "TIMESTAMP", "open": "DOUBLE", "high": "DOUBLE", "low": "DOUBLE", "close": "DOUBLE",
+              "volume": "DOUBLE", "quote_volume": "DOUBLE", "trades": "BIGINT", "taker_buy_volume": "DOUBLE",
+              "taker_buy_quote_volume": "DOUBLE", "is_halt": "BOOLEAN"}
+BARS_FROM, BARS_TO = "btc/bars_from", "btc/bars_to"
+MINUTE = pd.Timedelta(minutes=1)
+
+
+def tagged_bars(context) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    tags = context.run.tags
+    if BARS_FROM not in tags:
+        return None
+    return pd.Timestamp(tags[BARS_FROM]), pd.Timestamp(tags[BARS_TO])
+
+
+def one_minute(conn, start: pd.Timestamp, end: pd.Timestamp, columns: list[str] | None = None) -> pd.DataFrame:
+    """1m bars in [start, end): silver, plus live bars for the minutes silver does not have."""
+    silver = read_window(conn, "silver.klines_1m", "open_time", start, end, columns)
+    if not table_exists(conn, LIVE_TABLE):
+        return silver
+    live = read_window(conn, LIVE_TABLE, "open_time", start, end, columns)
+    live = live[~live["open_time"].isin(silver["open_time"])]
+    if live.empty:
+        return silver
+    return pd.concat([silver, live[silver.columns]], ignore_index=True).sort_values("open_time", ignore_index=True)
+
+
+def feature_inputs(conn, start: pd.Timestamp, end: pd.Timestamp) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    """gold.load_bars, with live bars added and the higher timeframes rebuilt from them where they are used."""
+    one, higher = load_bars(conn, start, end)
+    merged = one_minute(conn, start, end)
+    if len(merged) != len(one):
+        one = merged[one.columns]
+        for interval in ("5m", "15m", "1h"):
+            higher[interval] = bars.resample_bars(merged, interval)
+    return one, higher
+
+
+def rules_inputs(conn, start: pd.Timestamp, end: pd.Timestamp):
+    """Bars, funding and mark prices for the risk rules (the backtest's inputs) in [start, end)."""
+    k = one_minute(conn, start, end, ["open_time", "open", "high", "low", "close", "quote_volume"])
+    funding = read_window(conn, "silver.funding_rates", "funding_time", start, end, ["funding_time", "rate"]) \
+        if table_exists(conn, "silver.funding_rates") else None
+    mark = None
+    if table_exists(conn, "silver.mark_price_1m"):
+        mark = read_window(conn, "silver.mark_price_1m", "open_time", start, end,
+                           ["open_time", "open", "high", "low", "close"])
+        if len(mark) < len(k):  # the mark of live minutes is not recorded: use the traded price throughout
+            mark = None
+    return k, funding, mark
+
+
+@dg.asset(
+    key=["trading", "live_bars"],
+    deps=[dg.AssetKey(["bronze", "stream_recordings"])],
+    group_name="trading",
+    partitions_def=partitions.daily,
+    pool="duckdb",
+    kinds={"duckdb"},
+    description="The closed 1m bars a live run decides, from the live feed (collector recordings, REST, or replayed "
+    "silver), in live.klines_1m. A bar the sensor announced that the feed does not have fails the run, naming it.",
+)
+def live_bars_asset(context: dg.AssetExecutionContext, warehouse: DuckDBResource, live_feed: LiveFeedResource,
+                    streams: StreamRecordingsResource) -> dg.MaterializeResult:
+    wanted = tagged_bars(context)
+    if wanted is None:
+        return dg.MaterializeResult(metadata={"bars": 0, "note": "no bars tagged: a manual run decides silver's bars"})
+    lo, hi = wanted
+    end = hi + MINUTE
+    t0 = time.perf_counter()
+    if live_feed.source == "replay":
+        with warehouse.get_connection() as conn:
+            got = one_minute(conn, lo, end, ["open_time"])
+        fetched = 0
+    else:
+        if live_feed.source == "collector":
+            days = pd.date_range(lo.floor("D"), hi.floor("D"), freq="D")
+            files = [f for d in days for f in streams.files("kline_1m", f"{d:%Y-%m-%d}")]
+            got = live_bars.from_recordings(files, lo, end)
+        else:
+            rest = PublicRest(live_feed.rest_url)
+            server_now = int(rest.get("/fapi/v1/time", {})["serverTime"])
+            got = live_bars.from_rest(rest, live_feed.symbol, lo, end, server_now)
+        fetched = len(got)
+        with warehouse.get_connection() as conn:
+            if fetched:
+                replace_window(conn, LIVE_TABLE, LIVE_TYPES, got, "open_time", got["open_time"].min(),
+                               got["open_time"].max() + MINUTE)
+    missing = sorted(set(pd.date_range(lo, hi, freq="1min")) - set(got["open_time"]))
+    if missing:
+        raise dg.Failure(f"the {live_feed.source} feed has no closed bar for {len(missing)} minute(s) of "
+                         f"{lo}..{hi} (first {missing[0]}); check that the collector runs (make collect) or "
+                         "that REST is reachable, then retry the run")
+    return dg.MaterializeResult(metadata={"bars": int(len(got)), "source": live_feed.source, "first_bar": str(lo),
+                                          "last_bar": str(hi), "written_to_live_table": fetched,
+                                          "seconds": round(time.perf_counter() - t0, 3)})
