@@ -2,12 +2,14 @@
 compute logs on a local S3 API (moto), MLflow's backend on PostgreSQL. A few partitions of every layer."""
 
 import shutil
+import sys
 
 import boto3
 import dagster as dg
 import duckdb
 import psycopg2
 import pytest
+from dagster._core.storage.compute_log_manager import ComputeIOType
 
 from btc_assets.defs.resources import build_resources
 from btc_assets.lib.table_mirror import restore
@@ -79,6 +81,34 @@ def test_prod_profile_runs_every_layer_on_postgres_and_s3(prod_env, pg_server, s
     with psycopg2.connect(pg_server.url("mlflow")) as conn, conn.cursor() as cur:
         cur.execute("SELECT count(*) FROM registered_models")
         assert cur.fetchone()[0] == 1
+
+
+@dg.asset
+def compute_log_probe() -> None:
+    print("probe stdout: 42 bars decided")
+    print("probe stderr: broker said -2019", file=sys.stderr)
+
+
+def test_prod_compute_logs_of_a_step_land_on_s3(prod_env, s3_endpoint):
+    """The prod instance (Postgres storage, S3ComputeLogManager from deploy/dagster.prod.yaml) uploads what a step
+    printed: the objects exist under dagster/compute-logs/ and hold the lines, stdout and stderr apart."""
+    instance = dg.DagsterInstance.from_config(str(prod_env))
+    result = dg.materialize([compute_log_probe], instance=instance)
+    assert result.success
+    captured = [e.event_specific_data for e in result.all_events if e.event_type_value == "LOGS_CAPTURED"]
+    assert len(captured) == 1, "the run captured no compute logs"
+    stem = f"dagster/compute-logs/storage/{result.run_id}/compute_logs/{captured[0].file_key}"
+    assert {stem + ".out", stem + ".err"} <= set(s3_keys(s3_endpoint, f"dagster/compute-logs/storage/{result.run_id}/"))
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint)
+    out = s3.get_object(Bucket=BUCKET, Key=stem + ".out")["Body"].read().decode()
+    err = s3.get_object(Bucket=BUCKET, Key=stem + ".err")["Body"].read().decode()
+    assert "probe stdout: 42 bars decided" in out and "probe stderr" not in out
+    assert "probe stderr: broker said -2019" in err and "probe stdout" not in err
+    # the instance (what the UI asks) finds the logs on S3 and points at them there
+    manager = instance.compute_log_manager
+    log_key = [result.run_id, "compute_logs", captured[0].file_key]
+    assert manager.cloud_storage_has_logs(log_key, ComputeIOType.STDOUT)
+    assert manager.display_path_for_type(log_key, ComputeIOType.STDERR) == f"s3://{BUCKET}/{stem}.err"
 
 
 def test_prod_profile_refuses_to_start_without_its_settings(monkeypatch):
