@@ -7,11 +7,14 @@ import sys
 import boto3
 import dagster as dg
 import duckdb
+import pandas as pd
 import psycopg2
 import pytest
 from dagster._core.storage.compute_log_manager import ComputeIOType
 
+from btc_assets import cli
 from btc_assets.defs.resources import build_resources
+from btc_assets.lib.journal import DECISIONS, ORDER_EVENTS, Journal, OrderEvent, mirror_journal
 from btc_assets.lib.table_mirror import restore
 from btc_assets_tests.defs.conftest import ALL_ASSETS, DAILY, RANGE_END, RANGE_START, train_config
 
@@ -109,6 +112,37 @@ def test_prod_compute_logs_of_a_step_land_on_s3(prod_env, s3_endpoint):
     log_key = [result.run_id, "compute_logs", captured[0].file_key]
     assert manager.cloud_storage_has_logs(log_key, ComputeIOType.STDOUT)
     assert manager.display_path_for_type(log_key, ComputeIOType.STDERR) == f"s3://{BUCKET}/{stem}.err"
+
+
+def test_restore_warehouse_brings_the_trading_journal_back(prod_env, monkeypatch, capsys):
+    """The journal mirrored with the prod warehouse's own mirror survives the loss of the DuckDB file: the CLI's
+    restore-warehouse rebuilds both journal tables row for row."""
+    monkeypatch.setenv("DAGSTER_HOME", str(prod_env))
+    warehouse = build_resources()["warehouse"]
+    day = pd.Timestamp("2031-03-04", tz="UTC")  # a day no other test journals: the bucket is shared
+    bar = day + pd.Timedelta(hours=9)
+    database = prod_env.parent / "volume" / "warehouse.duckdb"
+    assert warehouse.database == str(database)
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with duckdb.connect(warehouse.database) as conn:
+        journal = Journal(conn)
+        journal.record_decisions(pd.DataFrame([{
+            "decision_id": "x-1", "bar_time": bar, "decided_at": bar + pd.Timedelta(seconds=61), "run_id": "r",
+            "model_version": "xgb/1", "p_sell": 0.1, "p_hold": 0.2, "p_buy": 0.7, "signal": 2,
+            "target_position": 0.002, "price": 64000.0, "requested_at": bar + pd.Timedelta(seconds=60)}]))
+        journal.append(OrderEvent("x-1-entry", "NEW", bar, "BUY", 0.002, None, 0.0, "binance", "r"))
+        journal.append(OrderEvent("x-1-entry", "FILLED", bar, "BUY", 0.002, 64001.5, 0.0512, "binance", "r"))
+        assert mirror_journal(conn, warehouse.mirror(), bar, bar) == {DECISIONS: 1, ORDER_EVENTS: 2}
+        query = "SELECT * FROM {} WHERE bar_time >= ? AND bar_time < ? ORDER BY ALL"
+        window = [day.tz_localize(None), (day + pd.Timedelta(days=1)).tz_localize(None)]
+        before = {t: conn.execute(query.format(t), window).df() for t in (DECISIONS, ORDER_EVENTS)}
+    database.unlink()
+
+    assert cli.main(["restore-warehouse"]) == 0
+    assert ORDER_EVENTS in capsys.readouterr().out
+    with duckdb.connect(warehouse.database) as conn:
+        for table, frame in before.items():
+            pd.testing.assert_frame_equal(conn.execute(query.format(table), window).df(), frame)
 
 
 def test_prod_profile_refuses_to_start_without_its_settings(monkeypatch):
