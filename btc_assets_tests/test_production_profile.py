@@ -2,14 +2,19 @@
 compute logs on a local S3 API (moto), MLflow's backend on PostgreSQL. A few partitions of every layer."""
 
 import shutil
+import sys
 
 import boto3
 import dagster as dg
 import duckdb
+import pandas as pd
 import psycopg2
 import pytest
+from dagster._core.storage.compute_log_manager import ComputeIOType
 
+from btc_assets import cli
 from btc_assets.defs.resources import build_resources
+from btc_assets.lib.journal import DECISIONS, ORDER_EVENTS, Journal, OrderEvent, mirror_journal
 from btc_assets.lib.table_mirror import restore
 from btc_assets_tests.defs.conftest import ALL_ASSETS, DAILY, RANGE_END, RANGE_START, train_config
 
@@ -79,6 +84,65 @@ def test_prod_profile_runs_every_layer_on_postgres_and_s3(prod_env, pg_server, s
     with psycopg2.connect(pg_server.url("mlflow")) as conn, conn.cursor() as cur:
         cur.execute("SELECT count(*) FROM registered_models")
         assert cur.fetchone()[0] == 1
+
+
+@dg.asset
+def compute_log_probe() -> None:
+    print("probe stdout: 42 bars decided")
+    print("probe stderr: broker said -2019", file=sys.stderr)
+
+
+def test_prod_compute_logs_of_a_step_land_on_s3(prod_env, s3_endpoint):
+    """The prod instance (Postgres storage, S3ComputeLogManager from deploy/dagster.prod.yaml) uploads what a step
+    printed: the objects exist under dagster/compute-logs/ and hold the lines, stdout and stderr apart."""
+    instance = dg.DagsterInstance.from_config(str(prod_env))
+    result = dg.materialize([compute_log_probe], instance=instance)
+    assert result.success
+    captured = [e.event_specific_data for e in result.all_events if e.event_type_value == "LOGS_CAPTURED"]
+    assert len(captured) == 1, "the run captured no compute logs"
+    stem = f"dagster/compute-logs/storage/{result.run_id}/compute_logs/{captured[0].file_key}"
+    assert {stem + ".out", stem + ".err"} <= set(s3_keys(s3_endpoint, f"dagster/compute-logs/storage/{result.run_id}/"))
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint)
+    out = s3.get_object(Bucket=BUCKET, Key=stem + ".out")["Body"].read().decode()
+    err = s3.get_object(Bucket=BUCKET, Key=stem + ".err")["Body"].read().decode()
+    assert "probe stdout: 42 bars decided" in out and "probe stderr" not in out
+    assert "probe stderr: broker said -2019" in err and "probe stdout" not in err
+    # the instance (what the UI asks) finds the logs on S3 and points at them there
+    manager = instance.compute_log_manager
+    log_key = [result.run_id, "compute_logs", captured[0].file_key]
+    assert manager.cloud_storage_has_logs(log_key, ComputeIOType.STDOUT)
+    assert manager.display_path_for_type(log_key, ComputeIOType.STDERR) == f"s3://{BUCKET}/{stem}.err"
+
+
+def test_restore_warehouse_brings_the_trading_journal_back(prod_env, monkeypatch, capsys):
+    """The journal mirrored with the prod warehouse's own mirror survives the loss of the DuckDB file: the CLI's
+    restore-warehouse rebuilds both journal tables row for row."""
+    monkeypatch.setenv("DAGSTER_HOME", str(prod_env))
+    warehouse = build_resources()["warehouse"]
+    day = pd.Timestamp("2031-03-04", tz="UTC")  # a day no other test journals: the bucket is shared
+    bar = day + pd.Timedelta(hours=9)
+    database = prod_env.parent / "volume" / "warehouse.duckdb"
+    assert warehouse.database == str(database)
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with duckdb.connect(warehouse.database) as conn:
+        journal = Journal(conn)
+        journal.record_decisions(pd.DataFrame([{
+            "decision_id": "x-1", "bar_time": bar, "decided_at": bar + pd.Timedelta(seconds=61), "run_id": "r",
+            "model_version": "xgb/1", "p_sell": 0.1, "p_hold": 0.2, "p_buy": 0.7, "signal": 2,
+            "target_position": 0.002, "price": 64000.0, "requested_at": bar + pd.Timedelta(seconds=60)}]))
+        journal.append(OrderEvent("x-1-entry", "NEW", bar, "BUY", 0.002, None, 0.0, "binance", "r"))
+        journal.append(OrderEvent("x-1-entry", "FILLED", bar, "BUY", 0.002, 64001.5, 0.0512, "binance", "r"))
+        assert mirror_journal(conn, warehouse.mirror(), bar, bar) == {DECISIONS: 1, ORDER_EVENTS: 2}
+        query = "SELECT * FROM {} WHERE bar_time >= ? AND bar_time < ? ORDER BY ALL"
+        window = [day.tz_localize(None), (day + pd.Timedelta(days=1)).tz_localize(None)]
+        before = {t: conn.execute(query.format(t), window).df() for t in (DECISIONS, ORDER_EVENTS)}
+    database.unlink()
+
+    assert cli.main(["restore-warehouse"]) == 0
+    assert ORDER_EVENTS in capsys.readouterr().out
+    with duckdb.connect(warehouse.database) as conn:
+        for table, frame in before.items():
+            pd.testing.assert_frame_equal(conn.execute(query.format(table), window).df(), frame)
 
 
 def test_prod_profile_refuses_to_start_without_its_settings(monkeypatch):

@@ -3,6 +3,9 @@
 An order is journaled (NEW) before it is handed to a broker, and every later state (FILLED, REJECTED) is a new
 event row; nothing is updated in place, so the history of every order survives a crash and a retried run can see
 what was already sent. Client order ids are derived from strategy, bar time and leg, never random.
+
+In production both tables are mirrored to S3 by day of bar_time (`mirror_journal`), like the warehouse tables that
+`replace_window` writes, and `btc-assets restore-warehouse` brings them back.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from dataclasses import asdict, dataclass
 import duckdb
 import pandas as pd
 
+from btc_assets.lib.table_mirror import S3TableMirror
 from btc_assets.lib.warehouse import ensure_table
 
 DECISIONS = "trading.decisions"
@@ -123,6 +127,28 @@ class Journal:
         q = (f"SELECT coalesce(sum(CASE side WHEN 'BUY' THEN qty ELSE -qty END), 0) FROM {ORDER_EVENTS} "
              "WHERE event = 'FILLED'")
         return float(self.conn.execute(q).fetchone()[0])
+
+
+def mirror_journal(conn: duckdb.DuckDBPyConnection, mirror: S3TableMirror | None, start: pd.Timestamp,
+                   end: pd.Timestamp) -> dict[str, int]:
+    """Write both journal tables' rows of every UTC day that [start, end) touches to the S3 mirror, by bar_time.
+
+    `start`/`end` may be any instants (a run's bar range): the whole days around them are mirrored from DuckDB,
+    one object per table and day, replacing the previous one. Nothing in the journal is ever deleted, so an event
+    or decision the existing object holds and DuckDB does not is kept (decisions by decision_id, events as whole
+    rows); re-running changes nothing. Returns rows mirrored per table; {} without a mirror (local profile).
+    """
+    if mirror is None:
+        return {}
+    if pd.Timestamp(end) < pd.Timestamp(start):
+        raise ValueError(f"journal mirror window ends ({end}) before it starts ({start})")
+    Journal(conn)  # the tables exist even before the first decision: an empty day is mirrored as an empty object
+    first = _naive(start).floor("D")
+    last = _naive(end).ceil("D")
+    if last <= first:
+        last = first + pd.Timedelta(days=1)
+    return {DECISIONS: mirror.put_merged(conn, DECISIONS, "bar_time", first, last, key=("decision_id",)),
+            ORDER_EVENTS: mirror.put_merged(conn, ORDER_EVENTS, "bar_time", first, last)}
 
 
 def _naive(ts) -> pd.Timestamp:

@@ -6,6 +6,10 @@ In production the DuckDB file lives on a volume for speed, and S3 holds the dura
 warehouse connection is open (a context variable set by WarehouseResource), so lib code and tests that use plain
 DuckDB connections are unaffected. A day the window left empty is written as an empty file, so a re-materialized
 day can never leave an older copy behind.
+
+Append-only tables (the trading journal) are mirrored with `put_merged` instead: each day's object becomes the
+union of the day's rows in DuckDB and the rows already on S3, so a mirror run from a DuckDB file that lost rows
+(a volume replaced before `restore-warehouse` was run) cannot erase history that S3 already holds.
 """
 
 from __future__ import annotations
@@ -13,16 +17,21 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import io
+import logging
 import tempfile
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 ACTIVE: contextvars.ContextVar[S3TableMirror | None] = contextvars.ContextVar("btc_table_mirror", default=None)
 DAY = pd.Timedelta(days=1)
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -37,9 +46,7 @@ class S3TableMirror:
 
     def put(self, table: str, frame: pd.DataFrame, time_column: str, start: pd.Timestamp, end: pd.Timestamp) -> int:
         """Write the window day by day (whole days only: windows are partitions); returns the objects written."""
-        if start != start.normalize() or end != end.normalize():
-            raise ValueError(f"{table}: window {start}..{end} is not whole days; it cannot be mirrored by day")
-        days = pd.date_range(start, end, freq="D", inclusive="left")
+        days = _days(table, start, end)
         t = frame[time_column]
         for day in days:
             part = frame[(t >= day) & (t < day + DAY)]
@@ -47,6 +54,72 @@ class S3TableMirror:
             part.to_parquet(buf, index=False)
             self.client.put_object(Bucket=self.bucket, Key=self.key(table, day), Body=buf.getvalue())
         return len(days)
+
+    def put_merged(self, conn: duckdb.DuckDBPyConnection, table: str, time_column: str, start: pd.Timestamp,
+                   end: pd.Timestamp, key: tuple[str, ...] = ()) -> int:
+        """Mirror the days of [start, end) of an append-only `table` as the union of DuckDB's rows and S3's.
+
+        Every row of the day in DuckDB is written (duplicates included). Rows only the existing object holds are
+        kept too: with `key`, those whose key DuckDB does not have; without, a multiset difference of whole rows.
+        Re-running with the same DuckDB rewrites the same objects. Returns the rows written.
+        """
+        days = _days(table, start, end)
+        columns = conn.execute(
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = ? "
+            "AND table_name = ? ORDER BY ordinal_position", list(_split(table))).fetchall()
+        if not columns:
+            raise LookupError(f"{table} does not exist in DuckDB: nothing to mirror")
+        written = 0
+        for day in days:
+            local = (f"SELECT * FROM {table} WHERE {time_column} >= TIMESTAMP '{day}' "
+                     f"AND {time_column} < TIMESTAMP '{day + DAY}'")
+            old = self._get(self.key(table, day))
+            if old is None:
+                merged = conn.sql(f"{local} ORDER BY {time_column}").to_arrow_table()
+                extra = 0
+            else:
+                view = f"_mirrored_{uuid.uuid4().hex}"
+                conn.register(view, old)
+                try:
+                    # the object may predate a column DuckDB has since gained: fill it with NULL of the right type
+                    have = set(old.column_names)
+                    proj = ", ".join(c if c in have else f"CAST(NULL AS {t}) AS {c}" for c, t in columns)
+                    if key:
+                        only_s3 = (f"SELECT {proj} FROM {view} m WHERE NOT EXISTS (SELECT 1 FROM ({local}) l "
+                                   f"WHERE {' AND '.join(f'l.{k} = m.{k}' for k in key)})")
+                    else:
+                        only_s3 = f"SELECT {proj} FROM {view} EXCEPT ALL {local}"
+                    merged = conn.sql(
+                        f"SELECT * FROM ({local} UNION ALL ({only_s3})) ORDER BY {time_column}").to_arrow_table()
+                    extra = merged.num_rows - conn.sql(f"SELECT count(*) FROM ({local})").fetchall()[0][0]
+                finally:
+                    conn.unregister(view)
+            if extra:
+                log.warning("%s %s: S3 holds %d rows that DuckDB lacks (kept in the mirror); run "
+                            "`btc-assets restore-warehouse` before trading on this warehouse", table, day.date(), extra)
+            buf = io.BytesIO()
+            pq.write_table(merged, buf)
+            self.client.put_object(Bucket=self.bucket, Key=self.key(table, day), Body=buf.getvalue())
+            written += merged.num_rows
+        return written
+
+    def _get(self, key: str) -> pa.Table | None:
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except self.client.exceptions.NoSuchKey:
+            return None
+        return pq.read_table(io.BytesIO(body))
+
+
+def _days(table: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.DatetimeIndex:
+    if start != start.normalize() or end != end.normalize():
+        raise ValueError(f"{table}: window {start}..{end} is not whole days; it cannot be mirrored by day")
+    return pd.date_range(start, end, freq="D", inclusive="left")
+
+
+def _split(table: str) -> tuple[str, str]:
+    schema, _, name = table.rpartition(".")
+    return schema or "main", name
 
 
 @contextlib.contextmanager

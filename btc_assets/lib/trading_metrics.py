@@ -4,11 +4,14 @@ Each trading run rewrites the snapshot after its orders (atomically), and `btc-a
 /metrics. Going through a file keeps the exporter away from the DuckDB warehouse, which allows only one writing
 process: scraping can never block or be blocked by a trading run. Latency is measured from the moment the sensor
 requested the run (the bar's close on the replay or live clock) to the decision and to the order's acknowledgement.
+The rate-limit headroom of a live broker (RateLimiter.headroom()) is passed to `render` at the time of writing;
+without it (paper trading) the gauge is absent rather than a reassuring 1.0.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,8 +94,9 @@ def _quantiles(name: str, delta: pd.Series) -> dict[str, float]:
     return {f"{name}_p50": float(secs.quantile(0.5)), f"{name}_p95": float(secs.quantile(0.95))}
 
 
-def render(s: TradingSnapshot, strategy: str) -> bytes:
-    """Prometheus text exposition of a snapshot (labelled by strategy)."""
+def render(s: TradingSnapshot, strategy: str, rate_limit_headroom: Mapping[str, float] | None = None) -> bytes:
+    """Prometheus text exposition of a snapshot (labelled by strategy), with the broker's rate-limit headroom
+    (`RateLimiter.headroom()`: limit name -> 1 - used/limit) when there is one."""
     reg = CollectorRegistry()
 
     def gauge(name: str, doc: str, value: float, **labels: str) -> None:
@@ -115,6 +119,9 @@ def render(s: TradingSnapshot, strategy: str) -> bytes:
         stage, q = key.split("_")
         gauge("btc_latency_seconds", "Seconds from the run request (bar close) to decision / order ack", value,
               stage=stage, quantile=q.removeprefix("p"))
+    for limit, ratio in sorted((rate_limit_headroom or {}).items()):
+        gauge("btc_rate_limit_headroom_ratio", "Share of a Binance rate limit still free in its current window "
+              "(1 - used/limit, from the broker's last reply headers)", ratio, limit=limit)
     return generate_latest(reg)
 
 

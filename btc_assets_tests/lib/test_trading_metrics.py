@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from btc_assets.lib.brokers.rate_limit import RateLimiter
 from btc_assets.lib.journal import Journal, OrderEvent
 from btc_assets.lib.trading_metrics import render, snapshot, write_textfile
 from btc_assets.metrics_server import make_handler
@@ -48,6 +49,20 @@ def test_exposition_parses_and_carries_the_strategy_label(journal):
     assert {"btc_equity_usdt", "btc_pnl_usdt", "btc_orders", "btc_max_drawdown_ratio", "btc_latency_seconds"} <= set(families)
     sample = families["btc_position_btc"].samples[0]
     assert sample.labels == {"strategy": "xgb_next3m"} and sample.value == 2.0
+
+
+def test_rate_limit_headroom_is_a_gauge_per_limit_and_absent_without_headers(journal):
+    now = [60.0]
+    limiter = RateLimiter(clock=lambda: now[0])
+    for headroom in (None, limiter.headroom()):  # paper trading / a live broker before its first reply
+        text = render(snapshot(journal, 1000.0), "s", rate_limit_headroom=headroom).decode()
+        assert "rate_limit_headroom" not in text
+    limiter.observe({"X-MBX-USED-WEIGHT-1M": "1800", "X-MBX-ORDER-COUNT-10S": "3", "X-MBX-ORDER-COUNT-1M": "12"})
+    text = render(snapshot(journal, 1000.0), "s", rate_limit_headroom=limiter.headroom()).decode()
+    family = {f.name: f for f in text_string_to_metric_families(text)}["btc_rate_limit_headroom_ratio"]
+    assert family.type == "gauge"
+    assert {s.labels["limit"]: s.value for s in family.samples if s.labels["strategy"] == "s"} == {
+        "REQUEST_WEIGHT_1M": pytest.approx(0.25), "ORDERS_10S": pytest.approx(0.99), "ORDERS_1M": pytest.approx(0.99)}
 
 
 def test_server_serves_the_snapshot_and_its_age(tmp_path, journal):

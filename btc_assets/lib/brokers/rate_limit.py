@@ -1,5 +1,7 @@
 """A client-side limiter fed by Binance's usage headers (X-MBX-USED-WEIGHT-1M, X-MBX-ORDER-COUNT-10S/1M) and by
-429/418 replies' Retry-After: it sleeps before a request that would cross a limit, instead of earning a ban."""
+429/418 replies' Retry-After: it sleeps before a request that would cross a limit, instead of earning a ban.
+
+`headroom()` reports the share of each limit still free, for the trader's Prometheus metrics."""
 
 from __future__ import annotations
 
@@ -12,6 +14,9 @@ from dataclasses import dataclass
 log = logging.getLogger(__name__)
 
 WINDOWS_S = {"X-MBX-USED-WEIGHT-1M": 60, "X-MBX-ORDER-COUNT-10S": 10, "X-MBX-ORDER-COUNT-1M": 60}
+# the names Binance's exchangeInfo gives these limits (rateLimitType + interval), used as metric labels
+LIMIT_NAMES = {"X-MBX-USED-WEIGHT-1M": "REQUEST_WEIGHT_1M", "X-MBX-ORDER-COUNT-10S": "ORDERS_10S",
+               "X-MBX-ORDER-COUNT-1M": "ORDERS_1M"}
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,20 @@ class RateLimiter:
                     span = WINDOWS_S[name]
                     delay = max(delay, span - now % span)
             return delay
+
+    def headroom(self) -> dict[str, float]:
+        """1 - used/limit for every limit the exchange has reported usage of, by its name (REQUEST_WEIGHT_1M,
+        ORDERS_10S, ORDERS_1M); {} until a reply carried usage headers (a paper broker never has any).
+
+        Usage counts in the window it was reported in: once that window has rolled over, the limit is free again
+        (1.0), as delay_for assumes too. Below 0 when the IP's usage (other processes included) exceeds the limit.
+        """
+        now = self.clock()
+        lim = self.limits
+        limit = {"X-MBX-USED-WEIGHT-1M": lim.weight_1m, "X-MBX-ORDER-COUNT-10S": lim.orders_10s,
+                 "X-MBX-ORDER-COUNT-1M": lim.orders_1m}
+        with self._lock:
+            return {LIMIT_NAMES[name]: 1.0 - self._count(name, now) / limit[name] for name in sorted(self.used)}
 
     def acquire(self, weight: int = 1, orders: int = 0) -> None:
         delay = self.delay_for(weight, orders)

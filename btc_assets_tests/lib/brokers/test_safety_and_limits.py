@@ -74,3 +74,28 @@ def test_limiter_honours_retry_after():
     limiter.acquire()
     assert sleeps == [7.0]
     assert limiter.back_off(None, banned=True) == 120.0  # a ban without Retry-After: two minutes
+
+
+def test_headroom_is_what_the_headers_left_and_nothing_before_them():
+    now = [120.0]
+    limiter = RateLimiter(Limits(weight_1m=2400, orders_10s=300, orders_1m=1200), clock=lambda: now[0])
+    assert limiter.headroom() == {}  # no reply yet (or a paper broker): unknown, not "all free"
+    limiter.observe({"X-MBX-USED-WEIGHT-1M": "600", "x-mbx-order-count-10s": "30"})
+    assert limiter.headroom() == {"ORDERS_10S": pytest.approx(0.9), "REQUEST_WEIGHT_1M": pytest.approx(0.75)}
+    limiter.observe({"X-MBX-USED-WEIGHT-1M": "2640", "X-MBX-ORDER-COUNT-1M": "300"})  # others on the IP: over
+    assert limiter.headroom()["REQUEST_WEIGHT_1M"] == pytest.approx(-0.1)
+    assert limiter.headroom()["ORDERS_1M"] == pytest.approx(0.75)
+    now[0] = 131.0  # the 10 s window has rolled over, the minute has not
+    assert limiter.headroom() == {"ORDERS_10S": 1.0, "ORDERS_1M": pytest.approx(0.75),
+                                  "REQUEST_WEIGHT_1M": pytest.approx(-0.1)}
+
+
+def test_headroom_follows_the_exchange_reply_headers(session):
+    fx = session.fx
+    fx.app.limits.charge(fx.exchange.now_ms(), weight=1_199, orders=0)  # another process used half the minute
+    assert session.rest.limiter.headroom() == {}
+    session.rest.call("GET", "/fapi/v1/time", signed=False)  # weight 1: 1,200 of 2,400 used
+    headroom = session.rest.limiter.headroom()
+    assert set(headroom) == {"REQUEST_WEIGHT_1M", "ORDERS_10S", "ORDERS_1M"}
+    assert headroom["REQUEST_WEIGHT_1M"] == pytest.approx(0.5)
+    assert headroom["ORDERS_10S"] == headroom["ORDERS_1M"] == 1.0
