@@ -177,3 +177,13 @@ def test_killed_between_legs_or_before_filled(market, tmp_path, fills, kill, jou
     assert events(journal)["event"].tolist() == journaled
     finish_and_check(market, journal)
 
+
+def test_a_restart_does_not_quote_again_a_leg_the_exchange_refused(market, tmp_path):
+    """Quote 0 is refused post-only (the book moved), quote 1 fills, the process dies before FILLED: the restart
+    must not place quote 0 now, on top of quote 1's fill."""
+    journal = tmp_path / "journal.duckdb"
+    market.fx.faults.error(-5022, "Due to the order could not be executed as maker, the Post Only order will be "
+                           "rejected.", method="POST", path="/fapi/v1/order")
+    crash(market, journal, {"at": "append", "event": "ACK", "nth": 1})
+    assert market.legs() == {leg_id(CID, "m1"): ("FILLED", QTY)}
+    finish_and_check(market, journal, refused=1)
