@@ -2,9 +2,12 @@
 a DuckDB file, that can be told to die at one point of the submission with os._exit — no exception, no finally
 block, no DuckDB checkpoint or close, as a SIGKILL or an OOM kill leaves a process.
 
-Run as `python -m btc_assets_tests.lib.brokers.crash_child '<json spec>'` from the repository root. It exits 0
-after the submit (printing {"sent": bool}) and KILLED when the kill point is reached. The kill point wraps the
-broker's own objects in this process only (test code; production code has no fault hooks):
+The tests start it with `run` as a multiprocessing forkserver process (the server has imported this module, so a
+child starts in milliseconds instead of the ~2 s the Binance SDK takes to import); by hand it runs as
+`python -m btc_assets_tests.lib.brokers.crash_child '<json spec>'` from the repository root. It exits 0 after a
+submit that sent the order, NOTHING_SENT when the journal already had it filled, and KILLED when the kill point is
+reached. The kill point wraps the broker's own objects in this process only (test code; production code has no
+fault hooks):
 - {"at": "append", "event": "ACK", "nth": 2}: right after the 2nd ACK event is written to the journal;
 - {"at": "before" | "after", "method": "POST", "path": "/fapi/v1/order", "nth": 1}: just before the 1st such
   request is sent, or right after its reply arrived and before the broker reads it.
@@ -25,6 +28,7 @@ from btc_assets.lib.brokers.binance_rest import BinanceRest
 from btc_assets.lib.journal import Journal, OrderEvent
 
 KILLED = 86  # the exit code of a process that reached its kill point (the tests check it did)
+NOTHING_SENT = 3
 KEY, SECRET = "crash-key-0123", "crash-secret-4567"
 # Short quotes: a few 10 ms polls per quote keep each child run well under a second of trading.
 CONFIG = ExecutionConfig(requote_after_s=0.03, poll_s=0.01, maker_tries=3)
@@ -68,7 +72,7 @@ def install_kill(broker: BinanceBroker, kill: dict) -> None:
     broker.rest.call = dying_call  # type: ignore[method-assign]
 
 
-def main(spec: dict) -> None:
+def main(spec: dict) -> bool:
     rest = BinanceRest(KEY, SECRET, spec["url"], env={"BTC_TRADING_MODE": "testnet"},
                        timeout_ms=int(spec.get("timeout_ms", 5_000)))
     conn = duckdb.connect(spec["journal"])
@@ -78,8 +82,16 @@ def main(spec: dict) -> None:
     broker.start()
     sent = broker.submit(spec["cid"], pd.Timestamp(spec["bar"]), spec["side"], float(spec["qty"]))
     conn.close()
-    print(json.dumps({"sent": sent}))
+    return sent
+
+
+def run(spec: dict) -> None:
+    """The process entry point: output to spec["log"] (the test shows it when the child fails), then main."""
+    with open(spec["log"], "a") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+    sys.exit(0 if main(spec) else NOTHING_SENT)
 
 
 if __name__ == "__main__":
-    main(json.loads(sys.argv[1]))
+    run(json.loads(sys.argv[1]))

@@ -1,6 +1,8 @@
 """A trading process killed mid-order (os._exit or SIGKILL in a real child process, journal in a DuckDB file on
 disk) and restarted with the same decision: nothing lost, nothing traded twice, the journal readable after the crash.
 
+Each run is a separate process forked from a multiprocessing forkserver that has imported the broker (so it
+starts in milliseconds); it dies by os._exit inside the process (crash_child.py) or by SIGKILL from here.
 The fake exchange runs in this process and outlives the children; its replay moves one bar each time a resting
 order is polled (when `market.fills`), so post-only quotes fill on their first poll, or never (then the remainder
 goes MARKET). After each crash the journal is read read-only, which replays DuckDB's write-ahead log without
@@ -9,11 +11,9 @@ checkpointing it, so the restarted process recovers from the same log.
 
 from __future__ import annotations
 
-import json
+import multiprocessing
 import re
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -26,9 +26,11 @@ from btc_assets.lib.brokers.binance_rest import BinanceRest
 from btc_assets.lib.fake_exchange import RunningFakeExchange, run_in_thread
 from btc_assets.lib.fake_exchange.replay import synthetic_bars
 from btc_assets.lib.journal import client_order_id
-from btc_assets_tests.lib.brokers.crash_child import KEY, KILLED, SECRET
+from btc_assets_tests.lib.brokers import crash_child
+from btc_assets_tests.lib.brokers.crash_child import KEY, KILLED, NOTHING_SENT, SECRET
 
-ROOT = Path(__file__).resolve().parents[3]  # `python -m` from here imports this checkout, not an installed one
+PROCESSES = multiprocessing.get_context("forkserver")
+PROCESSES.set_forkserver_preload([crash_child.__name__])
 BAR = pd.Timestamp("2024-01-01 00:05", tz="UTC")
 CID = client_order_id("xgb_next3m", BAR, "entry")
 QTY = 0.01
@@ -58,25 +60,36 @@ def market():
         yield Market(fx)
 
 
-def _command(market: Market, journal: Path, run_id: str, side: str, kill: dict | None) -> list[str]:
-    spec = {"url": market.fx.rest_url, "journal": str(journal), "run_id": run_id, "cid": CID,
-            "bar": BAR.isoformat(), "side": side, "qty": QTY, "kill": kill}
-    return [sys.executable, "-m", "btc_assets_tests.lib.brokers.crash_child", json.dumps(spec)]
+def start(market: Market, journal: Path, run_id: str, side: str = "BUY", kill: dict | None = None):
+    """The trading process, submitting the decision (CID, BUY or SELL QTY) with its journal at `journal`."""
+    spec = {"url": market.fx.rest_url, "journal": str(journal), "log": str(journal.with_suffix(".log")),
+            "run_id": run_id, "cid": CID, "bar": BAR.isoformat(), "side": side, "qty": QTY, "kill": kill}
+    child = PROCESSES.Process(target=crash_child.run, args=(spec,), name=f"trader-{run_id}")
+    child.start()
+    return child
+
+
+def finished(child) -> int:
+    child.join(timeout=60)
+    assert child.exitcode is not None, f"{child.name} still running after 60 s"
+    return child.exitcode
+
+
+def output(journal: Path) -> str:
+    return journal.with_suffix(".log").read_text() if journal.with_suffix(".log").exists() else ""
 
 
 def crash(market: Market, journal: Path, kill: dict, side: str = "BUY") -> None:
     """Run the trading process until it dies at `kill` (it must get there)."""
-    p = subprocess.run(_command(market, journal, "run-1", side, kill), cwd=ROOT, capture_output=True, text=True,
-                       timeout=60)
-    assert p.returncode == KILLED, f"the child did not reach its kill point {kill}:\n{p.stdout}\n{p.stderr}"
+    code = finished(start(market, journal, "run-1", side, kill))
+    assert code == KILLED, f"the child did not reach its kill point {kill} (exit {code}):\n{output(journal)}"
 
 
 def restart(market: Market, journal: Path, side: str = "BUY", run_id: str = "run-2") -> bool:
     """A new process, same journal, same decision: what a retried run does. Returns whether it sent anything."""
-    p = subprocess.run(_command(market, journal, run_id, side, None), cwd=ROOT, capture_output=True, text=True,
-                       timeout=60)
-    assert p.returncode == 0, f"the restarted run failed:\n{p.stdout}\n{p.stderr}"
-    return json.loads(p.stdout.strip().splitlines()[-1])["sent"]
+    code = finished(start(market, journal, run_id, side))
+    assert code in (0, NOTHING_SENT), f"the restarted run failed (exit {code}):\n{output(journal)}"
+    return code == 0
 
 
 def events(journal: Path) -> pd.DataFrame:
@@ -150,15 +163,14 @@ def test_killed_after_the_exchange_accepted_before_the_reply_is_read(market, tmp
 
 def test_sigkilled_while_the_acknowledgement_is_in_flight(market, tmp_path):
     journal = tmp_path / "journal.duckdb"
-    market.fx.faults.timeout(2.0, apply_first=True, method="POST", path="/fapi/v1/order")  # accepted, reply late
-    child = subprocess.Popen(_command(market, journal, "run-1", "BUY", None), cwd=ROOT, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE)
+    market.fx.faults.timeout(1.0, apply_first=True, method="POST", path="/fapi/v1/order")  # accepted, reply late
+    child = start(market, journal, "run-1")
     deadline = time.monotonic() + 30
     while leg_id(CID, "m0") not in market.fx.exchange.by_client_id:
-        assert child.poll() is None and time.monotonic() < deadline, "the child never placed its first quote"
+        assert child.is_alive() and time.monotonic() < deadline, f"no quote was placed:\n{output(journal)}"
         time.sleep(0.01)
-    child.send_signal(signal.SIGKILL)
-    assert child.wait(timeout=10) == -signal.SIGKILL
+    child.kill()  # SIGKILL while it waits for the reply
+    assert finished(child) == -signal.SIGKILL
     assert events(journal)["event"].tolist() == ["NEW"]
     finish_and_check(market, journal)
 
