@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import multiprocessing
 import re
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -25,7 +26,7 @@ from btc_assets.lib.brokers.binance import leg_id
 from btc_assets.lib.brokers.binance_rest import BinanceRest
 from btc_assets.lib.fake_exchange import RunningFakeExchange, run_in_thread
 from btc_assets.lib.fake_exchange.replay import synthetic_bars
-from btc_assets.lib.journal import client_order_id
+from btc_assets.lib.journal import Journal, client_order_id
 from btc_assets_tests.lib.brokers import crash_child
 from btc_assets_tests.lib.brokers.crash_child import KEY, KILLED, NOTHING_SENT, SECRET
 
@@ -199,3 +200,19 @@ def test_a_restart_does_not_quote_again_a_leg_the_exchange_refused(market, tmp_p
     crash(market, journal, {"at": "append", "event": "ACK", "nth": 1})
     assert market.legs() == {leg_id(CID, "m1"): ("FILLED", QTY)}
     finish_and_check(market, journal, refused=1)
+
+
+def test_an_order_killed_after_its_first_leg_still_counts_in_the_journaled_position(market, tmp_path):
+    """Until the restart finishes it, the crashed order is open (NEW, its full quantity) for the next bar's sizing:
+    a leg's ACK is not the order's state (its qty is that leg's fill, 0 for a cancelled quote)."""
+    journal = tmp_path / "journal.duckdb"
+    market.fills = False
+    crash(market, journal, {"at": "append", "event": "ACK", "nth": 1})  # quote 0 cancelled unfilled
+    copy = tmp_path / "copy.duckdb"  # a writable copy (Journal() may migrate), this one left for the restart's WAL
+    shutil.copy(journal, copy)
+    shutil.copy(f"{journal}.wal", f"{copy}.wal")
+    with duckdb.connect(str(copy)) as conn:
+        j = Journal(conn)
+        assert j.orders()[["client_order_id", "event", "qty"]].values.tolist() == [[CID, "NEW", QTY]]
+        assert j.position_before(BAR + pd.Timedelta(minutes=1)) == pytest.approx(QTY)
+    finish_and_check(market, journal)
