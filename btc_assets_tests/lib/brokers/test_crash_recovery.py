@@ -72,7 +72,9 @@ def start(market: Market, journal: Path, run_id: str, side: str = "BUY", kill: d
 
 def finished(child) -> int:
     child.join(timeout=60)
-    assert child.exitcode is not None, f"{child.name} still running after 60 s"
+    if child.exitcode is None:
+        child.kill()
+        pytest.fail(f"{child.name} still running after 60 s (killed)")
     return child.exitcode
 
 
