@@ -100,10 +100,13 @@ class Journal:
         return self.conn.execute(q, [client_order_id]).fetchone()[0] > 0
 
     def orders(self, start: pd.Timestamp | None = None, end: pd.Timestamp | None = None) -> pd.DataFrame:
-        """The latest state of every order (optionally with bar_time in [start, end)), oldest first."""
-        where, params = "", []
+        """The latest state of every order (optionally with bar_time in [start, end)), oldest first.
+
+        A broker's ACK rows record one leg each (its qty is that leg's fill), not the order's state: an order
+        killed between its legs stays NEW with its full quantity until a retried run journals FILLED."""
+        where, params = "WHERE event <> 'ACK'", []
         if start is not None and end is not None:
-            where, params = "WHERE bar_time >= ? AND bar_time < ?", [_naive(start), _naive(end)]
+            where, params = f"{where} AND bar_time >= ? AND bar_time < ?", [_naive(start), _naive(end)]
         df = self.conn.execute(
             f"SELECT * FROM {ORDER_EVENTS} {where} "
             "QUALIFY row_number() OVER (PARTITION BY client_order_id ORDER BY seq DESC NULLS LAST, event_time DESC, "

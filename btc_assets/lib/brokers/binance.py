@@ -138,8 +138,14 @@ class BinanceBroker(Broker):
     def _work(self, client_order_id: str, bar_time: pd.Timestamp, side: str, qty: float,
               reduce_only: bool = False) -> float:
         filled, notional, fee = 0.0, 0.0, 0.0
-        for i in range(0 if reduce_only else self.config.maker_tries):
-            order = self._work_quote(leg_id(client_order_id, f"m{i}"), side, round_step(qty - filled, self.step))
+        quotes = [leg_id(client_order_id, f"m{i}") for i in range(0 if reduce_only else self.config.maker_tries)]
+        mk = leg_id(client_order_id, "mk")
+        # A retried run resumes after the furthest leg the exchange already has: an earlier quote it does not know
+        # was refused post-only, and placing it now would trade on top of the later legs' fills.
+        known = {cid: self._existing(cid) for cid in [*quotes, mk]}
+        resume_at = max((i for i, cid in enumerate([*quotes, mk]) if known[cid] is not None), default=0)
+        for i, cid in enumerate(quotes):
+            order = self._work_quote(cid, side, round_step(qty - filled, self.step), known[cid], i >= resume_at)
             if order is not None:
                 self._journal_leg(client_order_id, bar_time, order)
                 q = float(order["executedQty"])
@@ -149,11 +155,10 @@ class BinanceBroker(Broker):
                 break
         rest_qty = round_step(qty - filled, self.step)
         if rest_qty > 0:
-            mk = leg_id(client_order_id, "mk")
             params = {"side": side, "type": "MARKET", "quantity": f"{rest_qty:.3f}"}
             if reduce_only:
                 params["reduceOnly"] = "true"
-            order = self._existing(mk) or self._place(mk, params)
+            order = known[mk] or self._place(mk, params)
             for _ in range(10):  # an ACK-style reply (status NEW) turns FILLED within moments
                 if order["status"] == "FILLED":
                     break
@@ -231,10 +236,11 @@ class BinanceBroker(Broker):
             self._journal(cid, "CANCELED", row["bar_time"], row["side"], row["qty"], None, 0.0,
                           note=f"position closed at {bar_time}")
 
-    def _work_quote(self, cid: str, side: str, qty: float) -> dict | None:
+    def _work_quote(self, cid: str, side: str, qty: float, order: dict | None, may_place: bool) -> dict | None:
         """One post-only quote: placed (or found), given requote_after_s to fill, then cancelled; the final state."""
-        order = self._existing(cid)
         if order is None:
+            if not may_place:
+                return None
             book = self.rest.call("GET", "/fapi/v1/ticker/bookTicker", {"symbol": self.config.symbol}, signed=False)
             price = book["bidPrice"] if side == "BUY" else book["askPrice"]
             try:
