@@ -174,6 +174,8 @@ class TradingResource(dg.ConfigurableResource):
     binance_url: str = Field(default="https://testnet.binancefuture.com", description="BINANCE_TRADING_URL")
     api_key: str | None = Field(default=None, description="dg.EnvVar('BINANCE_API_KEY') only")
     api_secret: str | None = Field(default=None, description="dg.EnvVar('BINANCE_API_SECRET') only")
+    maker_tries: int = Field(default=3, description="post-only quotes before the rest goes as a market order")
+    requote_after_s: float = Field(default=2.0, description="seconds a quote rests before it is requoted")
     reconcile_tolerance: float = Field(default=0.0005, description="BTC of difference tolerated between the "
                                        "broker's position and the journal's before trading stops")
     metrics_file: str = Field(default="", description="Prometheus text snapshot written after every trading run")
@@ -210,9 +212,10 @@ class TradingResource(dg.ConfigurableResource):
             raise dg.Failure(f"the trading resource says {self.mode} but BTC_TRADING_MODE={env_mode}: both must "
                              "agree before any order leaves this machine; nothing was sent")
         rest = BinanceRest(self.api_key, self.api_secret, self.binance_url)  # refuses a URL the mode does not allow
-        broker = BinanceBroker(rest, journal, run_id, ExecutionConfig(maker_fee=self.maker_fee,
-                                                                      taker_fee=self.taker_fee))
-        broker.start(expected_position=journal.position())
+        broker = BinanceBroker(rest, journal, run_id, ExecutionConfig(
+            maker_fee=self.maker_fee, taker_fee=self.taker_fee, maker_tries=self.maker_tries,
+            requote_after_s=self.requote_after_s, poll_s=min(0.2, self.requote_after_s)))
+        broker.start()  # reconciled after settle() in trading/orders: a stop may have fired since the last run
         return broker
 
 

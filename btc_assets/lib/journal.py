@@ -125,11 +125,13 @@ class Journal:
         o = o[o["client_order_id"].isin(ids)] if len(o) else o
         return {r["client_order_id"]: r for r in o.to_dict("records")}
 
-    def position(self) -> float:
-        """Net filled position in base units."""
-        q = (f"SELECT coalesce(sum(CASE side WHEN 'BUY' THEN qty ELSE -qty END), 0) FROM {ORDER_EVENTS} "
-             "WHERE event = 'FILLED'")
-        return float(self.conn.execute(q).fetchone()[0])
+    def position(self, broker: str | None = None) -> float:
+        """Net filled position in base units (of one broker's orders when named: paper and exchange books differ)."""
+        where, params = "WHERE event = 'FILLED'", []
+        if broker is not None:
+            where, params = f"{where} AND broker = ?", [broker]
+        q = f"SELECT coalesce(sum(CASE side WHEN 'BUY' THEN qty ELSE -qty END), 0) FROM {ORDER_EVENTS} {where}"
+        return float(self.conn.execute(q, params).fetchone()[0])
 
 
 def mirror_journal(conn: duckdb.DuckDBPyConnection, mirror: S3TableMirror | None, start: pd.Timestamp,

@@ -16,10 +16,11 @@ from btc_assets.defs.silver import klines as silver_klines
 from btc_assets.defs.silver import market as silver_market
 from btc_assets.defs.silver import order_flow as silver_order_flow
 from btc_assets.defs.trading import assets as trading
+from btc_assets.defs.trading import market as trading_market
 from btc_assets.defs.trading import pnl as trading_pnl
 
 MODULES = [bronze, bronze_market, silver_klines, silver_market, silver_order_flow, silver_funding, gold, models,
-           backtest, trading, trading_pnl]
+           backtest, trading_market, trading, trading_pnl]
 ALL_ASSETS = dg.load_assets_from_modules(MODULES)
 DAILY = [["bronze", "klines_1m"], ["silver", "klines_1m"], ["silver", "klines_5m"], ["silver", "klines_15m"],
          ["silver", "klines_1h"], ["gold", "features"], ["gold", "labels"]]

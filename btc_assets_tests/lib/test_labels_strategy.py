@@ -1,11 +1,10 @@
 """Labels look ahead exactly their horizon (by time); the strategy's targets depend only on past signals."""
 
-import numpy as np
 import pandas as pd
 import pytest
 
 from btc_assets.lib.labels import BUY, HOLD, SELL, class_balance, next_return_labels
-from btc_assets.lib.strategy import round_step, target_positions
+from btc_assets.lib.strategy import round_step
 
 
 def frame(closes, start="2024-01-01", drop=()):
@@ -34,26 +33,6 @@ def test_horizon_must_be_positive():
 def test_class_balance_sums_to_one():
     b = class_balance(pd.Series([0, 1, 1, 2, None], dtype="Int8"))
     assert b == {"SELL": 0.25, "HOLD": 0.5, "BUY": 0.25}
-
-
-def test_targets_hold_for_hold_bars_then_go_flat():
-    t = pd.date_range("2024-01-01", periods=8, freq="1min", tz="UTC")
-    s = pd.Series([BUY, HOLD, HOLD, HOLD, SELL, HOLD, BUY, HOLD], index=t)
-    assert target_positions(s, hold_bars=3).tolist() == [1, 1, 1, 0, -1, -1, 1, 1]
-
-
-def test_target_of_a_bar_depends_only_on_the_last_hold_bars_signals():
-    rng = np.random.default_rng(1)
-    t = pd.date_range("2024-01-01", periods=500, freq="1min", tz="UTC")
-    s = pd.Series(rng.integers(0, 3, 500), index=t)
-    full = target_positions(s, 3)
-    for i in (10, 200, 499):
-        assert target_positions(s.iloc[i - 2 : i + 1], 3).iloc[-1] == full.iloc[i]
-
-
-def test_a_gap_does_not_extend_a_hold():
-    t = pd.DatetimeIndex(["2024-01-01 00:00", "2024-01-01 00:05"], tz="UTC")
-    assert target_positions(pd.Series([BUY, HOLD], index=t), 3).tolist() == [1, 0]
 
 
 def test_round_step_never_rounds_up():

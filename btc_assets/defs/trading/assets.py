@@ -29,7 +29,7 @@ from btc_assets.defs.trading.market import BARS_FROM, BARS_TO, feature_inputs, o
 from btc_assets.lib import trader, trading_metrics
 from btc_assets.lib.backtest import signals_from_classes
 from btc_assets.lib.backtest.simulation import decide
-from btc_assets.lib.journal import Journal, client_order_id
+from btc_assets.lib.journal import Journal, client_order_id, mirror_journal
 from btc_assets.lib.kill_switch import KillSwitch, stop_trading
 from btc_assets.lib.labels import CLASS_NAMES
 
@@ -121,7 +121,7 @@ def decisions(
         k, funding, mark = rules_inputs(conn, session - SESSION_WARMUP, last + MINUTE)
         plans = []
         was_paused = conn.execute("SELECT breaker_paused FROM trading.decisions WHERE bar_time < ? "
-                                  "ORDER BY bar_time DESC LIMIT 1", [first.tz_localize(None)]).fetchone()
+                                  "ORDER BY bar_time DESC LIMIT 1", [first.tz_localize(None)]).fetchall()
         entries = signals_from_classes(signals).reindex(pd.DatetimeIndex(k["open_time"])).fillna(0).astype("int8")
         for i, t in enumerate(bars_to_decide):
             t0 = time.perf_counter()
@@ -142,7 +142,7 @@ def decisions(
         new["requested_at"] = pd.Timestamp(float(requested), unit="s", tz="UTC") if requested else pd.NaT
         new["run_id"] = context.run.run_id
         journal.record_decisions(new)
-    previously = bool(was_paused[0]) if was_paused and was_paused[0] is not None else False
+    previously = bool(was_paused[0][0]) if was_paused and was_paused[0][0] is not None else False
     for p in plans:
         if p.paused and not previously:
             notifier.notifier().send("drawdown breaker tripped", f"{trading.strategy}: no new entries from "
@@ -220,8 +220,18 @@ def orders(context: dg.AssetExecutionContext, warehouse: DuckDBResource, trading
         if hasattr(broker, "fill_unplanned"):
             fills += broker.fill_unplanned(open_at)
         send_seconds = time.perf_counter() - t_first
-        expected = journal.position()
-        actual = broker.position()
+        expected = journal.position(broker.name)
+        orphans: list[str] = []
+        if hasattr(broker, "reconcile"):  # the exchange: its position and its open orders against the journal
+            rec = broker.reconcile(expected)
+            actual = rec.position
+            o = journal.orders()
+            legs = set(o.loc[(o["event"] == "NEW") & (o["broker"] == broker.name)
+                             & o["client_order_id"].str.match(r".*-(sl|tp)$"), "client_order_id"]) if len(o) else set()
+            on_exchange = {a["clientAlgoId"] for a in rec.open_algo_orders}
+            orphans = sorted((on_exchange ^ legs) | {x["clientOrderId"] for x in rec.open_orders})
+        else:
+            actual = broker.position()
         day = journal.orders(start, end)
         doubled = conn.execute(
             "SELECT client_order_id FROM trading.order_events WHERE event = 'FILLED' AND bar_time >= ? AND "
@@ -231,20 +241,21 @@ def orders(context: dg.AssetExecutionContext, warehouse: DuckDBResource, trading
             "WHERE e.event_time < d.decided_at AND e.bar_time >= ? AND e.bar_time < ?",
             [start.tz_localize(None), end.tz_localize(None)]).df()
         metrics = trading_metrics.snapshot(conn, initial_equity=trading.notional_usdt)
-    headroom = getattr(getattr(getattr(broker, "rest", None), "limiter", None), "headroom", None)
+        mirror = warehouse.mirror() if hasattr(warehouse, "mirror") else None
+        mirrored = mirror_journal(conn, mirror, start, end)  # production: the journal's day on S3 too
+    limiter = getattr(getattr(broker, "rest", None), "limiter", None)  # paper: no exchange, no headroom
+    headroom = limiter.headroom() if limiter is not None else None
     if trading.metrics_file:
-        payload = trading_metrics.render(metrics, trading.strategy)
-        if callable(headroom) and hasattr(trading_metrics, "render_headroom"):
-            payload += trading_metrics.render_headroom(headroom(), trading.strategy)
-        trading_metrics.write_textfile(Path(trading.metrics_file), payload)
+        trading_metrics.write_textfile(Path(trading.metrics_file), trading_metrics.render(
+            metrics, trading.strategy, rate_limit_headroom=headroom))
     if fills:
         alerts.send(f"{len(fills)} fill(s) ({trading.strategy}, {trading.mode})", "\n".join(
             f"{f.side} {f.qty:.3f} @ {f.price:,.1f} ({f.client_order_id}, fee {f.fee:.2f})" for f in fills))
-    mismatch = abs(actual - expected) > trading.reconcile_tolerance
+    mismatch = abs(actual - expected) > trading.reconcile_tolerance or bool(orphans)
     if mismatch:
         alerts.send("position mismatch", f"{trading.strategy} ({trading.mode}): broker holds {actual:+.3f} BTC, the "
-                    f"journal expects {expected:+.3f}; trading stops on the next run until it is resolved "
-                    "(RUNBOOK: recover after a crash)", level="critical")
+                    f"journal expects {expected:+.3f}; orders open on one side only: {orphans[:5]}; trading stops "
+                    "on the next run until it is resolved (RUNBOOK: recover after a crash)", level="critical")
     yield dg.MaterializeResult(metadata={
         "broker": broker.name, "mode": trading.mode, "orders_sent_this_run": sent, "fills_this_run": len(fills),
         "kill_switch": kill, "orders_today": len(day),
@@ -253,6 +264,8 @@ def orders(context: dg.AssetExecutionContext, warehouse: DuckDBResource, trading
         "paper_equity_usdt": metrics.equity_usdt, "pnl_usdt": metrics.pnl_usdt,
         "fees_today_usdt": float(day.loc[day["event"] == "FILLED", "fee"].sum()) if len(day) else 0.0,
         "send_seconds": round(send_seconds, 3),
+        "rate_limit_headroom": headroom or "paper: no exchange limits",
+        "journal_rows_mirrored": mirrored or "local profile: no mirror",
         "orders": dg.MetadataValue.md(day.tail(20).drop(columns=["run_id", "seq"], errors="ignore")
                                       .to_markdown(index=False)) if len(day) else "",
     })
@@ -262,7 +275,8 @@ def orders(context: dg.AssetExecutionContext, warehouse: DuckDBResource, trading
     yield dg.AssetCheckResult(check_name="orders_reconciled_with_broker", passed=not mismatch,
                               severity=dg.AssetCheckSeverity.ERROR,
                               metadata={"broker_position": actual, "journal_position": expected,
-                                        "tolerance": trading.reconcile_tolerance})
+                                        "tolerance": trading.reconcile_tolerance,
+                                        "orders_open_on_one_side_only": orphans})
 
 
 def _plan_of(row) -> trader.BarPlan:
@@ -283,7 +297,7 @@ def _send(broker, journal: Journal, trading: TradingResource, row) -> int:
         held = journal.orders_by_id(entries)
         for cid in entries:
             broker.cancel_protection(cid, row.bar_time)
-        position = journal.position()
+        position = journal.position(broker.name)
         qty = min(sum(r["qty"] for r in held.values() if r["event"] == "FILLED"), abs(position))
         if qty >= trading.step_size / 2:
             side = "SELL" if position > 0 else "BUY"

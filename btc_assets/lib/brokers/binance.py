@@ -208,9 +208,11 @@ class BinanceBroker(Broker):
         fills = []
         for row in legs.itertuples():
             algo = self.rest.call("GET", "/fapi/v1/algoOrder", {"clientAlgoId": row.client_order_id})
-            if algo["algoStatus"] not in ("TRIGGERED", "FINISHED"):
+            if algo["algoStatus"] not in ("TRIGGERED", "FINISHED") or not algo.get("actualOrderId"):
                 continue
-            order = self._query(row.client_order_id)  # the market order the trigger created carries the algo id
+            # the trigger placed a market order in the matching engine: its fills are the leg's
+            order = self.rest.call("GET", "/fapi/v1/order", {"symbol": self.config.symbol,
+                                                             "orderId": algo["actualOrderId"]})
             q, px = float(order["executedQty"]), float(order["avgPrice"])
             ev = OrderEvent(row.client_order_id, "FILLED", row.bar_time, row.side, q, px, q * px * self.config.taker_fee,
                             self.name, self.run_id, f"{algo['orderType']} triggered on the exchange")

@@ -100,7 +100,7 @@ class PaperBroker(Broker):
 
     def position(self) -> float:
         """Net filled position in base units, from the journal."""
-        return self.journal.position()
+        return self.journal.position(self.name)
 
     def cancel_all(self) -> None:
         """Journal CANCELED for every order still NEW: it will never fill."""

@@ -79,6 +79,7 @@ class AlgoOrder:
             "triggerPrice": f"{self.trigger_price:.2f}", "price": "0.00", "icebergQuantity": None,
             "selfTradePreventionMode": "EXPIRE_MAKER", "workingType": "CONTRACT_PRICE", "priceMatch": "NONE",
             "closePosition": self.close_position, "priceProtect": False, "reduceOnly": self.reduce_only,
-            "createTime": self.create_time, "updateTime": self.update_time or self.create_time, "triggerTime": 0,
-            "goodTillDate": 0,
+            "createTime": self.create_time, "updateTime": self.update_time or self.create_time,
+            "triggerTime": self.update_time if self.actual_order_id else 0, "goodTillDate": 0,
+            "actualOrderId": str(self.actual_order_id) if self.actual_order_id else "",
         }

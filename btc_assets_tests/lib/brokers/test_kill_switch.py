@@ -3,6 +3,7 @@
 import pandas as pd
 import pytest
 
+from btc_assets.lib import trader
 from btc_assets.lib.brokers.paper import PaperBroker
 from btc_assets.lib.kill_switch import KillSwitch, stop_trading
 from btc_assets.lib.notify import Notifier
@@ -23,15 +24,19 @@ def test_reasons_from_file_env_and_checks(tmp_path):
 
 
 def test_paper_cancel_flatten_once(journal):
-    broker = PaperBroker(journal, taker_fee=0.0005, run_id="r")
-    broker.submit("long", T0 - pd.Timedelta(minutes=5), "BUY", 0.02)
-    broker.fill_pending(lambda t: 100.0)
+    broker = PaperBroker(journal, taker_fee=0.0005, run_id="r", strategy="s")
+    entry = trader.entry_id("s", T0 - pd.Timedelta(minutes=5))
+    broker.submit(entry, T0 - pd.Timedelta(minutes=5), "BUY", 0.02)
+    opened = trader.Opened((T0 - pd.Timedelta(minutes=4)).isoformat(), 1, 0.02, 100.0, 98.0, 104.0)
+    broker.settle(trader.BarPlan(T0 - pd.Timedelta(minutes=4), "hold", 0, 0.0, 0.0, None, (), (), False, 0.0, 0.0,
+                                 opened))
     broker.submit("pending", T0 - pd.Timedelta(minutes=1), "BUY", 0.01)  # not filled yet
     report = stop_trading(broker, ["test"], strategy="s", bar_time=T0, notifier=Notifier())
     assert report.position_before == pytest.approx(0.02) and report.flatten_order
     states = journal.orders().set_index("client_order_id")["event"].to_dict()
     assert states["pending"] == "CANCELED" and states[report.flatten_order] == "NEW"
-    broker.fill_pending(lambda t: 101.0)
+    assert states[trader.protective_id(entry, "stop")] == "CANCELED"  # the stop must not fire after the flatten
+    broker.fill_unplanned(lambda t: 101.0)
     assert journal.position() == pytest.approx(0.0)
     again = stop_trading(broker, ["test"], strategy="s", bar_time=T0, notifier=Notifier())
     assert again.flatten_order is None  # already flat: nothing more is sent

@@ -1,0 +1,150 @@
+"""The live path end to end: live_trading_sensor (REST feed) -> trading_job -> the Binance broker on the fake
+exchange (testnet mode, keys only through dg.EnvVar), bar after bar, with a recognisable fake key and secret
+that must appear nowhere: not in Dagster's event logs, MLflow, the journal, or any file written.
+
+The warehouse holds the sample's silver through 2024-01-10; the fake exchange then plays the real bars of
+2024-01-11 (which silver does not have), so every decided bar comes from the live feed.
+"""
+
+import datetime as dt
+import gzip
+import json
+import os
+
+import dagster as dg
+import duckdb
+import mlflow
+import pandas as pd
+import pytest
+
+from btc_assets.defs.resources import LiveFeedResource, TradingResource
+from btc_assets.defs.trading.sensors import live_trading_sensor, trading_job
+from btc_assets.lib.fake_exchange import run_in_thread
+from btc_assets_tests.conftest import real_klines
+from btc_assets_tests.defs.conftest import ALL_ASSETS, ten_days, train_config
+
+KEY = "CANARY-KEY-1e5b2d4f607f3a9c"
+SECRET = "CANARY-SECRET-8f00b204e9800998ecf8427ed41d8cd9"
+BARS = 12
+
+
+@pytest.fixture(scope="module")
+def canary_env():
+    saved = {k: os.environ.get(k) for k in ("BINANCE_API_KEY", "BINANCE_API_SECRET", "BTC_TRADING_MODE")}
+    os.environ.update({"BINANCE_API_KEY": KEY, "BINANCE_API_SECRET": SECRET, "BTC_TRADING_MODE": "testnet"})
+    yield
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory, sample_archive, canary_env):
+    root = tmp_path_factory.mktemp("live")
+    day = real_klines(dt.date(2024, 1, 11))
+    bars = [(int(r.open_time.timestamp() * 1000), r.open, r.high, r.low, r.close, r.volume)
+            for r in day.iloc[:BARS + 5].itertuples()]
+    (root / "dagster_home").mkdir()
+    with dg.instance_for_test(temp_dir=str(root / "dagster_home")) as instance, \
+            run_in_thread(bars, KEY, SECRET) as fx:
+        p = ten_days(root / "data", sample_archive, instance)  # the model is trained with the canary in the env
+        p.run([["models", "xgb_model"]], partition_key="2024-01-08", run_config=train_config())
+        p.resources["trading"] = TradingResource(
+            strategy="live_canary", mode="testnet", binance_url=fx.rest_url, api_key=dg.EnvVar("BINANCE_API_KEY"),
+            api_secret=dg.EnvVar("BINANCE_API_SECRET"), maker_tries=1, requote_after_s=0.2,
+            session_start="2024-01-11T00:00:00", kill_file=str(root / "KILL"),
+            metrics_file=str(root / "data" / "metrics" / "trading.prom"))
+        p.resources["live_feed"] = LiveFeedResource(source="rest", rest_url=fx.rest_url)
+        defs = dg.Definitions(assets=ALL_ASSETS,
+                              jobs=[trading_job], resources=p.resources)
+        job = defs.resolve_job_def("trading_job")
+        cursor, results = None, []
+        for _ in range(BARS):
+            ctx = dg.build_sensor_context(instance=instance, cursor=cursor, resources=p.resources)
+            for req in live_trading_sensor(ctx):
+                results.append((req, job.execute_in_process(
+                    instance=instance, partition_key=req.partition_key, raise_on_error=False,
+                    tags={**req.tags, "dagster/run_key": req.run_key})))
+            cursor = ctx.cursor
+            fx.exchange.advance()
+        yield p, instance, fx, results, root
+
+
+def test_each_closed_bar_is_one_run_keyed_by_its_time(session):
+    p, _, _, results, _ = session
+    assert [r.run_key for r, _ in results] == [f"bar-20240111T00{m:02d}" for m in range(BARS)]
+    failed = [str(res.get_step_failure_events()[0].event_specific_data.error) for _, res in results
+              if not res.success]
+    assert not failed, failed[0]
+    (n, lo, hi), = p.sql("SELECT count(*), min(bar_time), max(bar_time) FROM trading.decisions")
+    assert n == BARS and str(lo) == "2024-01-11 00:00:00"
+    assert p.sql("SELECT count(*) FROM live.klines_1m") == [(BARS,)]  # the bars came from the live feed
+
+
+def test_exchange_and_journal_agree_and_nothing_was_sent_twice(session):
+    p, instance, fx, results, _ = session
+    ex = fx.exchange
+    journal_pos = p.sql("SELECT coalesce(sum(CASE side WHEN 'BUY' THEN qty ELSE -qty END), 0) "
+                        "FROM trading.order_events WHERE event = 'FILLED' AND broker = 'binance'")[0][0]
+    assert ex.account.position("BTCUSDT").amount == pytest.approx(journal_pos, abs=1e-9)
+    placed = [o.client_order_id for o in ex.orders.values()]
+    assert len(placed) == len(set(placed))  # no client order id reached the exchange twice
+    entries = p.sql("SELECT client_order_id FROM trading.order_events WHERE event = 'FILLED' "
+                    "AND client_order_id LIKE '%-entry'")
+    planned = p.sql("SELECT count(*) FROM trading.decisions WHERE action LIKE '%enter_%'")[0][0]
+    assert len(entries) == planned > 0, "the sample's bars should give the model at least one entry"
+    algo = {a.client_algo_id for a in ex.algo_orders.values()}
+    assert all(f"{cid[:32]}-sl" in algo and f"{cid[:32]}-tp" in algo for (cid,) in entries)
+    # a retried run of the last bar sends nothing new
+    req, _ = results[-1]
+    before = len(ex.orders)
+    defs = dg.Definitions(assets=ALL_ASSETS, jobs=[trading_job],
+                          resources=p.resources)
+    again = defs.resolve_job_def("trading_job").execute_in_process(instance=instance, partition_key=req.partition_key,
+                                                              tags=req.tags)
+    assert again.success and len(ex.orders) == before
+    checks = [e.event_specific_data for e in again.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+    assert {c.check_name: c.passed for c in checks}["orders_reconciled_with_broker"]
+
+
+def _texts_of_files(root) -> list[tuple[str, str]]:
+    out = []
+    for path in root.rglob("*"):
+        if not path.is_file():
+            continue
+        raw = path.read_bytes()
+        if path.suffix == ".gz":
+            raw = gzip.decompress(raw)
+        out.append((str(path), raw.decode("latin-1")))
+    return out
+
+
+def test_the_keys_appear_nowhere(session):
+    p, instance, _, results, root = session
+    texts = _texts_of_files(root)  # DAGSTER_HOME (event log sqlite, compute logs), MLflow store, lake, metrics
+    assert any("dagster_home" in path for path, _ in texts) and any("mlflow" in path for path, _ in texts)
+    for _, res in results:
+        texts += [(f"event log {res.run_id}", str(rec)) for rec in instance.all_logs(res.run_id)]
+        texts.append((f"run {res.run_id}", json.dumps(instance.get_run_by_id(res.run_id).run_config, default=str)))
+    with duckdb.connect(str(root / "data" / "warehouse.duckdb"), read_only=True) as conn:  # compressed on disk
+        tables = conn.execute("SELECT table_schema, table_name FROM information_schema.tables").fetchall()
+        for schema, table in tables:
+            texts.append((f"{schema}.{table}", conn.execute(f'SELECT * FROM "{schema}"."{table}"').df()
+                          .to_csv(index=False)))
+    mlflow.set_tracking_uri(p.resources["mlflow"].tracking_uri)
+    for run in mlflow.search_runs(search_all_experiments=True, output_format="list"):
+        texts.append((f"mlflow run {run.info.run_id}", json.dumps([run.data.params, run.data.tags])))
+    assert any(name.startswith("trading.order_events") for name, _ in texts)
+    for secret in (KEY, SECRET):
+        leaks = [name for name, text in texts if secret in text]
+        assert not leaks, f"the secret leaked into {leaks[:5]}"
+    # the test would see a leak: the canary is in this process's environment, and the scan reads what it claims to
+    assert os.environ["BINANCE_API_KEY"] == KEY
+
+
+def test_decide_latency_is_recorded_per_bar(session):
+    p, *_ = session
+    ms = pd.Series([r[0] for r in p.sql("SELECT decide_ms FROM trading.decisions")])
+    assert len(ms) == BARS and (ms > 0).all()
