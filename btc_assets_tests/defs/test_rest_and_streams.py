@@ -14,21 +14,26 @@ import dagster as dg
 import pytest
 
 from btc_assets.defs.bronze import assets as bronze
+from btc_assets.defs.bronze import market as bronze_market
 from btc_assets.defs.bronze import streams as bronze_streams
 from btc_assets.defs.bronze.rest_sensor import published, rest_partitions_now_in_archive, rest_rows
 from btc_assets.defs.resources import local_resources
 from btc_assets.defs.rest_resources import ArchiveWithRestResource, StreamRecordingsResource
 from btc_assets.defs.silver import klines as silver_klines
 from btc_assets.defs.silver import live as silver_live
+from btc_assets.defs.silver import market as silver_market
 from btc_assets.lib.archive import daily_file
 from btc_assets.lib.fake_exchange import run_in_thread
+from btc_assets.lib.fake_exchange.market_stats import sample_metrics, serve_metrics
 from btc_assets.lib.fake_exchange.market_streams import publish_raw, publish_round
 from btc_assets.lib.fake_exchange.replay import synthetic_bars
+from btc_assets_tests.conftest import SAMPLE
 from btc_assets_tests.lib.collector.conftest import run_collector, until_recording
 
 DAY = "2024-03-01"
 T0 = 1_709_251_200_000  # 2024-03-01 00:00 UTC
-ASSETS = dg.load_assets_from_modules([bronze, silver_klines, bronze_streams, silver_live])
+ASSETS = dg.load_assets_from_modules([bronze, bronze_market, silver_klines, silver_market, bronze_streams,
+                                      silver_live])
 
 
 def _resources(tmp_path: Path, mirror: Path, rest_url: str) -> dict:
@@ -84,6 +89,42 @@ def test_rest_failure_names_the_day_and_both_causes(tmp_path):
         with pytest.raises(dg.Failure, match=r"2024-03-01: .*not in the local mirror.*REST fallback failed.*418"):
             dg.materialize(ASSETS, selection=[dg.AssetKey(["bronze", "klines_1m"])], partition_key=DAY,
                            resources=res)
+
+
+def test_unpublished_metrics_day_comes_from_rest_with_empty_values_kept_empty(tmp_path):
+    day, t0 = dt.date(2024, 1, 2), 1_704_153_600_000
+    served = sample_metrics(SAMPLE, [day]).sort_values("create_time").reset_index(drop=True)
+    served.loc[10, "count_long_short_ratio"] = float("nan")  # globalLongShortAccountRatio has no row at 00:50
+    mirror = tmp_path / "archive"
+    mirror.mkdir()
+    with run_in_thread(synthetic_bars(1500, t0_ms=t0), "k", "s") as fx:
+        fx.exchange.cursor = 1499
+        fx.exchange.clock_skew_ms = t0 + 30 * 3_600_000 - int(time.time() * 1000)
+        serve_metrics(fx.exchange, served)
+        res = _resources(tmp_path, mirror, fx.rest_url)
+        keys = [dg.AssetKey(["bronze", "metrics"]), dg.AssetKey(["silver", "metrics"])]
+        result = dg.materialize(ASSETS, selection=keys, partition_key=day.isoformat(), resources=res)
+    assert result.success
+    assert result.asset_materializations_for_node("bronze__metrics")[0].metadata["source"].value == "rest"
+    assert _sql(res, "SELECT dataset, source FROM bronze.files") == [("metrics", "rest")]
+    silver = result.asset_materializations_for_node("silver__metrics")[0].metadata
+    assert silver["empty_values"].value == {"count_long_short_ratio": 1}
+    assert [c.passed for c in result.get_asset_check_evaluations()] == [True]  # all 288 slots present
+    rows = _sql(res, "SELECT count(*), count(count_long_short_ratio), count(sum_open_interest) FROM silver.metrics "
+                     "WHERE NOT isnan(coalesce(count_long_short_ratio, 'nan'::DOUBLE))")
+    assert rows == [(287, 287, 287)]
+
+
+def test_rest_cannot_rebuild_book_depth_and_says_so(tmp_path):
+    mirror = tmp_path / "archive"
+    mirror.mkdir()
+    with run_in_thread(synthetic_bars(1440, t0_ms=T0), "k", "s") as fx:
+        fx.exchange.cursor = 1439
+        res = _resources(tmp_path, mirror, fx.rest_url)
+        with pytest.raises(dg.Failure, match=r"2024-03-01: .*not in the local mirror.*cannot rebuild bookDepth"):
+            dg.materialize(ASSETS, selection=[dg.AssetKey(["bronze", "book_depth"])], partition_key=DAY,
+                           resources=res)
+        assert not fx.faults.requests  # nothing was asked of the REST API
 
 
 def test_recordings_become_bronze_and_silver_live_tables(tmp_path):
