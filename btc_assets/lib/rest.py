@@ -46,6 +46,14 @@ def kline_weight(limit: int) -> int:
     return 1 if limit < 100 else 2 if limit < 500 else 5 if limit <= 1000 else 10
 
 
+class RestRefused(BinanceError):
+    """Binance answered 400 to the parameters (`msg` is its message): retrying cannot help."""
+
+    def __init__(self, message: str, code: int | None, msg: str):
+        super().__init__(message, code, 400)
+        self.msg = msg
+
+
 class RestUnsupported(BinanceError):
     """The REST API cannot rebuild this archive dataset (e.g. bookDepth): wait for the archive to publish it."""
 
@@ -93,8 +101,9 @@ class PublicRest:
                                    f"{e.retry_after} s). Stopped: nothing more is sent. Wait out the ban, check that "
                                    "no other process shares the IP's weight, then rerun.", 418, 418) from None
             except BadRequestError as e:  # Binance refused the parameters: retrying cannot help
-                raise BinanceError(f"GET {path} {params}: Binance refused the request ({e.status_code}: "
-                                   f"{e.error_message}); check the parameters.", e.status_code, 400) from None
+                raise RestRefused(f"GET {path} {params}: Binance refused the request ({e.status_code}: "
+                                  f"{e.error_message}); check the parameters.", e.status_code,
+                                  e.error_message) from None
             except TooManyRequestsError as e:
                 wait = self.limiter.back_off(e.retry_after, banned=False)
                 if attempt >= self.retries:

@@ -3,13 +3,13 @@
 
 The archive's columns come from five endpoints, joined on their 5-minute timestamp (= the archive's create_time):
 
-| archive column                    | endpoint                                  | field                |
-|-----------------------------------|-------------------------------------------|----------------------|
-| sum_open_interest, _value         | /futures/data/openInterestHist            | sumOpenInterest, sumOpenInterestValue |
-| count_toptrader_long_short_ratio  | /futures/data/topLongShortAccountRatio    | longShortRatio       |
-| sum_toptrader_long_short_ratio    | /futures/data/topLongShortPositionRatio   | longShortRatio       |
-| count_long_short_ratio            | /futures/data/globalLongShortAccountRatio | longShortRatio       |
-| sum_taker_long_short_vol_ratio    | /futures/data/takerlongshortRatio         | buySellRatio         |
+| archive column                    | endpoint (/futures/data/...) | field                                 |
+|-----------------------------------|------------------------------|---------------------------------------|
+| sum_open_interest, _value         | openInterestHist             | sumOpenInterest, sumOpenInterestValue |
+| count_toptrader_long_short_ratio  | topLongShortAccountRatio     | longShortRatio                        |
+| sum_toptrader_long_short_ratio    | topLongShortPositionRatio    | longShortRatio                        |
+| count_long_short_ratio            | globalLongShortAccountRatio  | longShortRatio                        |
+| sum_taker_long_short_vol_ratio    | takerlongshortRatio          | buySellRatio                          |
 
 A series without a row at some time leaves that field empty: nothing is interpolated or carried forward. Binance
 serves only the last 30 days of these statistics, so an older day is refused before anything is fetched, with a
@@ -18,11 +18,12 @@ message that says to take it from the archive.
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 
 from btc_assets.lib.archive import ArchiveFile
-from btc_assets.lib.brokers.binance_rest import BinanceError
-from btc_assets.lib.rest import PublicRest, RestUnsupported, period_ms
+from btc_assets.lib.rest import PublicRest, RestRefused, RestUnsupported, period_ms
 
 SLOT_MS = 300_000
 HISTORY_DAYS = 30
@@ -56,9 +57,9 @@ def _series(rest: PublicRest, f: ArchiveFile, path: str, start: int, end: int, l
         try:
             out += rest.get(path, {"symbol": f.symbol, "period": "5m", "startTime": cursor, "endTime": window_end,
                                    "limit": limit}, 1)
-        except BinanceError as e:
-            if e.code == -1130 and "Time" in str(e):  # Binance's own "parameter 'startTime' is invalid."
-                raise _too_old(f, server_ms, f"Binance refused the window ({e})") from None
+        except RestRefused as e:
+            if e.code == -1130 and re.search(r"(start|end)Time", e.msg):  # "parameter 'startTime' is invalid."
+                raise _too_old(f, server_ms, f"Binance refused the window ({e.code}: {e.msg})") from None
             raise
         cursor = window_end + 1
     return out

@@ -3,8 +3,8 @@
 The sensor reads bronze.files for rows with source = 'rest', asks the archive whether each file exists now (a
 HEAD / stat, no download) and requests a run of that bronze asset's partition plus the silver tables built from it
 (SILVER), so silver is rebuilt from the archive's bytes. One run_key per file and REST fetch time: a file is
-re-requested only if it was fetched from REST again. The cursor (JSON) remembers when each relpath was last checked, so a tick checks at most
-`MAX_CHECKS` files, oldest check first.
+re-requested only if it was fetched from REST again. The cursor (JSON) remembers when each relpath was last
+checked, so a tick checks at most `MAX_CHECKS` files, oldest check first.
 """
 
 

@@ -128,6 +128,7 @@ def stats_routes() -> dict:
             (long_short_ratio("count_toptrader_long_short_ratio"), "NONE", 1, 0),
         ("GET", "/futures/data/topLongShortPositionRatio"):
             (long_short_ratio("sum_toptrader_long_short_ratio"), "NONE", 1, 0),
-        ("GET", "/futures/data/globalLongShortAccountRatio"): (long_short_ratio("count_long_short_ratio"), "NONE", 1, 0),
+        ("GET", "/futures/data/globalLongShortAccountRatio"):
+            (long_short_ratio("count_long_short_ratio"), "NONE", 1, 0),
         ("GET", "/futures/data/takerlongshortRatio"): (taker_long_short_ratio, "NONE", 1, 0),
     }
