@@ -72,6 +72,12 @@ def test_good_recordings_pass_every_check(tmp_path):
     assert len(checks(result)) == 1 + 4 + 5
 
 
+def test_a_day_without_liquidations_passes(tmp_path):
+    record(tmp_path / "streams", [], good()[1])
+    result = run(tmp_path)
+    assert result.success and all(passed for passed, _ in checks(result).values())
+
+
 @pytest.mark.parametrize("case, failing", [
     ("negative price", "liquidations_match_schema"),
     ("unknown side", "liquidations_match_schema"),
