@@ -20,6 +20,7 @@ from typing import IO, Callable
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from btc_assets.lib.archive import CorruptArchive, MalformedCsv
@@ -42,6 +43,9 @@ class CsvLayout:
     datetime_str_columns: tuple[str, ...] = ()
     str_columns: tuple[str, ...] = ()
     header_aliases: dict[str, str] = field(default_factory=dict, hash=False)
+    # float columns whose value may be absent (an empty field, read as NaN): metrics' series are published
+    # separately and a 5-minute row can lack one of them; any other empty field is an error.
+    nullable_columns: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         kinds: dict[str, str] = {}
@@ -56,6 +60,9 @@ class CsvLayout:
             untyped, unknown = sorted(set(self.columns) - set(kinds)), sorted(set(kinds) - set(self.columns))
             raise ValueError(f"CsvLayout {self.name}: every column must be typed exactly once; "
                              f"untyped: {untyped}, unknown: {unknown}, columns: {self.columns}")
+        not_float = [c for c in self.nullable_columns if kinds.get(c) != "float"]
+        if not_float:
+            raise ValueError(f"CsvLayout {self.name}: only float columns can be nullable, not {not_float}")
         object.__setattr__(self, "_kinds", kinds)
 
     def kind(self, column: str) -> str:
@@ -88,7 +95,8 @@ _METRIC_FLOATS = ("sum_open_interest", "sum_open_interest_value", "count_toptrad
                   "sum_toptrader_long_short_ratio", "count_long_short_ratio", "sum_taker_long_short_vol_ratio")
 METRICS = CsvLayout(
     name="metrics", columns=("create_time", "symbol") + _METRIC_FLOATS, int_columns=(),
-    float_columns=_METRIC_FLOATS, time_columns=(), datetime_str_columns=("create_time",), str_columns=("symbol",))
+    float_columns=_METRIC_FLOATS, time_columns=(), datetime_str_columns=("create_time",), str_columns=("symbol",),
+    nullable_columns=_METRIC_FLOATS)
 
 LAYOUTS: dict[str, CsvLayout] = {
     "klines": KLINES, "markPriceKlines": KLINES, "indexPriceKlines": KLINES, "premiumIndexKlines": KLINES,
@@ -255,11 +263,22 @@ def _fast_parse(source: pa.Buffer | IO[bytes], layout: CsvLayout) -> dict[str, n
         # Empty lines must fail rather than vanish, else row index != line number in messages.
         parse_options=pacsv.ParseOptions(delimiter=",", quote_char=False, ignore_empty_lines=False),
         convert_options=pacsv.ConvertOptions(
-            column_types={c: arrow_types[layout.kind(c)] for c in layout.columns},
+            # nullable columns are read as text and cast below, so only *their* empty fields become null
+            column_types={c: pa.string() if c in layout.nullable_columns else arrow_types[layout.kind(c)]
+                          for c in layout.columns},
             null_values=[], strings_can_be_null=False, quoted_strings_can_be_null=False,
             true_values=["true", "True", "TRUE"], false_values=["false", "False", "FALSE"]),
     )
-    return {c: table.column(c).to_numpy() for c in layout.columns}
+    out = {}
+    for c in layout.columns:
+        col = table.column(c)
+        if c in layout.nullable_columns:  # "" -> null -> NaN; anything unparsable raises ArrowInvalid (slow path)
+            text = pc.if_else(pc.equal(col, ""), pa.scalar(None, pa.string()), col)
+            col = pc.cast(text, pa.float64())
+            if pc.any(pc.is_nan(col)).as_py():  # "nan" text is not an empty field: let the slow path name it
+                raise pa.ArrowInvalid(f"column {c}: a non-numeric value")
+        out[c] = col.to_numpy()
+    return out
 
 
 def _parse_float(s: str) -> float:
@@ -269,6 +288,10 @@ def _parse_float(s: str) -> float:
     if not _NUM_RE.fullmatch(s):
         raise ValueError("not a number")
     return float(s)
+
+
+def _parse_nullable_float(s: str) -> float:
+    return float("nan") if not s.strip() else _parse_float(s)
 
 
 def _parse_int(s: str) -> int:
@@ -321,7 +344,7 @@ def _slow_parse(body: bytes, first_line_no: int, layout: CsvLayout, name: str,
                            f"is damaged; {_REFETCH}", name, row=line_no) from exc
     lines = text.split("\n")
     cols = layout.columns
-    parsers = [_PARSERS[layout.kind(c)] for c in cols]
+    parsers = [_parse_nullable_float if c in layout.nullable_columns else _PARSERS[layout.kind(c)] for c in cols]
     values: list[list[object]] = [[] for _ in cols]
     last = len(lines) - 1
 
@@ -354,6 +377,8 @@ def _finish(columns: dict[str, np.ndarray], layout: CsvLayout, name: str, first_
     """Shared by both parse paths: value checks that need whole columns, then conversion to pandas."""
     for col in layout.float_columns:
         bad = ~np.isfinite(columns[col])
+        if col in layout.nullable_columns:
+            bad &= ~np.isnan(columns[col])  # NaN is an empty field here, which the layout allows
         if bad.any():
             i = int(bad.argmax())
             raise MalformedCsv(f"{name}: line {first_line_no + i}, column {col!r}: not a finite number: "

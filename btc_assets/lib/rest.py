@@ -8,8 +8,9 @@ it), and retries timeouts, dropped connections and 5xx with exponential backoff.
 key and no trading opt-in, so this does not go through the broker's BinanceRest (which refuses without one).
 
 `download_file(rest, archive_file)` pages through one archive file's period: klines (1m trade, mark, index,
-premium index) by startTime, aggTrades by fromId, fundingRate by startTime. Datasets the API cannot rebuild
-(bookDepth; metrics' long/short ratios) raise `RestUnsupported`.
+premium index) by startTime, aggTrades by fromId, fundingRate by startTime, metrics from the five 5-minute
+statistics of the last 30 days (rest_metrics). Datasets the API cannot rebuild (bookDepth: no history endpoint;
+metrics older than 30 days) raise `RestUnsupported`.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from typing import Any
 
 import pandas as pd
 from binance_common.configuration import ConfigurationRestAPI
-from binance_common.errors import NetworkError, RateLimitBanError, ServerError, TooManyRequestsError
+from binance_common.errors import (BadRequestError, NetworkError, RateLimitBanError, ServerError,
+                                   TooManyRequestsError)
 from binance_common.utils import send_request
 from binance_sdk_derivatives_trading_usds_futures.derivatives_trading_usds_futures import (
     DerivativesTradingUsdsFutures)
@@ -42,6 +44,14 @@ DEFAULT_REST_URL = "https://fapi.binance.com"
 def kline_weight(limit: int) -> int:
     """Binance's weight of a klines request by its limit ([1,100) 1, [100,500) 2, [500,1000] 5, > 1000 10)."""
     return 1 if limit < 100 else 2 if limit < 500 else 5 if limit <= 1000 else 10
+
+
+class RestRefused(BinanceError):
+    """Binance answered 400 to the parameters (`msg` is its message): retrying cannot help."""
+
+    def __init__(self, message: str, code: int | None, msg: str):
+        super().__init__(message, code, 400)
+        self.msg = msg
 
 
 class RestUnsupported(BinanceError):
@@ -90,6 +100,10 @@ class PublicRest:
                 raise BinanceError(f"GET {path} {params}: Binance answered 418 (IP banned, Retry-After "
                                    f"{e.retry_after} s). Stopped: nothing more is sent. Wait out the ban, check that "
                                    "no other process shares the IP's weight, then rerun.", 418, 418) from None
+            except BadRequestError as e:  # Binance refused the parameters: retrying cannot help
+                raise RestRefused(f"GET {path} {params}: Binance refused the request ({e.status_code}: "
+                                  f"{e.error_message}); check the parameters.", e.status_code,
+                                  e.error_message) from None
             except TooManyRequestsError as e:
                 wait = self.limiter.back_off(e.retry_after, banned=False)
                 if attempt >= self.retries:
@@ -143,8 +157,13 @@ def fetch_rows(rest: PublicRest, f: ArchiveFile, page: int = 1500) -> list:
                 break
             cursor = int(rows[-1]["fundingTime"]) + 1
         return out
-    raise RestUnsupported(f"{f.relpath}: the REST API cannot rebuild the {f.dataset} archive file; wait for the "
-                          "archive to publish it (about a day after the period ends).")
+    if f.dataset == "metrics":
+        from btc_assets.lib.rest_metrics import fetch_metrics  # rest_metrics builds on this module
+
+        return fetch_metrics(rest, f, page)
+    raise RestUnsupported(f"{f.relpath}: the REST API cannot rebuild the {f.dataset} archive file (Binance has no "
+                          f"history endpoint for it); wait for the archive to publish it (about a day after the "
+                          "period ends).")
 
 
 def _agg_trades(rest: PublicRest, sym: str, start: int, end: int, limit: int) -> list:

@@ -8,7 +8,10 @@ from __future__ import annotations
 import csv
 import io
 
+import pandas as pd
+
 from btc_assets.lib.archive_csv import LAYOUTS
+from btc_assets.lib.market.metrics import VALUE_COLUMNS as METRICS_VALUES
 
 KLINE_PATHS = {
     "klines": "/fapi/v1/klines",
@@ -16,7 +19,7 @@ KLINE_PATHS = {
     "indexPriceKlines": "/fapi/v1/indexPriceKlines",
     "premiumIndexKlines": "/fapi/v1/premiumIndexKlines",
 }
-REST_DATASETS = frozenset(KLINE_PATHS) | {"aggTrades", "fundingRate"}
+REST_DATASETS = frozenset(KLINE_PATHS) | {"aggTrades", "fundingRate", "metrics"}
 
 
 def _bool(v: object) -> str:
@@ -35,6 +38,13 @@ def _funding_rows(rows: list[dict]) -> list[list]:
     return out
 
 
+def _metrics_rows(rows: list[dict]) -> list[list]:
+    """Statistics joined on their timestamp (rest_metrics.fetch_metrics) -> create_time, symbol, six values; a
+    value no series sent stays an empty field."""
+    return [[pd.Timestamp(r["timestamp"], unit="ms").strftime("%Y-%m-%d %H:%M:%S"), r["symbol"],
+             *(r.get(c, "") for c in METRICS_VALUES)] for r in rows]
+
+
 def rows_for(dataset: str, rows: list) -> list[list]:
     """REST rows of `dataset` as lists in the archive layout's column order."""
     if dataset in KLINE_PATHS:
@@ -43,6 +53,8 @@ def rows_for(dataset: str, rows: list) -> list[list]:
         return [[r["a"], r["p"], r["q"], r["f"], r["l"], r["T"], _bool(r["m"])] for r in rows]
     if dataset == "fundingRate":
         return _funding_rows(rows)
+    if dataset == "metrics":
+        return _metrics_rows(rows)
     raise ValueError(f"rest_layouts: no REST rendering for dataset {dataset!r}; known: {sorted(REST_DATASETS)}")
 
 

@@ -53,8 +53,12 @@ def fetch_to_lake(context: dg.AssetExecutionContext, files: list[tuple[dt.date, 
         try:
             got, source = client.fetch(f), "archive"
         except ArchiveNotPublished as exc:
-            if rest is None or f.dataset not in REST_DATASETS:
+            if rest is None:
                 errors.append(f"{day}: {exc}")
+                continue
+            if f.dataset not in REST_DATASETS:
+                errors.append(f"{day}: {exc}; the REST fallback cannot rebuild {f.dataset} (Binance has no history "
+                              "endpoint for it): wait for the archive to publish the day")
                 continue
             try:
                 got, source = download_file(rest, f), REST_SOURCE

@@ -1,10 +1,10 @@
 """Replace REST-sourced bronze partitions with the archive's file once the archive publishes it.
 
 The sensor reads bronze.files for rows with source = 'rest', asks the archive whether each file exists now (a
-HEAD / stat, no download) and requests a run of that bronze asset's partition plus its silver table, so silver is
-rebuilt from the archive's bytes. One run_key per file and REST fetch time: a file is re-requested only if it was
-fetched from REST again. The cursor (JSON) remembers when each relpath was last checked, so a tick checks at most
-`MAX_CHECKS` files, oldest check first.
+HEAD / stat, no download) and requests a run of that bronze asset's partition plus the silver tables built from it
+(SILVER), so silver is rebuilt from the archive's bytes. One run_key per file and REST fetch time: a file is
+re-requested only if it was fetched from REST again. The cursor (JSON) remembers when each relpath was last
+checked, so a tick checks at most `MAX_CHECKS` files, oldest check first.
 """
 
 
@@ -23,11 +23,27 @@ from btc_assets.lib.archive import ArchiveClient, daily_file, monthly_file
 from btc_assets.lib.warehouse import table_exists
 
 MAX_CHECKS = 50
-# archive dataset -> (bronze asset, silver asset or None, interval)
-ASSETS: dict[str, tuple[list[str], list[str] | None, str | None]] = {
-    "klines": (["bronze", "klines_1m"], ["silver", "klines_1m"], "1m"),
-    "fundingRate": (["bronze", "funding_rates"], ["silver", "funding_rates"], None),
-    **{ds: (["bronze", name], None, interval) for name, (ds, interval, _) in DATASETS.items()},
+# archive dataset -> the silver tables rebuilt with its file: every silver table downstream of the bronze asset
+# except those in NOT_REBUILT (a test holds this to the asset graph, so a new silver table must be placed here)
+SILVER: dict[str, list[str]] = {
+    "klines": ["klines_1m", "klines_5m", "klines_15m", "klines_1h"],
+    "fundingRate": ["funding_rates"],
+    "aggTrades": ["agg_trades", "order_flow_1m"],
+    "bookDepth": ["book_depth"],
+    "metrics": ["metrics"],
+    "markPriceKlines": ["mark_price_1m"],
+    "indexPriceKlines": ["index_price_1m"],
+    "premiumIndexKlines": ["premium_index_1m"],
+}
+# silver tables downstream of a dataset that its swap leaves alone: mark_price_1m reads klines only for a
+# cross-check, order_flow_1m is aggTrades' table (rebuilt with it) and reads klines only to check itself
+NOT_REBUILT: dict[str, list[str]] = {"klines": ["mark_price_1m", "order_flow_1m"]}
+# archive dataset -> (bronze asset, its silver assets, interval)
+ASSETS: dict[str, tuple[list[str], list[list[str]], str | None]] = {
+    "klines": (["bronze", "klines_1m"], [["silver", n] for n in SILVER["klines"]], "1m"),
+    "fundingRate": (["bronze", "funding_rates"], [["silver", n] for n in SILVER["fundingRate"]], None),
+    **{ds: (["bronze", name], [["silver", n] for n in SILVER[ds]], interval)
+       for name, (ds, interval, _) in DATASETS.items()},
 }
 
 
@@ -35,7 +51,7 @@ ASSETS: dict[str, tuple[list[str], list[str] | None, str | None]] = {
 class Republish:
     relpath: str
     asset: list[str]
-    silver: list[str] | None
+    silver: list[list[str]]
     partition_key: str
     run_key: str
 
@@ -75,7 +91,7 @@ def rest_partitions_now_in_archive(context: dg.SensorEvaluationContext, warehous
     checked = {k: v for k, v in checked.items() if k in set(rows["relpath"])}  # forget replaced files
     found, checked = published(rows, archive.client(), archive.symbol, checked)
     requests = [dg.RunRequest(run_key=p.run_key, partition_key=p.partition_key,
-                              asset_selection=[dg.AssetKey(p.asset)] + ([dg.AssetKey(p.silver)] if p.silver else []),
+                              asset_selection=[dg.AssetKey(k) for k in [p.asset, *p.silver]],
                               tags={"btc/reason": "archive published a REST-sourced partition"}) for p in found]
     skip = None if requests else f"{len(rows)} REST-sourced files, none published by the archive yet"
     return dg.SensorResult(run_requests=requests, cursor=json.dumps(checked), skip_reason=skip)

@@ -4,13 +4,16 @@ Every hour file of the day (all stream kinds, dead letters and gap records) is c
 bronze/streams/<kind>/<day>/ in the lake, with a manifest row in bronze.files (dataset `stream:<kind>`, source
 `collector`). The materialization reports what a person needs to trust the day: records per stream, hours
 covered, gaps (count, total seconds) and dead letters, so a missing hour is visible, never silent.
+
+A file the collector left cut short by a crash (its last gzip member unfinished) is salvaged (lib/collector/
+salvage.py): its complete records count, and the cut (file, byte offset, line, reason, partial line) becomes a row
+of the dead-letter table bronze.stream_dead_letters, the metadata's `truncations` and a warning check. Damage
+inside a file fails the run, naming the file, byte and line.
 """
 
 
-import gzip
 import hashlib
-import io
-import json
+from collections.abc import Iterator
 
 import dagster as dg
 import pandas as pd
@@ -20,45 +23,66 @@ from btc_assets.defs import partitions
 from btc_assets.defs.bronze.assets import MANIFEST_COLUMNS, MANIFEST_TABLE
 from btc_assets.defs.resources import LakeResource
 from btc_assets.defs.rest_resources import StreamRecordingsResource
+from btc_assets.lib.collector.salvage import CorruptRecording, HourFile, Truncation, read_hour_file
 from btc_assets.lib.warehouse import ensure_table
 
 KINDS = ("kline_1m", "aggTrade", "depth20", "depth10", "markPrice", "forceOrder", "dead_letter", "gaps")
+DEAD_LETTER_TABLE = "bronze.stream_dead_letters"
+DEAD_LETTER_COLUMNS = {"period_start": "TIMESTAMP", "relpath": "VARCHAR", "source_url": "VARCHAR",
+                       "byte_offset": "BIGINT", "line": "BIGINT", "reason": "VARCHAR", "raw": "VARCHAR",
+                       "found_at": "TIMESTAMP"}
 
 
-def count_lines(content: bytes, where: str) -> tuple[int, list[dict]]:
-    """Lines of a gzip JSON-lines file, and the records themselves for gap files; a truncated last member (the
-    collector was killed mid-write) raises with the file named."""
+def read_recording(content: bytes, where: str) -> HourFile:
+    """Every complete record of one hour file (crash-cut ends salvaged); damage inside fails naming the file."""
     try:
-        text = gzip.GzipFile(fileobj=io.BytesIO(content)).read().decode()
-    except (EOFError, OSError) as e:
-        raise dg.Failure(f"{where}: unreadable gzip ({e}); the collector was probably killed mid-write. Move the "
-                         "file aside (its complete lines can be recovered with `zcat`) and rematerialize.") from e
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    return len(lines), [json.loads(ln) for ln in lines] if "gaps-" in where else []
+        return read_hour_file(content, where)
+    except CorruptRecording as e:
+        raise dg.Failure(str(e), metadata={"file": where, "byte_offset": e.byte_offset, "line": e.line}) from e
+
+
+def _write_dead_letters(warehouse: DuckDBResource, day: str, cuts: list[tuple[str, str, Truncation]]) -> None:
+    rows = pd.DataFrame([{"period_start": pd.Timestamp(day), "relpath": rel, "source_url": url,
+                          "byte_offset": t.byte_offset, "line": t.line, "reason": t.reason, "raw": t.tail,
+                          "found_at": pd.Timestamp.now(tz="UTC").tz_localize(None)} for rel, url, t in cuts],
+                        columns=list(DEAD_LETTER_COLUMNS))
+    with warehouse.get_connection() as conn:
+        ensure_table(conn, DEAD_LETTER_TABLE, DEAD_LETTER_COLUMNS)
+        conn.register("_dead_rows", rows)
+        conn.execute("BEGIN TRANSACTION")
+        conn.execute(f"DELETE FROM {DEAD_LETTER_TABLE} WHERE period_start = ?", [pd.Timestamp(day)])
+        conn.execute(f"INSERT INTO {DEAD_LETTER_TABLE} SELECT {', '.join(DEAD_LETTER_COLUMNS)} FROM _dead_rows")
+        conn.execute("COMMIT")
+        conn.unregister("_dead_rows")
 
 
 @dg.asset(
     key=["bronze", "stream_recordings"], group_name="bronze", partitions_def=partitions.daily, pool="duckdb",
     kinds={"binance", "file"},
+    check_specs=[dg.AssetCheckSpec(
+        "stream_recordings_not_truncated", asset=["bronze", "stream_recordings"],
+        description="No hour file was cut short by a collector crash (a cut is salvaged and its lost tail is in "
+                    "bronze.stream_dead_letters; a warning).")],
     description="The live collector's hourly WebSocket recordings (kline_1m, aggTrade, depth20@100ms, "
                 "markPrice@1s, forceOrder) plus its gap records and dead letters, kept as written.",
 )
 def stream_recordings(context: dg.AssetExecutionContext, streams: StreamRecordingsResource, lake: LakeResource,
-                      warehouse: DuckDBResource) -> dg.MaterializeResult:
+                      warehouse: DuckDBResource) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     day = context.partition_key
     counts: dict[str, int] = {}
     hours: set[str] = set()
     gaps: list[dict] = []
-    rows = []
+    rows, cuts = [], []
     for kind in KINDS:
         for path in streams.files(kind, day):
             content = path.read_bytes()
-            n, recs = count_lines(content, str(path))
-            counts[kind] = counts.get(kind, 0) + n
-            gaps += recs
+            got = read_recording(content, str(path))
+            counts[kind] = counts.get(kind, 0) + len(got.records)
+            gaps += [rec for _, rec in got.records] if kind == "gaps" else []
             if kind not in ("dead_letter", "gaps"):
                 hours.add(path.name.rsplit("-", 1)[1][:2])
             relpath = f"bronze/streams/{kind}/{day}/{path.name}"
+            cuts += [(relpath, path.resolve().as_uri(), t) for t in got.truncations]
             if lake.uri(relpath) != path.resolve().as_uri():  # the collector may write inside the lake already
                 lake.write_bytes(relpath, content)
             rows.append({"dataset": f"stream:{kind}", "period_start": pd.Timestamp(day), "relpath": relpath,
@@ -79,11 +103,19 @@ def stream_recordings(context: dg.AssetExecutionContext, streams: StreamRecordin
         conn.execute(f"INSERT INTO {MANIFEST_TABLE} SELECT {', '.join(MANIFEST_COLUMNS)} FROM _stream_rows")
         conn.execute("COMMIT")
         conn.unregister("_stream_rows")
+    _write_dead_letters(warehouse, day, cuts)
+    if cuts:
+        context.log.warning(f"{day}: {len(cuts)} hour files were cut short by a collector crash; their complete "
+                            f"records are kept, the cut tails are in {DEAD_LETTER_TABLE}: "
+                            + "; ".join(f"{rel} at byte {t.byte_offset}" for rel, _, t in cuts))
     missing = sorted({f"{h:02d}" for h in range(24)} - hours)
     if missing:
         context.log.warning(f"{day}: no recordings for hours {', '.join(missing)} UTC (collector not running)")
     gap_s = sum(g["end_ms"] - g["start_ms"] for g in gaps) / 1000
-    return dg.MaterializeResult(metadata={
+    cut_table = dg.MetadataValue.md("| file | byte offset | line | reason |\n|---|---|---|---|\n" + "\n".join(
+        f"| {rel} | {t.byte_offset} | {t.line} | {t.reason} |" for rel, _, t in cuts[:50])) if cuts else "none"
+    yield dg.MaterializeResult(metadata={
+        "truncated_files": len(cuts), "truncations": cut_table,
         "files": len(rows), "records": dg.MetadataValue.json(counts), "hours_covered": len(hours),
         "hours_missing": ", ".join(missing) or "none", "gaps": len(gaps), "gap_seconds": round(gap_s, 3),
         "dead_letters": counts.get("dead_letter", 0), "collector_dir": streams.root,
@@ -91,3 +123,8 @@ def stream_recordings(context: dg.AssetExecutionContext, streams: StreamRecordin
             f"| {pd.Timestamp(g['start_ms'], unit='ms')} | {pd.Timestamp(g['end_ms'], unit='ms')} | {g['reason']} |"
             for g in gaps[:50])) if gaps else "none",
     })
+    yield dg.AssetCheckResult(check_name="stream_recordings_not_truncated", passed=not cuts,
+                              severity=dg.AssetCheckSeverity.WARN,
+                              metadata={"truncated_files": len(cuts), "truncations": cut_table},
+                              description=None if not cuts else f"{len(cuts)} files cut by a crash: complete "
+                              f"records kept, the cut tails are in {DEAD_LETTER_TABLE}")

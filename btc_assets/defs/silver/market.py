@@ -98,6 +98,9 @@ def metrics(context: dg.AssetExecutionContext, archive: ArchiveResource, lake: L
         "duplicates_dropped": sum(p.duplicates_dropped for p in parsed),
         "rows_out_of_order_in_file": sum(p.unsorted_rows for p in parsed),
         "mean_open_interest": float(df["sum_open_interest"].mean()),
+        # a series without a row at some time (e.g. a day rebuilt from REST) leaves that value empty, never filled
+        "empty_values": dg.MetadataValue.json({c: int(n) for c, n in df[list(lib_metrics.VALUE_COLUMNS)].isna()
+                                               .sum().items() if n}),
     })
     yield dg.AssetCheckResult(
         check_name="metrics_one_row_per_5_minutes", passed=not missing,

@@ -7,6 +7,7 @@ the typing cannot read are counted and returned with the reason, never dropped s
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -16,7 +17,7 @@ LIQUIDATION_TYPES = {"time": "TIMESTAMP", "side": "VARCHAR", "price": "DOUBLE", 
 ORDER_BOOK_TYPES = {"time": "TIMESTAMP", "best_bid": "DOUBLE", "best_ask": "DOUBLE", "bid_qty": "DOUBLE",
                     "ask_qty": "DOUBLE", "mid": "DOUBLE", "spread": "DOUBLE", "bid_depth": "DOUBLE",
                     "ask_depth": "DOUBLE", "levels": "INTEGER", "last_update_id": "BIGINT",
-                    "received_at": "TIMESTAMP"}
+                    "received_at": "TIMESTAMP", "stream_levels": "INTEGER"}
 
 
 @dataclass
@@ -55,8 +56,10 @@ def order_book(records: list[tuple[str, int, dict]]) -> Typed:
             if not bids or not asks:
                 raise ValueError("an empty side")
             (bb, bq), (ba, aq) = max(bids), min(asks)
+            promised = re.search(r"@depth(\d+)", rec["stream"])  # the levels per side the stream sends
             rows.append((int(d["T"]), bb, ba, bq, aq, (bb + ba) / 2, ba - bb, sum(q for _, q in bids),
-                         sum(q for _, q in asks), min(len(bids), len(asks)), int(d["u"]), int(rec["recv_ms"])))
+                         sum(q for _, q in asks), min(len(bids), len(asks)), int(d["u"]), int(rec["recv_ms"]),
+                         int(promised.group(1)) if promised else None))
         except (KeyError, TypeError, ValueError) as e:
             rejected.append(f"{where} line {line}: {e!r}")
     df = pd.DataFrame(rows, columns=list(ORDER_BOOK_TYPES))

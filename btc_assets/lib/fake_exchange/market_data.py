@@ -1,6 +1,7 @@
 """Market data of the fake exchange beyond klines: REST history endpoints (aggTrades, fundingRate, premiumIndex,
-mark/index/premium-index klines, openInterestHist) and the market streams the collector records (aggTrade,
-depth20@100ms, markPrice@1s, forceOrder), in Binance USD-M's parameter names and reply shapes.
+mark/index/premium-index klines; the /futures/data statistics are in market_stats) and the market streams the
+collector records (aggTrade, depth20@100ms, markPrice@1s, forceOrder), in Binance USD-M's parameter names and
+reply shapes.
 
 Everything here is SYNTHETIC, derived deterministically from the replayed bars (which may be real): each bar
 yields `TRADES_PER_BAR` aggregated trades spread over its minute, mark = close, index = close - 1 tick, premium
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from btc_assets.lib.fake_exchange import errors
 from btc_assets.lib.fake_exchange.engine import Exchange
+from btc_assets.lib.fake_exchange.market_stats import stats_routes
 
 TRADES_PER_BAR = 4
 FUNDING_EVERY_MS = 8 * 3_600_000
@@ -99,14 +101,6 @@ def premium_index(ex: Exchange, p: dict) -> dict:
             "nextFundingTime": nxt, "time": ex.now_ms()}
 
 
-def open_interest_hist(ex: Exchange, p: dict) -> list:
-    """GET /futures/data/openInterestHist (period 5m): every fifth known bar, open interest 80,000 BTC."""
-    start, end, limit = _window(ex, p, 500, 30)
-    rows = [b for b in _known(ex) if int(b[0]) % 300_000 == 0 and start <= b[0] <= end][:limit]
-    return [{"symbol": ex.symbol, "sumOpenInterest": "80000.00000000", "sumOpenInterestValue": f"{80_000 * c:.8f}",
-             "CMCCirculatingSupply": "19800000.000", "timestamp": int(t)} for t, _, _, _, c, _ in rows]
-
-
 def market_routes() -> dict:
     """(method, path) -> (handler, security, weight, orders), merged into the fake's REST routes."""
     return {
@@ -116,5 +110,5 @@ def market_routes() -> dict:
         ("GET", "/fapi/v1/markPriceKlines"): (price_klines("mark"), "NONE", 5, 0),
         ("GET", "/fapi/v1/indexPriceKlines"): (price_klines("index"), "NONE", 5, 0),
         ("GET", "/fapi/v1/premiumIndexKlines"): (price_klines("premium"), "NONE", 5, 0),
-        ("GET", "/futures/data/openInterestHist"): (open_interest_hist, "NONE", 1, 0),
+        **stats_routes(),
     }

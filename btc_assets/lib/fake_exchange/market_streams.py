@@ -40,11 +40,13 @@ def mark_price_event(ex: Exchange) -> dict:
             "T": (ex.now_ms() // 28_800_000 + 1) * 28_800_000, "st": 1}
 
 
-def force_order_event(ex: Exchange, side: str = "SELL") -> dict:
-    close = ex.bar[4]
+def force_order_event(ex: Exchange, side: str = "SELL", n: int = 0) -> dict:
+    """Liquidation number n: its size varies with n, so events published in the same millisecond stay distinct
+    (Binance sends at most one per symbol per second; two identical events would be a duplicate)."""
+    close, qty = ex.bar[4], f"{0.001 * (n % 997 + 1):.3f}"
     return {"e": "forceOrder", "E": ex.now_ms(), "o": {
-        "s": ex.symbol, "S": side, "o": "LIMIT", "f": "IOC", "q": "0.014", "p": f"{close:.2f}", "ap": f"{close:.2f}",
-        "X": "FILLED", "l": "0.014", "z": "0.014", "T": ex.now_ms()}}
+        "s": ex.symbol, "S": side, "o": "LIMIT", "f": "IOC", "q": qty, "p": f"{close:.2f}", "ap": f"{close:.2f}",
+        "X": "FILLED", "l": qty, "z": qty, "T": ex.now_ms()}}
 
 
 def kline_event(ex: Exchange) -> dict:
@@ -58,7 +60,7 @@ def publish_round(ex: Exchange, n: int, liquidation: bool = True) -> None:
     ex._publish("market", mark_price_event(ex))  # noqa: SLF001
     ex._publish("market", kline_event(ex))  # noqa: SLF001
     if liquidation:
-        ex._publish("market", force_order_event(ex, "SELL" if n % 2 else "BUY"))  # noqa: SLF001
+        ex._publish("market", force_order_event(ex, "SELL" if n % 2 else "BUY", n))  # noqa: SLF001
 
 
 def publish_raw(ex: Exchange, stream: str, text: str) -> None:
