@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import gzip
 import json
-import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
 
 from btc_assets.lib.bars import flag_halts
+from btc_assets.lib.collector.salvage import read_hour_file
 
 MINUTE = pd.Timedelta(minutes=1)
 COLUMNS = ["open_time", "open", "high", "low", "close", "volume", "quote_volume", "trades", "taker_buy_volume",
@@ -41,16 +41,17 @@ def _frame(rows: list[dict]) -> pd.DataFrame:
 def from_recordings(files: Iterable[Path], start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
     """Closed klines with open_time in [start, end) from the collector's kline_1m hour files.
 
-    A file cut short by a crash (its last gzip member or line incomplete) gives the bars it holds before the cut.
+    A file cut short by a crash gives the bars it holds before the cut (collector.salvage); damage inside a file
+    raises its CorruptRecording, naming file, byte and line.
     """
     lo, hi = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
     rows = []
     for path in files:
-        for n, line in enumerate(_lines(path), 1):
+        for n, rec in read_hour_file(path.read_bytes(), str(path)).records:
             try:
-                k = json.loads(line)["data"]["k"]
-            except (json.JSONDecodeError, KeyError, TypeError) as e:
-                raise LiveBarError(f"{path} line {n}: not a kline_1m record ({e}); the collector writes only "
+                k = rec["data"]["k"]
+            except (KeyError, TypeError) as e:
+                raise LiveBarError(f"{path} line {n}: not a kline_1m record (no {e}); the collector writes only "
                                    "validated records here: check what else writes to this folder") from None
             if not k.get("x") or not lo <= int(k["t"]) < hi:
                 continue
@@ -59,24 +60,6 @@ def from_recordings(files: Iterable[Path], start: pd.Timestamp, end: pd.Timestam
                          "quote_volume": float(k.get("q", 0)), "trades": int(k.get("n", 0)),
                          "taker_buy_volume": float(k.get("V", 0)), "taker_buy_quote_volume": float(k.get("Q", 0))})
     return _frame(rows)
-
-
-def _lines(path: Path) -> list[str]:
-    """The complete lines of a gzip JSON-lines file; a crash-truncated tail (partial member or line) is left out."""
-    raw = path.read_bytes()
-    out, pos = b"", 0
-    while pos < len(raw):
-        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        try:
-            out += d.decompress(raw[pos:])
-        except zlib.error:
-            break
-        if not d.eof:  # the member was cut short: keep what it held up to its last complete line
-            break
-        pos = len(raw) - len(d.unused_data)
-    text = out.decode("utf-8", errors="replace")
-    return [ln for ln in text.split("\n")[:-1] if ln.strip()] if not text.endswith("\n") else \
-        [ln for ln in text.split("\n") if ln.strip()]
 
 
 def from_rest(rest, symbol: str, start: pd.Timestamp, end: pd.Timestamp, server_now_ms: int) -> pd.DataFrame:
@@ -104,11 +87,8 @@ def latest_closed_from_recordings(files: Iterable[Path]) -> pd.Timestamp | None:
     """Open time of the newest closed kline recorded in these files (None if none)."""
     best = None
     for path in files:
-        for line in _lines(path):
-            try:
-                k = json.loads(line)["data"]["k"]
-            except (json.JSONDecodeError, KeyError, TypeError):
-                continue  # from_recordings names a bad line when the run reads it
+        for _, rec in read_hour_file(path.read_bytes(), str(path)).records:
+            k = rec.get("data", {}).get("k", {}) if isinstance(rec, dict) else {}
             if k.get("x") and (best is None or int(k["t"]) > best):
                 best = int(k["t"])
     return pd.Timestamp(best, unit="ms", tz="UTC") if best is not None else None

@@ -1,0 +1,96 @@
+"""Closed bars for the live trader: from the collector's hour files (closed klines only, a crash-cut tail salvaged)
+and from REST on the fake exchange through the real client (open bars left out)."""
+
+import json
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from btc_assets.defs.rest_resources import StreamRecordingsResource
+from btc_assets.defs.resources import LiveFeedResource, ReplayResource
+from btc_assets.defs.trading.sensors import live_trading_sensor
+from btc_assets.lib import live_bars
+from btc_assets.lib.collector.salvage import CorruptRecording
+from btc_assets.lib.fake_exchange import run_in_thread
+from btc_assets.lib.fake_exchange.replay import synthetic_bars
+from btc_assets.lib.rest import PublicRest
+
+T0 = pd.Timestamp("2024-01-11 00:00", tz="UTC")
+MIN = pd.Timedelta(minutes=1)
+
+
+def kline(t: pd.Timestamp, closed: bool, close: float = 100.0) -> dict:
+    ms = int(t.timestamp() * 1000)
+    return {"recv_ms": ms + 60_000, "stream": "btcusdt@kline_1m", "data": {"e": "kline", "E": ms + 60_000,
+            "s": "BTCUSDT", "k": {"t": ms, "T": ms + 59_999, "s": "BTCUSDT", "i": "1m", "o": "99.0", "h": "101.0",
+                                  "l": "98.0", "c": f"{close}", "v": "2.5", "n": 7, "x": closed, "q": "250.0",
+                                  "V": "1.0", "Q": "100.0"}}}
+
+
+def hour_file(root, records, tail: bytes = b""):
+    path = root / "kline_1m" / "2024-01-11" / "kline_1m-2024-01-11-00.jsonl.gz"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(live_bars.gzip_lines(records) + tail)
+    return path
+
+
+def test_only_closed_klines_in_the_window_count(tmp_path):
+    recs = [kline(T0, False), kline(T0, True, 100.5), kline(T0 + MIN, True, 101.0), kline(T0 + 2 * MIN, False)]
+    path = hour_file(tmp_path, recs)
+    got = live_bars.from_recordings([path], T0, T0 + 3 * MIN)
+    assert got["open_time"].tolist() == [T0, T0 + MIN]
+    assert got["close"].tolist() == [100.5, 101.0] and got["trades"].tolist() == [7, 7]
+    assert got["quote_volume"].tolist() == [250.0, 250.0] and not got["is_halt"].any()
+    assert live_bars.latest_closed_from_recordings([path]) == T0 + MIN
+    assert live_bars.from_recordings([path], T0 + MIN, T0 + 2 * MIN)["open_time"].tolist() == [T0 + MIN]
+
+
+def test_a_crash_cut_tail_keeps_the_bars_before_it_and_damage_inside_fails(tmp_path):
+    whole = live_bars.gzip_lines([kline(T0 + 2 * MIN, True)])
+    path = hour_file(tmp_path, [kline(T0, True), kline(T0 + MIN, True)], tail=whole[: len(whole) // 2])
+    assert live_bars.from_recordings([path], T0, T0 + 5 * MIN)["open_time"].tolist() == [T0, T0 + MIN]
+    raw = bytearray(live_bars.gzip_lines([kline(T0, True)]))
+    raw[12] ^= 0xFF  # inside the deflate data of a complete member
+    path.write_bytes(bytes(raw) + live_bars.gzip_lines([kline(T0 + MIN, True)]))
+    with pytest.raises(CorruptRecording, match="kline_1m-2024-01-11-00"):
+        live_bars.from_recordings([path], T0, T0 + 5 * MIN)
+
+
+def test_a_record_that_is_not_a_kline_is_named(tmp_path):
+    path = hour_file(tmp_path, [{"recv_ms": 1, "stream": "x", "data": {"e": "aggTrade"}}])
+    with pytest.raises(live_bars.LiveBarError, match="line 1: not a kline_1m record"):
+        live_bars.from_recordings([path], T0, T0 + MIN)
+
+
+def test_rest_gives_closed_bars_through_the_client():
+    bars = synthetic_bars(50, drift=1.0)
+    with run_in_thread(bars, "k", "s") as fx:
+        fx.exchange.advance(20)
+        rest = PublicRest(fx.rest_url)
+        start = pd.Timestamp(bars[0][0], unit="ms", tz="UTC")
+        got = live_bars.from_rest(rest, "BTCUSDT", start, start + 30 * MIN, server_now_ms=int(bars[20][0]) + 60_000)
+        assert len(got) == 21 and got["open_time"].iloc[-1] == start + 20 * MIN  # nothing after the cursor
+        still_open = live_bars.from_rest(rest, "BTCUSDT", start, start + 30 * MIN, server_now_ms=int(bars[20][0]) + 1)
+        assert len(still_open) == 20  # the newest bar has not closed on the server's clock
+
+
+def test_sensor_on_the_collector_starts_at_the_newest_bar_then_one_run_per_bar(tmp_path):
+    now = pd.Timestamp.now(tz="UTC").floor("min")
+    path = tmp_path / "kline_1m" / f"{now:%Y-%m-%d}" / f"kline_1m-{now:%Y-%m-%d}-{now:%H}.jsonl.gz"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(live_bars.gzip_lines([kline(now - 3 * MIN, True), kline(now - 2 * MIN, True)]))
+    resources = {"live_feed": LiveFeedResource(source="collector"), "replay": ReplayResource(),
+                 "streams": StreamRecordingsResource(root=str(tmp_path)), "warehouse": dg.ResourceDefinition.none_resource()}
+    with dg.instance_for_test() as instance:
+        ctx = dg.build_sensor_context(instance=instance, resources=resources)
+        (req,) = live_trading_sensor(ctx)
+        assert req.run_key == f"bar-{now - 2 * MIN:%Y%m%dT%H%M}" and req.tags["btc/mode"] == "collector"
+        with path.open("ab") as f:
+            f.write(live_bars.gzip_lines([kline(now - MIN, False), kline(now - MIN, True), kline(now, False)]))
+        ctx2 = dg.build_sensor_context(instance=instance, cursor=ctx.cursor, resources=resources)
+        (req2,) = live_trading_sensor(ctx2)
+        assert req2.run_key == f"bar-{now - MIN:%Y%m%dT%H%M}"
+        assert json.loads(ctx2.cursor)["last_bar"] == (now - MIN).isoformat()
+        skip = live_trading_sensor(dg.build_sensor_context(instance=instance, cursor=ctx2.cursor, resources=resources))
+        assert isinstance(skip, dg.SkipReason)
