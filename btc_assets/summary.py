@@ -34,7 +34,11 @@ def print_summary(root: Path, timings: dict[str, float], wall_s: float) -> None:
                       f"  {'promoted' if promoted else 'NOT promoted (does not beat its baselines)'}")
         orders = conn.execute("SELECT count(DISTINCT client_order_id), count(*) FILTER (WHERE event='FILLED') "
                               "FROM trading.order_events").fetchone()
-        print(f"\n== Paper trading (replay) ==\n  {orders[0]} orders journaled, {orders[1]} filled")
+        print(f"\n== Paper trading (replay through the live path) ==\n  {orders[0]} orders journaled, {orders[1]} filled")
+        actions = conn.execute("SELECT coalesce(action, 'hold'), count(*) FROM trading.decisions GROUP BY 1 "
+                               "ORDER BY 2 DESC").fetchall()
+        print("  plans: " + ", ".join(f"{a} {n}" for a, n in actions))
+    _print_parity()
     _print_backtest()
     print("\n== Timings ==")
     for k, v in timings.items():
@@ -48,6 +52,20 @@ def print_summary(root: Path, timings: dict[str, float], wall_s: float) -> None:
     print(f"  MLflow store      {root / 'mlflow'}")
     print("  make ui           Dagster UI http://127.0.0.1:3000 (asset graph, runs, checks) and "
           "MLflow UI http://127.0.0.1:5000")
+
+
+def _print_parity() -> None:
+    import dagster as dg
+
+    key = dg.AssetCheckKey(dg.AssetKey(["trading", "decisions"]), "decisions_match_backtest")
+    rec = dg.DagsterInstance.get().event_log_storage.get_latest_asset_check_execution_by_key([key]).get(key)
+    if rec is None or rec.event is None:
+        return
+    evaluation = rec.event.dagster_event.event_specific_data
+    m = {k: v.value for k, v in evaluation.metadata.items()}
+    print(f"  live vs backtest parity: {'PASSED' if evaluation.passed else 'FAILED'} over {m.get('bars_compared')} "
+          f"bars (entries live {m.get('entries_live')}, backtest {m.get('entries_backtest')}; signals differing "
+          f"{m.get('signals_differing')})")
 
 
 def _print_backtest() -> None:

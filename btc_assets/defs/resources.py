@@ -167,6 +167,9 @@ class TradingResource(dg.ConfigurableResource):
                                "so each position's stop and target can be closePosition orders")
     session_start: str = Field(default="", description="first bar of the trading session (empty: the first bar "
                                "ever decided); the rules' state (equity, Kelly, breakers) runs from here")
+    daily_drawdown: float = Field(default=0.05, description="the rules' equity this far below the day's opening "
+                                  "pauses entries until the next UTC day (and alerts)")
+    weekly_drawdown: float = 0.15
     taker_fee: float = 0.0005
     maker_fee: float = 0.0002
     step_size: float = 0.001
@@ -174,6 +177,8 @@ class TradingResource(dg.ConfigurableResource):
     binance_url: str = Field(default="https://testnet.binancefuture.com", description="BINANCE_TRADING_URL")
     api_key: str | None = Field(default=None, description="dg.EnvVar('BINANCE_API_KEY') only")
     api_secret: str | None = Field(default=None, description="dg.EnvVar('BINANCE_API_SECRET') only")
+    max_order_delay_s: float = Field(default=60.0, description="an exchange order is started only within this many "
+                                     "seconds of the sensor's request for its bar: a late order is another trade")
     maker_tries: int = Field(default=3, description="post-only quotes before the rest goes as a market order")
     requote_after_s: float = Field(default=2.0, description="seconds a quote rests before it is requoted")
     reconcile_tolerance: float = Field(default=0.0005, description="BTC of difference tolerated between the "
@@ -188,7 +193,8 @@ class TradingResource(dg.ConfigurableResource):
     def risk_config(self):
         from btc_assets.lib.risk import RiskConfig
 
-        return RiskConfig(max_positions=self.max_positions)
+        return RiskConfig(max_positions=self.max_positions, daily_dd=self.daily_drawdown,
+                          weekly_dd=self.weekly_drawdown)
 
     def costs(self):
         from btc_assets.lib.backtest import Costs

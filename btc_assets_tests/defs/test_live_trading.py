@@ -144,7 +144,23 @@ def test_the_keys_appear_nowhere(session):
     assert os.environ["BINANCE_API_KEY"] == KEY
 
 
-def test_decide_latency_is_recorded_per_bar(session):
+def test_decide_latency_and_rate_limit_headroom_are_recorded(session):
     p, *_ = session
     ms = pd.Series([r[0] for r in p.sql("SELECT decide_ms FROM trading.decisions")])
     assert len(ms) == BARS and (ms > 0).all()
+    prom = (p.root / "metrics" / "trading.prom").read_text()  # the exchange's weight headers, as headroom
+    weight = [ln for ln in prom.splitlines() if ln.startswith("btc_rate_limit_headroom_ratio") and "WEIGHT" in ln]
+    assert weight and 0.0 < float(weight[0].rsplit(" ", 1)[1]) < 1.0
+
+
+def test_a_late_run_starts_no_new_exchange_order(session):
+    p, instance, fx, results, _ = session
+    req, _ = results[-1]
+    late_tags = {**req.tags, "btc/requested_at": f"{float(req.tags['btc/requested_at']) - 3600:.3f}"}
+    before = len(fx.exchange.orders)
+    job = dg.Definitions(assets=ALL_ASSETS, jobs=[trading_job], resources=p.resources).resolve_job_def("trading_job")
+    res = job.execute_in_process(instance=instance, partition_key=req.partition_key, tags=late_tags,
+                                 asset_selection=[dg.AssetKey(["trading", "orders"])])
+    meta = res.get_asset_materialization_events()[0].event_specific_data.materialization.metadata
+    assert "a late order is another trade" in meta["new_orders_withheld"].value
+    assert len(fx.exchange.orders) == before

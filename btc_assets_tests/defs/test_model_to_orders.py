@@ -1,6 +1,7 @@
 """models -> signals -> backtest -> trading on real sample days, in process; the sensor's skip and run paths."""
 
 import json
+import logging
 import time
 
 import dagster as dg
@@ -8,11 +9,11 @@ import mlflow
 import pandas as pd
 import pytest
 
-from btc_assets.defs.resources import ReplayResource
+from btc_assets.defs.resources import ReplayResource, TradingResource
 from btc_assets.defs.trading.assets import BARS_FROM, BARS_TO, REQUESTED_AT
 from btc_assets.defs.trading.checks import decisions_match_backtest
 from btc_assets.defs.trading.sensors import due_bars, live_trading_sensor
-from btc_assets_tests.defs.conftest import train_config
+from btc_assets_tests.defs.conftest import ALL_ASSETS, train_config
 
 WEEK = "2024-01-08"
 
@@ -135,6 +136,22 @@ def test_kill_switch_file_cancels_flattens_and_stops(trained):
     entries = built.sql("SELECT count(*) FROM trading.order_events WHERE client_order_id LIKE '%-entry' "
                         "AND bar_time >= '2024-01-10 12:00:00' AND bar_time < '2024-01-10 12:30:00'")
     assert entries == [(0,)]
+
+
+def test_a_breaker_trip_pauses_entries_and_alerts(trained, caplog):
+    built, _ = trained
+    caplog.set_level(logging.INFO, logger="btc_assets.lib.notify")
+    tight = TradingResource(strategy="breaker", daily_drawdown=1e-6, session_start="2024-01-10T20:00:00")
+    tags = {BARS_FROM: "2024-01-10T20:00:00+00:00", BARS_TO: "2024-01-10T20:59:00+00:00"}
+    dg.materialize(ALL_ASSETS, selection=[dg.AssetKey(["trading", "decisions"])], partition_key="2024-01-10",
+                   resources={**built.resources, "trading": tight}, instance=built.instance, tags=tags)
+    rows = built.sql("SELECT action, breaker_paused FROM trading.decisions WHERE bar_time >= '2024-01-10 20:00' "
+                     "AND bar_time < '2024-01-10 21:00' ORDER BY bar_time")
+    first_paused = next(i for i, (_, paused) in enumerate(rows) if paused)  # after the first entry's fee
+    assert all(paused for _, paused in rows[first_paused:])  # until the next UTC day
+    assert not any("enter_" in action for action, _ in rows[first_paused:])
+    assert "skip:breaker" in {a for a, _ in rows[first_paused:]} or len(rows) - first_paused < 3
+    assert caplog.text.count("drawdown breaker tripped") == 1
 
 
 def test_trading_run_refuses_bars_outside_its_partition(trained):

@@ -66,7 +66,8 @@ def session_signals(conn, session: pd.Timestamp, new: pd.DataFrame) -> pd.Series
     past = conn.execute("SELECT bar_time, signal FROM trading.decisions WHERE bar_time >= ? ORDER BY bar_time",
                         [session.tz_localize(None)]).df()
     past_s = pd.Series(past["signal"].to_numpy(), index=pd.DatetimeIndex(past["bar_time"]).tz_localize("UTC"))
-    return pd.concat([past_s, pd.Series(new["signal"].to_numpy(), index=pd.DatetimeIndex(new["bar_time"]))])
+    new_s = pd.Series(new["signal"].to_numpy(), index=pd.DatetimeIndex(new["bar_time"]))
+    return pd.concat([past_s, new_s]) if len(past_s) else new_s
 
 
 @dg.asset(
@@ -208,11 +209,12 @@ def orders(context: dg.AssetExecutionContext, warehouse: DuckDBResource, trading
             plans = plans[(plans["bar_time"] >= tagged[0]) & (plans["bar_time"] <= tagged[1])]
         fills, sent = [], 0
         t_first = time.perf_counter()
+        late = _too_late(context, trading, broker)
         for row in plans.itertuples():
             fills += broker.settle(_plan_of(row))  # what filled during this bar
             if kill:
                 continue
-            sent += _send(broker, journal, trading, row)
+            sent += _send(broker, journal, trading, row, resume_only=late is not None)
         if kill:
             last_bar = plans["bar_time"].max() if len(plans) else start
             stop_trading(broker, kill, strategy=trading.strategy, notifier=alerts, bar_time=last_bar,
@@ -258,7 +260,7 @@ def orders(context: dg.AssetExecutionContext, warehouse: DuckDBResource, trading
                     "on the next run until it is resolved (RUNBOOK: recover after a crash)", level="critical")
     yield dg.MaterializeResult(metadata={
         "broker": broker.name, "mode": trading.mode, "orders_sent_this_run": sent, "fills_this_run": len(fills),
-        "kill_switch": kill, "orders_today": len(day),
+        "kill_switch": kill, "orders_today": len(day), "new_orders_withheld": late or "",
         "open_orders": int((day["event"] == "NEW").sum()) if len(day) else 0,
         "position_btc": actual, "journal_position_btc": expected,
         "paper_equity_usdt": metrics.equity_usdt, "pnl_usdt": metrics.pnl_usdt,
@@ -288,25 +290,52 @@ def _plan_of(row) -> trader.BarPlan:
                           float(row.sim_position or 0.0), opened, closed)
 
 
-def _send(broker, journal: Journal, trading: TradingResource, row) -> int:
-    """The orders of one decided bar: market exits of the positions the rules close, then the entry."""
+def _too_late(context: dg.AssetExecutionContext, trading: TradingResource, broker) -> str | None:
+    """Why an exchange must get no *new* order from this run (None: it may). Paper orders are never late: the fill
+    model prices them at the bar after their decision whenever the run happens."""
+    if broker.name == "paper":
+        return None
+    requested = context.run.tags.get(REQUESTED_AT)
+    if requested is None:
+        return "not a live run (no sensor request): plans of a backfill or a manual run are journaled, not traded"
+    age = time.time() - float(requested)
+    if age > trading.max_order_delay_s:
+        return (f"the sensor asked {age:.0f} s ago (> max_order_delay_s {trading.max_order_delay_s:.0f}): a late "
+                "order is another trade; orders already started are resumed, none is started")
+    return None
+
+
+def _send(broker, journal: Journal, trading: TradingResource, row, resume_only: bool = False) -> int:
+    """The orders of one decided bar: market exits of the positions the rules close, then the entry. With
+    ``resume_only`` only orders the journal already has open (a crash interrupted them) are worked again."""
+    started = journal.orders_by_id([trader.exit_id(trading.strategy, row.bar_time),
+                                    trader.entry_id(trading.strategy, row.bar_time)])
+
+    def allowed(cid: str) -> bool:
+        return not resume_only or (cid in started and started[cid]["event"] == "NEW")
+
     sent = 0
     exits = json.loads(row.exits) if isinstance(row.exits, str) else []
-    if exits:
+    exit_cid = trader.exit_id(trading.strategy, row.bar_time)
+    if exits and allowed(exit_cid):
         entries = [trader.entry_of(trading.strategy, e["entry_time"]) for e in exits]
         held = journal.orders_by_id(entries)
         for cid in entries:
             broker.cancel_protection(cid, row.bar_time)
         position = journal.position(broker.name)
         qty = min(sum(r["qty"] for r in held.values() if r["event"] == "FILLED"), abs(position))
+        if exit_cid in started:
+            qty = started[exit_cid]["qty"]  # resuming: the quantity journaled when it was first sent
         if qty >= trading.step_size / 2:
             side = "SELL" if position > 0 else "BUY"
-            sent += bool(broker.submit(trader.exit_id(trading.strategy, row.bar_time), row.bar_time, side, qty,
-                                       reduce_only=True))
-    if isinstance(row.action, str) and "enter_" in row.action and row.entry_qty > 0:
+            if exit_cid in started:
+                side = started[exit_cid]["side"]
+            sent += bool(broker.submit(exit_cid, row.bar_time, side, qty, reduce_only=True))
+    entry_cid = trader.entry_id(trading.strategy, row.bar_time)
+    if isinstance(row.action, str) and "enter_" in row.action and row.entry_qty > 0 and allowed(entry_cid):
         side = "BUY" if row.action.endswith("long") else "SELL"
-        sent += bool(broker.submit(trader.entry_id(trading.strategy, row.bar_time), row.bar_time, side,
-                                   float(row.entry_qty), stop_distance=float(row.stop_distance),
+        sent += bool(broker.submit(entry_cid, row.bar_time, side, float(row.entry_qty),
+                                   stop_distance=float(row.stop_distance),
                                    take_profit_r=trading.risk_config().take_profit_r))
     return sent
 

@@ -110,7 +110,7 @@ class BinanceBroker(Broker):
     def submit(self, client_order_id: str, bar_time: pd.Timestamp, side: str, qty: float, *,
                reduce_only: bool = False, stop_distance: float = 0.0, take_profit_r: float = 0.0) -> bool:
         """Work the order maker-first (an exit, ``reduce_only``, goes to market at once); False (nothing sent) if
-        the journal already has it filled. With a ``stop_distance`` the filled entry gets its protective legs:
+        the journal already has it filled, rejected or cancelled. With a ``stop_distance`` the filled entry gets its protective legs:
         a stop that far from the average fill price and a target ``take_profit_r`` times as far on the other side.
         """
         qty = round_step(qty, self.step)
@@ -119,7 +119,8 @@ class BinanceBroker(Broker):
                              f"got {side} {qty}")
         if self.journal is not None:
             done = self.journal.orders()
-            if len(done) and ((done["client_order_id"] == client_order_id) & (done["event"] == "FILLED")).any():
+            final = done["event"].isin(["FILLED", "REJECTED", "CANCELED"])  # refused or done: never sent again
+            if len(done) and ((done["client_order_id"] == client_order_id) & final).any():
                 return False
             if not self.journal.has_order(client_order_id):
                 self._journal(client_order_id, "NEW", bar_time, side, qty, None, 0.0)

@@ -106,6 +106,25 @@ def test_exchange_rejections_name_the_call(session):
         session.broker.submit(CID, BAR, "BUY", 50.0)
     assert err.value.code == -2019
     assert session.journal.orders()[["event", "client_order_id"]].values.tolist() == [["REJECTED", CID]]
+    sent = len(session.fx.exchange.orders)
+    assert not session.broker.submit(CID, BAR, "BUY", 50.0)  # a retried run does not send a refused order again
+    assert len(session.fx.exchange.orders) == sent
+
+
+def test_a_protective_leg_that_fired_is_journaled_and_its_sibling_cancelled(session):
+    session.broker.start()
+    price = session.fx.exchange.bar[4]
+    assert session.broker.submit(CID, BAR, "BUY", 0.01, stop_distance=500.0, take_profit_r=0.001)
+    legs = session.journal.orders().set_index("client_order_id")
+    assert legs.loc[f"{CID}-sl", "event"] == "NEW" and legs.loc[f"{CID}-tp", "event"] == "NEW"
+    session.fx.exchange.advance()  # the target (0.5 above the fill) is reached: the exchange closes the position
+    (fill,) = session.broker.settle()
+    assert fill.client_order_id == f"{CID}-tp" and fill.side == "SELL" and fill.qty == pytest.approx(0.01)
+    states = session.journal.orders().set_index("client_order_id")["event"]
+    assert states[f"{CID}-sl"] == "CANCELED" and session.broker.position() == 0.0
+    assert session.journal.position("binance") == pytest.approx(0.0)
+    assert session.broker.reconcile().open_algo_orders == [] and abs(price) > 0
+    assert session.broker.settle() == []  # nothing new fired
 
 
 def test_protective_orders_close_the_position(session):

@@ -37,10 +37,11 @@ def test_the_secret_appears_nowhere(tmp_path, caplog):
             fx.faults.timeout(0.6, apply_first=True, method="POST", path="/fapi/v1/order")  # a lost ack
             assert s.broker.submit(client_order_id("canary", BAR, "entry"), BAR, "BUY", 0.01)
             s.broker.protect(client_order_id("canary", BAR, "entry"), "LONG", 40_000.0, 50_000.0)
-            for fault in (lambda: fx.faults.error(-2019, method="POST"), lambda: fx.faults.banned(600)):
+            for leg, fault in (("exit", lambda: fx.faults.error(-2019, method="POST")),
+                               ("exit2", lambda: fx.faults.banned(600))):
                 fault()
                 with pytest.raises(BinanceError) as err:
-                    s.broker.submit(client_order_id("canary", BAR, "exit"), BAR, "SELL", 0.01)
+                    s.broker.submit(client_order_id("canary", BAR, leg), BAR, "SELL", 0.01)
                 texts += [str(err.value), repr(err.value), "".join(traceback.format_exception(err.value))]
             wrong = make_session(fx, Journal(conn), key=CANARY_KEY, secret=CANARY_SECRET + "x")
             with pytest.raises(BinanceError) as bad_sig:
