@@ -63,6 +63,9 @@ def _print_parity() -> None:
         return
     evaluation = rec.event.dagster_event.event_specific_data
     m = {k: v.value for k, v in evaluation.metadata.items()}
+    if not m.get("bars_compared"):
+        print(f"  live vs backtest parity: nothing comparable ({m.get('note', '')})")
+        return
     print(f"  live vs backtest parity: {'PASSED' if evaluation.passed else 'FAILED'} over {m.get('bars_compared')} "
           f"bars (entries live {m.get('entries_live')}, backtest {m.get('entries_backtest')}; signals differing "
           f"{m.get('signals_differing')})")
