@@ -61,7 +61,7 @@ def main() -> None:
             session_start="2024-01-11T00:00:00")
         p.resources["live_feed"] = LiveFeedResource(source="rest", rest_url=fx.rest_url)
         job = dg.Definitions(assets=ALL_ASSETS, jobs=[trading_job], resources=p.resources).resolve_job_def("trading_job")
-        cursor, closes, ends, failed = None, {}, {}, 0
+        cursor, closes, ends, failed, steps = None, {}, {}, 0, {}
         for i in range(args.bars):
             close = time.time()
             bar_ms = int(fx.exchange.bar[0])
@@ -71,6 +71,9 @@ def main() -> None:
                 res = job.execute_in_process(instance=instance, partition_key=req.partition_key, raise_on_error=False,
                                              tags={**req.tags, "dagster/run_key": req.run_key})
                 failed += not res.success
+                for e in res.all_events:
+                    if e.event_type_value == "STEP_SUCCESS":
+                        steps.setdefault(e.step_key, []).append(e.event_specific_data.duration_ms)
             ends[bar_ms] = time.time()
             cursor = ctx.cursor
             fx.exchange.advance()
@@ -89,6 +92,8 @@ def main() -> None:
     print(f"bar close -> first order acknowledged: p50 {pct(to_ack, 50):.2f} s, p95 {pct(to_ack, 95):.2f} s "
           f"(target p95 < 2 s)")
     print(f"bar close -> run finished:             p50 {pct(to_end, 50):.2f} s, p95 {pct(to_end, 95):.2f} s")
+    for step, ms in sorted(steps.items()):
+        print(f"  step {step:<48} p50 {pct(ms, 50):6.0f} ms, p95 {pct(ms, 95):6.0f} ms")
     print(f"inference + risk per bar:              p50 {pct(decide_ms, 50):.1f} ms, p95 {pct(decide_ms, 95):.1f} ms "
           f"(target p95 < 100 ms)")
 

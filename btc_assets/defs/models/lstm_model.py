@@ -13,7 +13,7 @@ from btc_assets.defs import partitions
 from btc_assets.defs.models import common
 from btc_assets.defs.resources import MlflowResource
 from btc_assets.lib.features import FEATURE_NAMES
-from btc_assets.lib.models import lstm, tracking, xgb
+from btc_assets.lib.models import tracking, xgb
 from btc_assets.lib.models.device import select_device
 from btc_assets.lib.models.walk_forward import run_walk_forward
 
@@ -35,7 +35,9 @@ class LstmTrainingConfig(common.WalkForwardSettings):
     seed: int = 7
     device: str = "auto"  # CUDA when present, else CPU
 
-    def params(self) -> lstm.LstmParams:
+    def params(self) -> "lstm.LstmParams":  # noqa: F821 - torch is imported only where an LSTM is trained
+        from btc_assets.lib.models import lstm
+
         return lstm.LstmParams(window=self.window, hidden=self.hidden, dense=self.dense, layers=self.layers,
                                dropout=self.dropout, epochs=self.epochs, patience=self.patience,
                                batch_size=self.batch_size, learning_rate=self.learning_rate, stride=self.stride,
@@ -62,6 +64,8 @@ DEMO_CONFIG = {"window": 30, "hidden": 32, "dense": 16, "epochs": 3, "stride": 1
 )
 def lstm_model(context: dg.AssetExecutionContext, config: LstmTrainingConfig, warehouse: DuckDBResource,
                mlflow: MlflowResource):
+    from btc_assets.lib.models import lstm  # torch loads here, not in every process that loads the definitions
+
     week_start = common.week_of(context)
     with warehouse.get_connection() as conn:
         rows, horizon = common.load_training_rows(conn, week_start, config.min_train_days)

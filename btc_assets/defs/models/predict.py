@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from btc_assets.lib.features import FEATURE_NAMES
-from btc_assets.lib.models import ensemble, lstm, tracking, xgb
+from btc_assets.lib.models import ensemble, tracking, xgb
 from btc_assets.lib.models.tracking import MlflowStore
 
 CONTEXT = pd.Timedelta(hours=2)  # feature rows before the first predicted bar that a sequence model may look at
@@ -15,6 +15,8 @@ CONTEXT = pd.Timedelta(hours=2)  # feature rows before the first predicted bar t
 
 def _one(store: MlflowStore, family: str, uri: str, rows: pd.DataFrame, context: pd.DataFrame | None) -> np.ndarray:
     if family == "lstm":
+        from btc_assets.lib.models import lstm  # torch only where an LSTM predicts
+
         return lstm.predict_proba(tracking.load_lstm(store, uri), rows, context)
     if family == "xgb":
         return xgb.predict_proba(tracking.load_xgb(store, uri), rows, FEATURE_NAMES)
