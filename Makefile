@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export BTC_DATA_DIR ?= $(CURDIR)/data
 SAMPLE_ARCHIVE := $(CURDIR)/btc_assets/sample_data/archive
 
-.PHONY: install demo test test-slow ui bench metrics collect generate-sample clean
+.PHONY: install demo test test-slow ui bench metrics collect trade generate-sample clean
 
 install: $(STAMP)
 
@@ -48,6 +48,10 @@ bench: install
 # Record the live market streams (kline_1m, aggTrade, depth20@100ms, markPrice@1s, forceOrder) until Ctrl-C/SIGTERM.
 collect: install
 	$(BIN)/btc-assets collect
+
+# The live trader as a long-lived worker (paper unless BTC_TRADING_MODE/keys say otherwise; see README).
+trade: install
+	$(BIN)/btc-assets trade
 
 # Rewrite the synthetic datasets of the bundled sample from its real klines (deterministic, byte-identical).
 generate-sample: install

@@ -147,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     m = sub.add_parser("metrics", help="serve the trader's Prometheus metrics on /metrics")
     m.add_argument("--host", default="127.0.0.1")
     m.add_argument("--port", type=int, default=int(os.environ.get("BTC_METRICS_PORT", "9108")))
+    t = sub.add_parser("trade", help="the live trader as a long-lived worker: live_trading_sensor every second, its "
+                       "runs executed in this warm process (paper unless BTC_TRADING_MODE says otherwise)")
+    t.add_argument("--tick-seconds", type=float, default=1.0)
     sub.add_parser("collect", add_help=False, help="record the live USD-M market streams to hourly bronze files "
                    "until Ctrl-C/SIGTERM (options: btc-assets collect --help)")
     argv = sys.argv[1:] if argv is None else argv
@@ -188,6 +191,21 @@ def main(argv: list[str] | None = None) -> int:
         from btc_assets.metrics_server import serve_metrics
 
         return serve_metrics(root / "metrics" / "trading.prom", args.host, args.port)
+    if args.cmd == "trade":
+        import signal
+
+        import dagster as dg
+
+        from btc_assets.definitions import defs
+        from btc_assets.replay import trade_forever
+
+        stop = {"now": False}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.update(now=True))
+        with dg.DagsterInstance.get() as instance:
+            print(trade_forever(defs, instance, root / "live_trader.cursor.json", args.tick_seconds,
+                                should_stop=lambda: stop["now"]))
+        return 0
     if args.cmd == "ui":
         from btc_assets.ui import serve
 

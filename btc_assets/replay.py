@@ -55,3 +55,53 @@ def replay_sensor(
                      int((end - start).total_seconds() / 60))
         time.sleep(tick_seconds)
     return {"replay_runs": runs}
+
+
+def trade_forever(defs: dg.Definitions, instance: dg.DagsterInstance, cursor_file, tick_seconds: float = 1.0,
+                  should_stop=lambda: False, max_ticks: int | None = None) -> dict[str, int]:
+    """The live trader as one long-lived worker: evaluate `live_trading_sensor` every `tick_seconds` and execute the
+    runs it requests in this process, against the instance (they show in the UI with their lineage, tagged as the
+    sensor's runs).
+
+    Why a worker and not the daemon: the daemon launches each run in a fresh process, which spends seconds importing
+    the code location before the first order; here the imports, the model and the exchange session stay warm, so a
+    bar's orders leave within about two seconds of its close (bench_live). Run either this worker or the sensor in
+    the daemon, not both: the run keys would keep them from trading twice, but they would race for each bar.
+    The cursor is kept in `cursor_file` so a restarted worker resumes after the last bar it requested.
+    """
+    from pathlib import Path
+
+    from btc_assets.defs.trading.sensors import live_trading_sensor
+
+    cursor_path = Path(cursor_file)
+    cursor = cursor_path.read_text() if cursor_path.exists() else None
+    job = defs.resolve_job_def("trading_job")
+    runs = failed = ticks = 0
+    while not should_stop() and (max_ticks is None or ticks < max_ticks):
+        ticks += 1
+        ctx = dg.build_sensor_context(instance=instance, cursor=cursor, resources=dict(defs.resources or {}),
+                                      definitions=defs)
+        try:
+            result = live_trading_sensor(ctx)
+        except Exception as e:  # noqa: BLE001 - a feed hiccup must not stop the trader; the next tick retries
+            log.warning("live sensor tick failed (%s: %s); retrying in %.0f s", type(e).__name__, e, tick_seconds)
+            time.sleep(tick_seconds)
+            continue
+        for req in result if isinstance(result, list) else []:
+            if instance.get_runs(filters=dg.RunsFilter(tags={"dagster/run_key": req.run_key}), limit=1):
+                continue  # already run (by this worker before a restart, or by the daemon)
+            res = job.execute_in_process(instance=instance, partition_key=req.partition_key, raise_on_error=False,
+                                         tags={**req.tags, "dagster/sensor_name": "live_trading_sensor",
+                                               "dagster/run_key": req.run_key})
+            runs += 1
+            failed += not res.success
+            if not res.success:
+                log.error("trading run %s for %s failed: see it in the Dagster UI", res.run_id, req.run_key)
+        if ctx.cursor != cursor:
+            cursor = ctx.cursor
+            cursor_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cursor_path.with_suffix(".tmp")
+            tmp.write_text(cursor)
+            tmp.replace(cursor_path)
+        time.sleep(tick_seconds)
+    return {"ticks": ticks, "runs": runs, "failed_runs": failed}

@@ -164,3 +164,19 @@ def test_a_late_run_starts_no_new_exchange_order(session):
     meta = res.get_asset_materialization_events()[0].event_specific_data.materialization.metadata
     assert "a late order is another trade" in meta["new_orders_withheld"].value
     assert len(fx.exchange.orders) == before
+
+
+def test_the_trading_worker_runs_the_next_bar_and_resumes_from_its_cursor(session, tmp_path):
+    from btc_assets.replay import trade_forever
+
+    p, instance, fx, _, _ = session
+    defs = dg.Definitions(assets=ALL_ASSETS, jobs=[trading_job], resources=p.resources)
+    cursor = tmp_path / "cursor.json"
+    newest = pd.Timestamp(fx.exchange.bar[0], unit="ms", tz="UTC")  # closed, not decided yet
+    out = trade_forever(defs, instance, cursor, tick_seconds=0.01, max_ticks=2)
+    assert out == {"ticks": 2, "runs": 1, "failed_runs": 0}
+    assert p.sql("SELECT count(*) FROM trading.decisions WHERE bar_time = ?", [newest.tz_localize(None)]) == [(1,)]
+    assert json.loads(cursor.read_text())["last_bar"] == newest.isoformat()
+    (run,) = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/run_key": f"bar-{newest:%Y%m%dT%H%M}"}))
+    assert run.tags["dagster/sensor_name"] == "live_trading_sensor"
+    assert trade_forever(defs, instance, cursor, tick_seconds=0.01, max_ticks=1)["runs"] == 0  # resumed, no repeat

@@ -26,6 +26,7 @@ from btc_assets.lib.strategy import round_step
 
 log = logging.getLogger(__name__)
 UNKNOWN_ORDER, DUPLICATE_ID, POST_ONLY_REJECTED, NO_CHANGE = -2013, -4116, -5022, -4046
+_STARTED: dict[tuple, tuple[float, float, int]] = {}  # accounts set up by this process: filters, clock offset
 
 
 @dataclass(frozen=True)
@@ -69,9 +70,16 @@ class BinanceBroker(Broker):
         return f"BinanceBroker({self.rest!r}, symbol={self.config.symbol!r})"
 
     # -- session ----------------------------------------------------------------------------------------------
-    def start(self, expected_position: float | None = None) -> Reconciliation:
-        """Sync the clock, read the symbol's filters, set leverage and margin type, reconcile with the exchange."""
+    def start(self, expected_position: float | None = None) -> Reconciliation | None:
+        """Sync the clock, read the symbol's filters, set leverage and margin type, reconcile with the exchange.
+
+        Done once per process and exchange account (a long-lived trader starts each bar's broker warm: the filters,
+        the clock offset and the account settings are kept); returns None when it was already done here."""
         c = self.config
+        key = (self.rest.base_url, c.symbol, c.leverage, c.margin_type)
+        if key in _STARTED:
+            self.step, self.tick, self.rest.time_offset_ms = _STARTED[key]
+            return None
         self.rest.sync_time()
         info = self.rest.call("GET", "/fapi/v1/exchangeInfo", signed=False)
         sym = next((s for s in info["symbols"] if s["symbol"] == c.symbol), None)
@@ -85,7 +93,9 @@ class BinanceBroker(Broker):
             if e.code != NO_CHANGE:
                 raise
         self.rest.call("POST", "/fapi/v1/leverage", {"symbol": c.symbol, "leverage": c.leverage})
-        return self.reconcile(expected_position)
+        rec = self.reconcile(expected_position)
+        _STARTED[key] = (self.step, self.tick, self.rest.time_offset_ms)
+        return rec
 
     def reconcile(self, expected_position: float | None = None) -> Reconciliation:
         """The exchange's position and open orders (call at start and every bar); logs a mismatch."""

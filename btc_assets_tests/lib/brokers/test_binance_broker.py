@@ -6,6 +6,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from btc_assets.lib.brokers import binance
+
 from btc_assets.lib.brokers.binance import leg_id
 from btc_assets.lib.brokers.binance_rest import BinanceError
 from btc_assets.lib.journal import client_order_id
@@ -24,7 +26,11 @@ def test_start_sets_leverage_and_isolated_margin_and_reconciles(session):
     pos = session.fx.exchange.account.position("BTCUSDT")
     assert (pos.leverage, pos.margin_type) == (2, "ISOLATED")
     assert rec.position == 0.0 and rec.matches and rec.open_orders == [] and rec.open_algo_orders == []
-    assert session.broker.start().matches  # a second start: margin type already isolated (-4046) is fine
+    calls = len(session.fx.faults.requests)
+    assert session.broker.start() is None  # this process set the account up already: nothing is sent again
+    assert len(session.fx.faults.requests) == calls
+    binance._STARTED.clear()  # a new process: margin type already isolated (-4046) is fine
+    assert session.broker.start().matches
 
 
 def test_post_only_quote_fills_as_maker(session):
