@@ -5,6 +5,8 @@ the demo runs a small configuration (DEMO_CONFIG) so that the whole demo graph s
 """
 
 
+from typing import TYPE_CHECKING
+
 import dagster as dg
 import numpy as np
 from dagster_duckdb import DuckDBResource
@@ -16,6 +18,9 @@ from btc_assets.lib.features import FEATURE_NAMES
 from btc_assets.lib.models import tracking, xgb
 from btc_assets.lib.models.device import select_device
 from btc_assets.lib.models.walk_forward import run_walk_forward
+
+if TYPE_CHECKING:  # torch is imported only where an LSTM is trained
+    from btc_assets.lib.models import lstm
 
 KEY = ["models", "lstm_model"]
 
@@ -35,7 +40,7 @@ class LstmTrainingConfig(common.WalkForwardSettings):
     seed: int = 7
     device: str = "auto"  # CUDA when present, else CPU
 
-    def params(self) -> "lstm.LstmParams":  # noqa: F821 - torch is imported only where an LSTM is trained
+    def params(self) -> "lstm.LstmParams":  # torch is imported only where an LSTM is trained
         from btc_assets.lib.models import lstm
 
         return lstm.LstmParams(window=self.window, hidden=self.hidden, dense=self.dense, layers=self.layers,
