@@ -41,9 +41,10 @@ def snapshot(conn, initial_equity: float, until: pd.Timestamp | None = None) -> 
     """
     cut = [pd.Timestamp(until).tz_convert("UTC").tz_localize(None)] if until is not None else []
     bar = "WHERE bar_time < ?" if cut else ""
+    # an order's state is its latest event other than ACK (one leg's outcome, not the order's: journal.orders)
     orders = conn.execute(
-        f"SELECT client_order_id, arg_max(event, event_time) AS state FROM trading.order_events {bar} GROUP BY 1",
-        cut).df()
+        "SELECT client_order_id, arg_max(event, event_time) AS state FROM trading.order_events "
+        f"WHERE event <> 'ACK' {'AND bar_time < ?' if cut else ''} GROUP BY 1", cut).df()
     fills = conn.execute(f"SELECT bar_time, side, qty, price, fee FROM trading.order_events WHERE event = 'FILLED' "
                          f"{'AND bar_time < ?' if cut else ''} ORDER BY bar_time", cut).df()
     dec = conn.execute(f"SELECT bar_time, price, decided_at, requested_at FROM trading.decisions {bar} "
