@@ -43,6 +43,8 @@ def pct(values, q) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--bars", type=int, default=200)
+    ap.add_argument("--consolidated-event-log", action="store_true",
+                    help="one sqlite event log for all runs instead of Dagster's default file per run")
     args = ap.parse_args()
     os.environ.update({"BINANCE_API_KEY": KEY, "BINANCE_API_SECRET": SECRET, "BTC_TRADING_MODE": "testnet"})
     root = Path(tempfile.mkdtemp(prefix="bench-live-"))
@@ -50,7 +52,12 @@ def main() -> None:
     bars = [(int(r.open_time.timestamp() * 1000), r.open, r.high, r.low, r.close, r.volume)
             for r in day.iloc[:args.bars + 5].itertuples()]
     (root / "home").mkdir()
-    with dg.instance_for_test(temp_dir=str(root / "home")) as instance, run_in_thread(bars, KEY, SECRET) as fx:
+    overrides = {"event_log_storage": {"module": "dagster._core.storage.event_log",
+                                       "class": "ConsolidatedSqliteEventLogStorage",
+                                       "config": {"base_dir": str(root / "home" / "events")}}} \
+        if args.consolidated_event_log else None
+    with dg.instance_for_test(temp_dir=str(root / "home"), overrides=overrides) as instance, \
+            run_in_thread(bars, KEY, SECRET) as fx:
         t0 = time.perf_counter()
         p = ten_days(root / "data", SAMPLE, instance)
         p.run([["models", "xgb_model"]], partition_key="2024-01-08", run_config=train_config())

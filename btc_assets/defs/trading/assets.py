@@ -195,10 +195,14 @@ def orders(context: dg.AssetExecutionContext, warehouse: DuckDBResource, trading
     with warehouse.get_connection() as conn:
         journal = Journal(conn)
         broker = trading.broker(journal, context.run.run_id)
-        opens = one_minute(conn, start - WARMUP, end + MINUTE, ["open_time", "open"]).set_index("open_time")["open"]
+        opens: dict = {}
 
         def open_at(t: pd.Timestamp) -> float | None:
-            return float(opens[t]) if t in opens.index else None
+            """The open of bar t (read once, only if an unplanned paper order needs it: not on the order path)."""
+            if not opens:
+                bars = one_minute(conn, start - WARMUP, end + MINUTE, ["open_time", "open"])
+                opens.update(zip(bars["open_time"], bars["open"].astype(float)))
+            return opens.get(t)
 
         plans = conn.execute(
             "SELECT * FROM trading.decisions WHERE bar_time >= ? AND bar_time < ? ORDER BY bar_time",
