@@ -60,8 +60,6 @@ class Journal:
         self.conn = conn
         ensure_table(conn, DECISIONS, DECISION_TYPES)
         ensure_table(conn, ORDER_EVENTS, EVENT_TYPES)
-        # journals created before requested_at existed gain the column (null for their old rows)
-        conn.execute(f"ALTER TABLE {DECISIONS} ADD COLUMN IF NOT EXISTS requested_at TIMESTAMP")
 
     def decided_bars(self, start: pd.Timestamp, end: pd.Timestamp) -> set[pd.Timestamp]:
         rows = self.conn.execute(
@@ -99,14 +97,17 @@ class Journal:
         q = f"SELECT count(*) FROM {ORDER_EVENTS} WHERE client_order_id = ?"
         return self.conn.execute(q, [client_order_id]).fetchone()[0] > 0
 
-    def orders(self, start: pd.Timestamp | None = None, end: pd.Timestamp | None = None) -> pd.DataFrame:
-        """The latest state of every order (optionally with bar_time in [start, end)), oldest first.
+    def orders(self, start: pd.Timestamp | None = None, end: pd.Timestamp | None = None,
+               ids: list[str] | None = None) -> pd.DataFrame:
+        """The latest state of every order (optionally with bar_time in [start, end), or of these ids), oldest first.
 
         A broker's ACK rows record one leg each (its qty is that leg's fill), not the order's state: an order
         killed between its legs stays NEW with its full quantity until a retried run journals FILLED."""
         where, params = "WHERE event <> 'ACK'", []
         if start is not None and end is not None:
             where, params = f"{where} AND bar_time >= ? AND bar_time < ?", [_naive(start), _naive(end)]
+        if ids is not None:
+            where, params = f"{where} AND list_contains(?, client_order_id)", [*params, list(ids)]
         df = self.conn.execute(
             f"SELECT * FROM {ORDER_EVENTS} {where} "
             "QUALIFY row_number() OVER (PARTITION BY client_order_id ORDER BY seq DESC NULLS LAST, event_time DESC, "
@@ -121,9 +122,7 @@ class Journal:
         """The latest state of each of these orders that the journal has (absent ids are left out)."""
         if not ids:
             return {}
-        o = self.orders()
-        o = o[o["client_order_id"].isin(ids)] if len(o) else o
-        return {r["client_order_id"]: r for r in o.to_dict("records")}
+        return {r["client_order_id"]: r for r in self.orders(ids=ids).to_dict("records")}
 
     def position(self, broker: str | None = None) -> float:
         """Net filled position in base units (of one broker's orders when named: paper and exchange books differ)."""

@@ -8,8 +8,6 @@ that is an error (the sensor asked for it) or a wait.
 
 from __future__ import annotations
 
-import gzip
-import json
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -92,8 +90,3 @@ def latest_closed_from_recordings(files: Iterable[Path]) -> pd.Timestamp | None:
             if k.get("x") and (best is None or int(k["t"]) > best):
                 best = int(k["t"])
     return pd.Timestamp(best, unit="ms", tz="UTC") if best is not None else None
-
-
-def gzip_lines(records: Iterable[dict]) -> bytes:
-    """One gzip member of JSON lines (tests and tools write recordings the way the collector does)."""
-    return gzip.compress("".join(json.dumps(r) + "\n" for r in records).encode())

@@ -1,6 +1,7 @@
 """Closed bars for the live trader: from the collector's hour files (closed klines only, a crash-cut tail salvaged)
 and from REST on the fake exchange through the real client (open bars left out)."""
 
+import gzip
 import json
 
 import dagster as dg
@@ -20,6 +21,11 @@ T0 = pd.Timestamp("2024-01-11 00:00", tz="UTC")
 MIN = pd.Timedelta(minutes=1)
 
 
+def gzip_lines(records) -> bytes:
+    """One gzip member of JSON lines: what one flush of the collector's writer appends to an hour file."""
+    return gzip.compress("".join(json.dumps(r) + "\n" for r in records).encode())
+
+
 def kline(t: pd.Timestamp, closed: bool, close: float = 100.0) -> dict:
     ms = int(t.timestamp() * 1000)
     return {"recv_ms": ms + 60_000, "stream": "btcusdt@kline_1m", "data": {"e": "kline", "E": ms + 60_000,
@@ -31,7 +37,7 @@ def kline(t: pd.Timestamp, closed: bool, close: float = 100.0) -> dict:
 def hour_file(root, records, tail: bytes = b""):
     path = root / "kline_1m" / "2024-01-11" / "kline_1m-2024-01-11-00.jsonl.gz"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(live_bars.gzip_lines(records) + tail)
+    path.write_bytes(gzip_lines(records) + tail)
     return path
 
 
@@ -47,12 +53,12 @@ def test_only_closed_klines_in_the_window_count(tmp_path):
 
 
 def test_a_crash_cut_tail_keeps_the_bars_before_it_and_damage_inside_fails(tmp_path):
-    whole = live_bars.gzip_lines([kline(T0 + 2 * MIN, True)])
+    whole = gzip_lines([kline(T0 + 2 * MIN, True)])
     path = hour_file(tmp_path, [kline(T0, True), kline(T0 + MIN, True)], tail=whole[: len(whole) // 2])
     assert live_bars.from_recordings([path], T0, T0 + 5 * MIN)["open_time"].tolist() == [T0, T0 + MIN]
-    raw = bytearray(live_bars.gzip_lines([kline(T0, True)]))
+    raw = bytearray(gzip_lines([kline(T0, True)]))
     raw[12] ^= 0xFF  # inside the deflate data of a complete member
-    path.write_bytes(bytes(raw) + live_bars.gzip_lines([kline(T0 + MIN, True)]))
+    path.write_bytes(bytes(raw) + gzip_lines([kline(T0 + MIN, True)]))
     with pytest.raises(CorruptRecording, match="kline_1m-2024-01-11-00"):
         live_bars.from_recordings([path], T0, T0 + 5 * MIN)
 
@@ -79,7 +85,7 @@ def test_sensor_on_the_collector_starts_at_the_newest_bar_then_one_run_per_bar(t
     now = pd.Timestamp.now(tz="UTC").floor("min")
     path = tmp_path / "kline_1m" / f"{now:%Y-%m-%d}" / f"kline_1m-{now:%Y-%m-%d}-{now:%H}.jsonl.gz"
     path.parent.mkdir(parents=True)
-    path.write_bytes(live_bars.gzip_lines([kline(now - 3 * MIN, True), kline(now - 2 * MIN, True)]))
+    path.write_bytes(gzip_lines([kline(now - 3 * MIN, True), kline(now - 2 * MIN, True)]))
     resources = {"live_feed": LiveFeedResource(source="collector"), "replay": ReplayResource(),
                  "streams": StreamRecordingsResource(root=str(tmp_path)), "warehouse": dg.ResourceDefinition.none_resource()}
     with dg.instance_for_test() as instance:
@@ -87,7 +93,7 @@ def test_sensor_on_the_collector_starts_at_the_newest_bar_then_one_run_per_bar(t
         (req,) = live_trading_sensor(ctx)
         assert req.run_key == f"bar-{now - 2 * MIN:%Y%m%dT%H%M}" and req.tags["btc/mode"] == "collector"
         with path.open("ab") as f:
-            f.write(live_bars.gzip_lines([kline(now - MIN, False), kline(now - MIN, True), kline(now, False)]))
+            f.write(gzip_lines([kline(now - MIN, False), kline(now - MIN, True), kline(now, False)]))
         ctx2 = dg.build_sensor_context(instance=instance, cursor=ctx.cursor, resources=resources)
         (req2,) = live_trading_sensor(ctx2)
         assert req2.run_key == f"bar-{now - MIN:%Y%m%dT%H%M}"

@@ -33,14 +33,17 @@ SOURCE_DEPS = [
 ]
 
 
-def load_bars(conn, start: pd.Timestamp, end: pd.Timestamp) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+def load_bars(conn, start: pd.Timestamp, end: pd.Timestamp,
+              higher_timeframes: bool = True) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
     """1m bars and, in the second value, the 5m/15m/1h bars and every extra source table that exists, in [start, end).
 
     Extra sources are keyed by their pit.SOURCES name; compute_features accepts them there, so every caller of
-    load_bars (gold and the live trading path) computes the very same features.
+    load_bars (gold and the live trading path) computes the very same features. Without `higher_timeframes` the
+    caller builds 5m/15m/1h itself (the live path, from 1m bars silver does not have yet).
     """
     one = read_window(conn, "silver.klines_1m", "open_time", start, end)
-    higher = {i: read_window(conn, f"silver.klines_{i}", "open_time", start, end) for i in ("5m", "15m", "1h")}
+    higher = {i: read_window(conn, f"silver.klines_{i}", "open_time", start, end)
+              for i in ("5m", "15m", "1h")} if higher_timeframes else {}
     for src in EXTRA_SOURCES:
         if table_exists(conn, src.table):
             # A source row is read from its own time column; the as-of join decides when a row may be used.

@@ -5,6 +5,7 @@ the demo runs a small configuration (DEMO_CONFIG) so that the whole demo graph s
 """
 
 
+import dataclasses
 from typing import TYPE_CHECKING
 
 import dagster as dg
@@ -43,10 +44,8 @@ class LstmTrainingConfig(common.WalkForwardSettings):
     def params(self) -> "lstm.LstmParams":  # torch is imported only where an LSTM is trained
         from btc_assets.lib.models import lstm
 
-        return lstm.LstmParams(window=self.window, hidden=self.hidden, dense=self.dense, layers=self.layers,
-                               dropout=self.dropout, epochs=self.epochs, patience=self.patience,
-                               batch_size=self.batch_size, learning_rate=self.learning_rate, stride=self.stride,
-                               max_train_samples=self.max_train_samples, seed=self.seed, device=self.device)
+        # Dagster needs the fields declared on the config; their values go over by name, none can be forgotten
+        return lstm.LstmParams(**{f.name: getattr(self, f.name) for f in dataclasses.fields(lstm.LstmParams)})
 
 
 # Small enough for `make demo` (about 10-20 s a week on 2 shared cores); the architecture's shape is the same.

@@ -35,26 +35,36 @@ def tagged_bars(context) -> tuple[pd.Timestamp, pd.Timestamp] | None:
     return pd.Timestamp(tags[BARS_FROM]), pd.Timestamp(tags[BARS_TO])
 
 
-def one_minute(conn, start: pd.Timestamp, end: pd.Timestamp, columns: list[str] | None = None) -> pd.DataFrame:
-    """1m bars in [start, end): silver, plus live bars for the minutes silver does not have."""
-    silver = read_window(conn, "silver.klines_1m", "open_time", start, end, columns)
-    if not table_exists(conn, LIVE_TABLE):
+def _live(conn, start: pd.Timestamp, end: pd.Timestamp, columns: list[str] | None = None) -> pd.DataFrame | None:
+    return read_window(conn, LIVE_TABLE, "open_time", start, end, columns) if table_exists(conn, LIVE_TABLE) else None
+
+
+def _with_live(silver: pd.DataFrame, live: pd.DataFrame | None) -> pd.DataFrame:
+    """Silver's 1m bars plus the live bars of the minutes silver does not have."""
+    if live is None or live.empty:
         return silver
-    live = read_window(conn, LIVE_TABLE, "open_time", start, end, columns)
     live = live[~live["open_time"].isin(silver["open_time"])]
     if live.empty:
         return silver
     return pd.concat([silver, live[silver.columns]], ignore_index=True).sort_values("open_time", ignore_index=True)
 
 
+def one_minute(conn, start: pd.Timestamp, end: pd.Timestamp, columns: list[str] | None = None) -> pd.DataFrame:
+    """1m bars in [start, end): silver, plus live bars for the minutes silver does not have."""
+    return _with_live(read_window(conn, "silver.klines_1m", "open_time", start, end, columns),
+                      _live(conn, start, end, columns))
+
+
 def feature_inputs(conn, start: pd.Timestamp, end: pd.Timestamp) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
-    """gold.load_bars, with live bars added and the higher timeframes rebuilt from them where they are used."""
-    one, higher = load_bars(conn, start, end)
-    merged = one_minute(conn, start, end)
-    if len(merged) != len(one):
-        one = merged[one.columns]
-        for interval in ("5m", "15m", "1h"):
-            higher[interval] = bars.resample_bars(merged, interval)
+    """gold.load_bars, with live bars added; when there are live bars in the window, 5m/15m/1h are built from the
+    merged 1m bars (as silver builds them) instead of read from silver."""
+    live = _live(conn, start, end)
+    if live is None or live.empty:
+        return load_bars(conn, start, end)
+    one, higher = load_bars(conn, start, end, higher_timeframes=False)
+    one = _with_live(one, live)
+    for interval in ("5m", "15m", "1h"):
+        higher[interval] = bars.resample_bars(one, interval)
     return one, higher
 
 
