@@ -147,9 +147,10 @@ def main(argv: list[str] | None = None) -> int:
     m = sub.add_parser("metrics", help="serve the trader's Prometheus metrics on /metrics")
     m.add_argument("--host", default="127.0.0.1")
     m.add_argument("--port", type=int, default=int(os.environ.get("BTC_METRICS_PORT", "9108")))
-    t = sub.add_parser("trade", help="the live trader as a long-lived worker: live_trading_sensor every second, its "
-                       "runs executed in this warm process (paper unless BTC_TRADING_MODE says otherwise)")
-    t.add_argument("--tick-seconds", type=float, default=1.0)
+    t = sub.add_parser("trade", help="the live trader as a long-lived worker: live_trading_sensor polled from each "
+                       "bar's close, its runs executed in this warm process (paper unless BTC_TRADING_MODE says "
+                       "otherwise)")
+    t.add_argument("--tick-seconds", type=float, default=0.25, help="polling interval once a bar is due")
     sub.add_parser("collect", add_help=False, help="record the live USD-M market streams to hourly bronze files "
                    "until Ctrl-C/SIGTERM (options: btc-assets collect --help)")
     argv = sys.argv[1:] if argv is None else argv

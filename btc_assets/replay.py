@@ -57,21 +57,24 @@ def replay_sensor(
     return {"replay_runs": runs}
 
 
-def trade_forever(defs: dg.Definitions, instance: dg.DagsterInstance, cursor_file, tick_seconds: float = 1.0,
+def trade_forever(defs: dg.Definitions, instance: dg.DagsterInstance, cursor_file, tick_seconds: float = 0.25,
                   should_stop=lambda: False, max_ticks: int | None = None) -> dict[str, int]:
-    """The live trader as one long-lived worker: evaluate `live_trading_sensor` every `tick_seconds` and execute the
-    runs it requests in this process, against the instance (they show in the UI with their lineage, tagged as the
-    sensor's runs).
+    """The live trader as one long-lived worker: evaluate `live_trading_sensor` and execute the runs it requests in
+    this process, against the instance (they show in the UI with their lineage, tagged as the sensor's runs).
+
+    When it polls: once a bar is taken, the worker sleeps until the next bar closes on the feed's clock (the
+    sensor's cursor knows it), then evaluates the sensor every `tick_seconds` until that bar is there. So a bar is
+    seen within a tick of its close while the REST feed is asked about once a minute, not every tick.
 
     Why a worker and not the daemon: the daemon launches each run in a fresh process, which spends seconds importing
     the code location before the first order; here the imports, the model and the exchange session stay warm, so a
-    bar's orders leave within about two seconds of its close (bench_live). Run either this worker or the sensor in
-    the daemon, not both: the run keys would keep them from trading twice, but they would race for each bar.
-    The cursor is kept in `cursor_file` so a restarted worker resumes after the last bar it requested.
+    bar's first order is acknowledged about a second after its close (bench_live). Run either this worker or the
+    sensor in the daemon, not both: the run keys would keep them from trading twice, but they would race for each
+    bar. The cursor is kept in `cursor_file` so a restarted worker resumes after the last bar it requested.
     """
     from pathlib import Path
 
-    from btc_assets.defs.trading.sensors import live_trading_sensor
+    from btc_assets.defs.trading.sensors import live_trading_sensor, next_close
 
     cursor_path = Path(cursor_file)
     cursor = cursor_path.read_text() if cursor_path.exists() else None
@@ -85,7 +88,7 @@ def trade_forever(defs: dg.Definitions, instance: dg.DagsterInstance, cursor_fil
             result = live_trading_sensor(ctx)
         except Exception as e:  # noqa: BLE001 - a feed hiccup must not stop the trader; the next tick retries
             log.warning("live sensor tick failed (%s: %s); retrying in %.0f s", type(e).__name__, e, tick_seconds)
-            time.sleep(tick_seconds)
+            time.sleep(max(tick_seconds, 1.0))
             continue
         for req in result if isinstance(result, list) else []:
             if instance.get_runs(filters=dg.RunsFilter(tags={"dagster/run_key": req.run_key}), limit=1):
@@ -103,5 +106,8 @@ def trade_forever(defs: dg.Definitions, instance: dg.DagsterInstance, cursor_fil
             tmp = cursor_path.with_suffix(".tmp")
             tmp.write_text(cursor)
             tmp.replace(cursor_path)
-        time.sleep(tick_seconds)
+        due = next_close(json.loads(cursor)) if cursor else None
+        wait_until = max(time.time() + tick_seconds, due or 0.0)
+        while not should_stop() and time.time() < wait_until:  # a stop request is honoured within a tick
+            time.sleep(min(tick_seconds, max(0.0, wait_until - time.time())))
     return {"ticks": ticks, "runs": runs, "failed_runs": failed}

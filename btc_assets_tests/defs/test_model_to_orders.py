@@ -154,6 +154,26 @@ def test_a_breaker_trip_pauses_entries_and_alerts(trained, caplog):
     assert caplog.text.count("drawdown breaker tripped") == 1
 
 
+def test_a_failed_decision_sends_nothing_and_keeps_the_live_bars(trained):
+    """The three trading assets share one step: a decision that fails stops the orders, while the live bars taken
+    before it stay materialized, and the failure names its cause."""
+    built, _ = trained
+    tags = {BARS_FROM: "2024-01-10T22:00:00+00:00", BARS_TO: "2024-01-10T22:01:00+00:00",
+            REQUESTED_AT: f"{time.time():.3f}"}
+    built.sql("UPDATE models.xgb_models SET promoted = false")
+    try:
+        res = built.run([["trading", "live_bars"], ["trading", "decisions"], ["trading", "orders"]],
+                        partition_key="2024-01-10", tags=tags, raise_on_error=False)
+    finally:
+        built.sql("UPDATE models.xgb_models SET promoted = (reason = 'beats the majority and persistence baselines')")
+    assert not res.success
+    assert "is not promoted" in str(res.get_step_failure_events()[0].event_specific_data.error)
+    materialized = {e.asset_key.path[-1] for e in res.get_asset_materialization_events()}
+    assert materialized == {"live_bars"}
+    assert built.sql("SELECT count(*) FROM trading.decisions WHERE bar_time >= '2024-01-10 22:00'") == [(0,)]
+    assert built.sql("SELECT count(*) FROM trading.order_events WHERE bar_time >= '2024-01-10 22:00'") == [(0,)]
+
+
 def test_trading_run_refuses_bars_outside_its_partition(trained):
     built, _ = trained
     tags = {BARS_FROM: "2024-01-09T10:00:00+00:00", BARS_TO: "2024-01-09T10:05:00+00:00"}

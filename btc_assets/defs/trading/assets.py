@@ -9,12 +9,18 @@ The plan of a bar comes from the backtest engine itself (lib/backtest/simulation
 session's bars with the journaled signals: the same sizing (fractional Kelly), ATR stops and targets, time exits,
 breakers, filters and liquidation guard as backtest/report, and the same state, so the live path and the
 backtest cannot drift apart; the parity check verifies it.
+
+One step, three assets: trading/live_bars, trading/decisions and trading/orders are the specs of one multi-asset
+(`live_trading`), so a live bar goes from the feed to the exchange on one warehouse connection with no Dagster step
+boundary in between, and the assets' events are written once the orders are out. Each can still be materialized
+alone (can_subset): a backfill of trading/decisions needs neither the live feed nor a broker.
 """
 
 
 import json
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import dagster as dg
 import pandas as pd
@@ -25,7 +31,10 @@ from btc_assets.defs.gold.assets import WARMUP, features_until
 from btc_assets.defs.models import predict
 from btc_assets.defs.models.common import TRADING_FAMILY, model_for_week
 from btc_assets.defs.resources import MlflowResource, NotifierResource, TradingResource
-from btc_assets.defs.trading.market import BARS_FROM, BARS_TO, feature_inputs, one_minute, rules_inputs, tagged_bars
+from btc_assets.defs.rest_resources import StreamRecordingsResource
+from btc_assets.defs.resources import LiveFeedResource
+from btc_assets.defs.trading.market import (BARS_FROM, BARS_TO, LIVE_BARS, feature_inputs, one_minute, rules_inputs,
+                                            tagged_bars, take_live_bars)
 from btc_assets.lib import trader, trading_metrics
 from btc_assets.lib.backtest import signals_from_classes
 from btc_assets.lib.backtest.simulation import decide
@@ -33,10 +42,37 @@ from btc_assets.lib.journal import Journal, client_order_id, mirror_journal
 from btc_assets.lib.kill_switch import KillSwitch, stop_trading
 from btc_assets.lib.labels import CLASS_NAMES
 
-__all__ = ["BARS_FROM", "BARS_TO", "REQUESTED_AT", "decisions", "orders", "session_bounds"]
+__all__ = ["BARS_FROM", "BARS_TO", "DECISIONS", "ORDERS", "REQUESTED_AT", "live_trading", "session_bounds"]
 REQUESTED_AT = "btc/requested_at"  # epoch seconds when the sensor asked for the run: the bars' close on its clock
 MINUTE = pd.Timedelta(minutes=1)
 SESSION_WARMUP = pd.Timedelta(minutes=60)  # bars before the first decision: ATR(14) and the 60-bar volatility exist
+MODEL_KEY = ["models", "ensemble" if TRADING_FAMILY == "ensemble" else f"{TRADING_FAMILY}_model"]
+
+DECISIONS = dg.AssetSpec(
+    ["trading", "decisions"],
+    deps=[dg.AssetDep(["silver", "klines_1m"], partition_mapping=partitions.warmup_mapping), LIVE_BARS.key,
+          dg.AssetDep(MODEL_KEY, partition_mapping=dg.TimeWindowPartitionMapping())],
+    group_name="trading",
+    kinds={"duckdb"},
+    description="One decision per closed 1m bar: point-in-time features -> promoted model of the week -> signal -> "
+    "the risk rules' plan (entry with Kelly size and ATR stop, exits, breaker, skip reason). Journal table "
+    "trading.decisions. A week without a promoted model fails the run (no fallback).",
+)
+ORDERS = dg.AssetSpec(
+    ["trading", "orders"],
+    deps=[DECISIONS.key],
+    group_name="trading",
+    kinds={"duckdb"},
+    description="Orders for the run's decisions through the configured broker (paper by default: the backtest's "
+    "fill model on the live bars; Binance testnet or live on explicit opt-in), from the append-only journal "
+    "trading.order_events. Reconciled with the broker at the start of the run and after it.",
+)
+
+
+class Decided(NamedTuple):
+    result: dg.MaterializeResult
+    observations: list  # one AssetObservation per decided bar
+    alerts: list  # (title, text) of breaker trips, sent once the orders are out
 
 
 def bar_range(context: dg.AssetExecutionContext, conn) -> list[pd.Timestamp]:
@@ -70,185 +106,150 @@ def session_signals(conn, session: pd.Timestamp, new: pd.DataFrame) -> pd.Series
     return pd.concat([past_s, new_s]) if len(past_s) else new_s
 
 
-@dg.asset(
-    key=["trading", "decisions"],
-    ins={
-        "k1m": dg.AssetIn(["silver", "klines_1m"], partition_mapping=partitions.warmup_mapping, dagster_type=dg.Nothing),
-        "live": dg.AssetIn(["trading", "live_bars"], dagster_type=dg.Nothing),
-        "model": dg.AssetIn(["models", "ensemble" if TRADING_FAMILY == "ensemble" else f"{TRADING_FAMILY}_model"],
-                            partition_mapping=dg.TimeWindowPartitionMapping(),
-                            dagster_type=dg.Nothing),
-    },
-    group_name="trading",
-    partitions_def=partitions.daily,
-    pool="duckdb",
-    kinds={"duckdb"},
-    description="One decision per closed 1m bar: point-in-time features -> promoted model of the week -> signal -> "
-    "the risk rules' plan (entry with Kelly size and ATR stop, exits, breaker, skip reason). Journal table "
-    "trading.decisions. A week without a promoted model fails the run (no fallback).",
-)
-def decisions(
-    context: dg.AssetExecutionContext, warehouse: DuckDBResource, mlflow: MlflowResource, trading: TradingResource,
-    notifier: NotifierResource,
-) -> dg.MaterializeResult:
-    with warehouse.get_connection() as conn:
-        journal = Journal(conn)
-        bars_to_decide = bar_range(context, conn)
-        if not bars_to_decide:
-            return dg.MaterializeResult(metadata={"bars": 0, "note": "nothing new to decide"})
-        first, last = bars_to_decide[0], bars_to_decide[-1]
-        one, higher = feature_inputs(conn, first - WARMUP, last + MINUTE)
-        feats = features_until(one, higher, last + MINUTE).set_index("open_time")
-        missing = [t for t in bars_to_decide if t not in feats.index]
-        if missing:
-            raise dg.Failure(f"bars not in silver or live.klines_1m yet: {', '.join(map(str, missing[:5]))}; "
-                             "materialize silver/klines_1m (or trading/live_bars) for them first")
-        rows = feats.loc[bars_to_decide]
-        frames, infer_ms = [], []
-        for week, week_rows in rows.groupby(rows.index.tz_localize(None).to_period("W-SUN")):
-            model = model_for_week(conn, week.start_time.tz_localize("UTC"))  # promoted only, else dg.Failure
-            context_rows = feats[feats.index < week_rows.index.min()].reset_index()
-            t0 = time.perf_counter()
-            proba = predict.predict(mlflow, model, week_rows.reset_index(), context_rows)
-            infer_ms += [(time.perf_counter() - t0) * 1000 / len(week_rows)] * len(week_rows)
-            frames.append(pd.DataFrame({
-                "bar_time": week_rows.index, "model_version": predict.version_label(model),
-                "p_sell": proba[:, 0], "p_hold": proba[:, 1], "p_buy": proba[:, 2],
-                "signal": proba.argmax(axis=1).astype("int8"),
-            }))
-        new = pd.concat(frames, ignore_index=True)
-        session = session_bounds(conn, trading, first)
-        signals = session_signals(conn, session, new)
-        k, funding, mark = rules_inputs(conn, session - SESSION_WARMUP, last + MINUTE)
-        plans = []
-        was_paused = conn.execute("SELECT breaker_paused FROM trading.decisions WHERE bar_time < ? "
-                                  "ORDER BY bar_time DESC LIMIT 1", [first.tz_localize(None)]).fetchall()
-        entries = signals_from_classes(signals).reindex(pd.DatetimeIndex(k["open_time"])).fillna(0).astype("int8")
-        for i, t in enumerate(bars_to_decide):
-            t0 = time.perf_counter()
-            upto = k["open_time"] <= t
-            res, last_decision = decide(k[upto], entries[upto.to_numpy()], funding,
-                                        mark=mark[mark["open_time"] <= t] if mark is not None else None,
-                                        initial_equity=trading.notional_usdt, costs=trading.costs(),
-                                        risk=trading.risk_config())
-            plans.append(trader.plan(res, last_decision))
-            infer_ms[i] += (time.perf_counter() - t0) * 1000
-        new = pd.concat([new, pd.DataFrame([p.row() for p in plans])], axis=1)
-        new["target_position"] = [p.sim_position for p in plans]  # the rules' net position at this close
-        new["price"] = one.set_index("open_time").loc[new["bar_time"], "close"].to_numpy()
-        new["decision_id"] = [client_order_id(trading.strategy, t, "decision") for t in new["bar_time"]]
-        new["decided_at"] = pd.Timestamp.now(tz="UTC")
-        new["decide_ms"] = infer_ms
-        requested = context.run.tags.get(REQUESTED_AT)
-        new["requested_at"] = pd.Timestamp(float(requested), unit="s", tz="UTC") if requested else pd.NaT
-        new["run_id"] = context.run.run_id
-        journal.record_decisions(new)
+def decide_bars(context: dg.AssetExecutionContext, conn, mlflow: MlflowResource, trading: TradingResource) -> Decided:
+    """trading/decisions (computed in the trading/live step): the plan of each bar of the run, journaled."""
+    t_start = time.perf_counter()
+    journal = Journal(conn)
+    bars_to_decide = bar_range(context, conn)
+    if not bars_to_decide:
+        return Decided(dg.MaterializeResult(asset_key=DECISIONS.key, metadata={
+            "bars": 0, "note": "nothing new to decide"}), [], [])
+    first, last = bars_to_decide[0], bars_to_decide[-1]
+    one, higher = feature_inputs(conn, first - WARMUP, last + MINUTE)
+    feats = features_until(one, higher, last + MINUTE)  # time-sorted: rows are found by position, not copied
+    times = pd.DatetimeIndex(feats["open_time"])
+    missing = [t for t in bars_to_decide if t not in times]
+    if missing:
+        raise dg.Failure(f"bars not in silver or live.klines_1m yet: {', '.join(map(str, missing[:5]))}; "
+                         "materialize silver/klines_1m (or trading/live_bars) for them first")
+    rows = feats.iloc[times.get_indexer(bars_to_decide)].reset_index(drop=True)
+    frames, infer_ms = [], []
+    for week, week_rows in rows.groupby(rows["open_time"].dt.tz_localize(None).dt.to_period("W-SUN")):
+        model = model_for_week(conn, week.start_time.tz_localize("UTC"))  # promoted only, else dg.Failure
+        context_rows = feats.iloc[:times.searchsorted(week_rows["open_time"].min())]
+        t0 = time.perf_counter()
+        proba = predict.predict(mlflow, model, week_rows, context_rows)
+        infer_ms += [(time.perf_counter() - t0) * 1000 / len(week_rows)] * len(week_rows)
+        frames.append(pd.DataFrame({
+            "bar_time": week_rows["open_time"].array, "model_version": predict.version_label(model),
+            "p_sell": proba[:, 0], "p_hold": proba[:, 1], "p_buy": proba[:, 2],
+            "signal": proba.argmax(axis=1).astype("int8"),
+        }))
+    new = pd.concat(frames, ignore_index=True)
+    session = session_bounds(conn, trading, first)
+    signals = session_signals(conn, session, new)
+    k, funding, mark = rules_inputs(conn, session - SESSION_WARMUP, last + MINUTE)
+    plans = []
+    was_paused = conn.execute("SELECT breaker_paused FROM trading.decisions WHERE bar_time < ? "
+                              "ORDER BY bar_time DESC LIMIT 1", [first.tz_localize(None)]).fetchall()
+    entries = signals_from_classes(signals).reindex(pd.DatetimeIndex(k["open_time"])).fillna(0).astype("int8")
+    for i, t in enumerate(bars_to_decide):
+        t0 = time.perf_counter()
+        upto = k["open_time"] <= t
+        res, last_decision = decide(k[upto], entries[upto.to_numpy()], funding,
+                                    mark=mark[mark["open_time"] <= t] if mark is not None else None,
+                                    initial_equity=trading.notional_usdt, costs=trading.costs(),
+                                    risk=trading.risk_config())
+        plans.append(trader.plan(res, last_decision))
+        infer_ms[i] += (time.perf_counter() - t0) * 1000
+    new = pd.concat([new, pd.DataFrame([p.row() for p in plans])], axis=1)
+    new["target_position"] = [p.sim_position for p in plans]  # the rules' net position at this close
+    new["price"] = one.set_index("open_time").loc[new["bar_time"], "close"].to_numpy()
+    new["decision_id"] = [client_order_id(trading.strategy, t, "decision") for t in new["bar_time"]]
+    new["decided_at"] = pd.Timestamp.now(tz="UTC")
+    new["decide_ms"] = infer_ms
+    requested = context.run.tags.get(REQUESTED_AT)
+    new["requested_at"] = pd.Timestamp(float(requested), unit="s", tz="UTC") if requested else pd.NaT
+    new["run_id"] = context.run.run_id
+    journal.record_decisions(new)
     previously = bool(was_paused[0][0]) if was_paused and was_paused[0][0] is not None else False
+    alerts = []
     for p in plans:
         if p.paused and not previously:
-            notifier.notifier().send("drawdown breaker tripped", f"{trading.strategy}: no new entries from "
-                                     f"{p.bar_time} (rules' equity {p.sim_equity:,.2f} USDT); it resets at the next "
-                                     "UTC day or week", level="critical")
+            alerts.append(("drawdown breaker tripped", f"{trading.strategy}: no new entries from {p.bar_time} "
+                           f"(rules' equity {p.sim_equity:,.2f} USDT); it resets at the next UTC day or week"))
         previously = p.paused
-    for row in new.itertuples():
-        context.log_event(dg.AssetObservation(
-            asset_key=["trading", "decisions"], partition=context.partition_key,
-            metadata={"decision_id": row.decision_id, "bar_time": str(row.bar_time), "signal": CLASS_NAMES[row.signal],
-                      "p_buy": float(row.p_buy), "p_sell": float(row.p_sell), "action": row.action,
-                      "entry_qty": float(row.entry_qty), "model_version": row.model_version},
-        ))
-    return dg.MaterializeResult(metadata={
+    observations = [dg.AssetObservation(
+        asset_key=DECISIONS.key, partition=context.partition_key,
+        metadata={"decision_id": row.decision_id, "bar_time": str(row.bar_time), "signal": CLASS_NAMES[row.signal],
+                  "p_buy": float(row.p_buy), "p_sell": float(row.p_sell), "action": row.action,
+                  "entry_qty": float(row.entry_qty), "model_version": row.model_version},
+    ) for row in new.itertuples()]
+    return Decided(dg.MaterializeResult(asset_key=DECISIONS.key, metadata={
         "bars": len(new), "first_bar": str(first), "last_bar": str(last), "session_start": str(session),
         "models": sorted(new["model_version"].unique().tolist()),
         "signals": {CLASS_NAMES[k]: int(v) for k, v in new["signal"].value_counts().items()},
         "actions": {str(k): int(v) for k, v in new["action"].value_counts().items()},
         "breaker_paused_bars": int(sum(p.paused for p in plans)),
         "decide_ms_p50": float(pd.Series(infer_ms).median()),
-    })
+        "seconds": round(time.perf_counter() - t_start, 3),
+    }), observations, alerts)
 
 
-@dg.asset(
-    key=["trading", "orders"],
-    deps=[dg.AssetKey(["trading", "decisions"])],
-    group_name="trading",
-    partitions_def=partitions.daily,
-    pool="duckdb",
-    kinds={"duckdb"},
-    check_specs=[
-        dg.AssetCheckSpec("orders_after_their_decision", asset=["trading", "orders"],
-                          description="No order event of a bar is journaled before that bar's decision, and no "
-                          "order id is filled twice."),
-        dg.AssetCheckSpec("orders_reconciled_with_broker", asset=["trading", "orders"],
-                          description="After the run, the broker's position equals the journal's filled position "
-                          "(within the tolerance). A failure engages the kill switch on the next run."),
-    ],
-    description="Orders for the run's decisions through the configured broker (paper by default: the backtest's "
-    "fill model on the live bars; Binance testnet or live on explicit opt-in), from the append-only journal "
-    "trading.order_events. Reconciled with the broker at the start of the run and after it.",
-)
-def orders(context: dg.AssetExecutionContext, warehouse: DuckDBResource, trading: TradingResource,
-           notifier: NotifierResource):
+def send_orders(context: dg.AssetExecutionContext, conn, warehouse: DuckDBResource, trading: TradingResource,
+                notifier: NotifierResource) -> list:
+    """trading/orders and its checks (computed in the trading/live step): settle and send the run's decided bars
+    through the broker, then reconcile with it."""
     start, end = (pd.Timestamp(t) for t in context.partition_time_window)
     kill = KillSwitch(Path(trading.kill_file) if trading.kill_file else None).reasons(
         failed_data_checks(context.instance))
     alerts = notifier.notifier()
-    with warehouse.get_connection() as conn:
-        journal = Journal(conn)
-        broker = trading.broker(journal, context.run.run_id)
-        opens: dict = {}
+    journal = Journal(conn)
+    broker = trading.broker(journal, context.run.run_id)
+    opens: dict = {}
 
-        def open_at(t: pd.Timestamp) -> float | None:
-            """The open of bar t (read once, only if an unplanned paper order needs it: not on the order path)."""
-            if not opens:
-                bars = one_minute(conn, start - WARMUP, end + MINUTE, ["open_time", "open"])
-                opens.update(zip(bars["open_time"], bars["open"].astype(float)))
-            return opens.get(t)
+    def open_at(t: pd.Timestamp) -> float | None:
+        """The open of bar t (read once, only if an unplanned paper order needs it: not on the order path)."""
+        if not opens:
+            bars = one_minute(conn, start - WARMUP, end + MINUTE, ["open_time", "open"])
+            opens.update(zip(bars["open_time"], bars["open"].astype(float)))
+        return opens.get(t)
 
-        plans = conn.execute(
-            "SELECT * FROM trading.decisions WHERE bar_time >= ? AND bar_time < ? ORDER BY bar_time",
-            [start.tz_localize(None), end.tz_localize(None)]).df()
-        plans["bar_time"] = pd.to_datetime(plans["bar_time"]).dt.tz_localize("UTC")
-        tagged = tagged_bars(context)
-        if tagged is not None:  # a live run settles and sends its own bars; the bars before were settled then
-            plans = plans[(plans["bar_time"] >= tagged[0]) & (plans["bar_time"] <= tagged[1])]
-        fills, sent = [], 0
-        t_first = time.perf_counter()
-        late = _too_late(context, trading, broker)
-        for row in plans.itertuples():
-            fills += broker.settle(_plan_of(row))  # what filled during this bar
-            if kill:
-                continue
-            sent += _send(broker, journal, trading, row, resume_only=late is not None)
+    plans = conn.execute(
+        "SELECT * FROM trading.decisions WHERE bar_time >= ? AND bar_time < ? ORDER BY bar_time",
+        [start.tz_localize(None), end.tz_localize(None)]).df()
+    plans["bar_time"] = pd.to_datetime(plans["bar_time"]).dt.tz_localize("UTC")
+    tagged = tagged_bars(context)
+    if tagged is not None:  # a live run settles and sends its own bars; the bars before were settled then
+        plans = plans[(plans["bar_time"] >= tagged[0]) & (plans["bar_time"] <= tagged[1])]
+    fills, sent = [], 0
+    t_first = time.perf_counter()
+    late = _too_late(context, trading, broker)
+    for row in plans.itertuples():
+        fills += broker.settle(_plan_of(row))  # what filled during this bar
         if kill:
-            last_bar = plans["bar_time"].max() if len(plans) else start
-            stop_trading(broker, kill, strategy=trading.strategy, notifier=alerts, bar_time=last_bar,
-                         step=trading.step_size)
-        if hasattr(broker, "fill_unplanned"):
-            fills += broker.fill_unplanned(open_at)
-        send_seconds = time.perf_counter() - t_first
-        expected = journal.position(broker.name)
-        orphans: list[str] = []
-        if hasattr(broker, "reconcile"):  # the exchange: its position and its open orders against the journal
-            rec = broker.reconcile(expected)
-            actual = rec.position
-            o = journal.orders()
-            legs = set(o.loc[(o["event"] == "NEW") & (o["broker"] == broker.name)
-                             & o["client_order_id"].str.match(r".*-(sl|tp)$"), "client_order_id"]) if len(o) else set()
-            on_exchange = {a["clientAlgoId"] for a in rec.open_algo_orders}
-            orphans = sorted((on_exchange ^ legs) | {x["clientOrderId"] for x in rec.open_orders})
-        else:
-            actual = broker.position()
-        day = journal.orders(start, end)
-        doubled = conn.execute(
-            "SELECT client_order_id FROM trading.order_events WHERE event = 'FILLED' AND bar_time >= ? AND "
-            "bar_time < ? GROUP BY 1 HAVING count(*) > 1", [start.tz_localize(None), end.tz_localize(None)]).df()
-        early = conn.execute(
-            "SELECT e.client_order_id FROM trading.order_events e JOIN trading.decisions d ON d.bar_time = e.bar_time "
-            "WHERE e.event_time < d.decided_at AND e.bar_time >= ? AND e.bar_time < ?",
-            [start.tz_localize(None), end.tz_localize(None)]).df()
-        metrics = trading_metrics.snapshot(conn, initial_equity=trading.notional_usdt)
-        mirror = warehouse.mirror() if hasattr(warehouse, "mirror") else None
-        mirrored = mirror_journal(conn, mirror, start, end)  # production: the journal's day on S3 too
+            continue
+        sent += _send(broker, journal, trading, row, resume_only=late is not None)
+    if kill:
+        last_bar = plans["bar_time"].max() if len(plans) else start
+        stop_trading(broker, kill, strategy=trading.strategy, notifier=alerts, bar_time=last_bar,
+                     step=trading.step_size)
+    if hasattr(broker, "fill_unplanned"):
+        fills += broker.fill_unplanned(open_at)
+    send_seconds = time.perf_counter() - t_first
+    expected = journal.position(broker.name)
+    orphans: list[str] = []
+    if hasattr(broker, "reconcile"):  # the exchange: its position and its open orders against the journal
+        rec = broker.reconcile(expected)
+        actual = rec.position
+        o = journal.orders()
+        legs = set(o.loc[(o["event"] == "NEW") & (o["broker"] == broker.name)
+                         & o["client_order_id"].str.match(r".*-(sl|tp)$"), "client_order_id"]) if len(o) else set()
+        on_exchange = {a["clientAlgoId"] for a in rec.open_algo_orders}
+        orphans = sorted((on_exchange ^ legs) | {x["clientOrderId"] for x in rec.open_orders})
+    else:
+        actual = broker.position()
+    day = journal.orders(start, end)
+    doubled = conn.execute(
+        "SELECT client_order_id FROM trading.order_events WHERE event = 'FILLED' AND bar_time >= ? AND "
+        "bar_time < ? GROUP BY 1 HAVING count(*) > 1", [start.tz_localize(None), end.tz_localize(None)]).df()
+    early = conn.execute(
+        "SELECT e.client_order_id FROM trading.order_events e JOIN trading.decisions d ON d.bar_time = e.bar_time "
+        "WHERE e.event_time < d.decided_at AND e.bar_time >= ? AND e.bar_time < ?",
+        [start.tz_localize(None), end.tz_localize(None)]).df()
+    metrics = trading_metrics.snapshot(conn, initial_equity=trading.notional_usdt)
+    mirror = warehouse.mirror() if hasattr(warehouse, "mirror") else None
+    mirrored = mirror_journal(conn, mirror, start, end)  # production: the journal's day on S3 too
     limiter = getattr(getattr(broker, "rest", None), "limiter", None)  # paper: no exchange, no headroom
     headroom = limiter.headroom() if limiter is not None else None
     if trading.metrics_file:
@@ -262,7 +263,7 @@ def orders(context: dg.AssetExecutionContext, warehouse: DuckDBResource, trading
         alerts.send("position mismatch", f"{trading.strategy} ({trading.mode}): broker holds {actual:+.3f} BTC, the "
                     f"journal expects {expected:+.3f}; orders open on one side only: {orphans[:5]}; trading stops "
                     "on the next run until it is resolved (RUNBOOK: recover after a crash)", level="critical")
-    yield dg.MaterializeResult(metadata={
+    return [dg.MaterializeResult(asset_key=ORDERS.key, metadata={
         "broker": broker.name, "mode": trading.mode, "orders_sent_this_run": sent, "fills_this_run": len(fills),
         "kill_switch": kill, "orders_today": len(day), "new_orders_withheld": late or "",
         "open_orders": int((day["event"] == "NEW").sum()) if len(day) else 0,
@@ -274,15 +275,66 @@ def orders(context: dg.AssetExecutionContext, warehouse: DuckDBResource, trading
         "journal_rows_mirrored": mirrored or "local profile: no mirror",
         "orders": dg.MetadataValue.md(day.tail(20).drop(columns=["run_id", "seq"], errors="ignore")
                                       .to_markdown(index=False)) if len(day) else "",
-    })
-    yield dg.AssetCheckResult(check_name="orders_after_their_decision", passed=doubled.empty and early.empty,
-                              metadata={"filled_twice": doubled["client_order_id"].tolist(),
-                                        "before_decision": early["client_order_id"].tolist()})
-    yield dg.AssetCheckResult(check_name="orders_reconciled_with_broker", passed=not mismatch,
-                              severity=dg.AssetCheckSeverity.ERROR,
-                              metadata={"broker_position": actual, "journal_position": expected,
-                                        "tolerance": trading.reconcile_tolerance,
-                                        "orders_open_on_one_side_only": orphans})
+    }), dg.AssetCheckResult(asset_key=ORDERS.key, check_name="orders_after_their_decision",
+                            passed=doubled.empty and early.empty,
+                            metadata={"filled_twice": doubled["client_order_id"].tolist(),
+                                      "before_decision": early["client_order_id"].tolist()}),
+        dg.AssetCheckResult(asset_key=ORDERS.key, check_name="orders_reconciled_with_broker", passed=not mismatch,
+                            severity=dg.AssetCheckSeverity.ERROR,
+                            metadata={"broker_position": actual, "journal_position": expected,
+                                      "tolerance": trading.reconcile_tolerance,
+                                      "orders_open_on_one_side_only": orphans})]
+
+
+@dg.multi_asset(
+    name="trading_live",
+    specs=[LIVE_BARS, DECISIONS, ORDERS],
+    check_specs=[
+        dg.AssetCheckSpec("orders_after_their_decision", asset=ORDERS.key,
+                          description="No order event of a bar is journaled before that bar's decision, and no "
+                          "order id is filled twice."),
+        dg.AssetCheckSpec("orders_reconciled_with_broker", asset=ORDERS.key,
+                          description="After the run, the broker's position equals the journal's filled position "
+                          "(within the tolerance). A failure engages the kill switch on the next run."),
+    ],
+    can_subset=True,
+    partitions_def=partitions.daily,
+    pool="duckdb",
+)
+def live_trading(context: dg.AssetExecutionContext, warehouse: DuckDBResource, live_feed: LiveFeedResource,
+                 streams: StreamRecordingsResource, mlflow: MlflowResource, trading: TradingResource,
+                 notifier: NotifierResource):
+    """live bars -> decisions -> orders as one step: a live bar's order leaves as soon as it is decided, on one
+    warehouse connection, and the three assets' events are written after it (each Dagster step and event costs
+    tens of milliseconds on the order path, see bench_live). Each asset can still be materialized alone (a backfill
+    of trading/decisions decides silver's bars without the live feed or a broker)."""
+    selected = context.selected_asset_keys
+    done: list = []
+    decided = None
+    try:
+        with warehouse.get_connection() as conn:
+            if LIVE_BARS.key in selected:
+                done.append(take_live_bars(context, conn, live_feed, streams))
+            if DECISIONS.key in selected:
+                decided = decide_bars(context, conn, mlflow, trading)
+                done.append(decided.result)
+            if ORDERS.key in selected:
+                done += send_orders(context, conn, warehouse, trading, notifier)
+    except Exception:
+        yield from _selected(context, done)  # what was finished before the failure stays materialized
+        raise
+    yield from _selected(context, done)
+    if decided is not None:
+        for obs in decided.observations:
+            context.log_event(obs)
+        for title, text in decided.alerts:
+            notifier.notifier().send(title, text, level="critical")
+
+
+def _selected(context: dg.AssetExecutionContext, results: list) -> list:
+    checks = context.selected_asset_check_keys
+    return [r for r in results if not isinstance(r, dg.AssetCheckResult)
+            or dg.AssetCheckKey(r.asset_key, r.check_name) in checks]
 
 
 def _plan_of(row) -> trader.BarPlan:

@@ -14,7 +14,7 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from btc_assets.defs.resources import TradingResource
-from btc_assets.defs.trading.assets import SESSION_WARMUP, session_bounds
+from btc_assets.defs.trading.assets import ORDERS, SESSION_WARMUP, session_bounds
 from btc_assets.defs.trading.market import rules_inputs
 from btc_assets.lib.backtest import signals_from_classes, simulate
 from btc_assets.lib.warehouse import table_exists
@@ -33,7 +33,8 @@ def _live_plans(d: pd.DataFrame) -> tuple[set, set]:
     return entries, exits
 
 
-@dg.asset_check(asset=["trading", "decisions"], description=__doc__.split("\n\n")[0])
+@dg.asset_check(asset=["trading", "decisions"], description=__doc__.split("\n\n")[0],
+                additional_deps=[ORDERS.key])  # in a live run it runs once the bar's orders are out
 def decisions_match_backtest(warehouse: DuckDBResource, trading: TradingResource) -> dg.AssetCheckResult:
     with warehouse.get_connection() as conn:
         if not (table_exists(conn, "trading.decisions") and table_exists(conn, "models.signals")):

@@ -10,9 +10,7 @@ import time
 
 import dagster as dg
 import pandas as pd
-from dagster_duckdb import DuckDBResource
 
-from btc_assets.defs import partitions
 from btc_assets.defs.gold.assets import load_bars
 from btc_assets.defs.rest_resources import StreamRecordingsResource
 from btc_assets.defs.resources import LiveFeedResource
@@ -82,27 +80,29 @@ def rules_inputs(conn, start: pd.Timestamp, end: pd.Timestamp):
     return k, funding, mark
 
 
-@dg.asset(
-    key=["trading", "live_bars"],
+LIVE_BARS = dg.AssetSpec(
+    ["trading", "live_bars"],
     deps=[dg.AssetKey(["bronze", "stream_recordings"])],
     group_name="trading",
-    partitions_def=partitions.daily,
-    pool="duckdb",
     kinds={"duckdb"},
     description="The closed 1m bars a live run decides, from the live feed (collector recordings, REST, or replayed "
     "silver), in live.klines_1m. A bar the sensor announced that the feed does not have fails the run, naming it.",
 )
-def live_bars_asset(context: dg.AssetExecutionContext, warehouse: DuckDBResource, live_feed: LiveFeedResource,
-                    streams: StreamRecordingsResource) -> dg.MaterializeResult:
+
+
+def take_live_bars(context: dg.AssetExecutionContext, conn, live_feed: LiveFeedResource,
+                   streams: StreamRecordingsResource) -> dg.MaterializeResult:
+    """trading/live_bars (computed in the trading/live step): the run's tagged bars from the feed into the live table."""
+    key = LIVE_BARS.key
     wanted = tagged_bars(context)
     if wanted is None:
-        return dg.MaterializeResult(metadata={"bars": 0, "note": "no bars tagged: a manual run decides silver's bars"})
+        return dg.MaterializeResult(asset_key=key, metadata={
+            "bars": 0, "note": "no bars tagged: a manual run decides silver's bars"})
     lo, hi = wanted
     end = hi + MINUTE
     t0 = time.perf_counter()
     if live_feed.source == "replay":
-        with warehouse.get_connection() as conn:
-            got = one_minute(conn, lo, end, ["open_time"])
+        got = one_minute(conn, lo, end, ["open_time"])
         fetched = 0
     else:
         if live_feed.source == "collector":
@@ -114,15 +114,14 @@ def live_bars_asset(context: dg.AssetExecutionContext, warehouse: DuckDBResource
             server_now = int(rest.get("/fapi/v1/time", {})["serverTime"])
             got = live_bars.from_rest(rest, live_feed.symbol, lo, end, server_now)
         fetched = len(got)
-        with warehouse.get_connection() as conn:
-            if fetched:
-                replace_window(conn, LIVE_TABLE, LIVE_TYPES, got, "open_time", got["open_time"].min(),
-                               got["open_time"].max() + MINUTE)
+        if fetched:
+            replace_window(conn, LIVE_TABLE, LIVE_TYPES, got, "open_time", got["open_time"].min(),
+                           got["open_time"].max() + MINUTE)
     missing = sorted(set(pd.date_range(lo, hi, freq="1min")) - set(got["open_time"]))
     if missing:
         raise dg.Failure(f"the {live_feed.source} feed has no closed bar for {len(missing)} minute(s) of "
                          f"{lo}..{hi} (first {missing[0]}); check that the collector runs (make collect) or "
                          "that REST is reachable, then retry the run")
-    return dg.MaterializeResult(metadata={"bars": int(len(got)), "source": live_feed.source, "first_bar": str(lo),
-                                          "last_bar": str(hi), "written_to_live_table": fetched,
-                                          "seconds": round(time.perf_counter() - t0, 3)})
+    return dg.MaterializeResult(asset_key=key, metadata={
+        "bars": int(len(got)), "source": live_feed.source, "first_bar": str(lo), "last_bar": str(hi),
+        "written_to_live_table": fetched, "seconds": round(time.perf_counter() - t0, 3)})

@@ -6,7 +6,8 @@ Where it learns that a bar closed is the live feed's source (LiveFeedResource):
 - ``replay``: a window of silver replayed on a clock `speed` times faster than the wall clock (the demo, and the
   parity of the live path with the backtest on the sample).
 
-The cursor is JSON: {"source", "last_bar"} (plus the replay clock: "start", "end", "anchor", "speed"). The first
+The cursor is JSON: {"source", "last_bar", "clock_offset"} (the feed's clock minus this machine's; the replay has
+its own clock instead: "start", "end", "anchor", "speed"). The first
 tick starts at the newest closed bar: the sensor trades from now on, it does not backfill history (a backfill of
 trading/decisions does that). Each bar gets its own run, keyed by the bar's time, so a retried tick asks for the
 same run_key and Dagster never runs it twice. After a pause (more than CATCH_UP bars due at once) the backlog goes
@@ -23,8 +24,7 @@ from dagster_duckdb import DuckDBResource
 
 from btc_assets.defs.rest_resources import StreamRecordingsResource
 from btc_assets.defs.resources import LiveFeedResource, ReplayResource
-from btc_assets.defs.trading.assets import BARS_FROM, BARS_TO, REQUESTED_AT, decisions, orders
-from btc_assets.defs.trading.market import live_bars_asset
+from btc_assets.defs.trading.assets import BARS_FROM, BARS_TO, REQUESTED_AT, live_trading
 from btc_assets.lib import live_bars
 from btc_assets.lib.rest import PublicRest
 
@@ -33,7 +33,7 @@ DEFAULT_REPLAY = pd.Timedelta(hours=2)
 CATCH_UP = 5
 
 trading_job = dg.define_asset_job(
-    "trading_job", selection=dg.AssetSelection.assets(live_bars_asset, decisions, orders),
+    "trading_job", selection=dg.AssetSelection.assets(live_trading),
     description="Take the bars named by the run's tags from the live feed, decide them, send their orders (the "
     "live sensor's job).",
 )
@@ -59,17 +59,26 @@ def due_bars(cursor: dict, now: float) -> list[pd.Timestamp]:
     return list(pd.date_range(first, last, freq="1min")) if last >= first else []
 
 
-def newest_closed(feed: LiveFeedResource, streams: StreamRecordingsResource) -> pd.Timestamp | None:
-    """Open time of the newest bar the feed has seen close."""
+def newest_closed(feed: LiveFeedResource, streams: StreamRecordingsResource) -> tuple[pd.Timestamp | None, float]:
+    """Open time of the newest bar the feed has seen close, and the feed's clock minus this machine's (seconds)."""
     if feed.source == "collector":
         today = pd.Timestamp.now(tz="UTC").floor("D")
         files = [f for d in (today - pd.Timedelta(days=1), today) for f in streams.files("kline_1m", f"{d:%Y-%m-%d}")]
-        return live_bars.latest_closed_from_recordings(files[-3:])
+        return live_bars.latest_closed_from_recordings(files[-3:]), 0.0
     rest = PublicRest(feed.rest_url, retries=1)
     server_now = int(rest.get("/fapi/v1/time", {})["serverTime"])
+    offset = server_now / 1000 - time.time()
     rows = rest.get("/fapi/v1/klines", {"symbol": feed.symbol, "interval": "1m", "limit": 2}, weight=1)
     closed = [int(r[0]) for r in rows if int(r[6]) < server_now]
-    return pd.Timestamp(max(closed), unit="ms", tz="UTC") if closed else None
+    return (pd.Timestamp(max(closed), unit="ms", tz="UTC") if closed else None), offset
+
+
+def next_close(cursor: dict) -> float | None:
+    """When (epoch seconds, this machine's clock) the bar after cursor['last_bar'] closes on the feed's clock: a
+    worker polling the sensor can sleep until then (`make trade`)."""
+    if not cursor.get("last_bar") or cursor.get("source") == "replay":
+        return None
+    return (pd.Timestamp(cursor["last_bar"]) + 2 * MINUTE).timestamp() - cursor.get("clock_offset", 0.0)
 
 
 def requests_for(bars: list[pd.Timestamp], mode: str, one_run_per_bar: bool) -> list[dg.RunRequest]:
@@ -99,11 +108,12 @@ def live_trading_sensor(context: dg.SensorEvaluationContext, live_feed: LiveFeed
                       "speed": replay.speed, "last_bar": None}
         bars = due_bars(cursor, time.time())
     else:
-        newest = newest_closed(live_feed, streams)
+        newest, offset = newest_closed(live_feed, streams)
         if newest is None:
             return dg.SkipReason(f"the {live_feed.source} feed has no closed bar yet")
         if not cursor.get("last_bar"):
             cursor = {"source": live_feed.source, "last_bar": (newest - MINUTE).isoformat()}
+        cursor["clock_offset"] = round(offset, 3)
         first = pd.Timestamp(cursor["last_bar"]) + MINUTE
         bars = list(pd.date_range(first, newest, freq="1min")) if newest >= first else []
     if not bars:
