@@ -7,7 +7,7 @@ then plays the real bars of 2024-01-11, closing one every `--bar-seconds` of wal
 The live trader runs as `make trade` runs it: `trade_forever` polls live_trading_sensor (REST feed) every `--tick`
 seconds and executes the runs it requests in process (trading_job: the trading/live step -- live bars -> decision
 -> orders through the Binance broker in testnet mode -- then the parity check), against a Dagster instance on
-local sqlite storage. So the figures include the polling delay, the sensor, the run's creation and Dagster's events.
+local sqlite storage (`--postgres`: on PostgreSQL, as in production). So the figures include the polling delay, the sensor, the run's creation and Dagster's events.
 
 Printed, as p50 / p95 over the bars:
 * close -> first order acknowledged by the exchange (its accept time of the bar's first order), bars with orders;
@@ -23,6 +23,7 @@ per run (the code location's imports) on top: `make trade` is the low-latency pa
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -62,14 +63,29 @@ def main() -> None:
     ap.add_argument("--bars", type=int, default=200)
     ap.add_argument("--bar-seconds", type=float, default=2.5, help="wall seconds between two bar closes")
     ap.add_argument("--tick", type=float, default=0.25, help="the worker's polling interval (make trade's default)")
+    ap.add_argument("--postgres", action="store_true",
+                    help="the Dagster instance on PostgreSQL (Debian's server on 127.0.0.1), as in production")
     args = ap.parse_args()
+    with contextlib.ExitStack() as stack:
+        overrides, storage = None, "sqlite instance"
+        if args.postgres:
+            from btc_assets_tests.services.postgres import postgres_server
+
+            pg = stack.enter_context(postgres_server(("dagster",)))
+            overrides = {"storage": {"postgres": {"postgres_url": pg.url("dagster", "postgresql+psycopg2")}}}
+            storage = "PostgreSQL instance"
+        bench(args, overrides, storage)
+
+
+def bench(args, overrides: dict | None, storage: str) -> None:
     os.environ.update({"BINANCE_API_KEY": KEY, "BINANCE_API_SECRET": SECRET, "BTC_TRADING_MODE": "testnet"})
     root = Path(tempfile.mkdtemp(prefix="bench-live-"))
     day = real_klines(dt.date(2024, 1, 11))
     bars = [(int(r.open_time.timestamp() * 1000), r.open, r.high, r.low, r.close, r.volume)
             for r in day.iloc[:args.bars + 5].itertuples()]
     (root / "home").mkdir()
-    with dg.instance_for_test(temp_dir=str(root / "home")) as instance, run_in_thread(bars, KEY, SECRET) as fx:
+    with dg.instance_for_test(temp_dir=str(root / "home"), overrides=overrides) as instance, \
+            run_in_thread(bars, KEY, SECRET) as fx:
         t0 = time.perf_counter()
         p = ten_days(root / "data", SAMPLE, instance)
         p.run([["models", "xgb_model"]], partition_key="2024-01-08", run_config=train_config())
@@ -135,7 +151,7 @@ def main() -> None:
         failed = worker["failed_runs"]
     to_ack = [first_ack[b] - closes[b] for b in first_ack if b in closes]
     print(f"bars closed: {len(closes)}, runs: {len(ends)} ({failed} failed), bars with orders: {len(to_ack)}; "
-          f"one bar every {args.bar_seconds} s, worker polling every {args.tick} s, sqlite instance")
+          f"one bar every {args.bar_seconds} s, worker polling every {args.tick} s, {storage}")
     print(line("bar close -> first order acknowledged", to_ack, target="  target p95 < 2 s"))
     print(line("bar close -> run created (sensor's request)", [created[b] - closes[b] for b in created]))
     print(line("bar close -> trading/live step starts", [step_start[b] - closes[b] for b in step_start]))

@@ -201,12 +201,13 @@ class TradingResource(dg.ConfigurableResource):
 
         return Costs(taker_fee=self.taker_fee, maker_fee=self.maker_fee)
 
-    def broker(self, journal, run_id: str):
-        """The paper broker, or the Binance broker (started: clock synced, leverage and margin set, reconciled)."""
+    def broker(self, journal, run_id: str, market=None):
+        """The paper broker (filling against `market`, a lib.live_market.RecordedMarket, when given), or the Binance
+        broker (started: clock synced, leverage and margin set, reconciled)."""
         from btc_assets.lib.brokers.paper import PaperBroker
 
         if self.mode == "paper":
-            return PaperBroker(journal, self.taker_fee, run_id, self.strategy)
+            return PaperBroker(journal, self.taker_fee, run_id, self.strategy, market=market)
         from btc_assets.lib.brokers.binance import BinanceBroker, ExecutionConfig
         from btc_assets.lib.brokers.binance_rest import BinanceRest
 

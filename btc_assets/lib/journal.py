@@ -93,6 +93,12 @@ class Journal:
             [row[c] for c in cols],
         )
 
+    def sent_at(self, client_order_id: str) -> pd.Timestamp | None:
+        """When the order was journaled NEW (just before it was sent)."""
+        q = f"SELECT min(event_time) FROM {ORDER_EVENTS} WHERE client_order_id = ? AND event = 'NEW'"
+        t = self.conn.execute(q, [client_order_id]).fetchall()[0][0]
+        return pd.Timestamp(t, tz="UTC") if t is not None else None
+
     def has_order(self, client_order_id: str) -> bool:
         q = f"SELECT count(*) FROM {ORDER_EVENTS} WHERE client_order_id = ?"
         return self.conn.execute(q, [client_order_id]).fetchone()[0] > 0

@@ -9,11 +9,13 @@ import mlflow
 import pandas as pd
 import pytest
 
-from btc_assets.defs.resources import ReplayResource, TradingResource
+from btc_assets.defs.rest_resources import StreamRecordingsResource
+from btc_assets.defs.resources import LiveFeedResource, ReplayResource, TradingResource
 from btc_assets.defs.trading.assets import BARS_FROM, BARS_TO, REQUESTED_AT
 from btc_assets.defs.trading.checks import decisions_match_backtest
 from btc_assets.defs.trading.sensors import due_bars, live_trading_sensor
 from btc_assets_tests.defs.conftest import ALL_ASSETS, train_config
+from btc_assets_tests.lib.test_live_bars import gzip_lines, kline
 
 WEEK = "2024-01-08"
 
@@ -172,6 +174,25 @@ def test_a_failed_decision_sends_nothing_and_keeps_the_live_bars(trained):
     assert materialized == {"live_bars"}
     assert built.sql("SELECT count(*) FROM trading.decisions WHERE bar_time >= '2024-01-10 22:00'") == [(0,)]
     assert built.sql("SELECT count(*) FROM trading.order_events WHERE bar_time >= '2024-01-10 22:00'") == [(0,)]
+
+
+def test_a_collector_run_reads_the_recorded_bars_and_paper_fills_against_the_recorded_market(trained, tmp_path):
+    built, _ = trained
+    t = pd.Timestamp("2024-01-10 21:30", tz="UTC")
+    path = tmp_path / "kline_1m" / "2024-01-10" / "kline_1m-2024-01-10-21.jsonl.gz"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(gzip_lines([kline(t, False), kline(t, True), kline(t + pd.Timedelta(minutes=1), True)]))
+    resources = {**built.resources, "live_feed": LiveFeedResource(source="collector"),
+                 "streams": StreamRecordingsResource(root=str(tmp_path))}
+    tags = {BARS_FROM: t.isoformat(), BARS_TO: (t + pd.Timedelta(minutes=1)).isoformat(),
+            REQUESTED_AT: f"{time.time():.3f}"}
+    res = dg.materialize(ALL_ASSETS, selection=[dg.AssetKey(["trading", k]) for k in ("live_bars", "decisions",
+                                                                                        "orders")],
+                         partition_key="2024-01-10", resources=resources, instance=built.instance, tags=tags)
+    meta = {e.asset_key.path[-1]: e.materialization.metadata for e in res.get_asset_materialization_events()}
+    assert meta["live_bars"]["source"].value == "collector" and meta["live_bars"]["written_to_live_table"].value == 2
+    assert meta["decisions"]["bars"].value == 2
+    assert meta["orders"]["paper_fill_prices"].value == "recorded book and trades (collector)"
 
 
 def test_trading_run_refuses_bars_outside_its_partition(trained):

@@ -40,6 +40,7 @@ from btc_assets.lib.backtest import signals_from_classes
 from btc_assets.lib.backtest.simulation import decide
 from btc_assets.lib.journal import Journal, client_order_id, mirror_journal
 from btc_assets.lib.kill_switch import KillSwitch, stop_trading
+from btc_assets.lib.live_market import RecordedMarket
 from btc_assets.lib.labels import CLASS_NAMES
 
 __all__ = ["BARS_FROM", "BARS_TO", "DECISIONS", "ORDERS", "REQUESTED_AT", "live_trading", "session_bounds"]
@@ -187,15 +188,16 @@ def decide_bars(context: dg.AssetExecutionContext, conn, mlflow: MlflowResource,
 
 
 def send_orders(context: dg.AssetExecutionContext, conn, warehouse: DuckDBResource, trading: TradingResource,
-                notifier: NotifierResource) -> list:
+                notifier: NotifierResource, market: RecordedMarket | None = None) -> list:
     """trading/orders and its checks (computed in the trading/live step): settle and send the run's decided bars
-    through the broker, then reconcile with it."""
+    through the broker, then reconcile with it. `market`: the recorded trades and book the paper broker fills
+    against (the collector's feed)."""
     start, end = (pd.Timestamp(t) for t in context.partition_time_window)
     kill = KillSwitch(Path(trading.kill_file) if trading.kill_file else None).reasons(
         failed_data_checks(context.instance))
     alerts = notifier.notifier()
     journal = Journal(conn)
-    broker = trading.broker(journal, context.run.run_id)
+    broker = trading.broker(journal, context.run.run_id, market=market)
     opens: dict = {}
 
     def open_at(t: pd.Timestamp) -> float | None:
@@ -265,6 +267,8 @@ def send_orders(context: dg.AssetExecutionContext, conn, warehouse: DuckDBResour
                     "on the next run until it is resolved (RUNBOOK: recover after a crash)", level="critical")
     return [dg.MaterializeResult(asset_key=ORDERS.key, metadata={
         "broker": broker.name, "mode": trading.mode, "orders_sent_this_run": sent, "fills_this_run": len(fills),
+        "paper_fill_prices": ("" if broker.name != "paper" else "recorded book and trades (collector)" if market
+                              else "fill model on bars"),
         "kill_switch": kill, "orders_today": len(day), "new_orders_withheld": late or "",
         "open_orders": int((day["event"] == "NEW").sum()) if len(day) else 0,
         "position_btc": actual, "journal_position_btc": expected,
@@ -319,22 +323,24 @@ def live_trading(context: dg.AssetExecutionContext, warehouse: DuckDBResource, l
                 decided = decide_bars(context, conn, mlflow, trading)
                 done.append(decided.result)
             if ORDERS.key in selected:
-                done += send_orders(context, conn, warehouse, trading, notifier)
+                market = RecordedMarket(streams.files) if live_feed.source == "collector" else None
+                done += send_orders(context, conn, warehouse, trading, notifier, market)
     except Exception:
-        yield from _selected(context, done)  # what was finished before the failure stays materialized
+        yield from _finish(context, done, decided, notifier)  # what was done before the failure stays recorded
         raise
-    yield from _selected(context, done)
+    yield from _finish(context, done, decided, notifier)
+
+
+def _finish(context: dg.AssetExecutionContext, results: list, decided: Decided | None, notifier: NotifierResource):
+    """The step's results (checks only when selected), then the decisions' per-bar observations and alerts."""
+    checks = context.selected_asset_check_keys
+    yield from (r for r in results if not isinstance(r, dg.AssetCheckResult)
+                or dg.AssetCheckKey(r.asset_key, r.check_name) in checks)
     if decided is not None:
         for obs in decided.observations:
             context.log_event(obs)
         for title, text in decided.alerts:
             notifier.notifier().send(title, text, level="critical")
-
-
-def _selected(context: dg.AssetExecutionContext, results: list) -> list:
-    checks = context.selected_asset_check_keys
-    return [r for r in results if not isinstance(r, dg.AssetCheckResult)
-            or dg.AssetCheckKey(r.asset_key, r.check_name) in checks]
 
 
 def _plan_of(row) -> trader.BarPlan:
