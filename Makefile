@@ -44,6 +44,7 @@ bench: install
 	$(BIN)/python -m btc_assets_tests.bench_models
 	$(BIN)/python -m btc_assets_tests.bench_collector --seconds 60
 	$(BIN)/python -m btc_assets_tests.bench_live --bars 200
+	$(BIN)/python -m btc_assets_tests.bench_live --bars 120 --postgres
 
 # Record the live market streams (kline_1m, aggTrade, depth20@100ms, markPrice@1s, forceOrder) until Ctrl-C/SIGTERM.
 collect: install

@@ -79,6 +79,10 @@ def trade_forever(defs: dg.Definitions, instance: dg.DagsterInstance, cursor_fil
     cursor_path = Path(cursor_file)
     cursor = cursor_path.read_text() if cursor_path.exists() else None
     job = defs.resolve_job_def("trading_job")
+    # A long-lived process: pooled connections to the instance's database, as the webserver holds them. Dagster's
+    # storages otherwise open a connection per query, and on PostgreSQL each one is a new authenticated session
+    # (bench_live --postgres: seconds per run without the pool). A no-op on the local sqlite storage.
+    instance.optimize_for_webserver(statement_timeout=60_000, pool_recycle=3600, max_overflow=5)
     runs = failed = ticks = 0
     while not should_stop() and (max_ticks is None or ticks < max_ticks):
         ticks += 1
