@@ -10,6 +10,7 @@ import datetime as dt
 import gzip
 import json
 import os
+import time
 
 import dagster as dg
 import duckdb
@@ -18,7 +19,7 @@ import pandas as pd
 import pytest
 
 from btc_assets.defs.resources import LiveFeedResource, TradingResource
-from btc_assets.defs.trading.sensors import live_trading_sensor, trading_job
+from btc_assets.defs.trading.sensors import live_trading_sensor, next_close, trading_job
 from btc_assets.lib.fake_exchange import run_in_thread
 from btc_assets_tests.conftest import real_klines
 from btc_assets_tests.defs.conftest import ALL_ASSETS, ten_days, train_config
@@ -176,7 +177,10 @@ def test_the_trading_worker_runs_the_next_bar_and_resumes_from_its_cursor(sessio
     out = trade_forever(defs, instance, cursor, tick_seconds=0.01, max_ticks=2)
     assert out == {"ticks": 2, "runs": 1, "failed_runs": 0}
     assert p.sql("SELECT count(*) FROM trading.decisions WHERE bar_time = ?", [newest.tz_localize(None)]) == [(1,)]
-    assert json.loads(cursor.read_text())["last_bar"] == newest.isoformat()
+    state = json.loads(cursor.read_text())
+    assert state["last_bar"] == newest.isoformat()
+    # the fake exchange replays 2024 on today's clock: the feed's clock offset is known, the next bar long due
+    assert abs(state["clock_offset"]) < 5 and next_close(state) < time.time()
     (run,) = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/run_key": f"bar-{newest:%Y%m%dT%H%M}"}))
     assert run.tags["dagster/sensor_name"] == "live_trading_sensor"
     assert trade_forever(defs, instance, cursor, tick_seconds=0.01, max_ticks=1)["runs"] == 0  # resumed, no repeat

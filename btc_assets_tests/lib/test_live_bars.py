@@ -10,7 +10,7 @@ import pytest
 
 from btc_assets.defs.rest_resources import StreamRecordingsResource
 from btc_assets.defs.resources import LiveFeedResource, ReplayResource
-from btc_assets.defs.trading.sensors import live_trading_sensor
+from btc_assets.defs.trading.sensors import live_trading_sensor, next_close
 from btc_assets.lib import live_bars
 from btc_assets.lib.collector.salvage import CorruptRecording
 from btc_assets.lib.fake_exchange import run_in_thread
@@ -100,3 +100,13 @@ def test_sensor_on_the_collector_starts_at_the_newest_bar_then_one_run_per_bar(t
         assert json.loads(ctx2.cursor)["last_bar"] == (now - MIN).isoformat()
         skip = live_trading_sensor(dg.build_sensor_context(instance=instance, cursor=ctx2.cursor, resources=resources))
         assert isinstance(skip, dg.SkipReason)
+
+
+def test_the_worker_sleeps_until_the_next_bar_closes_on_the_feeds_clock():
+    bar = pd.Timestamp("2026-11-22 12:05", tz="UTC")  # the last bar taken closed at 12:06; the next closes at 12:07
+    rest = {"source": "rest", "last_bar": bar.isoformat(), "clock_offset": 2.5}  # the server is 2.5 s ahead
+    assert next_close(rest) == pd.Timestamp("2026-11-22 12:07", tz="UTC").timestamp() - 2.5
+    assert next_close({**rest, "source": "collector", "clock_offset": 0.0}) == pd.Timestamp(
+        "2026-11-22 12:07", tz="UTC").timestamp()
+    assert next_close({"source": "rest"}) is None  # nothing taken yet: poll
+    assert next_close({"source": "replay", "last_bar": bar.isoformat()}) is None  # the replay keeps its own clock
