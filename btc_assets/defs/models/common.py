@@ -13,12 +13,19 @@ and models/signals and trading use promoted models only.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
 import dagster as dg
 import pandas as pd
 
 from btc_assets.defs.gold.assets import LABEL_HORIZON
+from btc_assets.lib.features import FEATURE_NAMES
+from btc_assets.lib.models import tracking
 from btc_assets.lib.models.evaluation import METRIC_NAMES, beats_baselines
-from btc_assets.lib.models.walk_forward import WalkForwardConfig, WalkForwardResult
+from btc_assets.lib.models.walk_forward import WalkForwardConfig, WalkForwardResult, run_walk_forward
+from btc_assets.lib.models.xgb import chronological_split
 from btc_assets.lib.warehouse import ensure_table, read_window, replace_window
 
 TRAIN_WEEKS = 4
@@ -139,6 +146,43 @@ def metadata(logged, wf: WalkForwardResult, row: dict, extra: dict) -> dict:
             "majority_log_loss", "brier", "ic"]).round(4).to_markdown()),
         **extra,
     }
+
+
+@dataclass(frozen=True)
+class FinalModel:
+    """A family's model fitted on every training week (its last slice for early stopping), ready to log."""
+
+    params: dict[str, Any]  # logged to MLflow beside the walk-forward settings
+    log_model: Callable  # tracking.*_logger
+    metadata: dict[str, Any] = field(default_factory=dict)  # shown in Dagster
+    overall: dict[str, float] = field(default_factory=dict)  # extra MLflow metrics
+
+
+def train_family(context: dg.AssetExecutionContext, family: str, config: WalkForwardSettings, warehouse, mlflow,
+                 fold_fit_predict: Callable, fit_final: Callable[[Any], FinalModel]) -> Iterator:
+    """The weekly model asset of one family: its training rows, the walk-forward evaluation (fold_fit_predict per
+    fold), the final fit on every row (fit_final(split)), the MLflow run and registration, the registry row with the
+    promotion decision, then the materialization and the blocking promotion check."""
+    week_start = week_of(context)
+    with warehouse.get_connection() as conn:
+        rows, horizon = load_training_rows(conn, week_start, config.min_train_days)
+    wf = run_walk_forward(rows, fold_fit_predict, config.walk_forward(horizon), horizon)
+    split = chronological_split(rows, validation_fraction=config.validation_fraction, test_fraction=0.0,
+                                purge_minutes=horizon)
+    final = fit_final(split)
+    logged = tracking.log_run(
+        mlflow, family, params={**final.params, **config.model_dump(), "n_features": len(FEATURE_NAMES),
+                                "label_horizon_minutes": horizon},
+        overall={**wf.overall, **final.overall}, fold_metrics=wf.fold_metrics,
+        tags={"week_start": f"{week_start:%Y-%m-%d}", "dagster_run_id": context.run.run_id},
+        log_model=final.log_model)
+    with warehouse.get_connection() as conn:
+        row = record(conn, family, week_start, logged, wf, rows)
+    context.log.info(f"{family} week {week_start:%Y-%m-%d}: {'promoted' if row['promoted'] else 'NOT promoted'} "
+                     f"({row['reason']})")
+    yield dg.MaterializeResult(metadata=metadata(logged, wf, row, {
+        "train_rows": len(split.train), "validation_rows": len(split.validation), **final.metadata}))
+    yield promotion_check(f"{family}_model_beats_baselines", row)
 
 
 def promotion_check(check_name: str, row: dict) -> dg.AssetCheckResult:

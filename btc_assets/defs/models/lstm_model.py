@@ -16,9 +16,8 @@ from btc_assets.defs import partitions
 from btc_assets.defs.models import common
 from btc_assets.defs.resources import MlflowResource
 from btc_assets.lib.features import FEATURE_NAMES
-from btc_assets.lib.models import tracking, xgb
+from btc_assets.lib.models import tracking
 from btc_assets.lib.models.device import select_device
-from btc_assets.lib.models.walk_forward import run_walk_forward
 
 if TYPE_CHECKING:  # torch is imported only where an LSTM is trained
     from btc_assets.lib.models import lstm
@@ -70,30 +69,19 @@ def lstm_model(context: dg.AssetExecutionContext, config: LstmTrainingConfig, wa
                mlflow: MlflowResource):
     from btc_assets.lib.models import lstm  # torch loads here, not in every process that loads the definitions
 
-    week_start = common.week_of(context)
-    with warehouse.get_connection() as conn:
-        rows, horizon = common.load_training_rows(conn, week_start, config.min_train_days)
     params = config.params()
-    wf = run_walk_forward(rows, lstm.fit_predict(FEATURE_NAMES, params), config.walk_forward(horizon), horizon)
-    split = xgb.chronological_split(rows, validation_fraction=config.validation_fraction, test_fraction=0.0,
-                                    purge_minutes=horizon)
-    model = lstm.train(split.train, split.validation, FEATURE_NAMES, params)
-    x = split.validation[FEATURE_NAMES].to_numpy(dtype=np.float32)
-    ends = lstm.window_ends(split.validation["open_time"], params.window)[-2:]
-    example = lstm.gather(x, ends, params.window).numpy()
-    logged = tracking.log_run(
-        mlflow, "lstm", params={**params.as_dict(), **config.model_dump(), "n_features": len(FEATURE_NAMES),
-                                "label_horizon_minutes": horizon, "device_used": select_device(params.device)},
-        overall={**wf.overall, "train_samples_per_second": float(np.mean(model.samples_per_second))},
-        fold_metrics=wf.fold_metrics,
-        tags={"week_start": f"{week_start:%Y-%m-%d}", "dagster_run_id": context.run.run_id},
-        log_model=tracking.lstm_logger(model.net, example))
-    with warehouse.get_connection() as conn:
-        row = common.record(conn, "lstm", week_start, logged, wf, rows)
-    context.log.info(f"lstm week {week_start:%Y-%m-%d}: {'promoted' if row['promoted'] else 'NOT promoted'} "
-                     f"({row['reason']})")
-    yield dg.MaterializeResult(metadata=common.metadata(logged, wf, row, {
-        "train_rows": len(split.train), "validation_rows": len(split.validation), "best_epoch": model.best_epoch,
-        "train_samples_per_second": float(np.mean(model.samples_per_second)),
-        "device": select_device(params.device)}))
-    yield common.promotion_check("lstm_model_beats_baselines", row)
+    device = select_device(params.device)
+
+    def fit_final(split) -> common.FinalModel:
+        model = lstm.train(split.train, split.validation, FEATURE_NAMES, params)
+        x = split.validation[FEATURE_NAMES].to_numpy(dtype=np.float32)
+        ends = lstm.window_ends(split.validation["open_time"], params.window)[-2:]
+        speed = float(np.mean(model.samples_per_second))
+        return common.FinalModel(
+            params={**params.as_dict(), "device_used": device},
+            log_model=tracking.lstm_logger(model.net, lstm.gather(x, ends, params.window).numpy()),
+            metadata={"best_epoch": model.best_epoch, "train_samples_per_second": speed, "device": device},
+            overall={"train_samples_per_second": speed})
+
+    yield from common.train_family(context, "lstm", config, warehouse, mlflow, lstm.fit_predict(FEATURE_NAMES, params),
+                                   fit_final)

@@ -9,7 +9,6 @@ from btc_assets.defs.models import common
 from btc_assets.defs.resources import MlflowResource
 from btc_assets.lib.features import FEATURE_NAMES
 from btc_assets.lib.models import tracking, xgb
-from btc_assets.lib.models.walk_forward import run_walk_forward
 
 KEY = ["models", "xgb_model"]
 
@@ -46,25 +45,14 @@ DEMO_CONFIG = {"n_folds": 2, "learning_rate": 0.1}
 )
 def xgb_model(context: dg.AssetExecutionContext, config: XgbTrainingConfig, warehouse: DuckDBResource,
               mlflow: MlflowResource):
-    week_start = common.week_of(context)
-    with warehouse.get_connection() as conn:
-        rows, horizon = common.load_training_rows(conn, week_start, config.min_train_days)
     params = config.params()
-    wf = run_walk_forward(rows, xgb.fit_predict(FEATURE_NAMES, params), config.walk_forward(horizon), horizon)
-    split = xgb.chronological_split(rows, validation_fraction=config.validation_fraction, test_fraction=0.0,
-                                    purge_minutes=horizon)
-    booster = xgb.train(split.train, split.validation, FEATURE_NAMES, params)
-    logged = tracking.log_run(
-        mlflow, "xgb", params={**params.as_dict(), **config.model_dump(), "n_features": len(FEATURE_NAMES),
-                               "label_horizon_minutes": horizon},
-        overall=wf.overall, fold_metrics=wf.fold_metrics,
-        tags={"week_start": f"{week_start:%Y-%m-%d}", "dagster_run_id": context.run.run_id},
-        log_model=tracking.xgb_logger(booster, FEATURE_NAMES, split.validation[FEATURE_NAMES].tail(5)))
-    with warehouse.get_connection() as conn:
-        row = common.record(conn, "xgb", week_start, logged, wf, rows)
-    context.log.info(f"xgb week {week_start:%Y-%m-%d}: {'promoted' if row['promoted'] else 'NOT promoted'} "
-                     f"({row['reason']})")
-    yield dg.MaterializeResult(metadata=common.metadata(logged, wf, row, {
-        "train_rows": len(split.train), "validation_rows": len(split.validation),
-        "best_iteration": int(getattr(booster, "best_iteration", -1))}))
-    yield common.promotion_check("xgb_model_beats_baselines", row)
+
+    def fit_final(split) -> common.FinalModel:
+        booster = xgb.train(split.train, split.validation, FEATURE_NAMES, params)
+        return common.FinalModel(
+            params=params.as_dict(),
+            log_model=tracking.xgb_logger(booster, FEATURE_NAMES, split.validation[FEATURE_NAMES].tail(5)),
+            metadata={"best_iteration": int(getattr(booster, "best_iteration", -1))})
+
+    yield from common.train_family(context, "xgb", config, warehouse, mlflow, xgb.fit_predict(FEATURE_NAMES, params),
+                                   fit_final)
