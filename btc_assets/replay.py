@@ -17,6 +17,14 @@ import dagster as dg
 log = logging.getLogger("btc_assets.replay")
 
 
+def run_as_sensor(job, instance: dg.DagsterInstance, req: dg.RunRequest, raise_on_error: bool = False):
+    """Execute a run request of live_trading_sensor in this process, tagged as the sensor's run (as the daemon
+    would launch it)."""
+    return job.execute_in_process(instance=instance, partition_key=req.partition_key, raise_on_error=raise_on_error,
+                                  tags={**req.tags, "dagster/sensor_name": "live_trading_sensor",
+                                        "dagster/run_key": req.run_key})
+
+
 def replay_sensor(
     defs: dg.Definitions, instance: dg.DagsterInstance, start: dt.datetime, end: dt.datetime, speed: float,
     tick_seconds: float = 2.0, max_ticks: int = 10_000,
@@ -28,7 +36,7 @@ def replay_sensor(
     resources["replay"] = ReplayResource(start=start.isoformat(), end=end.isoformat(), speed=speed)
     resources["live_feed"] = LiveFeedResource(source="replay")
     job = defs.get_job_def("trading_job")
-    cursor, runs, bars = None, 0, 0
+    cursor, runs = None, 0
     used_keys: set[str] = set()
     for _ in range(max_ticks):
         ctx = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources, definitions=defs)
@@ -37,9 +45,7 @@ def replay_sensor(
         requests = [r for r in (result if isinstance(result, list) else []) if r.run_key not in used_keys]
         for req in requests:
             used_keys.add(req.run_key)
-            res = job.execute_in_process(instance=instance, partition_key=req.partition_key,
-                                         tags={**req.tags, "dagster/sensor_name": "live_trading_sensor",
-                                               "dagster/run_key": req.run_key})
+            res = run_as_sensor(job, instance, req, raise_on_error=True)
             if not res.success:
                 raise SystemExit(f"trading run {res.run_id} for {req.run_key} failed")
             runs += 1
@@ -49,8 +55,7 @@ def replay_sensor(
         if state.get("last_bar") and dt.datetime.fromisoformat(state["last_bar"]) + dt.timedelta(minutes=1) >= end:
             break
         if requests:
-            bars_done = (dt.datetime.fromisoformat(state["last_bar"]) - start).total_seconds() / 60 + 1
-            bars = int(bars_done)
+            bars = int((dt.datetime.fromisoformat(state["last_bar"]) - start).total_seconds() / 60 + 1)
             log.info("  replay tick: %d run(s), %d/%d bars decided", len(requests), bars,
                      int((end - start).total_seconds() / 60))
         time.sleep(tick_seconds)
@@ -97,9 +102,7 @@ def trade_forever(defs: dg.Definitions, instance: dg.DagsterInstance, cursor_fil
         for req in result if isinstance(result, list) else []:
             if instance.get_runs(filters=dg.RunsFilter(tags={"dagster/run_key": req.run_key}), limit=1):
                 continue  # already run (by this worker before a restart, or by the daemon)
-            res = job.execute_in_process(instance=instance, partition_key=req.partition_key, raise_on_error=False,
-                                         tags={**req.tags, "dagster/sensor_name": "live_trading_sensor",
-                                               "dagster/run_key": req.run_key})
+            res = run_as_sensor(job, instance, req)
             runs += 1
             failed += not res.success
             if not res.success:

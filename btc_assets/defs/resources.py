@@ -30,6 +30,7 @@ from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from btc_assets.lib.archive import ArchiveClient
+from btc_assets.lib.brokers.safety import env_mode
 from btc_assets.lib.notify import Notifier
 from btc_assets.lib.table_mirror import S3TableMirror, mirroring
 
@@ -201,6 +202,10 @@ class TradingResource(dg.ConfigurableResource):
 
         return Costs(taker_fee=self.taker_fee, maker_fee=self.maker_fee)
 
+    def rules(self) -> dict:
+        """The risk rules' arguments of lib/backtest simulate and decide: the live path and its parity check."""
+        return {"initial_equity": self.notional_usdt, "costs": self.costs(), "risk": self.risk_config()}
+
     def broker(self, journal, run_id: str, market=None):
         """The paper broker (filling against `market`, a lib.live_market.RecordedMarket, when given), or the Binance
         broker (started: clock synced, leverage and margin set, reconciled)."""
@@ -214,9 +219,9 @@ class TradingResource(dg.ConfigurableResource):
         if not (self.api_key and self.api_secret):
             raise dg.Failure(f"trading mode {self.mode} needs BINANCE_API_KEY and BINANCE_API_SECRET in the "
                              "environment (passed as dg.EnvVar); nothing was sent")
-        env_mode = os.environ.get("BTC_TRADING_MODE", "paper")
-        if env_mode != self.mode:
-            raise dg.Failure(f"the trading resource says {self.mode} but BTC_TRADING_MODE={env_mode}: both must "
+        requested = env_mode()
+        if requested != self.mode:
+            raise dg.Failure(f"the trading resource says {self.mode} but BTC_TRADING_MODE={requested}: both must "
                              "agree before any order leaves this machine; nothing was sent")
         rest = BinanceRest(self.api_key, self.api_secret, self.binance_url)  # refuses a URL the mode does not allow
         broker = BinanceBroker(rest, journal, run_id, ExecutionConfig(
@@ -227,7 +232,7 @@ class TradingResource(dg.ConfigurableResource):
 
 
 def trading_from_env(root: Path) -> TradingResource:
-    mode = os.environ.get("BTC_TRADING_MODE", "paper").strip().lower() or "paper"
+    mode = env_mode()
     keys = {f: dg.EnvVar(v) for f, v in (("api_key", "BINANCE_API_KEY"), ("api_secret", "BINANCE_API_SECRET"))
             if os.environ.get(v)}
     return TradingResource(mode=mode, metrics_file=str(root / "metrics" / "trading.prom"),

@@ -55,6 +55,11 @@ def client_order_id(strategy: str, bar_time: pd.Timestamp, leg: str) -> str:
     return f"{strategy[:16]}-{int(pd.Timestamp(bar_time).timestamp())}-{leg}"[:36]
 
 
+def leg_id(client_order_id: str, suffix: str) -> str:
+    """The id of one leg of an order (a quote, the market remainder, a stop): deterministic, <= 36 chars."""
+    return f"{client_order_id[:35 - len(suffix)]}-{suffix}"
+
+
 class Journal:
     def __init__(self, conn: duckdb.DuckDBPyConnection):
         self.conn = conn
@@ -129,6 +134,13 @@ class Journal:
         if not ids:
             return {}
         return {r["client_order_id"]: r for r in self.orders(ids=ids).to_dict("records")}
+
+    def open_protective_legs(self, broker: str) -> pd.DataFrame:
+        """The stop and target legs (ids ending -sl / -tp) of `broker` that are still NEW."""
+        o = self.orders()
+        if not len(o):
+            return o
+        return o[(o["event"] == "NEW") & (o["broker"] == broker) & o["client_order_id"].str.match(r".*-(sl|tp)$")]
 
     def position(self, broker: str | None = None) -> float:
         """Net filled position in base units (of one broker's orders when named: paper and exchange books differ)."""

@@ -13,12 +13,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from btc_assets.lib.bars import flag_halts
+from btc_assets.lib.bars import SILVER_KLINE_COLUMNS, flag_halts
 from btc_assets.lib.collector.salvage import read_hour_file
 
-MINUTE = pd.Timedelta(minutes=1)
-COLUMNS = ["open_time", "open", "high", "low", "close", "volume", "quote_volume", "trades", "taker_buy_volume",
-           "taker_buy_quote_volume", "is_halt"]
+COLUMNS = list(SILVER_KLINE_COLUMNS)
 
 
 class LiveBarError(ValueError):

@@ -20,10 +20,10 @@ from pathlib import Path
 import pandas as pd
 
 from btc_assets.lib.collector.salvage import read_hour_file
+from btc_assets.lib.collector.writer import hour_names
 
 FilesFor = Callable[[str, str], list[Path]]  # (kind, "YYYY-MM-DD") -> that day's hour files, e.g. streams.files
 EPS = 1e-12
-RECEIVE_SLACK = pd.Timedelta(seconds=10)
 
 
 class MarketDataError(ValueError):
@@ -53,14 +53,10 @@ class RecordedMarket:
     def records(self, kind: str, start: pd.Timestamp, end: pd.Timestamp) -> list[tuple[int, dict]]:
         """(transaction time ms, data) of the `kind` records with transaction time in [start, end), time-sorted."""
         lo, hi = _ms(start), _ms(end)
+        names = hour_names(kind, lo, hi)
         out = []
-        last_hour = (pd.Timestamp(end) + RECEIVE_SLACK).floor("h")  # files are by receive time, a bit after T
-        for hour in pd.date_range(pd.Timestamp(start).floor("h"), last_hour, freq="h"):
-            day = f"{hour:%Y-%m-%d}"
-            name = f"{kind}-{day}-{hour:%H}.jsonl.gz"
-            for path in self.files_for(kind, day):
-                if path.name != name:
-                    continue
+        for day in sorted({name[len(kind) + 1:][:10] for name in names}):  # <kind>-<YYYY-MM-DD>-<HH>.jsonl.gz
+            for path in (p for p in self.files_for(kind, day) if p.name in names):
                 for line, rec in read_hour_file(path.read_bytes(), str(path)).records:
                     try:
                         data = rec["data"]

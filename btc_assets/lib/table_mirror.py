@@ -41,8 +41,8 @@ class S3TableMirror:
     prefix: str = "warehouse"
 
     def key(self, table: str, day: pd.Timestamp) -> str:
-        schema, _, name = table.rpartition(".")
-        return f"{self.prefix}/{schema or 'main'}/{name}/date={day:%Y-%m-%d}.parquet"
+        schema, name = _split(table)
+        return f"{self.prefix}/{schema}/{name}/date={day:%Y-%m-%d}.parquet"
 
     def put(self, table: str, frame: pd.DataFrame, time_column: str, start: pd.Timestamp, end: pd.Timestamp) -> int:
         """Write the window day by day (whole days only: windows are partitions); returns the objects written."""

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 import pandas as pd
 
 from btc_assets.lib.backtest.simulation import BacktestResult, LastDecision
-from btc_assets.lib.journal import client_order_id
+from btc_assets.lib.journal import client_order_id, leg_id
 
 MINUTE = pd.Timedelta(minutes=1)
 PROTECTIVE = {"stop": "sl", "take_profit": "tp", "liquidation": "lq"}
@@ -112,8 +112,7 @@ def exit_id(strategy: str, decision_bar: pd.Timestamp) -> str:
 
 def protective_id(entry_order_id: str, reason: str) -> str:
     """The protective leg of an entry that a stop / target / liquidation closes."""
-    suffix = PROTECTIVE[reason]
-    return f"{entry_order_id[:35 - len(suffix)]}-{suffix}"  # as brokers.binance.leg_id
+    return leg_id(entry_order_id, PROTECTIVE[reason])  # the id the Binance broker gives the leg too
 
 
 def entry_of(strategy: str, entry_time: str | pd.Timestamp) -> str:

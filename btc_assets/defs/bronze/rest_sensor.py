@@ -39,11 +39,11 @@ SILVER: dict[str, list[str]] = {
 # cross-check, order_flow_1m is aggTrades' table (rebuilt with it) and reads klines only to check itself
 NOT_REBUILT: dict[str, list[str]] = {"klines": ["mark_price_1m", "order_flow_1m"]}
 # archive dataset -> (bronze asset, its silver assets, interval)
+_BRONZE = {"klines": ("klines_1m", "1m"), "fundingRate": ("funding_rates", None),
+           **{ds: (name, interval) for name, (ds, interval, _) in DATASETS.items()}}  # dataset -> (bronze, interval)
 ASSETS: dict[str, tuple[list[str], list[list[str]], str | None]] = {
-    "klines": (["bronze", "klines_1m"], [["silver", n] for n in SILVER["klines"]], "1m"),
-    "fundingRate": (["bronze", "funding_rates"], [["silver", n] for n in SILVER["fundingRate"]], None),
-    **{ds: (["bronze", name], [["silver", n] for n in SILVER[ds]], interval)
-       for name, (ds, interval, _) in DATASETS.items()},
+    ds: (["bronze", bronze], [["silver", n] for n in SILVER[ds]], interval)
+    for ds, (bronze, interval) in _BRONZE.items()
 }
 
 

@@ -24,7 +24,7 @@ from btc_assets.defs.bronze.assets import MANIFEST_COLUMNS, MANIFEST_TABLE
 from btc_assets.defs.resources import LakeResource
 from btc_assets.defs.rest_resources import StreamRecordingsResource
 from btc_assets.lib.collector.salvage import CorruptRecording, HourFile, Truncation, read_hour_file
-from btc_assets.lib.warehouse import ensure_table
+from btc_assets.lib.warehouse import ensure_table, replace_window
 
 KINDS = ("kline_1m", "aggTrade", "depth20", "depth10", "markPrice", "forceOrder", "dead_letter", "gaps")
 DEAD_LETTER_TABLE = "bronze.stream_dead_letters"
@@ -47,13 +47,8 @@ def _write_dead_letters(warehouse: DuckDBResource, day: str, cuts: list[tuple[st
                           "found_at": pd.Timestamp.now(tz="UTC").tz_localize(None)} for rel, url, t in cuts],
                         columns=list(DEAD_LETTER_COLUMNS))
     with warehouse.get_connection() as conn:
-        ensure_table(conn, DEAD_LETTER_TABLE, DEAD_LETTER_COLUMNS)
-        conn.register("_dead_rows", rows)
-        conn.execute("BEGIN TRANSACTION")
-        conn.execute(f"DELETE FROM {DEAD_LETTER_TABLE} WHERE period_start = ?", [pd.Timestamp(day)])
-        conn.execute(f"INSERT INTO {DEAD_LETTER_TABLE} SELECT {', '.join(DEAD_LETTER_COLUMNS)} FROM _dead_rows")
-        conn.execute("COMMIT")
-        conn.unregister("_dead_rows")
+        replace_window(conn, DEAD_LETTER_TABLE, DEAD_LETTER_COLUMNS, rows, "period_start", pd.Timestamp(day),
+                       pd.Timestamp(day) + pd.Timedelta(days=1))
 
 
 @dg.asset(
@@ -81,13 +76,13 @@ def stream_recordings(context: dg.AssetExecutionContext, streams: StreamRecordin
             gaps += [rec for _, rec in got.records] if kind == "gaps" else []
             if kind not in ("dead_letter", "gaps"):
                 hours.add(path.name.rsplit("-", 1)[1][:2])
-            relpath = f"bronze/streams/{kind}/{day}/{path.name}"
-            cuts += [(relpath, path.resolve().as_uri(), t) for t in got.truncations]
-            if lake.uri(relpath) != path.resolve().as_uri():  # the collector may write inside the lake already
+            relpath, url = f"bronze/streams/{kind}/{day}/{path.name}", path.resolve().as_uri()
+            cuts += [(relpath, url, t) for t in got.truncations]
+            if lake.uri(relpath) != url:  # the collector may write inside the lake already
                 lake.write_bytes(relpath, content)
             rows.append({"dataset": f"stream:{kind}", "period_start": pd.Timestamp(day), "relpath": relpath,
                          "sha256": hashlib.sha256(content).hexdigest(), "bytes": len(content), "source": "collector",
-                         "source_url": path.resolve().as_uri(),
+                         "source_url": url,
                          "fetched_at": pd.Timestamp.now(tz="UTC").tz_localize(None)})
     if not rows:
         raise dg.Failure(f"bronze/stream_recordings {day}: no collector files under {streams.root} for {day}. "

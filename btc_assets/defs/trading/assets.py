@@ -33,10 +33,9 @@ from btc_assets.defs.models.common import TRADING_FAMILY, model_for_week
 from btc_assets.defs.resources import MlflowResource, NotifierResource, TradingResource
 from btc_assets.defs.rest_resources import StreamRecordingsResource
 from btc_assets.defs.resources import LiveFeedResource
-from btc_assets.defs.trading.market import (BARS_FROM, BARS_TO, LIVE_BARS, feature_inputs, one_minute, rules_inputs,
-                                            tagged_bars, take_live_bars)
+from btc_assets.defs.trading.market import (BARS_FROM, BARS_TO, LIVE_BARS, feature_inputs, one_minute, rules_entries,
+                                            rules_inputs, tagged_bars, take_live_bars)
 from btc_assets.lib import trader, trading_metrics
-from btc_assets.lib.backtest import signals_from_classes
 from btc_assets.lib.backtest.simulation import decide
 from btc_assets.lib.journal import Journal, client_order_id, mirror_journal
 from btc_assets.lib.kill_switch import KillSwitch, stop_trading
@@ -76,10 +75,10 @@ class Decided(NamedTuple):
     alerts: list  # (title, text) of breaker trips, sent once the orders are out
 
 
-def bar_range(context: dg.AssetExecutionContext, conn) -> list[pd.Timestamp]:
+def bar_range(context: dg.AssetExecutionContext, journal: Journal) -> list[pd.Timestamp]:
     """The bars this run decides: the tagged range (or every bar of the day in silver), less those already decided."""
     start, end = (pd.Timestamp(t) for t in context.partition_time_window)
-    done = Journal(conn).decided_bars(start, end)  # a retried run decides nothing twice
+    done = journal.decided_bars(start, end)  # a retried run decides nothing twice
     tagged = tagged_bars(context)
     if tagged is not None:
         lo, hi = tagged
@@ -87,7 +86,7 @@ def bar_range(context: dg.AssetExecutionContext, conn) -> list[pd.Timestamp]:
             raise dg.Failure(f"bars {lo}..{hi} are not inside partition {context.partition_key}")
         wanted = list(pd.date_range(lo, hi, freq="1min"))
     else:
-        wanted = list(one_minute(conn, start, end, ["open_time"])["open_time"])
+        wanted = list(one_minute(journal.conn, start, end, ["open_time"])["open_time"])
     return [t for t in wanted if t not in done]
 
 
@@ -107,11 +106,12 @@ def session_signals(conn, session: pd.Timestamp, new: pd.DataFrame) -> pd.Series
     return pd.concat([past_s, new_s]) if len(past_s) else new_s
 
 
-def decide_bars(context: dg.AssetExecutionContext, conn, mlflow: MlflowResource, trading: TradingResource) -> Decided:
-    """trading/decisions (computed in the trading/live step): the plan of each bar of the run, journaled."""
+def decide_bars(context: dg.AssetExecutionContext, journal: Journal, mlflow: MlflowResource,
+                trading: TradingResource) -> Decided:
+    """trading/decisions (computed in the trading_live step): the plan of each bar of the run, journaled."""
     t_start = time.perf_counter()
-    journal = Journal(conn)
-    bars_to_decide = bar_range(context, conn)
+    conn = journal.conn
+    bars_to_decide = bar_range(context, journal)
     if not bars_to_decide:
         return Decided(dg.MaterializeResult(asset_key=DECISIONS.key, metadata={
             "bars": 0, "note": "nothing new to decide"}), [], [])
@@ -143,14 +143,12 @@ def decide_bars(context: dg.AssetExecutionContext, conn, mlflow: MlflowResource,
     plans = []
     was_paused = conn.execute("SELECT breaker_paused FROM trading.decisions WHERE bar_time < ? "
                               "ORDER BY bar_time DESC LIMIT 1", [first.tz_localize(None)]).fetchall()
-    entries = signals_from_classes(signals).reindex(pd.DatetimeIndex(k["open_time"])).fillna(0).astype("int8")
+    entries, rules = rules_entries(signals, k), trading.rules()
     for i, t in enumerate(bars_to_decide):
         t0 = time.perf_counter()
         upto = k["open_time"] <= t
         res, last_decision = decide(k[upto], entries[upto.to_numpy()], funding,
-                                    mark=mark[mark["open_time"] <= t] if mark is not None else None,
-                                    initial_equity=trading.notional_usdt, costs=trading.costs(),
-                                    risk=trading.risk_config())
+                                    mark=mark[mark["open_time"] <= t] if mark is not None else None, **rules)
         plans.append(trader.plan(res, last_decision))
         infer_ms[i] += (time.perf_counter() - t0) * 1000
     new = pd.concat([new, pd.DataFrame([p.row() for p in plans])], axis=1)
@@ -187,16 +185,16 @@ def decide_bars(context: dg.AssetExecutionContext, conn, mlflow: MlflowResource,
     }), observations, alerts)
 
 
-def send_orders(context: dg.AssetExecutionContext, conn, warehouse: DuckDBResource, trading: TradingResource,
-                notifier: NotifierResource, market: RecordedMarket | None = None) -> list:
-    """trading/orders and its checks (computed in the trading/live step): settle and send the run's decided bars
+def send_orders(context: dg.AssetExecutionContext, journal: Journal, warehouse: DuckDBResource,
+                trading: TradingResource, notifier: NotifierResource, market: RecordedMarket | None = None) -> list:
+    """trading/orders and its checks (computed in the trading_live step): settle and send the run's decided bars
     through the broker, then reconcile with it. `market`: the recorded trades and book the paper broker fills
     against (the collector's feed)."""
     start, end = (pd.Timestamp(t) for t in context.partition_time_window)
     kill = KillSwitch(Path(trading.kill_file) if trading.kill_file else None).reasons(
         failed_data_checks(context.instance))
     alerts = notifier.notifier()
-    journal = Journal(conn)
+    conn = journal.conn
     broker = trading.broker(journal, context.run.run_id, market=market)
     opens: dict = {}
 
@@ -234,9 +232,7 @@ def send_orders(context: dg.AssetExecutionContext, conn, warehouse: DuckDBResour
     if hasattr(broker, "reconcile"):  # the exchange: its position and its open orders against the journal
         rec = broker.reconcile(expected)
         actual = rec.position
-        o = journal.orders()
-        legs = set(o.loc[(o["event"] == "NEW") & (o["broker"] == broker.name)
-                         & o["client_order_id"].str.match(r".*-(sl|tp)$"), "client_order_id"]) if len(o) else set()
+        legs = set(journal.open_protective_legs(broker.name)["client_order_id"])
         on_exchange = {a["clientAlgoId"] for a in rec.open_algo_orders}
         orphans = sorted((on_exchange ^ legs) | {x["clientOrderId"] for x in rec.open_orders})
     else:
@@ -319,12 +315,13 @@ def live_trading(context: dg.AssetExecutionContext, warehouse: DuckDBResource, l
         with warehouse.get_connection() as conn:
             if LIVE_BARS.key in selected:
                 done.append(take_live_bars(context, conn, live_feed, streams))
+            journal = Journal(conn) if selected & {DECISIONS.key, ORDERS.key} else None
             if DECISIONS.key in selected:
-                decided = decide_bars(context, conn, mlflow, trading)
+                decided = decide_bars(context, journal, mlflow, trading)
                 done.append(decided.result)
             if ORDERS.key in selected:
                 market = RecordedMarket(streams.files) if live_feed.source == "collector" else None
-                done += send_orders(context, conn, warehouse, trading, notifier, market)
+                done += send_orders(context, journal, warehouse, trading, notifier, market)
     except Exception:
         yield from _finish(context, done, decided, notifier)  # what was done before the failure stays recorded
         raise

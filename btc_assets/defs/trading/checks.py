@@ -15,8 +15,8 @@ from dagster_duckdb import DuckDBResource
 
 from btc_assets.defs.resources import TradingResource
 from btc_assets.defs.trading.assets import ORDERS, SESSION_WARMUP, session_bounds
-from btc_assets.defs.trading.market import rules_inputs
-from btc_assets.lib.backtest import signals_from_classes, simulate
+from btc_assets.defs.trading.market import rules_entries, rules_inputs
+from btc_assets.lib.backtest import simulate
 from btc_assets.lib.warehouse import table_exists
 
 PROBA_TOLERANCE = 1e-6
@@ -60,9 +60,7 @@ def decisions_match_backtest(warehouse: DuckDBResource, trading: TradingResource
     differ = live[(live["live_signal"] != live["batch_signal"])
                   | ((live["live_p_buy"] - live["batch_p_buy"]).abs() > PROBA_TOLERANCE)]
     batch = pd.Series(live["batch_signal"].to_numpy(), index=pd.DatetimeIndex(live["bar_time"]))
-    entries = signals_from_classes(batch).reindex(pd.DatetimeIndex(k["open_time"])).fillna(0).astype("int8")
-    res = simulate(k, entries, funding, mark=mark, initial_equity=trading.notional_usdt, costs=trading.costs(),
-                   risk=trading.risk_config())
+    res = simulate(k, rules_entries(batch, k), funding, mark=mark, **trading.rules())
     tr = res.trades
     bt_entries = {(t, 1 if s == "long" else -1) for t, s in zip(tr["entry_time"], tr["side"]) if t <= last + MINUTE}
     mk = tr[tr["exit_reason"].isin(["time", "signal"]) & ~tr["is_open"]]

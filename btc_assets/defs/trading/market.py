@@ -15,6 +15,8 @@ from btc_assets.defs.gold.assets import load_bars
 from btc_assets.defs.rest_resources import StreamRecordingsResource
 from btc_assets.defs.resources import LiveFeedResource
 from btc_assets.lib import bars, live_bars
+from btc_assets.lib.backtest import signals_from_classes
+from btc_assets.lib.collector.writer import hour_names
 from btc_assets.lib.rest import PublicRest
 from btc_assets.lib.warehouse import read_window, replace_window, table_exists
 
@@ -66,6 +68,11 @@ def feature_inputs(conn, start: pd.Timestamp, end: pd.Timestamp) -> tuple[pd.Dat
     return one, higher
 
 
+def rules_entries(signals: pd.Series, k: pd.DataFrame) -> pd.Series:
+    """The class signals (SELL/HOLD/BUY by bar time) as the rules' entry signals on the bars `k` (0 where none)."""
+    return signals_from_classes(signals).reindex(pd.DatetimeIndex(k["open_time"])).fillna(0).astype("int8")
+
+
 def rules_inputs(conn, start: pd.Timestamp, end: pd.Timestamp):
     """Bars, funding and mark prices for the risk rules (the backtest's inputs) in [start, end)."""
     k = one_minute(conn, start, end, ["open_time", "open", "high", "low", "close", "quote_volume"])
@@ -92,7 +99,8 @@ LIVE_BARS = dg.AssetSpec(
 
 def take_live_bars(context: dg.AssetExecutionContext, conn, live_feed: LiveFeedResource,
                    streams: StreamRecordingsResource) -> dg.MaterializeResult:
-    """trading/live_bars (computed in the trading/live step): the run's tagged bars from the feed into the live table."""
+    """trading/live_bars (computed in the trading_live step): the run's tagged bars from the feed into the live
+    table."""
     key = LIVE_BARS.key
     wanted = tagged_bars(context)
     if wanted is None:
@@ -106,8 +114,9 @@ def take_live_bars(context: dg.AssetExecutionContext, conn, live_feed: LiveFeedR
         fetched = 0
     else:
         if live_feed.source == "collector":
-            days = pd.date_range(lo.floor("D"), hi.floor("D"), freq="D")
-            files = [f for d in days for f in streams.files("kline_1m", f"{d:%Y-%m-%d}")]
+            names = hour_names("kline_1m", int(lo.timestamp() * 1000), int(end.timestamp() * 1000))
+            days = pd.date_range(lo.floor("D"), (end + MINUTE).floor("D"), freq="D")
+            files = [f for d in days for f in streams.files("kline_1m", f"{d:%Y-%m-%d}") if f.name in names]
             got = live_bars.from_recordings(files, lo, end)
         else:
             rest = PublicRest(live_feed.rest_url)

@@ -21,7 +21,7 @@ import pandas as pd
 
 from btc_assets.lib.brokers.base import Broker
 from btc_assets.lib.brokers.binance_rest import AckUncertain, BinanceError, BinanceRest
-from btc_assets.lib.journal import Journal, OrderEvent
+from btc_assets.lib.journal import Journal, OrderEvent, leg_id
 from btc_assets.lib.strategy import round_step
 
 log = logging.getLogger(__name__)
@@ -51,11 +51,6 @@ class Reconciliation:
     @property
     def matches(self) -> bool:
         return self.expected_position is None or abs(self.position - self.expected_position) < 1e-9
-
-
-def leg_id(client_order_id: str, suffix: str) -> str:
-    """The id of one leg of an order (a quote, the market remainder, a stop): deterministic, <= 36 chars."""
-    return f"{client_order_id[:35 - len(suffix)]}-{suffix}"
 
 
 class BinanceBroker(Broker):
@@ -120,7 +115,8 @@ class BinanceBroker(Broker):
     def submit(self, client_order_id: str, bar_time: pd.Timestamp, side: str, qty: float, *,
                reduce_only: bool = False, stop_distance: float = 0.0, take_profit_r: float = 0.0) -> bool:
         """Work the order maker-first (an exit, ``reduce_only``, goes to market at once); False (nothing sent) if
-        the journal already has it filled, rejected or cancelled. With a ``stop_distance`` the filled entry gets its protective legs:
+        the journal already has it filled, rejected or cancelled. With a ``stop_distance`` the filled entry gets its
+        protective legs:
         a stop that far from the average fill price and a target ``take_profit_r`` times as far on the other side.
         """
         qty = round_step(qty, self.step)
@@ -128,11 +124,10 @@ class BinanceBroker(Broker):
             raise ValueError(f"order {client_order_id}: side must be BUY/SELL and qty >= one step ({self.step}), "
                              f"got {side} {qty}")
         if self.journal is not None:
-            done = self.journal.orders()
-            final = done["event"].isin(["FILLED", "REJECTED", "CANCELED"])  # refused or done: never sent again
-            if len(done) and ((done["client_order_id"] == client_order_id) & final).any():
-                return False
-            if not self.journal.has_order(client_order_id):
+            known = self.journal.orders_by_id([client_order_id]).get(client_order_id)
+            if known is not None and known["event"] in ("FILLED", "REJECTED", "CANCELED"):
+                return False  # refused or done: never sent again
+            if known is None:
                 self._journal(client_order_id, "NEW", bar_time, side, qty, None, 0.0)
         try:
             avg = self._work(client_order_id, bar_time, side, qty, reduce_only)
@@ -214,8 +209,7 @@ class BinanceBroker(Broker):
         ``plan`` (the rules' view of the bar) is not used: on a real exchange only the exchange knows what filled."""
         if self.journal is None:
             return []
-        o = self.journal.orders()
-        legs = o[(o["event"] == "NEW") & o["client_order_id"].str.match(r".*-(sl|tp)$")] if len(o) else o
+        legs = self.journal.open_protective_legs(self.name)
         fills = []
         for row in legs.itertuples():
             algo = self.rest.call("GET", "/fapi/v1/algoOrder", {"clientAlgoId": row.client_order_id})

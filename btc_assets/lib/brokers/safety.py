@@ -29,10 +29,16 @@ def is_production(url: str) -> bool:
     return host not in NON_PRODUCTION_HOSTS
 
 
+def env_mode(env: Mapping[str, str] | None = None) -> str:
+    """The trading mode BTC_TRADING_MODE asks for (paper when unset), as written: checked by the callers."""
+    env = os.environ if env is None else env
+    return env.get(MODE_VAR, "paper").strip().lower() or "paper"
+
+
 def check_trading_allowed(base_url: str, env: Mapping[str, str] | None = None) -> str:
     """Return the trading mode if a broker may send orders to base_url; raise TradingNotAllowed otherwise."""
     env = os.environ if env is None else env
-    mode = env.get(MODE_VAR, "paper").strip().lower() or "paper"
+    mode = env_mode(env)
     host = urlparse(base_url).hostname or base_url
     if mode not in ("paper", "testnet", "live"):
         raise TradingNotAllowed(f"{MODE_VAR}={mode!r} is not a trading mode: set it to paper, testnet or live.")

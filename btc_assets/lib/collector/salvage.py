@@ -109,7 +109,8 @@ def read_hour_file(content: bytes, name: str) -> HourFile:
         if restart is None and err is not None:
             raise CorruptRecording(name, pos, line, f"gzip member is damaged ({err})")
         cut_end = restart if restart is not None else len(content)
-        out, _, _ = _inflate(data[:cut_end], pos)
+        if restart is not None:  # at the end of the file, `out` already holds what the cut member inflates to
+            out, _, _ = _inflate(data[:cut_end], pos)
         complete, _, tail = out.rpartition(b"\n")
         if complete or out.endswith(b"\n"):
             result.records += _lines(complete, name, pos, line)

@@ -25,6 +25,17 @@ def hour_of(ms: int) -> tuple[str, str]:
     return time.strftime("%Y-%m-%d", t), time.strftime("%H", t)
 
 
+def hour_names(kind: str, start_ms: int, end_ms: int, slack_ms: int = 10_000) -> set[str]:
+    """Names of the hour files that can hold `kind` records of events in [start_ms, end_ms). Files go by receive
+    time, a little after the event: the hour `slack_ms` after the end counts too."""
+    names, ms = set(), start_ms - start_ms % 3_600_000
+    while ms < end_ms + slack_ms:
+        day, hour = hour_of(ms)
+        names.add(f"{kind}-{day}-{hour}.jsonl.gz")
+        ms += 3_600_000
+    return names
+
+
 def file_for(root: Path, kind: str, ms: int) -> Path:
     day, hour = hour_of(ms)
     return root / kind / day / f"{kind}-{day}-{hour}.jsonl.gz"

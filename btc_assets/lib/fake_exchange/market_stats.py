@@ -13,6 +13,7 @@ the archive's file of that day. A NaN in the frame means that series has no row 
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import weakref
 from pathlib import Path
@@ -28,8 +29,7 @@ from btc_assets.lib.fake_exchange.engine import Exchange
 SLOT_MS = 300_000
 HISTORY_MS = 30 * 86_400_000
 PERIODS = ("5m", "15m", "30m", "1h", "2h", "4h", "6h", "12h", "1d")
-COLUMNS = ("sum_open_interest", "sum_open_interest_value", "count_toptrader_long_short_ratio",
-           "sum_toptrader_long_short_ratio", "count_long_short_ratio", "sum_taker_long_short_vol_ratio")
+COLUMNS = METRICS.float_columns  # the archive's metrics columns, in its order
 _SERVED: weakref.WeakKeyDictionary[Exchange, pd.DataFrame] = weakref.WeakKeyDictionary()
 
 
@@ -62,7 +62,8 @@ def _synthetic(ex: Exchange) -> pd.DataFrame:
 
 
 def _volume_5m(ex: Exchange, t: int) -> float:
-    return float(sum(b[5] for b in ex.bars if t <= b[0] < t + SLOT_MS)) or 1.0
+    lo, hi = bisect.bisect_left(ex.bars, (t,)), bisect.bisect_left(ex.bars, (t + SLOT_MS,))  # bars are time-sorted
+    return float(sum(b[5] for b in ex.bars[lo:hi])) or 1.0
 
 
 def _rows(ex: Exchange, p: dict, *columns: str) -> list[tuple[int, tuple[float, ...]]]:
