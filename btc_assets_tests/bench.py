@@ -24,8 +24,8 @@ KLINES = SAMPLE / "data/futures/um/daily/klines/BTCUSDT/1m"
 
 
 def bench_parsing() -> dict[str, float]:
-    from btc_assets.lib.archive_csv import KLINES as LAYOUT
-    from btc_assets.lib.archive_csv import read_archive_csv
+    from btc_assets.lib.data.archive.csv_reader import KLINES as LAYOUT
+    from btc_assets.lib.data.archive.csv_reader import read_archive_csv
 
     files = sorted(KLINES.glob("*.zip"))
     blobs = [(f.name, f.read_bytes()) for f in files]

@@ -70,7 +70,7 @@ def frames(d: dict[str, np.ndarray]) -> tuple[pd.DataFrame, pd.Series, pd.DataFr
 def first_call_worker() -> None:
     """Run in a fresh process: import, then time the first simulate (numba loads the compiled code from disk)."""
     t0 = time.perf_counter()
-    from btc_assets.lib.backtest import simulate
+    from btc_assets.lib.research.backtest import simulate
     t_import = time.perf_counter() - t0
     bars, sig, funding = frames(dict(np.load(DATA)))
     t0 = time.perf_counter()
@@ -96,9 +96,9 @@ def _json_run(cmd: list[str]) -> dict:
 
 
 def main() -> None:
-    from btc_assets.lib.backtest import simulate
-    from btc_assets.lib.backtest.metrics import evaluate
-    from btc_assets.lib.backtest.report import render_report
+    from btc_assets.lib.research.backtest import simulate
+    from btc_assets.lib.research.backtest.metrics import evaluate
+    from btc_assets.lib.research.backtest.report import render_report
 
     BENCH.mkdir(exist_ok=True)
     d = year_of_bars()

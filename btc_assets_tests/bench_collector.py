@@ -1,4 +1,4 @@
-"""Collector benchmark: messages/s sustained and memory (RSS) of `python -m btc_assets.lib.collector.main`
+"""Collector benchmark: messages/s sustained and memory (RSS) of `python -m btc_assets.lib.data.collector.main`
 recording a replay from the fake exchange on 127.0.0.1 (SYNTHETIC events of all five streams).
 
     .venv/bin/python -m btc_assets_tests.bench_collector --seconds 60 --rate 400
@@ -20,9 +20,9 @@ import threading
 import time
 from pathlib import Path
 
-from btc_assets.lib.fake_exchange import run_in_thread
-from btc_assets.lib.fake_exchange.market_streams import publish_round
-from btc_assets.lib.fake_exchange.replay import synthetic_bars
+from btc_assets_tests.fakes.binance import run_in_thread
+from btc_assets_tests.fakes.binance.market_streams import publish_round
+from btc_assets_tests.fakes.binance.replay import synthetic_bars
 
 
 def rss_mb(pid: int) -> float:
@@ -39,7 +39,7 @@ def main() -> None:
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="bench-collector-"))
     with run_in_thread(synthetic_bars(500), "k", "s") as fx:
-        proc = subprocess.Popen([sys.executable, "-m", "btc_assets.lib.collector.main", "--ws-url", fx.ws_url,
+        proc = subprocess.Popen([sys.executable, "-m", "btc_assets.lib.data.collector.main", "--ws-url", fx.ws_url,
                                  "--root", str(root / "streams"), "--stale-after-s", "60"],
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                                 env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})

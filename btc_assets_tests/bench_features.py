@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from btc_assets.lib.features import FEATURES, compute_features, drift
-from btc_assets.lib.features import checks as feature_checks
-from btc_assets_tests.lib.features import synthetic
+from btc_assets.lib.research.features import FEATURES, compute_features, drift
+from btc_assets.lib.research.features import checks as feature_checks
+from btc_assets_tests.lib.research.features import synthetic
 
 YEAR = 525_600
 OUT = Path(__file__).resolve().parents[1] / ".bench" / "features.json"

@@ -39,8 +39,8 @@ from btc_assets.defs.resources import LiveFeedResource, TradingResource
 from btc_assets.defs.trading import checks as trading_checks
 from btc_assets.defs.trading.assets import BARS_FROM
 from btc_assets.defs.trading.sensors import trading_job
-from btc_assets.lib.fake_exchange import run_in_thread
-from btc_assets.replay import trade_forever
+from btc_assets_tests.fakes.binance import run_in_thread
+from btc_assets.cli.replay import trade_forever
 from btc_assets_tests.conftest import SAMPLE, real_klines
 from btc_assets_tests.defs.conftest import ALL_ASSETS, ten_days, train_config
 

@@ -29,11 +29,11 @@ from btc_assets.defs.resources import local_resources
 from btc_assets.defs.silver import klines as silver_klines
 from btc_assets.defs.silver import market as silver_market
 from btc_assets.defs.silver import order_flow as silver_order_flow
-from btc_assets.lib.archive import daily_file
-from btc_assets.lib.archive_csv import AGG_TRADES, KLINES, read_archive_csv
-from btc_assets.lib.synthetic.agg_trades import IdState, agg_trades_for_klines
-from btc_assets.lib.synthetic.archive_writer import agg_trades_csv, zip_bytes
-from btc_assets.lib.synthetic.generate import sample_density
+from btc_assets.lib.data.archive.files import daily_file
+from btc_assets.lib.data.archive.csv_reader import AGG_TRADES, KLINES, read_archive_csv
+from btc_assets.lib.data.synthetic.agg_trades import IdState, agg_trades_for_klines
+from btc_assets.lib.data.synthetic.archive_writer import agg_trades_csv, zip_bytes
+from btc_assets.lib.data.synthetic.generate import sample_density
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "btc_assets" / "sample_data" / "archive"
@@ -58,9 +58,9 @@ def _run(root: Path, archive: Path, keys: list[list[str]], first: str, last: str
 
 
 def bench_agg_trades(tmp: Path) -> dict[str, float]:
-    from btc_assets.lib.market.agg_trades import TYPES, silver_agg_trades
-    from btc_assets.lib.market.order_flow import build_order_flow
-    from btc_assets.lib.warehouse import replace_window
+    from btc_assets.lib.data.market.agg_trades import TYPES, silver_agg_trades
+    from btc_assets.lib.data.market.order_flow import build_order_flow
+    from btc_assets.lib.storage.warehouse import replace_window
     import duckdb
 
     kf = daily_file("klines", "BTCUSDT", DAY, interval="1m")

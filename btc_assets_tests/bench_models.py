@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from btc_assets.lib.models import ensemble, lstm, xgb  # sets OMP_WAIT_POLICY before torch/xgboost start
+from btc_assets.lib.research.models import ensemble, lstm, xgb  # sets OMP_WAIT_POLICY before torch/xgboost start
 
 REPO = Path(__file__).resolve().parents[1]
 YEAR = 525_600

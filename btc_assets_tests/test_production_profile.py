@@ -12,10 +12,10 @@ import psycopg2
 import pytest
 from dagster._core.storage.compute_log_manager import ComputeIOType
 
-from btc_assets import cli
+from btc_assets.cli.main import main as cli
 from btc_assets.defs.resources import build_resources
-from btc_assets.lib.journal import DECISIONS, ORDER_EVENTS, Journal, OrderEvent, mirror_journal
-from btc_assets.lib.table_mirror import restore
+from btc_assets.lib.trading.journal import DECISIONS, ORDER_EVENTS, Journal, OrderEvent, mirror_journal
+from btc_assets.lib.storage.table_mirror import restore
 from btc_assets_tests.defs.conftest import ALL_ASSETS, DAILY, RANGE_END, RANGE_START, train_config
 
 BUCKET = "btc-assets-test"
@@ -35,7 +35,7 @@ def prod_env(monkeypatch, tmp_path, pg_server, s3_endpoint, sample_archive):
         monkeypatch.setenv(k, v)
     home = tmp_path / "dagster_home"
     home.mkdir()
-    shutil.copy(__import__("btc_assets.cli", fromlist=["REPO"]).REPO / "deploy" / "dagster.prod.yaml",
+    shutil.copy(__import__("btc_assets.cli.main", fromlist=["REPO"]).REPO / "deploy" / "dagster.prod.yaml",
                 home / "dagster.yaml")
     return home
 

@@ -4,7 +4,7 @@ import math
 
 import dagster as dg
 
-from btc_assets.lib.features import WARMUP_BARS_1M
+from btc_assets.lib.research.features import WARMUP_BARS_1M
 
 # USD-M BTCUSDT daily archive files start at the end of 2019; the bundled sample covers 2024-01-01..2024-02-29.
 ARCHIVE_START = "2020-01-01"

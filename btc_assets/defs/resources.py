@@ -29,10 +29,10 @@ from dagster_aws.s3 import S3Resource
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
-from btc_assets.lib.archive import ArchiveClient
-from btc_assets.lib.brokers.safety import env_mode
-from btc_assets.lib.notify import Notifier
-from btc_assets.lib.table_mirror import S3TableMirror, mirroring
+from btc_assets.lib.data.archive.files import ArchiveClient
+from btc_assets.lib.trading.brokers.safety import env_mode
+from btc_assets.lib.trading.notify import Notifier
+from btc_assets.lib.storage.table_mirror import S3TableMirror, mirroring
 
 DEFAULT_ARCHIVE_URL = "https://data.binance.vision"
 DEFAULT_REST_URL = "https://fapi.binance.com"
@@ -192,13 +192,13 @@ class TradingResource(dg.ConfigurableResource):
             raise ValueError(f"trading mode {self.mode!r} is unknown: use paper, testnet or live")
 
     def risk_config(self):
-        from btc_assets.lib.risk import RiskConfig
+        from btc_assets.lib.research.risk import RiskConfig
 
         return RiskConfig(max_positions=self.max_positions, daily_dd=self.daily_drawdown,
                           weekly_dd=self.weekly_drawdown)
 
     def costs(self):
-        from btc_assets.lib.backtest import Costs
+        from btc_assets.lib.research.backtest import Costs
 
         return Costs(taker_fee=self.taker_fee, maker_fee=self.maker_fee)
 
@@ -209,12 +209,12 @@ class TradingResource(dg.ConfigurableResource):
     def broker(self, journal, run_id: str, market=None):
         """The paper broker (filling against `market`, a lib.live_market.RecordedMarket, when given), or the Binance
         broker (started: clock synced, leverage and margin set, reconciled)."""
-        from btc_assets.lib.brokers.paper import PaperBroker
+        from btc_assets.lib.trading.brokers.paper import PaperBroker
 
         if self.mode == "paper":
             return PaperBroker(journal, self.taker_fee, run_id, self.strategy, market=market)
-        from btc_assets.lib.brokers.binance import BinanceBroker, ExecutionConfig
-        from btc_assets.lib.brokers.binance_rest import BinanceRest
+        from btc_assets.lib.trading.brokers.binance import BinanceBroker, ExecutionConfig
+        from btc_assets.lib.trading.brokers.binance_rest import BinanceRest
 
         if not (self.api_key and self.api_secret):
             raise dg.Failure(f"trading mode {self.mode} needs BINANCE_API_KEY and BINANCE_API_SECRET in the "

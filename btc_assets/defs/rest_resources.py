@@ -17,7 +17,7 @@ import dagster as dg
 from pydantic import Field
 
 from btc_assets.defs.resources import ArchiveResource
-from btc_assets.lib.rest import DEFAULT_REST_URL, PublicRest
+from btc_assets.lib.data.rest.download import DEFAULT_REST_URL, PublicRest
 
 
 class ArchiveWithRestResource(ArchiveResource):

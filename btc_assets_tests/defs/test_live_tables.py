@@ -15,7 +15,7 @@ from btc_assets.defs.bronze import streams as bronze_streams
 from btc_assets.defs.resources import local_resources
 from btc_assets.defs.rest_resources import StreamRecordingsResource
 from btc_assets.defs.silver import live as silver_live
-from btc_assets.lib.collector.writer import HourlyWriter
+from btc_assets.lib.data.collector.writer import HourlyWriter
 
 DAY = "2024-03-01"
 T10 = 1_709_287_200_000  # 2024-03-01 10:00 UTC

@@ -20,7 +20,7 @@ import pytest
 
 from btc_assets.defs.resources import LiveFeedResource, TradingResource
 from btc_assets.defs.trading.sensors import live_trading_sensor, next_close, trading_job
-from btc_assets.lib.fake_exchange import run_in_thread
+from btc_assets_tests.fakes.binance import run_in_thread
 from btc_assets_tests.conftest import real_klines
 from btc_assets_tests.defs.conftest import ALL_ASSETS, ten_days, train_config
 
@@ -168,7 +168,7 @@ def test_a_late_run_starts_no_new_exchange_order(session):
 
 
 def test_the_trading_worker_runs_the_next_bar_and_resumes_from_its_cursor(session, tmp_path):
-    from btc_assets.replay import trade_forever
+    from btc_assets.cli.replay import trade_forever
 
     p, instance, fx, _, _ = session
     defs = dg.Definitions(assets=ALL_ASSETS, jobs=[trading_job], resources=p.resources)

@@ -15,7 +15,7 @@ from btc_assets.defs.trading.assets import BARS_FROM, BARS_TO, REQUESTED_AT
 from btc_assets.defs.trading.checks import decisions_match_backtest
 from btc_assets.defs.trading.sensors import due_bars, live_trading_sensor
 from btc_assets_tests.defs.conftest import ALL_ASSETS, train_config
-from btc_assets_tests.lib.test_live_bars import gzip_lines, kline
+from btc_assets_tests.lib.trading.test_live_bars import gzip_lines, kline
 
 WEEK = "2024-01-08"
 
@@ -142,7 +142,7 @@ def test_kill_switch_file_cancels_flattens_and_stops(trained):
 
 def test_a_breaker_trip_pauses_entries_and_alerts(trained, caplog):
     built, _ = trained
-    caplog.set_level(logging.INFO, logger="btc_assets.lib.notify")
+    caplog.set_level(logging.INFO, logger="btc_assets.lib.trading.notify")
     tight = TradingResource(strategy="breaker", daily_drawdown=1e-6, session_start="2024-01-10T20:00:00")
     tags = {BARS_FROM: "2024-01-10T20:00:00+00:00", BARS_TO: "2024-01-10T20:59:00+00:00"}
     dg.materialize(ALL_ASSETS, selection=[dg.AssetKey(["trading", "decisions"])], partition_key="2024-01-10",

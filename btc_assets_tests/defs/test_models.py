@@ -63,7 +63,7 @@ def test_every_family_logs_the_same_metrics_beside_the_baselines(models):
     mlflow.set_registry_uri(built.resources["mlflow"].tracking_uri)
     combiner = mlflow.pyfunc.load_model("models:/btc_assets_ensemble_next3m/latest")
     assert combiner.metadata.signature is not None
-    from btc_assets.lib.models.ensemble import MEMBER_COLUMNS, signal_proba
+    from btc_assets.lib.research.models.ensemble import MEMBER_COLUMNS, signal_proba
 
     x = pd.DataFrame([[0.1, 0.2, 0.7, 0.2, 0.2, 0.6], [0.6, 0.3, 0.1, 0.1, 0.2, 0.7]], columns=MEMBER_COLUMNS)
     out = combiner.predict(x).to_numpy()

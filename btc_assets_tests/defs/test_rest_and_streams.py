@@ -23,14 +23,14 @@ from btc_assets.defs.rest_resources import ArchiveWithRestResource, StreamRecord
 from btc_assets.defs.silver import klines as silver_klines
 from btc_assets.defs.silver import live as silver_live
 from btc_assets.defs.silver import market as silver_market
-from btc_assets.lib.archive import daily_file, monthly_file
-from btc_assets.lib.fake_exchange import run_in_thread
-from btc_assets.lib.fake_exchange.market_stats import sample_metrics, serve_metrics
-from btc_assets.lib.fake_exchange.market_streams import publish_raw, publish_round
-from btc_assets.lib.fake_exchange.replay import synthetic_bars
-from btc_assets.lib.warehouse import ensure_table
+from btc_assets.lib.data.archive.files import daily_file, monthly_file
+from btc_assets_tests.fakes.binance import run_in_thread
+from btc_assets_tests.fakes.binance.market_stats import sample_metrics, serve_metrics
+from btc_assets_tests.fakes.binance.market_streams import publish_raw, publish_round
+from btc_assets_tests.fakes.binance.replay import synthetic_bars
+from btc_assets.lib.storage.warehouse import ensure_table
 from btc_assets_tests.conftest import SAMPLE
-from btc_assets_tests.lib.collector.conftest import run_collector, until_recording
+from btc_assets_tests.lib.data.collector.conftest import run_collector, until_recording
 
 DAY = "2024-03-01"
 T0 = 1_709_251_200_000  # 2024-03-01 00:00 UTC

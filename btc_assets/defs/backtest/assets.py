@@ -14,10 +14,10 @@ from dagster_duckdb import DuckDBResource
 
 from btc_assets.defs.backtest.tracking import log_backtest
 from btc_assets.defs.resources import LakeResource, MlflowResource, TradingResource
-from btc_assets.lib.backtest import signals_from_classes, simulate
-from btc_assets.lib.backtest.metrics import evaluate
-from btc_assets.lib.backtest.report import render_report
-from btc_assets.lib.warehouse import table_exists
+from btc_assets.lib.research.backtest import signals_from_classes, simulate
+from btc_assets.lib.research.backtest.metrics import evaluate
+from btc_assets.lib.research.backtest.report import render_report
+from btc_assets.lib.storage.warehouse import table_exists
 
 REPORT_PATH = "reports/backtest.html"
 HEADLINE = ("total_return", "annualised_return", "sharpe", "sortino", "calmar", "max_drawdown", "max_drawdown_days",

@@ -12,9 +12,9 @@ from dataclasses import asdict
 import pandas as pd
 
 from btc_assets.defs.resources import MlflowResource
-from btc_assets.lib.backtest import BacktestResult
-from btc_assets.lib.backtest.metrics import Evaluation
-from btc_assets.lib.models.tracking import ui_url
+from btc_assets.lib.research.backtest import BacktestResult
+from btc_assets.lib.research.backtest.metrics import Evaluation
+from btc_assets.lib.research.models.tracking import ui_url
 
 EXPERIMENT = "btc_assets.backtest"
 

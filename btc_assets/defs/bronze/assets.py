@@ -1,7 +1,7 @@
 """Bronze: archive files fetched, checksum-verified and kept byte for byte as received, with a manifest row each.
 
 The manifest (bronze.files) says which source each file came from: `archive`, `archive:synthetic` for the
-bundled sample's generated datasets (their zip comment says SYNTHETIC; see btc_assets/lib/synthetic), or `rest`
+bundled sample's generated datasets (their zip comment says SYNTHETIC; see btc_assets/lib/data/synthetic), or `rest`
 for a period the archive had not published, rebuilt from the REST API in the archive's layout when the `archive`
 resource offers a REST client (defs/rest_resources.ArchiveWithRestResource). The sensor in bronze/rest_sensor.py
 re-materializes `rest` partitions from the archive once it publishes them.
@@ -16,12 +16,12 @@ from dagster_duckdb import DuckDBResource
 
 from btc_assets.defs import partitions
 from btc_assets.defs.resources import ArchiveResource, LakeResource
-from btc_assets.lib.archive import ArchiveError, ArchiveFile, ArchiveNotPublished, daily_file, monthly_file
-from btc_assets.lib.brokers.binance_rest import BinanceError
-from btc_assets.lib.rest import download_file
-from btc_assets.lib.rest_layouts import REST_DATASETS
-from btc_assets.lib.synthetic import is_synthetic_zip
-from btc_assets.lib.warehouse import ensure_table
+from btc_assets.lib.data.archive.files import ArchiveError, ArchiveFile, ArchiveNotPublished, daily_file, monthly_file
+from btc_assets.lib.trading.brokers.binance_rest import BinanceError
+from btc_assets.lib.data.rest.download import download_file
+from btc_assets.lib.data.rest.layouts import REST_DATASETS
+from btc_assets.lib.data.synthetic import is_synthetic_zip
+from btc_assets.lib.storage.warehouse import ensure_table
 
 MANIFEST_TABLE = "bronze.files"
 SYNTHETIC_SOURCE = "archive:synthetic"

@@ -1,7 +1,7 @@
 """Bronze market datasets besides klines: daily archive files of aggTrades, bookDepth, metrics and mark/index/
 premium 1m klines, fetched, checksum-verified and kept byte for byte, with a manifest row each in bronze.files.
 
-The bundled sample's generated files carry a SYNTHETIC zip comment (see btc_assets/lib/synthetic): their manifest
+The bundled sample's generated files carry a SYNTHETIC zip comment (see btc_assets/lib/data/synthetic): their manifest
 rows say `source = 'archive:synthetic'` and the materialization's metadata says `synthetic: true`.
 """
 
@@ -11,7 +11,7 @@ from dagster_duckdb import DuckDBResource
 from btc_assets.defs import partitions
 from btc_assets.defs.bronze.assets import days_of, fetch_to_lake
 from btc_assets.defs.resources import ArchiveResource, LakeResource
-from btc_assets.lib.archive import ArchiveFile, daily_file
+from btc_assets.lib.data.archive.files import ArchiveFile, daily_file
 
 # asset name -> (archive dataset, interval, what it is)
 DATASETS: dict[str, tuple[str, str | None, str]] = {

@@ -23,8 +23,8 @@ from btc_assets.defs import partitions
 from btc_assets.defs.bronze.assets import MANIFEST_COLUMNS, MANIFEST_TABLE
 from btc_assets.defs.resources import LakeResource
 from btc_assets.defs.rest_resources import StreamRecordingsResource
-from btc_assets.lib.collector.salvage import CorruptRecording, HourFile, Truncation, read_hour_file
-from btc_assets.lib.warehouse import ensure_table, replace_window
+from btc_assets.lib.data.collector.salvage import CorruptRecording, HourFile, Truncation, read_hour_file
+from btc_assets.lib.storage.warehouse import ensure_table, replace_window
 
 KINDS = ("kline_1m", "aggTrade", "depth20", "depth10", "markPrice", "forceOrder", "dead_letter", "gaps")
 DEAD_LETTER_TABLE = "bronze.stream_dead_letters"

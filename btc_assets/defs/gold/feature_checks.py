@@ -10,8 +10,8 @@ import dagster as dg
 import pandas as pd
 import pandera.pandas as pa
 
-from btc_assets.lib import schemas
-from btc_assets.lib.features import WARMUP_BARS_1M, checks, drift
+from btc_assets.lib.data import schemas
+from btc_assets.lib.research.features import WARMUP_BARS_1M, checks, drift
 
 ASSET = ["gold", "features"]
 PIT_CUTOFFS = 3

@@ -21,12 +21,12 @@ import dagster as dg
 import pandas as pd
 
 from btc_assets.defs.gold.assets import LABEL_HORIZON
-from btc_assets.lib.features import FEATURE_NAMES
-from btc_assets.lib.models import tracking
-from btc_assets.lib.models.evaluation import METRIC_NAMES, beats_baselines
-from btc_assets.lib.models.walk_forward import WalkForwardConfig, WalkForwardResult, run_walk_forward
-from btc_assets.lib.models.xgb import chronological_split
-from btc_assets.lib.warehouse import ensure_table, read_window, replace_window
+from btc_assets.lib.research.features import FEATURE_NAMES
+from btc_assets.lib.research.models import tracking
+from btc_assets.lib.research.models.evaluation import METRIC_NAMES, beats_baselines
+from btc_assets.lib.research.models.walk_forward import WalkForwardConfig, WalkForwardResult, run_walk_forward
+from btc_assets.lib.research.models.xgb import chronological_split
+from btc_assets.lib.storage.warehouse import ensure_table, read_window, replace_window
 
 TRAIN_WEEKS = 4
 TRADING_FAMILY = "xgb"  # the promoted family whose predictions become models/signals and trade ("ensemble", ...)

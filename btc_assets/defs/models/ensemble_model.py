@@ -10,10 +10,10 @@ from dagster_duckdb import DuckDBResource
 from btc_assets.defs import partitions
 from btc_assets.defs.models import common
 from btc_assets.defs.resources import MlflowResource
-from btc_assets.lib.models import ensemble as ens
-from btc_assets.lib.models import tracking
-from btc_assets.lib.models.evaluation import majority_proba
-from btc_assets.lib.models.walk_forward import WalkForwardResult, evaluate
+from btc_assets.lib.research.models import ensemble as ens
+from btc_assets.lib.research.models import tracking
+from btc_assets.lib.research.models.evaluation import majority_proba
+from btc_assets.lib.research.models.walk_forward import WalkForwardResult, evaluate
 
 KEY = ["models", "ensemble"]
 MEMBERS = ("xgb", "lstm")

@@ -15,12 +15,12 @@ from dagster_duckdb import DuckDBResource
 from btc_assets.defs import partitions
 from btc_assets.defs.models import common
 from btc_assets.defs.resources import MlflowResource
-from btc_assets.lib.features import FEATURE_NAMES
-from btc_assets.lib.models import tracking
-from btc_assets.lib.models.device import select_device
+from btc_assets.lib.research.features import FEATURE_NAMES
+from btc_assets.lib.research.models import tracking
+from btc_assets.lib.research.models.device import select_device
 
 if TYPE_CHECKING:  # torch is imported only where an LSTM is trained
-    from btc_assets.lib.models import lstm
+    from btc_assets.lib.research.models import lstm
 
 KEY = ["models", "lstm_model"]
 
@@ -41,7 +41,7 @@ class LstmTrainingConfig(common.WalkForwardSettings):
     device: str = "auto"  # CUDA when present, else CPU
 
     def params(self) -> "lstm.LstmParams":  # torch is imported only where an LSTM is trained
-        from btc_assets.lib.models import lstm
+        from btc_assets.lib.research.models import lstm
 
         # Dagster needs the fields declared on the config; their values go over by name, none can be forgotten
         return lstm.LstmParams(**{f.name: getattr(self, f.name) for f in dataclasses.fields(lstm.LstmParams)})
@@ -67,7 +67,7 @@ DEMO_CONFIG = {"window": 30, "hidden": 32, "dense": 16, "epochs": 3, "stride": 1
 )
 def lstm_model(context: dg.AssetExecutionContext, config: LstmTrainingConfig, warehouse: DuckDBResource,
                mlflow: MlflowResource):
-    from btc_assets.lib.models import lstm  # torch loads here, not in every process that loads the definitions
+    from btc_assets.lib.research.models import lstm  # torch loads here, not in every process that loads the definitions
 
     params = config.params()
     device = select_device(params.device)

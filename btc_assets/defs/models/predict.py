@@ -6,16 +6,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from btc_assets.lib.features import FEATURE_NAMES
-from btc_assets.lib.models import ensemble, tracking, xgb
-from btc_assets.lib.models.tracking import MlflowStore
+from btc_assets.lib.research.features import FEATURE_NAMES
+from btc_assets.lib.research.models import ensemble, tracking, xgb
+from btc_assets.lib.research.models.tracking import MlflowStore
 
 CONTEXT = pd.Timedelta(hours=2)  # feature rows before the first predicted bar that a sequence model may look at
 
 
 def _one(store: MlflowStore, family: str, uri: str, rows: pd.DataFrame, context: pd.DataFrame | None) -> np.ndarray:
     if family == "lstm":
-        from btc_assets.lib.models import lstm  # torch only where an LSTM predicts
+        from btc_assets.lib.research.models import lstm  # torch only where an LSTM predicts
 
         return lstm.predict_proba(tracking.load_lstm(store, uri), rows, context)
     if family == "xgb":

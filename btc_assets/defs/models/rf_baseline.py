@@ -8,8 +8,8 @@ from dagster_duckdb import DuckDBResource
 
 from btc_assets.defs.models import common
 from btc_assets.defs.resources import MlflowResource
-from btc_assets.lib.models import rf_daily, tracking
-from btc_assets.lib.models.evaluation import METRIC_NAMES, beats_baselines
+from btc_assets.lib.research.models import rf_daily, tracking
+from btc_assets.lib.research.models.evaluation import METRIC_NAMES, beats_baselines
 
 KEY = ["models", "rf_daily_baseline"]
 MIN_TRAIN_DAYS = 10

@@ -14,8 +14,8 @@ from dagster_duckdb import DuckDBResource
 from btc_assets.defs import partitions
 from btc_assets.defs.models import common, predict
 from btc_assets.defs.resources import MlflowResource
-from btc_assets.lib.labels import CLASS_NAMES
-from btc_assets.lib.warehouse import read_window, replace_window
+from btc_assets.lib.research.labels import CLASS_NAMES
+from btc_assets.lib.storage.warehouse import read_window, replace_window
 
 SIGNAL_TYPES = {"open_time": "TIMESTAMP", "model_version": "VARCHAR", "p_sell": "DOUBLE", "p_hold": "DOUBLE",
                 "p_buy": "DOUBLE", "signal": "TINYINT"}

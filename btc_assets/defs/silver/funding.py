@@ -7,10 +7,10 @@ from dagster_duckdb import DuckDBResource
 
 from btc_assets.defs import partitions
 from btc_assets.defs.resources import ArchiveResource, LakeResource
-from btc_assets.lib.archive import monthly_file
-from btc_assets.lib.archive_csv import FUNDING_RATE, read_archive_csv
-from btc_assets.lib.funding import silver_funding
-from btc_assets.lib.warehouse import replace_window
+from btc_assets.lib.data.archive.files import monthly_file
+from btc_assets.lib.data.archive.csv_reader import FUNDING_RATE, read_archive_csv
+from btc_assets.lib.data.funding import silver_funding
+from btc_assets.lib.storage.warehouse import replace_window
 
 FUNDING_TYPES = {"funding_time": "TIMESTAMP", "calc_time": "TIMESTAMP", "interval_hours": "BIGINT", "rate": "DOUBLE"}
 

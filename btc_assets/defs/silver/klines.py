@@ -9,10 +9,10 @@ from dagster_duckdb import DuckDBResource
 from btc_assets.defs import partitions
 from btc_assets.defs.bronze.assets import days_of
 from btc_assets.defs.resources import ArchiveResource, LakeResource
-from btc_assets.lib import bars, schemas
-from btc_assets.lib.archive import daily_file
-from btc_assets.lib.archive_csv import KLINES, read_archive_csv
-from btc_assets.lib.warehouse import read_window, replace_window
+from btc_assets.lib.data import bars, schemas
+from btc_assets.lib.data.archive.files import daily_file
+from btc_assets.lib.data.archive.csv_reader import KLINES, read_archive_csv
+from btc_assets.lib.storage.warehouse import read_window, replace_window
 
 KLINE_TYPES = {
     "open_time": "TIMESTAMP",

@@ -23,8 +23,8 @@ from dagster_duckdb import DuckDBResource
 from btc_assets.defs import partitions
 from btc_assets.defs.bronze.streams import read_recording
 from btc_assets.defs.resources import LakeResource
-from btc_assets.lib.collector import quality, tables
-from btc_assets.lib.warehouse import replace_window
+from btc_assets.lib.data.collector import quality, tables
+from btc_assets.lib.storage.warehouse import replace_window
 
 
 def _hour_files(kind: str, day: dt.date) -> list[str]:

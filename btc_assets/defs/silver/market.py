@@ -2,7 +2,7 @@
 
 Tables silver.book_depth, silver.metrics, silver.mark_price_1m, silver.index_price_1m, silver.premium_index_1m;
 all time columns TIMESTAMP (UTC wall time). Each asset parses its days from the lake, types and validates them in
-btc_assets.lib.market, replaces its window in DuckDB and reports its checks.
+btc_assets.lib.data.market, replaces its window in DuckDB and reports its checks.
 """
 
 import dagster as dg
@@ -14,12 +14,12 @@ from btc_assets.defs.bronze.assets import days_of
 from btc_assets.defs.bronze.market import archive_file
 from btc_assets.defs.resources import ArchiveResource, LakeResource
 from btc_assets.defs.silver.order_flow import synthetic_files
-from btc_assets.lib.archive_csv import BOOK_DEPTH, KLINES, METRICS, CsvLayout, read_archive_csv
-from btc_assets.lib.market import book_depth as lib_depth
-from btc_assets.lib.market import day_window
-from btc_assets.lib.market import metrics as lib_metrics
-from btc_assets.lib.market import price_klines as lib_prices
-from btc_assets.lib.warehouse import read_window, replace_window, table_exists
+from btc_assets.lib.data.archive.csv_reader import BOOK_DEPTH, KLINES, METRICS, CsvLayout, read_archive_csv
+from btc_assets.lib.data.market import book_depth as lib_depth
+from btc_assets.lib.data.market import day_window
+from btc_assets.lib.data.market import metrics as lib_metrics
+from btc_assets.lib.data.market import price_klines as lib_prices
+from btc_assets.lib.storage.warehouse import read_window, replace_window, table_exists
 
 
 def _read_days(context, name: str, layout: CsvLayout, archive: ArchiveResource, lake: LakeResource, parse):

@@ -14,11 +14,11 @@ from btc_assets.defs.bronze.assets import days_of
 from btc_assets.defs.bronze.assets import SYNTHETIC_SOURCE
 from btc_assets.defs.bronze.market import archive_file
 from btc_assets.defs.resources import ArchiveResource, LakeResource
-from btc_assets.lib.archive_csv import AGG_TRADES, read_archive_csv
-from btc_assets.lib.market import agg_trades as lib_agg
-from btc_assets.lib.market import day_window
-from btc_assets.lib.market import order_flow as lib_flow
-from btc_assets.lib.warehouse import replace_window, table_exists
+from btc_assets.lib.data.archive.csv_reader import AGG_TRADES, read_archive_csv
+from btc_assets.lib.data.market import agg_trades as lib_agg
+from btc_assets.lib.data.market import day_window
+from btc_assets.lib.data.market import order_flow as lib_flow
+from btc_assets.lib.storage.warehouse import replace_window, table_exists
 
 
 def synthetic_files(warehouse: DuckDBResource, relpaths: list[str]) -> int:

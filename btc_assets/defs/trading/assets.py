@@ -35,12 +35,12 @@ from btc_assets.defs.rest_resources import StreamRecordingsResource
 from btc_assets.defs.resources import LiveFeedResource
 from btc_assets.defs.trading.market import (BARS_FROM, BARS_TO, LIVE_BARS, feature_inputs, one_minute, rules_entries,
                                             rules_inputs, tagged_bars, take_live_bars)
-from btc_assets.lib import trader, trading_metrics
-from btc_assets.lib.backtest.simulation import decide
-from btc_assets.lib.journal import Journal, client_order_id, mirror_journal
-from btc_assets.lib.kill_switch import KillSwitch, stop_trading
-from btc_assets.lib.live_market import RecordedMarket
-from btc_assets.lib.labels import CLASS_NAMES
+from btc_assets.lib.trading import trader, metrics as trading_metrics
+from btc_assets.lib.research.backtest.simulation import decide
+from btc_assets.lib.trading.journal import Journal, client_order_id, mirror_journal
+from btc_assets.lib.trading.kill_switch import KillSwitch, stop_trading
+from btc_assets.lib.trading.live_market import RecordedMarket
+from btc_assets.lib.research.labels import CLASS_NAMES
 
 __all__ = ["BARS_FROM", "BARS_TO", "DECISIONS", "ORDERS", "REQUESTED_AT", "live_trading", "session_bounds"]
 REQUESTED_AT = "btc/requested_at"  # epoch seconds when the sensor asked for the run: the bars' close on its clock

@@ -16,8 +16,8 @@ from dagster_duckdb import DuckDBResource
 from btc_assets.defs.resources import TradingResource
 from btc_assets.defs.trading.assets import ORDERS, SESSION_WARMUP, session_bounds
 from btc_assets.defs.trading.market import rules_entries, rules_inputs
-from btc_assets.lib.backtest import simulate
-from btc_assets.lib.warehouse import table_exists
+from btc_assets.lib.research.backtest import simulate
+from btc_assets.lib.storage.warehouse import table_exists
 
 PROBA_TOLERANCE = 1e-6
 MINUTE = pd.Timedelta(minutes=1)

@@ -14,11 +14,12 @@ import pandas as pd
 from btc_assets.defs.gold.assets import load_bars
 from btc_assets.defs.rest_resources import StreamRecordingsResource
 from btc_assets.defs.resources import LiveFeedResource
-from btc_assets.lib import bars, live_bars
-from btc_assets.lib.backtest import signals_from_classes
-from btc_assets.lib.collector.writer import hour_names
-from btc_assets.lib.rest import PublicRest
-from btc_assets.lib.warehouse import read_window, replace_window, table_exists
+from btc_assets.lib.data import bars
+from btc_assets.lib.trading import live_bars
+from btc_assets.lib.research.backtest import signals_from_classes
+from btc_assets.lib.data.collector.writer import hour_names
+from btc_assets.lib.data.rest.download import PublicRest
+from btc_assets.lib.storage.warehouse import read_window, replace_window, table_exists
 
 LIVE_TABLE = "live.klines_1m"
 LIVE_TYPES = {"open_time": "TIMESTAMP", "open": "DOUBLE", "high": "DOUBLE", "low": "DOUBLE", "close": "DOUBLE",

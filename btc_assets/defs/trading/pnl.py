@@ -6,8 +6,8 @@ from dagster_duckdb import DuckDBResource
 
 from btc_assets.defs import partitions
 from btc_assets.defs.resources import NotifierResource, TradingResource
-from btc_assets.lib import trading_metrics
-from btc_assets.lib.warehouse import replace_window
+from btc_assets.lib.trading import metrics as trading_metrics
+from btc_assets.lib.storage.warehouse import replace_window
 
 PNL_TYPES = {"day": "TIMESTAMP", "equity_start": "DOUBLE", "equity_end": "DOUBLE", "pnl": "DOUBLE",
              "fees": "DOUBLE", "fills": "BIGINT", "position_end": "DOUBLE", "decisions": "BIGINT"}

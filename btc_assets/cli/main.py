@@ -1,0 +1,218 @@
+"""Command line of btc-assets: `btc-assets demo | ui | collect | metrics | generate-sample | restore-warehouse`.
+
+`demo` materializes the whole graph over a date range in process, against the persistent Dagster instance in
+$DAGSTER_HOME, so that `make ui` afterwards shows every run, materialization and check. Daily layers are filled by
+single-run backfills (one run for the whole range), models one week per run, then the live sensor is replayed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+log = logging.getLogger("btc_assets")
+
+
+def prepare_environment(data_dir: str | None = None) -> Path:
+    """Resolve BTC_DATA_DIR, point DAGSTER_HOME inside it and install the project's dagster.yaml there."""
+    root = Path(data_dir or os.environ.get("BTC_DATA_DIR", "./data")).resolve()
+    os.environ["BTC_DATA_DIR"] = str(root)
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(root / "dagster_home")))
+    home.mkdir(parents=True, exist_ok=True)
+    # The repo's files are the source of truth for the instance: local (sqlite) or production (Postgres + S3).
+    template = REPO / ("deploy/dagster.prod.yaml" if os.environ.get("BTC_ENV", "local") == "prod" else "dagster.yaml")
+    shutil.copy(template, home / "dagster.yaml")
+    return root
+
+
+def _weeks(first_day: dt.date, last_day: dt.date, min_history_days: int) -> list[str]:
+    """Monday keys of weeks that have at least `min_history_days` of data before them and start within range."""
+    monday = first_day + dt.timedelta(days=(7 - first_day.weekday()) % 7)
+    out = []
+    while monday <= last_day:
+        if (monday - first_day).days >= min_history_days:
+            out.append(monday.isoformat())
+        monday += dt.timedelta(days=7)
+    return out
+
+
+def run_demo(start: dt.date, end: dt.date, replay_hours: float, replay_speed: float) -> dict:
+    import dagster as dg
+
+    from btc_assets.definitions import defs
+    from btc_assets.defs.bronze.market import DATASETS as MARKET_DATASETS
+    from btc_assets.defs.models.assets import LSTM_DEMO_CONFIG, XGB_DEMO_CONFIG, XgbTrainingConfig
+
+    instance = dg.DagsterInstance.get()
+    timings: dict[str, float] = {}
+
+    def timed(name: str, fn):
+        t0 = time.perf_counter()
+        fn()
+        timings[name] = time.perf_counter() - t0
+        log.info("%-34s %6.1f s", name, timings[name])
+
+    def range_run(keys: list[list[str]], first: str, last: str):
+        job = defs.resolve_implicit_global_asset_job_def().get_subset(
+            asset_selection={dg.AssetKey(k) for k in keys})
+        result = job.execute_in_process(instance=instance, tags={
+            "dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last})
+        if not result.success:
+            raise SystemExit(f"run {result.run_id} failed: see `make ui` -> Runs")
+
+    months = (f"{start:%Y-%m}-01", f"{end:%Y-%m}-01")
+    timed("funding (bronze+silver, monthly)",
+          lambda: range_run([["bronze", "funding_rates"], ["silver", "funding_rates"]], *months))
+    days = f"{(end - start).days + 1} days, 1 run"
+    klines = [["bronze", "klines_1m"], ["silver", "klines_1m"], ["silver", "klines_5m"], ["silver", "klines_15m"],
+              ["silver", "klines_1h"]]
+    timed(f"klines bronze->silver ({days})", lambda: range_run(klines, start.isoformat(), end.isoformat()))
+    # After the klines: the order-flow check compares klines rebuilt from aggTrades with silver klines.
+    market = ([["bronze", n] for n in MARKET_DATASETS]
+              + [["silver", n] for n in ("agg_trades", "order_flow_1m", "book_depth", "metrics", "mark_price_1m",
+                                         "index_price_1m", "premium_index_1m")])
+    timed(f"market data bronze->silver ({days})", lambda: range_run(market, start.isoformat(), end.isoformat()))
+    timed(f"gold features + labels ({days})",
+          lambda: range_run([["gold", "features"], ["gold", "labels"]], start.isoformat(), end.isoformat()))
+    cfg = XgbTrainingConfig()
+    weeks = _weeks(start, end, cfg.min_train_days + 3)
+    def model_subset(*names: str):
+        return defs.resolve_implicit_global_asset_job_def().get_subset(
+            asset_selection={dg.AssetKey(["models", n]) for n in names})
+
+    members_job, ensemble_job = model_subset("xgb_model", "lstm_model"), model_subset("ensemble")
+    # The demo's LSTM is small (LSTM_DEMO_CONFIG) so the whole graph stays within minutes on 2 cores; the asset's
+    # defaults are the full architecture.
+    demo_config = {"ops": {"models__xgb_model": {"config": XGB_DEMO_CONFIG},
+                           "models__lstm_model": {"config": LSTM_DEMO_CONFIG}}}
+
+    def train_all():
+        for week in weeks:
+            # The ensemble runs apart: in its members' run, a member that is not promoted would block it.
+            for job, run_config in ((members_job, demo_config), (ensemble_job, None)):
+                res = job.execute_in_process(instance=instance, partition_key=week, run_config=run_config,
+                                             raise_on_error=False)
+                _fail_unless_only_promotion(res, f"training week {week}")
+
+    timed(f"models: xgb, lstm, ensemble ({len(weeks)} weeks)", train_all)
+    timed("models/rf_daily_baseline", lambda: _fail_unless_only_promotion(
+        model_subset("rf_daily_baseline").execute_in_process(instance=instance, raise_on_error=False),
+        "models/rf_daily_baseline"))
+    timed("models/signals (1 run)", lambda: range_run([["models", "signals"]], weeks[0], end.isoformat()))
+    timed("backtest/report", lambda: _plain_run(defs, instance, [["backtest", "report"]]))
+    from btc_assets.cli.replay import replay_sensor
+
+    replay_end = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), dt.timezone.utc)
+    replay_start = replay_end - dt.timedelta(hours=replay_hours)
+    timed(f"replay sensor ({int(replay_hours * 60)} bars)",
+          lambda: timings.update(replay_sensor(defs, instance, replay_start, replay_end, replay_speed)))
+    return timings
+
+
+def _plain_run(defs, instance, keys) -> None:
+    import dagster as dg
+
+    job = defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection={dg.AssetKey(k) for k in keys})
+    res = job.execute_in_process(instance=instance)
+    if not res.success:
+        raise SystemExit(f"run {res.run_id} failed")
+
+
+def _fail_unless_only_promotion(res, what: str) -> None:
+    """A model that does not beat its baselines fails its blocking check: logged, not promoted, not a demo error."""
+    errors = [e.event_specific_data.error for e in res.get_step_failure_events()]
+    if any(err is None or err.cls_name != "DagsterAssetCheckFailedError" for err in errors):
+        raise SystemExit(f"{what} failed (run {res.run_id}): see `make ui` -> Runs")
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    p = argparse.ArgumentParser(prog="btc-assets", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    d = sub.add_parser("demo", help="materialize the whole graph over a date range (default: the bundled sample)")
+    d.add_argument("--start", type=dt.date.fromisoformat, default=dt.date(2024, 1, 1))
+    d.add_argument("--end", type=dt.date.fromisoformat, default=dt.date(2024, 2, 29))
+    d.add_argument("--replay-hours", type=float, default=4.0)
+    d.add_argument("--replay-speed", type=float, default=1200.0, help="replayed minutes per wall-clock minute")
+    sub.add_parser("ui", help="Dagster UI on 127.0.0.1:3000 and MLflow UI on 127.0.0.1:5000 (Ctrl-C stops both)")
+    sub.add_parser("generate-sample", help="rewrite the synthetic datasets of the bundled sample (deterministic)")
+    sub.add_parser("restore-warehouse", help="production: rebuild the DuckDB warehouse from its tables on S3")
+    m = sub.add_parser("metrics", help="serve the trader's Prometheus metrics on /metrics")
+    m.add_argument("--host", default="127.0.0.1")
+    m.add_argument("--port", type=int, default=int(os.environ.get("BTC_METRICS_PORT", "9108")))
+    t = sub.add_parser("trade", help="the live trader as a long-lived worker: live_trading_sensor polled from each "
+                       "bar's close, its runs executed in this warm process (paper unless BTC_TRADING_MODE says "
+                       "otherwise)")
+    t.add_argument("--tick-seconds", type=float, default=0.25, help="polling interval once a bar is due")
+    sub.add_parser("collect", add_help=False, help="record the live USD-M market streams to hourly bronze files "
+                   "until Ctrl-C/SIGTERM (options: btc-assets collect --help)")
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["collect"]:  # the collector parses its own options
+        prepare_environment()
+        from btc_assets.lib.data.collector.main import main as collect
+
+        return collect(argv[1:])
+    args = p.parse_args(argv)
+    root = prepare_environment()
+    if args.cmd == "demo":
+        t0 = time.perf_counter()
+        timings = run_demo(args.start, args.end, args.replay_hours, args.replay_speed)
+        from btc_assets.cli.summary import print_summary
+
+        print_summary(root, timings, time.perf_counter() - t0)
+        return 0
+    if args.cmd == "restore-warehouse":
+        from btc_assets.defs.resources import build_resources
+
+        warehouse = build_resources()["warehouse"]
+        mirror = warehouse.mirror()
+        if mirror is None:
+            raise SystemExit("restore-warehouse needs BTC_ENV=prod and BTC_S3_BUCKET: locally the DuckDB file is "
+                             "the only copy")
+        import duckdb
+
+        from btc_assets.lib.storage.table_mirror import restore
+
+        with duckdb.connect(warehouse.database) as conn:
+            for table, rows in restore(conn, mirror).items():
+                print(f"  {table:<28} {rows:>10,} rows")
+        return 0
+    if args.cmd == "generate-sample":
+        from btc_assets.lib.data.synthetic.__main__ import main as generate_sample
+
+        return generate_sample([]) or 0
+    if args.cmd == "metrics":
+        from btc_assets.cli.metrics_server import serve_metrics
+
+        return serve_metrics(root / "metrics" / "trading.prom", args.host, args.port)
+    if args.cmd == "trade":
+        import signal
+
+        import dagster as dg
+
+        from btc_assets.definitions import defs
+        from btc_assets.cli.replay import trade_forever
+
+        stop = {"now": False}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.update(now=True))
+        with dg.DagsterInstance.get() as instance:
+            print(trade_forever(defs, instance, root / "live_trader.cursor.json", args.tick_seconds,
+                                should_stop=lambda: stop["now"]))
+        return 0
+    if args.cmd == "ui":
+        from btc_assets.cli.ui import serve
+
+        return serve(root)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,149 @@
+"""One self-contained, offline HTML page for a backtest (plotly.js inlined once, no CDN).
+
+Sections: metrics (strategy, buy-and-hold, random entry), regimes, what was skipped and the assumptions in force,
+then the charts: equity against buy-and-hold and random entry, drawdown, monthly returns heatmap, hour x weekday
+win-rate heatmap, rolling Sharpe, trades marked on price, fees and funding over time.
+
+Lines are resampled to at most ``max_points`` time buckets (last value per bucket; the drawdown keeps each bucket's
+worst) because plotly.js is ~4.8 MB already and a screen has fewer pixels than a year has minutes; the tables use
+every bar. A tiny script records script errors and how many charts drew into ``#render-status`` so a headless
+browser test can tell a page that renders from one that does not.
+"""
+
+from __future__ import annotations
+
+import html as html_lib
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from btc_assets.lib.research.backtest.metrics import MINUTES_PER_YEAR, Evaluation
+from btc_assets.lib.research.backtest.simulation import BacktestResult
+
+CHARTS = 7
+PERCENT = {"total_return", "annualised_return", "max_drawdown", "win_rate", "exposure", "probabilistic_sharpe",
+           "deflated_sharpe", "share_of_time", "strategy_return", "buy_and_hold_return", "random_entry_return"}
+STYLE = ("body{font-family:system-ui,sans-serif;margin:1.5rem;color:#222}h1{margin-bottom:.2rem}.sub{color:#555}"
+         "table{border-collapse:collapse;margin:.6rem 1.2rem .6rem 0;display:inline-table;vertical-align:top}"
+         "th,td{padding:.2rem .7rem;border-bottom:1px solid #ddd;text-align:right}th:first-child,td:first-child"
+         "{text-align:left}.note{color:#666;font-size:.85rem;max-width:70rem}")
+WATCH = ("<script>window.__reportErrors=[];window.addEventListener('error',function(e){"
+         "window.__reportErrors.push(String(e.message))});</script>")
+STATUS = ("<pre id='render-status'></pre><script>window.addEventListener('load',function(){setTimeout(function(){"
+          "var s=document.getElementById('render-status');s.setAttribute('data-plots',"
+          "document.querySelectorAll('.js-plotly-plot .main-svg').length?document.querySelectorAll('.js-plotly-plot')"
+          ".length:0);s.setAttribute('data-errors',window.__reportErrors.length);"
+          "s.textContent=window.__reportErrors.join('\\n')},500)});</script>")
+
+
+def _fmt(key: str, v) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "n/a"
+    if key in PERCENT:
+        return f"{v:.2%}"
+    if float(v).is_integer():  # counts (trades, streaks, skipped entries) and round money
+        return f"{int(v):,d}"
+    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:,.3f}"
+
+
+def _table(columns: dict[str, dict], title: str) -> str:
+    keys = list(next(iter(columns.values())))
+    head = "".join(f"<th>{html_lib.escape(c)}</th>" for c in columns)
+    rows = "".join(f"<tr><td>{html_lib.escape(k)}</td>" + "".join(f"<td>{_fmt(k, col.get(k))}</td>"
+                   for col in columns.values()) + "</tr>" for k in keys)
+    return f"<table><caption>{html_lib.escape(title)}</caption><tr><th></th>{head}</tr>{rows}</table>"
+
+
+def _bucket(s: pd.Series, max_points: int, how: str = "last") -> pd.Series:
+    span = (s.index[-1] - s.index[0]).total_seconds() / 60 + 1
+    step = max(1, math.ceil(span / max_points))
+    return s if step == 1 else getattr(s.resample(f"{step}min", label="right"), how)().dropna()
+
+
+def _line(fig: go.Figure, s: pd.Series, name: str, color: str, **kw) -> None:
+    fig.add_trace(go.Scattergl(x=s.index, y=s.to_numpy(np.float32), name=name, mode="lines",
+                               line=dict(color=color, width=1.2), **kw))
+
+
+def _figures(res: BacktestResult, ev: Evaluation, max_points: int) -> list[tuple[str, go.Figure]]:
+    init, eq = res.initial_equity, res.equity
+    f_eq = go.Figure()
+    for s, name, color in ((eq, "Strategy", "#1f77b4"), (ev.buy_and_hold_equity, "Buy & hold", "#888"),
+                           (ev.random_equity, "Random entry", "#d62728")):
+        _line(f_eq, _bucket(s, max_points), name, color)
+    dd = eq / np.maximum(eq.cummax(), init) - 1.0
+    f_dd = go.Figure()
+    _line(f_dd, _bucket(dd, max_points, "min"), "Strategy drawdown", "#1f77b4", fill="tozeroy")
+    f_dd.update_yaxes(tickformat=".1%")
+    monthly = eq.resample("MS").last()
+    m_ret = monthly / np.concatenate([[init], monthly.to_numpy()[:-1]]) - 1.0
+    grid = pd.DataFrame({"y": m_ret.index.year, "m": m_ret.index.month, "r": m_ret.to_numpy()}).pivot(
+        index="y", columns="m", values="r").reindex(columns=range(1, 13))
+    f_month = go.Figure(go.Heatmap(z=grid.to_numpy(), x=[pd.Timestamp(2000, m, 1).strftime("%b") for m in range(1, 13)],
+                                   y=[str(y) for y in grid.index], colorscale="RdYlGn", zmid=0,
+                                   texttemplate="%{z:.1%}", hovertemplate="%{y} %{x}: %{z:.2%}<extra></extra>"))
+    tr = res.trades
+    et = pd.DatetimeIndex(tr["entry_time"])
+    wins = pd.DataFrame({"d": et.dayofweek, "h": et.hour, "w": (tr["net_pnl"] > 0).to_numpy(float)})
+    wr = wins.pivot_table(index="d", columns="h", values="w", aggfunc="mean").reindex(index=range(7), columns=range(24))
+    f_hw = go.Figure(go.Heatmap(z=wr.to_numpy(), x=list(range(24)), y=["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
+                                colorscale="RdYlGn", zmin=0, zmax=1,
+                                hovertemplate="%{y} %{x}h: %{z:.0%}<extra></extra>"))
+    hourly = eq.resample("1h").last()
+    hr = hourly.pct_change().dropna()
+    window = int(min(24 * 7, max(6, len(hr) // 4)))
+    roll = hr.rolling(window).mean() / hr.rolling(window).std() * math.sqrt(MINUTES_PER_YEAR / 60)
+    f_rs = go.Figure()
+    _line(f_rs, roll.dropna(), f"Rolling Sharpe ({window} h)", "#9467bd")
+    f_px = go.Figure()
+    _line(f_px, _bucket(res.close, max_points), "BTCUSDT close", "#444")
+    shown = tr.tail(3_000)  # markers beyond a few thousand only hide the price
+    for side, color, symbol in (("long", "#2ca02c", "triangle-up"), ("short", "#d62728", "triangle-down")):
+        t = shown[shown["side"] == side]
+        f_px.add_trace(go.Scattergl(x=t["entry_time"], y=t["entry_price"], mode="markers", name=f"{side} entry",
+                                    marker=dict(color=color, symbol=symbol, size=7)))
+    f_px.add_trace(go.Scattergl(x=shown["exit_time"], y=shown["exit_price"], mode="markers", name="exit",
+                                marker=dict(color="#000", symbol="x", size=5), text=shown["exit_reason"]))
+    f_cost = go.Figure()
+    _line(f_cost, _bucket(res.fees.cumsum(), max_points), "Fees (cumulative)", "#ff7f0e")
+    _line(f_cost, _bucket(res.funding.cumsum(), max_points), "Funding paid (cumulative, neg = received)", "#17becf")
+    return [("Equity: strategy, buy & hold, random entry", f_eq), ("Drawdown", f_dd),
+            ("Monthly returns", f_month), ("Win rate by entry hour (UTC) and weekday", f_hw),
+            ("Rolling Sharpe (hourly returns, annualised)", f_rs),
+            (f"Trades on price (last {len(shown):,} of {len(tr):,})", f_px), ("Fees and funding over time", f_cost)]
+
+
+def render_report(res: BacktestResult, ev: Evaluation, *, title: str, subtitle: str = "",
+                  max_points: int = 3_000) -> str:
+    """The whole page as a string; works offline."""
+    if len(res.equity) < 2:
+        raise ValueError("the backtest has fewer than 2 bars; there is nothing to report")
+    parts = []
+    for i, (name, fig) in enumerate(_figures(res, ev, max_points)):
+        fig.update_layout(title=name, template="simple_white", height=420, margin=dict(l=60, r=20, t=50, b=40))
+        parts.append(fig.to_html(full_html=False, include_plotlyjs=(i == 0), config={"displaylogo": False}))
+    tables = (_table({"Strategy": ev.strategy, "Buy & hold": ev.buy_and_hold, "Random entry": ev.random_entry},
+                     "Metrics (every bar)")
+              + _table({k: row.to_dict() for k, row in ev.by_regime.iterrows()}, "By regime (trailing 24 h return)")
+              + _table({"count": {k: float(v) for k, v in res.skipped.items()}}, "Entries not taken"))
+    note = (f"{len(res.equity):,} bars {res.equity.index[0]} .. {res.equity.index[-1]} UTC. Fills on the bar after the "
+            f"signal; taker {res.costs.taker_fee:.3%}, maker {res.costs.maker_fee:.3%}, slippage "
+            f"{res.costs.slippage_bps} bps + {res.costs.slippage_vol_mult} x 1m volatility; entries: "
+            f"{res.costs.order_type}. Exchange rules {res.rules.version}. Liquidation and funding priced at: "
+            f"{'the mark price' if res.mark_source == 'mark' else 'the LAST traded price (no mark-price series given)'}"
+            f" ({res.mark_source}). Spread filter input: {res.spread_source}. Risk: {res.risk}.")
+    return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html_lib.escape(title)}</title>"
+            f"<style>{STYLE}</style></head><body>{WATCH}<h1>{html_lib.escape(title)}</h1><p class='sub'>"
+            f"{html_lib.escape(subtitle)}</p>{tables}<p class='note'>{html_lib.escape(note)}</p>"
+            + "".join(parts) + STATUS + "</body></html>")
+
+
+def write_report(html: str, path: Path) -> Path:
+    """Write the page as UTF-8, creating parent directories."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(html, encoding="utf-8")
+    return path

@@ -1,0 +1,161 @@
+"""compute_features: runs every family on the input frames and assembles one row per 1m bar.
+
+Each family module declares FEATURES and a compute(ctx) that returns arrays aligned to the 1m bars. Features of
+a family whose source frame is absent are null, and `null_reasons` says why; values before a feature's own
+warm-up are null too (never an unconverged number), so any value present is exact.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from btc_assets.lib.research.features import pit
+from btc_assets.lib.research.features.registry import FAMILIES, FEATURES, ROW_WARMUP_BARS_1M
+
+MINUTE = pd.Timedelta(minutes=1)
+
+
+@dataclass
+class Bars:
+    """One timeframe's OHLCV as float64 arrays, with each bar's availability time (ns)."""
+
+    tf: str
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+    quote_volume: np.ndarray
+    taker_buy_volume: np.ndarray
+    avail_ns: np.ndarray
+
+    @classmethod
+    def from_frame(cls, df: pd.DataFrame, tf: str) -> Bars:
+        d = _sorted(df, "open_time")
+        src = pit.SOURCES[f"klines_{tf}"]
+        cols = {c: d[c].to_numpy("float64") for c in src.columns}
+        return cls(tf=tf, avail_ns=pit.ns(src.available_at(d)), **cols)
+
+
+@dataclass
+class Context:
+    """What a family's compute() sees: the 1m bars, the higher bars and the extra sources, all sorted."""
+
+    one: Bars
+    open_time: pd.Series
+    bars: dict[str, Bars]
+    sources: dict[str, pd.DataFrame]
+    cache: dict = field(default_factory=dict)
+
+    @property
+    def at_ns(self) -> np.ndarray:
+        return self.one.avail_ns
+
+    @property
+    def n(self) -> int:
+        return len(self.one.close)
+
+    def on_1m(self, tf: str, values: np.ndarray) -> np.ndarray:
+        """Values of timeframe tf attached to each 1m row as of its availability (the last closed tf bar)."""
+        if tf == "1m":
+            return values
+        if ("asof", tf) not in self.cache:
+            self.cache[("asof", tf)] = pit.asof_index(self.at_ns, self.bars[tf].avail_ns)
+        return pit.take(values, self.cache[("asof", tf)])
+
+    def source(self, name: str) -> pd.DataFrame | None:
+        return self.sources.get(name)
+
+
+def _sorted(df: pd.DataFrame, column: str) -> pd.DataFrame:
+    """df in time order with a fresh index (no copy-sort when it already is, the usual case for silver reads)."""
+    if df[column].is_monotonic_increasing:
+        return df.reset_index(drop=True)
+    return df.sort_values(column, kind="stable").reset_index(drop=True)
+
+
+def _split_inputs(higher: dict | None, sources: dict | None) -> tuple[dict, dict]:
+    """Non-empty higher bars by timeframe and extra sources by name, their columns verified.
+
+    `higher` may also carry extra sources by name (gold's load_bars does, so that callers that only pass
+    `higher`, like the live trading path, compute the very same features as gold).
+    """
+    bars_by_tf, extra = {}, {}
+    for key, df in {**(higher or {}), **(sources or {})}.items():
+        name = key if key in pit.SOURCES else f"klines_{key}"
+        src = pit.SOURCES.get(name)
+        if src is None:
+            raise KeyError(f"compute_features: unknown input {key!r}; declared sources are {sorted(pit.SOURCES)} "
+                           "(declare new ones in btc_assets/lib/research/features/pit.py)")
+        if df is None or df.empty:
+            continue
+        missing = [c for c in (src.time_column, *src.columns) if c not in df.columns]
+        if missing:
+            raise ValueError(f"compute_features: input {name} (table {src.table}) lacks columns {missing}; "
+                             "fix the silver table or the declaration in btc_assets/lib/research/features/pit.py")
+        if name.startswith("klines_"):
+            bars_by_tf[name.removeprefix("klines_")] = df
+        else:
+            extra[name] = df
+    return bars_by_tf, extra
+
+
+def null_reasons(higher: dict[str, pd.DataFrame] | None, sources: dict[str, pd.DataFrame] | None) -> dict[str, str]:
+    """Source name -> why it is absent (the features reading it are null). Empty when every source is present."""
+    bars_by_tf, extra = _split_inputs(higher, sources)
+    have = {f"klines_{k}" for k in bars_by_tf} | set(extra)
+    reasons = {}
+    for name, src in pit.SOURCES.items():
+        if name != "klines_1m" and name not in have:
+            why = "live data only (no archive)" if src.live_only else f"table {src.table} absent or empty here"
+            reasons[name] = f"{why}: features reading {name} are null"
+    return reasons
+
+
+def compute_features(bars_1m: pd.DataFrame, higher: dict[str, pd.DataFrame] | None = None,
+                     sources: dict[str, pd.DataFrame] | None = None,
+                     timings: dict[str, float] | None = None) -> pd.DataFrame:
+    """Features for every 1m bar of `bars_1m` (UTC open_time), with `higher` {"5m": df, ...} bars and `sources`.
+
+    sources: extra frames by pit.SOURCES name (order_flow_1m, book_depth, metrics, funding_rates, mark_price_1m,
+    index_price_1m, premium_index_1m, liquidations); absent ones give null features (see null_reasons).
+    Returns open_time, available_at, one column per feature and `warmed_up` (ROW_WARMUP_BARS_1M bars of history
+    preceded the row; slower features are null until their own warm-up). timings, if given, gets seconds per family.
+    """
+    bars_by_tf, extra = _split_inputs(higher, sources)
+    b = _sorted(bars_1m, "open_time")
+    one = Bars.from_frame(b, "1m")
+    ctx = Context(one=one, open_time=b["open_time"],
+                  bars={"1m": one} | {k: Bars.from_frame(v, k) for k, v in bars_by_tf.items()},
+                  sources={k: _sorted(v, pit.SOURCES[k].time_column) for k, v in extra.items()})
+    have = {f"klines_{k}" for k in ctx.bars} | set(ctx.sources)
+    values: dict[str, np.ndarray] = {}
+    for family, module in FAMILIES.items():
+        t0 = time.perf_counter()
+        values.update(module.compute(ctx))
+        if timings is not None:
+            timings[family] = timings.get(family, 0.0) + time.perf_counter() - t0
+    t0 = time.perf_counter()
+    history = (ctx.at_ns - ctx.at_ns[0]) // MINUTE.value if ctx.n else np.zeros(0, dtype="int64")
+    # One (features x rows) block, handed to pandas transposed: the frame is built without copying 100+ columns.
+    block = np.empty((len(FEATURES), ctx.n))
+    for i, f in enumerate(FEATURES):
+        v = values.get(f.name)
+        if v is None or not set(f.sources) <= have:
+            block[i] = np.nan
+            continue
+        block[i] = v
+        # Rows are in time order, so "before the warm-up" is a prefix: null it (never an unconverged value).
+        block[i, : np.searchsorted(history, f.warmup_bars_1m)] = np.nan
+    out = pd.DataFrame(block.T, columns=[f.name for f in FEATURES], copy=False)
+    # Series, not .to_numpy(): a tz-aware column would go through an object array of Timestamps.
+    out.insert(0, "open_time", b["open_time"])
+    out.insert(1, "available_at", b["open_time"] + MINUTE)
+    out["warmed_up"] = history >= ROW_WARMUP_BARS_1M
+    if timings is not None:
+        timings["assembly"] = timings.get("assembly", 0.0) + time.perf_counter() - t0
+    return out

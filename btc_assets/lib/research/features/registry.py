@@ -1,0 +1,64 @@
+"""The feature registry: every family module, every feature once, and the warm-up lengths derived from them.
+
+Nothing else lists features: computation, the gold pandera schema, the gold checks and docs/FEATURES.md all read
+FEATURES. Import-time validation makes a typo in a declaration fail loudly instead of producing a silent null.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from btc_assets.lib.research.features import (
+    calendar,
+    momentum,
+    order_book,
+    perpetual,
+    pit,
+    price_action,
+    structure,
+    volatility,
+    volume,
+)
+from btc_assets.lib.research.features.spec import Feature
+
+FAMILIES: dict[str, ModuleType] = {m.FAMILY: m for m in (
+    price_action, momentum, volatility, volume, order_book, structure, perpetual, calendar)}
+FEATURES: tuple[Feature, ...] = tuple(f for m in FAMILIES.values() for f in m.FEATURES)
+FEATURE_NAMES: list[str] = [f.name for f in FEATURES]
+BY_NAME: dict[str, Feature] = {f.name: f for f in FEATURES}
+# What gold reads before a partition: the slowest feature's warm-up (1h ADX), in 1m bars.
+WARMUP_BARS_1M: int = max(f.warmup_bars_1m for f in FEATURES)
+# `warmed_up` marks rows with three days of history: every 1m/5m feature is exact by then; slower 15m/1h ones
+# are null until their own warm-up has passed (only at the very start of the stored history).
+ROW_WARMUP_BARS_1M: int = 3 * 1440
+
+
+def _validate() -> None:
+    if len(BY_NAME) != len(FEATURES):
+        dupes = sorted({n for n in FEATURE_NAMES if FEATURE_NAMES.count(n) > 1})
+        raise ValueError(f"feature registry: duplicate names {dupes}; rename one of them in its family module")
+    for f in FEATURES:
+        for inp in f.inputs:
+            src, _, col = inp.partition(".")
+            s = pit.SOURCES.get(src)
+            if s is None or col not in (*s.columns, s.time_column):
+                raise ValueError(f"feature {f.name} ({f.family}): input {inp!r} is not a declared source column; "
+                                 f"declare it in btc_assets/lib/research/features/pit.py SOURCES")
+        if f.warmup_bars_1m < 0:
+            raise ValueError(f"feature {f.name}: negative warm-up {f.warmup_bars_1m}")
+
+
+_validate()
+
+
+def families_of(names: list[str]) -> dict[str, list[str]]:
+    """Feature names grouped by family, in registry order."""
+    out: dict[str, list[str]] = {}
+    for n in names:
+        out.setdefault(BY_NAME[n].family, []).append(n)
+    return out
+
+
+def reading(source: str) -> list[str]:
+    """Names of the features that read `source`."""
+    return [f.name for f in FEATURES if source in f.sources]

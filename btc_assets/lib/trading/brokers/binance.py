@@ -1,0 +1,312 @@
+"""The Binance USD-M broker (testnet or live): maker-first execution, protective orders, reconciliation.
+
+An order is worked as: a post-only (GTX) limit at the best price on our side, cancelled and requoted after
+`requote_after_s` if not filled, and after `maker_tries` quotes the remainder goes as a MARKET order. Each quote and
+the market leg get ids derived from the order's client id (`<id>-m0`, `<id>-m1`, `<id>-mk`), so a retried run looks
+each one up (origClientOrderId) before sending it and never trades twice; a lost acknowledgement is resolved the
+same way. Protective STOP_MARKET / TAKE_PROFIT_MARKET orders are conditional (algo) orders with closePosition.
+The journal gets NEW before anything is sent, an ACK per leg with its final exchange state, then FILLED (or
+REJECTED with Binance's code when the exchange refuses the order).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from btc_assets.lib.trading.brokers.base import Broker
+from btc_assets.lib.trading.brokers.binance_rest import AckUncertain, BinanceError, BinanceRest
+from btc_assets.lib.trading.journal import Journal, OrderEvent, leg_id
+from btc_assets.lib.trading.sizing import round_step
+
+log = logging.getLogger(__name__)
+UNKNOWN_ORDER, DUPLICATE_ID, POST_ONLY_REJECTED, NO_CHANGE = -2013, -4116, -5022, -4046
+_STARTED: dict[tuple, tuple[float, float, int]] = {}  # accounts set up by this process: filters, clock offset
+
+
+@dataclass(frozen=True)
+class ExecutionConfig:
+    symbol: str = "BTCUSDT"
+    leverage: int = 2
+    margin_type: str = "ISOLATED"
+    requote_after_s: float = 2.0
+    maker_tries: int = 3
+    poll_s: float = 0.2
+    maker_fee: float = 0.0002
+    taker_fee: float = 0.0005
+
+
+@dataclass
+class Reconciliation:
+    position: float
+    open_orders: list[dict] = field(default_factory=list)
+    open_algo_orders: list[dict] = field(default_factory=list)
+    expected_position: float | None = None
+
+    @property
+    def matches(self) -> bool:
+        return self.expected_position is None or abs(self.position - self.expected_position) < 1e-9
+
+
+class BinanceBroker(Broker):
+    name = "binance"
+
+    def __init__(self, rest: BinanceRest, journal: Journal | None, run_id: str,
+                 config: ExecutionConfig = ExecutionConfig(), sleep: Callable[[float], None] = time.sleep):
+        self.rest, self.journal, self.run_id, self.config, self.sleep = rest, journal, run_id, config, sleep
+        self.step, self.tick = 0.001, 0.1
+
+    def __repr__(self) -> str:
+        return f"BinanceBroker({self.rest!r}, symbol={self.config.symbol!r})"
+
+    # -- session ----------------------------------------------------------------------------------------------
+    def start(self, expected_position: float | None = None) -> Reconciliation | None:
+        """Sync the clock, read the symbol's filters, set leverage and margin type, reconcile with the exchange.
+
+        Done once per process and exchange account (a long-lived trader starts each bar's broker warm: the filters,
+        the clock offset and the account settings are kept); returns None when it was already done here."""
+        c = self.config
+        key = (self.rest.base_url, c.symbol, c.leverage, c.margin_type)
+        if key in _STARTED:
+            self.step, self.tick, self.rest.time_offset_ms = _STARTED[key]
+            return None
+        self.rest.sync_time()
+        info = self.rest.call("GET", "/fapi/v1/exchangeInfo", signed=False)
+        sym = next((s for s in info["symbols"] if s["symbol"] == c.symbol), None)
+        if sym is None:
+            raise BinanceError(f"exchangeInfo at {self.rest.base_url} does not list {c.symbol}: check the symbol.")
+        filters = {f["filterType"]: f for f in sym["filters"]}
+        self.step, self.tick = float(filters["LOT_SIZE"]["stepSize"]), float(filters["PRICE_FILTER"]["tickSize"])
+        try:
+            self.rest.call("POST", "/fapi/v1/marginType", {"symbol": c.symbol, "marginType": c.margin_type})
+        except BinanceError as e:
+            if e.code != NO_CHANGE:
+                raise
+        self.rest.call("POST", "/fapi/v1/leverage", {"symbol": c.symbol, "leverage": c.leverage})
+        rec = self.reconcile(expected_position)
+        _STARTED[key] = (self.step, self.tick, self.rest.time_offset_ms)
+        return rec
+
+    def reconcile(self, expected_position: float | None = None) -> Reconciliation:
+        """The exchange's position and open orders (call at start and every bar); logs a mismatch."""
+        sym = {"symbol": self.config.symbol}
+        rec = Reconciliation(self.position(), self.rest.call("GET", "/fapi/v1/openOrders", sym),
+                             self.rest.call("GET", "/fapi/v1/openAlgoOrders", sym), expected_position)
+        if not rec.matches:
+            log.warning("reconcile %s: exchange position %.3f, journal expects %.3f", self.config.symbol,
+                        rec.position, expected_position)
+        return rec
+
+    def position(self) -> float:
+        rows = self.rest.call("GET", "/fapi/v2/positionRisk", {"symbol": self.config.symbol})
+        return sum(float(r["positionAmt"]) for r in rows if r["symbol"] == self.config.symbol)
+
+    def cancel_all(self) -> None:
+        sym = {"symbol": self.config.symbol}
+        self.rest.call("DELETE", "/fapi/v1/allOpenOrders", sym)
+        self.rest.call("DELETE", "/fapi/v1/algoOpenOrders", sym)
+
+    # -- orders -----------------------------------------------------------------------------------------------
+    def submit(self, client_order_id: str, bar_time: pd.Timestamp, side: str, qty: float, *,
+               reduce_only: bool = False, stop_distance: float = 0.0, take_profit_r: float = 0.0) -> bool:
+        """Work the order maker-first (an exit, ``reduce_only``, goes to market at once); False (nothing sent) if
+        the journal already has it filled, rejected or cancelled. With a ``stop_distance`` the filled entry gets its
+        protective legs:
+        a stop that far from the average fill price and a target ``take_profit_r`` times as far on the other side.
+        """
+        qty = round_step(qty, self.step)
+        if side not in ("BUY", "SELL") or qty <= 0:
+            raise ValueError(f"order {client_order_id}: side must be BUY/SELL and qty >= one step ({self.step}), "
+                             f"got {side} {qty}")
+        if self.journal is not None:
+            known = self.journal.orders_by_id([client_order_id]).get(client_order_id)
+            if known is not None and known["event"] in ("FILLED", "REJECTED", "CANCELED"):
+                return False  # refused or done: never sent again
+            if known is None:
+                self._journal(client_order_id, "NEW", bar_time, side, qty, None, 0.0)
+        try:
+            avg = self._work(client_order_id, bar_time, side, qty, reduce_only)
+        except BinanceError as e:
+            if e.code is not None:  # the exchange refused it (e.g. -2019): journal why, then stop
+                self._journal(client_order_id, "REJECTED", bar_time, side, qty, None, 0.0, note=str(e)[:200])
+            raise
+        if stop_distance > 0:
+            sign = 1.0 if side == "BUY" else -1.0
+            self.protect(client_order_id, "LONG" if sign > 0 else "SHORT", avg - sign * stop_distance,
+                         avg + sign * stop_distance * take_profit_r, bar_time=bar_time, qty=qty)
+        return True
+
+    def _work(self, client_order_id: str, bar_time: pd.Timestamp, side: str, qty: float,
+              reduce_only: bool = False) -> float:
+        filled, notional, fee = 0.0, 0.0, 0.0
+        quotes = [leg_id(client_order_id, f"m{i}") for i in range(0 if reduce_only else self.config.maker_tries)]
+        mk = leg_id(client_order_id, "mk")
+        # A retried run resumes after the furthest leg the exchange already has: an earlier quote it does not know
+        # was refused post-only, and placing it now would trade on top of the later legs' fills.
+        known = {cid: self._existing(cid) for cid in [*quotes, mk]}
+        resume_at = max((i for i, cid in enumerate([*quotes, mk]) if known[cid] is not None), default=0)
+        for i, cid in enumerate(quotes):
+            order = self._work_quote(cid, side, round_step(qty - filled, self.step), known[cid], i >= resume_at)
+            if order is not None:
+                self._journal_leg(client_order_id, bar_time, order)
+                q = float(order["executedQty"])
+                filled, notional = filled + q, notional + q * float(order["avgPrice"])
+                fee += q * float(order["avgPrice"]) * self.config.maker_fee
+            if round_step(qty - filled, self.step) <= 0:
+                break
+        rest_qty = round_step(qty - filled, self.step)
+        if rest_qty > 0:
+            params = {"side": side, "type": "MARKET", "quantity": f"{rest_qty:.3f}"}
+            if reduce_only:
+                params["reduceOnly"] = "true"
+            order = known[mk] or self._place(mk, params)
+            for _ in range(10):  # an ACK-style reply (status NEW) turns FILLED within moments
+                if order["status"] == "FILLED":
+                    break
+                self.sleep(self.config.poll_s)
+                order = self._query(mk)
+            self._journal_leg(client_order_id, bar_time, order)
+            q = float(order["executedQty"])
+            filled, notional = filled + q, notional + q * float(order["avgPrice"])
+            fee += q * float(order["avgPrice"]) * self.config.taker_fee
+        if filled <= 0:
+            raise BinanceError(f"order {client_order_id}: nothing filled on {self.rest.base_url} after the maker "
+                               "quotes and the market order; check the orders of this id on the exchange.")
+        self._journal(client_order_id, "FILLED", bar_time, side, filled, notional / filled, fee,
+                      note="fee estimated from maker/taker rates")
+        return notional / filled
+
+    def protect(self, client_order_id: str, position_side: str, stop_price: float, take_profit_price: float,
+                bar_time: pd.Timestamp | None = None, qty: float = 0.0) -> None:
+        """Place reduce-only STOP_MARKET and TAKE_PROFIT_MARKET (closePosition) for a LONG or SHORT position;
+        journaled NEW per leg when ``bar_time`` is given (settle() later journals the one that fires)."""
+        close_side = "SELL" if position_side == "LONG" else "BUY"
+        legs = (("sl", "STOP_MARKET", stop_price), ("tp", "TAKE_PROFIT_MARKET", take_profit_price))
+        for suffix, otype, price in legs:
+            cid = leg_id(client_order_id, suffix)
+            if bar_time is not None and self.journal is not None and not self.journal.has_order(cid):
+                self._journal(cid, "NEW", bar_time, close_side, qty, None, 0.0,
+                              note=f"{otype} closePosition trigger {price:.1f}")
+            params = {"symbol": self.config.symbol, "algoType": "CONDITIONAL", "side": close_side, "type": otype,
+                      "triggerPrice": f"{round(price / self.tick) * self.tick:.2f}", "closePosition": "true",
+                      "workingType": "CONTRACT_PRICE", "clientAlgoId": cid}
+            try:
+                self.rest.call("POST", "/fapi/v1/algoOrder", params)
+            except AckUncertain:
+                self.rest.call("GET", "/fapi/v1/algoOrder", {"clientAlgoId": cid})  # raises if it was not placed
+            except BinanceError as e:
+                if e.code != DUPLICATE_ID:
+                    raise
+
+    def settle(self, plan=None) -> list[OrderEvent]:
+        """Journal the protective legs that fired on the exchange since the last look (and cancel their sibling).
+
+        ``plan`` (the rules' view of the bar) is not used: on a real exchange only the exchange knows what filled."""
+        if self.journal is None:
+            return []
+        legs = self.journal.open_protective_legs(self.name)
+        fills = []
+        for row in legs.itertuples():
+            algo = self.rest.call("GET", "/fapi/v1/algoOrder", {"clientAlgoId": row.client_order_id})
+            if algo["algoStatus"] not in ("TRIGGERED", "FINISHED") or not algo.get("actualOrderId"):
+                continue
+            # the trigger placed a market order in the matching engine: its fills are the leg's
+            order = self.rest.call("GET", "/fapi/v1/order", {"symbol": self.config.symbol,
+                                                             "orderId": algo["actualOrderId"]})
+            q, px = float(order["executedQty"]), float(order["avgPrice"])
+            ev = OrderEvent(row.client_order_id, "FILLED", row.bar_time, row.side, q, px, q * px * self.config.taker_fee,
+                            self.name, self.run_id, f"{algo['orderType']} triggered on the exchange")
+            self.journal.append(ev)
+            fills.append(ev)
+            self.cancel_protection(row.client_order_id[:-3], row.bar_time)
+        return fills
+
+    def cancel_protection(self, entry_order_id: str, bar_time: pd.Timestamp) -> None:
+        """Cancel the entry's protective legs still open on the exchange (journaled CANCELED)."""
+        if self.journal is None:
+            return
+        legs = [leg_id(entry_order_id, s) for s in ("sl", "tp")]
+        for cid, row in self.journal.orders_by_id(legs).items():
+            if row["event"] != "NEW":
+                continue
+            try:
+                self.rest.call("DELETE", "/fapi/v1/algoOrder", {"symbol": self.config.symbol, "clientAlgoId": cid})
+            except BinanceError as e:
+                if e.code != UNKNOWN_ORDER:  # already triggered or gone: settle() will see it
+                    raise
+                continue
+            self._journal(cid, "CANCELED", row["bar_time"], row["side"], row["qty"], None, 0.0,
+                          note=f"position closed at {bar_time}")
+
+    def _work_quote(self, cid: str, side: str, qty: float, order: dict | None, may_place: bool) -> dict | None:
+        """One post-only quote: placed (or found), given requote_after_s to fill, then cancelled; the final state."""
+        if order is None:
+            if not may_place:
+                return None
+            book = self.rest.call("GET", "/fapi/v1/ticker/bookTicker", {"symbol": self.config.symbol}, signed=False)
+            price = book["bidPrice"] if side == "BUY" else book["askPrice"]
+            try:
+                order = self._place(cid, {"side": side, "type": "LIMIT", "timeInForce": "GTX",
+                                          "quantity": f"{qty:.3f}", "price": price})
+            except BinanceError as e:
+                if e.code == POST_ONLY_REJECTED:  # the book moved through our price: requote
+                    return None
+                raise
+        polls = max(1, math.ceil(self.config.requote_after_s / self.config.poll_s))  # counted, not timed: testable
+        while order["status"] in ("NEW", "PARTIALLY_FILLED") and polls > 0:
+            self.sleep(self.config.poll_s)
+            order, polls = self._query(cid), polls - 1
+        if order["status"] in ("NEW", "PARTIALLY_FILLED"):
+            try:
+                order = self.rest.call("DELETE", "/fapi/v1/order", {"symbol": self.config.symbol,
+                                                                      "origClientOrderId": cid})
+            except BinanceError as e:
+                if e.code != UNKNOWN_ORDER:  # filled between our look and the cancel
+                    raise
+                order = self._query(cid)
+        return order
+
+    def _place(self, cid: str, params: dict, tries: int = 3) -> dict:
+        try:
+            return self.rest.call("POST", "/fapi/v1/order", {"symbol": self.config.symbol, "newClientOrderId": cid,
+                                                             "newOrderRespType": "RESULT", **params})
+        except AckUncertain:
+            found = self._existing(cid)  # the exchange may have accepted it: never send it twice
+            if found is not None:
+                log.info("order %s: acknowledgement lost, found it on the exchange (%s)", cid, found["status"])
+                return found
+            if tries <= 1:
+                raise BinanceError(f"order {cid}: no acknowledgement after 3 sends and not on the exchange; "
+                                   f"check connectivity to {self.rest.base_url}, then rerun (the id makes it "
+                                   "safe).") from None
+            return self._place(cid, params, tries - 1)
+        except BinanceError as e:
+            if e.code == DUPLICATE_ID:
+                return self._query(cid)
+            raise
+
+    def _query(self, cid: str) -> dict:
+        return self.rest.call("GET", "/fapi/v1/order", {"symbol": self.config.symbol, "origClientOrderId": cid})
+
+    def _existing(self, cid: str) -> dict | None:
+        try:
+            return self._query(cid)
+        except BinanceError as e:
+            if e.code == UNKNOWN_ORDER:
+                return None
+            raise
+
+    def _journal_leg(self, cid: str, bar_time: pd.Timestamp, order: dict) -> None:
+        """An ACK event per leg (quote or market) with its final state on the exchange."""
+        self._journal(cid, "ACK", bar_time, order["side"], float(order["executedQty"]), float(order["avgPrice"]),
+                      0.0, note=f"leg {order['clientOrderId']}: {order['status']} (orderId {order['orderId']})")
+
+    def _journal(self, cid: str, event: str, bar_time: pd.Timestamp, side: str, qty: float, price: float | None,
+                 fee: float, note: str = "") -> None:
+        if self.journal is not None:
+            self.journal.append(OrderEvent(cid, event, bar_time, side, qty, price, fee, self.name, self.run_id, note))

@@ -1,0 +1,72 @@
+"""The shared risk rules, called from Python the way the live trader calls them, and as the engine applies them."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from btc_assets.lib.research import risk
+from btc_assets.lib.research.backtest import rules_for, simulate
+from btc_assets.lib.research.backtest.exchange import liquidation_price, round_price, round_qty
+from btc_assets_tests.lib.research.backtest.conftest import random_bars, random_signals
+
+P = risk.RiskConfig().to_array()
+
+
+def test_kelly_and_its_fraction_are_capped_at_max_risk():
+    assert risk.kelly(0.6, 1.0) == pytest.approx(0.2) and risk.kelly(0.3, 1.0) == 0.0
+    p = risk.RiskConfig(sizing="kelly", kelly_fraction=0.5, kelly_min_trades=10).to_array()
+    assert risk.risk_fraction(p, 6, 4, 6.0, 4.0, 0.001, 0.002) == pytest.approx(0.01)  # 0.5 x 0.2 -> capped at 1 %
+    assert risk.risk_fraction(p, 2, 1, 2.0, 1.0, 0.001, 0.002) == pytest.approx(0.0025)  # too few trades: the prior
+    fixed = risk.RiskConfig(sizing="fixed", fixed_fraction=0.004).to_array()
+    assert risk.risk_fraction(fixed, 0, 0, 0, 0, 0, 0) == pytest.approx(0.004)
+
+
+def test_quantity_risks_the_fraction_at_the_stop_within_the_margin():
+    assert risk.position_qty(P, 10_000, 10_000, 40_000, 100.0, 0.01, 125) == pytest.approx(1.0)
+    assert risk.position_qty(P, 10_000, 1_000, 40_000, 100.0, 0.01, 125) == pytest.approx(0.25)  # 1,000 x 10x
+    stop, target = risk.stop_and_target(P, -1.0, 40_000.0, 20.0)
+    assert (stop, target) == (40_030.0, 39_940.0)  # 1.5 x ATR above a short, 2 R below
+
+
+def test_breaker_pauses_for_the_rest_of_the_day_and_resumes_next_day():
+    state = risk.new_breaker_state()
+    day = risk.NANOS_PER_DAY
+    t0 = 19_723 * day  # 2024-01-01 (a Monday)
+    assert not risk.breaker_update(P, state, t0, 10_000, 10_000)
+    assert risk.breaker_update(P, state, t0 + 60_000_000_000, 9_400, 10_000)  # -6 % on the day
+    assert risk.breaker_update(P, state, t0 + 3_600_000_000_000, 9_900, 9_400)  # still the same day: paused
+    assert not risk.breaker_update(P, state, t0 + day, 9_900, 9_900)  # next day: resumes
+
+
+def test_no_entries_while_a_breaker_is_active():
+    bars = random_bars(6_000)
+    res = simulate(bars, random_signals(bars, p=0.3), None, risk=risk.RiskConfig(daily_dd=0.002, weekly_dd=0.5))
+    paused = res.paused.to_numpy()
+    assert res.skipped["breaker"] > 0 and paused.any() and not paused.all()
+    entry_bar = pd.DatetimeIndex(res.equity.index).get_indexer(res.trades["entry_time"])
+    assert not paused[entry_bar - 1].any()  # the decision bar of every entry was not paused
+    days = pd.DatetimeIndex(res.trades["entry_time"]).normalize().unique()
+    assert len(days) > 1  # trading resumed on the next day
+
+
+def test_filters_and_liquidation_guard():
+    assert risk.passes_filters(P, 5.0, 40.0, 40_000.0, 1e6)
+    assert not risk.passes_filters(P, 80.0, 40.0, 40_000.0, 1e6)  # spread
+    assert not risk.passes_filters(P, 5.0, 1_000.0, 40_000.0, 1e6)  # too volatile (2.5 %)
+    assert not risk.passes_filters(risk.RiskConfig(min_quote_volume=1e7).to_array(), 5.0, 40.0, 40_000.0, 1e6)
+    assert risk.liquidation_guard_ok(P, 40_000, 39_900, 39_700)
+    assert not risk.liquidation_guard_ok(P, 40_000, 39_900, 39_850)
+
+
+def test_exchange_rules_are_versioned_and_rounding_never_overshoots():
+    rules = rules_for(pd.Timestamp("2024-01-01").date())
+    assert rules.version.startswith("binance-um-BTCUSDT") and rules.tiers_array().shape == (4, 5)
+    with pytest.raises(ValueError, match="add one"):
+        rules_for(pd.Timestamp("2018-01-01").date())
+    assert round_qty(0.0309999, 0.001) == pytest.approx(0.030) and round_qty(0.03, 0.001) == pytest.approx(0.03)
+    assert round_price(40_000.04, 0.1, 1.0) == pytest.approx(40_000.1)  # a buy rounds up
+    assert round_price(40_000.06, 0.1, -1.0) == pytest.approx(40_000.0)  # a sell rounds down
+    # A short of 2 BTC at 40,000 (80k notional: tier 2, 0.5 %, cum 50) with 8,000 margin:
+    assert liquidation_price(rules.tiers_array(), -1.0, 2.0, 40_000.0, 8_000.0) == pytest.approx(88_050 / 2.01)
+    atr, vol = risk.atr_and_vol(*(np.linspace(1, 2, 100),) * 3)
+    assert np.isnan(atr[12]) and np.isfinite(atr[13]) and np.isnan(vol[59]) and np.isfinite(vol[60])

@@ -1,0 +1,84 @@
+"""Trader metrics from the journal: account arithmetic by hand, Prometheus text that parses, the /metrics server."""
+
+import threading
+import time
+import urllib.request
+
+import duckdb
+import pandas as pd
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from btc_assets.lib.trading.brokers.rate_limit import RateLimiter
+from btc_assets.lib.trading.journal import Journal, OrderEvent
+from btc_assets.lib.trading.metrics import render, snapshot, write_textfile
+from btc_assets.cli.metrics_server import make_handler
+
+T0 = pd.Timestamp("2024-02-29 22:00", tz="UTC")
+M = pd.Timedelta(minutes=1)
+
+
+@pytest.fixture()
+def journal(tmp_path):
+    conn = duckdb.connect(str(tmp_path / "w.duckdb"))
+    j = Journal(conn)
+    rows = [{"decision_id": f"d{i}", "bar_time": T0 + i * M, "decided_at": T0 + (i + 1) * M + pd.Timedelta(seconds=2),
+             "run_id": "r", "model_version": "m/1", "p_sell": 0.1, "p_hold": 0.2, "p_buy": 0.7, "signal": 2,
+             "target_position": 1.0, "price": price, "requested_at": T0 + (i + 1) * M}
+            for i, price in enumerate([100.0, 110.0, 90.0, 95.0])]
+    j.record_decisions(pd.DataFrame(rows))
+    j.append(OrderEvent("o1", "NEW", T0, "BUY", 2.0, None, 0.0, "paper", "r"))
+    j.append(OrderEvent("o1", "FILLED", T0, "BUY", 2.0, 105.0, 0.105, "paper", "r"))  # filled at bar 1's open
+    yield conn
+    conn.close()
+
+
+def test_account_by_hand(journal):
+    s = snapshot(journal, initial_equity=1000.0)
+    assert s.position_btc == 2.0 and s.fills == 1 and s.orders_by_state == {"FILLED": 1}
+    # cash 1000 - 210 - 0.105, marked at the last price 95: equity 979.895
+    assert s.equity_usdt == pytest.approx(1000 - 210 - 0.105 + 190) and s.pnl_usdt == pytest.approx(-20.105)
+    # equity path at decision prices: 1000 (flat), 1009.895, 969.895, 979.895 -> worst vs peak 1009.895
+    assert s.max_drawdown == pytest.approx(969.895 / 1009.895 - 1)
+    assert s.latency_s["decision_p50"] == pytest.approx(2.0)
+
+
+def test_exposition_parses_and_carries_the_strategy_label(journal):
+    text = render(snapshot(journal, 1000.0), "xgb_next3m").decode()
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    assert {"btc_equity_usdt", "btc_pnl_usdt", "btc_orders", "btc_max_drawdown_ratio", "btc_latency_seconds"} <= set(families)
+    sample = families["btc_position_btc"].samples[0]
+    assert sample.labels == {"strategy": "xgb_next3m"} and sample.value == 2.0
+
+
+def test_rate_limit_headroom_is_a_gauge_per_limit_and_absent_without_headers(journal):
+    now = [60.0]
+    limiter = RateLimiter(clock=lambda: now[0])
+    for headroom in (None, limiter.headroom()):  # paper trading / a live broker before its first reply
+        text = render(snapshot(journal, 1000.0), "s", rate_limit_headroom=headroom).decode()
+        assert "rate_limit_headroom" not in text
+    limiter.observe({"X-MBX-USED-WEIGHT-1M": "1800", "X-MBX-ORDER-COUNT-10S": "3", "X-MBX-ORDER-COUNT-1M": "12"})
+    text = render(snapshot(journal, 1000.0), "s", rate_limit_headroom=limiter.headroom()).decode()
+    family = {f.name: f for f in text_string_to_metric_families(text)}["btc_rate_limit_headroom_ratio"]
+    assert family.type == "gauge"
+    assert {s.labels["limit"]: s.value for s in family.samples if s.labels["strategy"] == "s"} == {
+        "REQUEST_WEIGHT_1M": pytest.approx(0.25), "ORDERS_10S": pytest.approx(0.99), "ORDERS_1M": pytest.approx(0.99)}
+
+
+def test_server_serves_the_snapshot_and_its_age(tmp_path, journal):
+    import http.server
+
+    path = tmp_path / "metrics" / "trading.prom"
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), make_handler(path))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/metrics"
+    try:
+        assert b"btc_metrics_snapshot_present 0" in urllib.request.urlopen(url).read()
+        write_textfile(path, render(snapshot(journal, 1000.0), "s"))
+        time.sleep(0.05)
+        body = urllib.request.urlopen(url).read().decode()
+        assert "btc_equity_usdt" in body and "btc_metrics_snapshot_age_seconds" in body
+        with pytest.raises(urllib.error.HTTPError):
+            urllib.request.urlopen(url.replace("/metrics", "/other"))
+    finally:
+        server.shutdown()
