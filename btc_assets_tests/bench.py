@@ -24,7 +24,7 @@ KLINES = SAMPLE / "data/futures/um/daily/klines/BTCUSDT/1m"
 
 
 def bench_parsing() -> dict[str, float]:
-    from btc_assets.lib.data.archive.csv_reader import KLINES as LAYOUT
+    from btc_assets.lib.data.archive.layouts import KLINES as LAYOUT
     from btc_assets.lib.data.archive.csv_reader import read_archive_csv
 
     files = sorted(KLINES.glob("*.zip"))

@@ -35,7 +35,7 @@ from pathlib import Path
 import dagster as dg
 import numpy as np
 
-from btc_assets.defs.resources import LiveFeedResource, TradingResource
+from btc_assets.defs.resources.trading import LiveFeedResource, TradingResource
 from btc_assets.defs.trading import checks as trading_checks
 from btc_assets.defs.trading.assets import BARS_FROM
 from btc_assets.defs.trading.sensors import trading_job

@@ -30,7 +30,8 @@ from btc_assets.defs.silver import klines as silver_klines
 from btc_assets.defs.silver import market as silver_market
 from btc_assets.defs.silver import order_flow as silver_order_flow
 from btc_assets.lib.data.archive.files import daily_file
-from btc_assets.lib.data.archive.csv_reader import AGG_TRADES, KLINES, read_archive_csv
+from btc_assets.lib.data.archive.layouts import AGG_TRADES, KLINES
+from btc_assets.lib.data.archive.csv_reader import read_archive_csv
 from btc_assets.lib.data.synthetic.agg_trades import IdState, agg_trades_for_klines
 from btc_assets.lib.data.synthetic.archive_writer import agg_trades_csv, zip_bytes
 from btc_assets.lib.data.synthetic.generate import sample_density

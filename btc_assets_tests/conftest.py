@@ -23,7 +23,8 @@ def sample_archive() -> Path:
 
 def real_klines(day: dt.date) -> pd.DataFrame:
     """One real day of the bundled sample, parsed."""
-    from btc_assets.lib.data.archive.csv_reader import KLINES, read_archive_csv
+    from btc_assets.lib.data.archive.layouts import KLINES
+    from btc_assets.lib.data.archive.csv_reader import read_archive_csv
 
     name = f"BTCUSDT-1m-{day:%Y-%m-%d}.zip"
     return read_archive_csv((KLINES_DIR / name).read_bytes(), name, KLINES)

@@ -47,7 +47,7 @@ def run_demo(start: dt.date, end: dt.date, replay_hours: float, replay_speed: fl
     import dagster as dg
 
     from btc_assets.definitions import defs
-    from btc_assets.defs.bronze.market import DATASETS as MARKET_DATASETS
+    from btc_assets.lib.data.market.datasets import DATASETS as MARKET_DATASETS
     from btc_assets.defs.models.assets import LSTM_DEMO_CONFIG, XGB_DEMO_CONFIG, XgbTrainingConfig
 
     instance = dg.DagsterInstance.get()

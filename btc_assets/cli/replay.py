@@ -29,7 +29,7 @@ def replay_sensor(
     defs: dg.Definitions, instance: dg.DagsterInstance, start: dt.datetime, end: dt.datetime, speed: float,
     tick_seconds: float = 2.0, max_ticks: int = 10_000,
 ) -> dict[str, float]:
-    from btc_assets.defs.resources import LiveFeedResource, ReplayResource
+    from btc_assets.defs.resources.trading import LiveFeedResource, ReplayResource
     from btc_assets.defs.trading.sensors import live_trading_sensor
 
     resources = dict(defs.resources or {})

@@ -17,7 +17,7 @@ import os
 import dagster as dg
 
 from btc_assets.defs import partitions
-from btc_assets.defs.resources import NotifierResource
+from btc_assets.defs.resources.trading import NotifierResource
 
 PROD = os.environ.get("BTC_ENV", "local") == "prod"
 SCHEDULE_STATUS = dg.DefaultScheduleStatus.RUNNING if PROD else dg.DefaultScheduleStatus.STOPPED

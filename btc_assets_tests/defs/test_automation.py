@@ -10,7 +10,7 @@ import dagster as dg
 import pytest
 
 from btc_assets.defs import automation
-from btc_assets.defs.resources import NotifierResource
+from btc_assets.defs.resources.trading import NotifierResource
 from btc_assets_tests.defs.conftest import Pipeline
 
 UTC = dt.timezone.utc

@@ -13,7 +13,7 @@ import pytest
 
 from btc_assets.defs.bronze import streams as bronze_streams
 from btc_assets.defs.resources import local_resources
-from btc_assets.defs.rest_resources import StreamRecordingsResource
+from btc_assets.defs.resources.sources import StreamRecordingsResource
 from btc_assets.defs.silver import live as silver_live
 from btc_assets.lib.data.collector.writer import HourlyWriter
 

@@ -18,7 +18,7 @@ import mlflow
 import pandas as pd
 import pytest
 
-from btc_assets.defs.resources import LiveFeedResource, TradingResource
+from btc_assets.defs.resources.trading import LiveFeedResource, TradingResource
 from btc_assets.defs.trading.sensors import live_trading_sensor, next_close, trading_job
 from btc_assets_tests.fakes.binance import run_in_thread
 from btc_assets_tests.conftest import real_klines

@@ -9,8 +9,8 @@ import mlflow
 import pandas as pd
 import pytest
 
-from btc_assets.defs.rest_resources import StreamRecordingsResource
-from btc_assets.defs.resources import LiveFeedResource, ReplayResource, TradingResource
+from btc_assets.defs.resources.sources import StreamRecordingsResource
+from btc_assets.defs.resources.trading import LiveFeedResource, ReplayResource, TradingResource
 from btc_assets.defs.trading.assets import BARS_FROM, BARS_TO, REQUESTED_AT
 from btc_assets.defs.trading.checks import decisions_match_backtest
 from btc_assets.defs.trading.sensors import due_bars, live_trading_sensor

@@ -19,7 +19,7 @@ from btc_assets.defs.bronze import streams as bronze_streams
 from btc_assets.defs.bronze.rest_sensor import ASSETS as ASSETS_OF
 from btc_assets.defs.bronze.rest_sensor import NOT_REBUILT, published, rest_partitions_now_in_archive, rest_rows
 from btc_assets.defs.resources import local_resources
-from btc_assets.defs.rest_resources import ArchiveWithRestResource, StreamRecordingsResource
+from btc_assets.defs.resources.sources import ArchiveWithRestResource, StreamRecordingsResource
 from btc_assets.defs.silver import klines as silver_klines
 from btc_assets.defs.silver import live as silver_live
 from btc_assets.defs.silver import market as silver_market

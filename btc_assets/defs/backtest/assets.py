@@ -13,7 +13,8 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from btc_assets.defs.backtest.tracking import log_backtest
-from btc_assets.defs.resources import LakeResource, MlflowResource, TradingResource
+from btc_assets.defs.resources.storage import LakeResource, MlflowResource
+from btc_assets.defs.resources.trading import TradingResource
 from btc_assets.lib.research.backtest import signals_from_classes, simulate
 from btc_assets.lib.research.backtest.metrics import evaluate
 from btc_assets.lib.research.backtest.report import render_report

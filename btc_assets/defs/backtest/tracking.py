@@ -11,7 +11,7 @@ from dataclasses import asdict
 
 import pandas as pd
 
-from btc_assets.defs.resources import MlflowResource
+from btc_assets.defs.resources.storage import MlflowResource
 from btc_assets.lib.research.backtest import BacktestResult
 from btc_assets.lib.research.backtest.metrics import Evaluation
 from btc_assets.lib.research.models.tracking import ui_url

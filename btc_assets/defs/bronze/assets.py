@@ -3,7 +3,7 @@
 The manifest (bronze.files) says which source each file came from: `archive`, `archive:synthetic` for the
 bundled sample's generated datasets (their zip comment says SYNTHETIC; see btc_assets/lib/data/synthetic), or `rest`
 for a period the archive had not published, rebuilt from the REST API in the archive's layout when the `archive`
-resource offers a REST client (defs/rest_resources.ArchiveWithRestResource). The sensor in bronze/rest_sensor.py
+resource offers a REST client (defs/resources/sources.py: ArchiveWithRestResource). The sensor in bronze/rest_sensor.py
 re-materializes `rest` partitions from the archive once it publishes them.
 """
 
@@ -15,8 +15,11 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from btc_assets.defs import partitions
-from btc_assets.defs.resources import ArchiveResource, LakeResource
-from btc_assets.lib.data.archive.files import ArchiveError, ArchiveFile, ArchiveNotPublished, daily_file, monthly_file
+from btc_assets.defs.resources.sources import ArchiveResource
+from btc_assets.defs.resources.storage import LakeResource
+from btc_assets.lib.data.archive.errors import ArchiveError, ArchiveNotPublished
+from btc_assets.lib.data.archive.files import (ARCHIVE_SOURCE, REST_SOURCE, SYNTHETIC_SOURCE, ArchiveFile, daily_file,
+                                               monthly_file)
 from btc_assets.lib.trading.brokers.binance_rest import BinanceError
 from btc_assets.lib.data.rest.download import download_file
 from btc_assets.lib.data.rest.layouts import REST_DATASETS
@@ -24,8 +27,6 @@ from btc_assets.lib.data.synthetic import is_synthetic_zip
 from btc_assets.lib.storage.warehouse import ensure_table
 
 MANIFEST_TABLE = "bronze.files"
-SYNTHETIC_SOURCE = "archive:synthetic"
-REST_SOURCE = "rest"
 MANIFEST_COLUMNS = {
     "dataset": "VARCHAR",
     "period_start": "TIMESTAMP",
@@ -51,7 +52,7 @@ def fetch_to_lake(context: dg.AssetExecutionContext, files: list[tuple[dt.date, 
     rows, errors, synthetic, from_rest = [], [], [], []
     for day, f in files:
         try:
-            got, source = client.fetch(f), "archive"
+            got, source = client.fetch(f), ARCHIVE_SOURCE
         except ArchiveNotPublished as exc:
             if rest is None:
                 errors.append(f"{day}: {exc}")
@@ -98,7 +99,7 @@ def fetch_to_lake(context: dg.AssetExecutionContext, files: list[tuple[dt.date, 
             description=f"{len(errors)} of {len(files)} archive files could not be fetched and verified "
             f"(the {len(rows)} others are kept):\n" + "\n".join(f"- {e}" for e in errors),
             metadata={"errors": dg.MetadataValue.md("\n".join(f"- {e}" for e in errors)), "fetched": len(rows)})
-    source = ("archive" if not synthetic else SYNTHETIC_SOURCE if len(synthetic) == len(rows)
+    source = (ARCHIVE_SOURCE if not synthetic else SYNTHETIC_SOURCE if len(synthetic) == len(rows)
               else "archive (some synthetic)")
     if from_rest:
         source = REST_SOURCE if len(from_rest) == len(rows) else f"{source} + {REST_SOURCE}"
@@ -113,12 +114,6 @@ def fetch_to_lake(context: dg.AssetExecutionContext, files: list[tuple[dt.date, 
     })
 
 
-def days_of(context: dg.AssetExecutionContext) -> list[dt.date]:
-    window = context.partition_time_window
-    days = pd.date_range(window.start, window.end, freq="D", inclusive="left")
-    return [d.date() for d in days]
-
-
 @dg.asset(
     key=["bronze", "klines_1m"],
     group_name="bronze",
@@ -131,7 +126,7 @@ def days_of(context: dg.AssetExecutionContext) -> list[dt.date]:
 def klines_1m(
     context: dg.AssetExecutionContext, archive: ArchiveResource, lake: LakeResource, warehouse: DuckDBResource
 ) -> dg.MaterializeResult:
-    files = [(d, daily_file("klines", archive.symbol, d, interval="1m")) for d in days_of(context)]
+    files = [(d, daily_file("klines", archive.symbol, d, interval="1m")) for d in partitions.days_of(context)]
     return fetch_to_lake(context, files, archive, lake, warehouse)
 
 

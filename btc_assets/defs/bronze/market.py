@@ -9,25 +9,10 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from btc_assets.defs import partitions
-from btc_assets.defs.bronze.assets import days_of, fetch_to_lake
-from btc_assets.defs.resources import ArchiveResource, LakeResource
-from btc_assets.lib.data.archive.files import ArchiveFile, daily_file
-
-# asset name -> (archive dataset, interval, what it is)
-DATASETS: dict[str, tuple[str, str | None, str]] = {
-    "agg_trades": ("aggTrades", None, "aggregated trades (id, price, quantity, trade-id span, time, side)"),
-    "book_depth": ("bookDepth", None, "order-book depth snapshots at ±1..5 % from mid"),
-    "metrics": ("metrics", None, "5-minute open interest and long/short ratios"),
-    "mark_price_klines": ("markPriceKlines", "1m", "1m mark-price klines"),
-    "index_price_klines": ("indexPriceKlines", "1m", "1m index-price klines"),
-    "premium_index_klines": ("premiumIndexKlines", "1m", "1m premium-index klines"),
-}
-
-
-def archive_file(asset_name: str, symbol: str, day) -> ArchiveFile:
-    dataset, interval, _ = DATASETS[asset_name]
-    return daily_file(dataset, symbol, day, interval=interval)
-
+from btc_assets.defs.bronze.assets import fetch_to_lake
+from btc_assets.defs.resources.sources import ArchiveResource
+from btc_assets.defs.resources.storage import LakeResource
+from btc_assets.lib.data.market.datasets import DATASETS, archive_file
 
 def _bronze_asset(name: str) -> dg.AssetsDefinition:
     dataset, interval, what = DATASETS[name]
@@ -44,7 +29,7 @@ def _bronze_asset(name: str) -> dg.AssetsDefinition:
     )
     def _asset(context: dg.AssetExecutionContext, archive: ArchiveResource, lake: LakeResource,
                warehouse: DuckDBResource) -> dg.MaterializeResult:
-        files = [(d, archive_file(name, archive.symbol, d)) for d in days_of(context)]
+        files = [(d, archive_file(name, archive.symbol, d)) for d in partitions.days_of(context)]
         return fetch_to_lake(context, files, archive, lake, warehouse)
 
     return _asset

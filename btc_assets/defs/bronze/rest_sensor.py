@@ -18,8 +18,9 @@ from dagster_duckdb import DuckDBResource
 
 from btc_assets.defs.bronze.assets import MANIFEST_TABLE, REST_SOURCE
 from btc_assets.defs.bronze.market import DATASETS
-from btc_assets.defs.resources import ArchiveResource
-from btc_assets.lib.data.archive.files import ArchiveClient, daily_file, monthly_file
+from btc_assets.defs.resources.sources import ArchiveResource
+from btc_assets.lib.data.archive.client import ArchiveClient
+from btc_assets.lib.data.archive.files import daily_file, monthly_file
 from btc_assets.lib.storage.warehouse import table_exists
 
 MAX_CHECKS = 50

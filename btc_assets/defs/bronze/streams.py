@@ -21,9 +21,9 @@ from dagster_duckdb import DuckDBResource
 
 from btc_assets.defs import partitions
 from btc_assets.defs.bronze.assets import MANIFEST_COLUMNS, MANIFEST_TABLE
-from btc_assets.defs.resources import LakeResource
-from btc_assets.defs.rest_resources import StreamRecordingsResource
-from btc_assets.lib.data.collector.salvage import CorruptRecording, HourFile, Truncation, read_hour_file
+from btc_assets.defs.resources.storage import LakeResource
+from btc_assets.defs.resources.sources import StreamRecordingsResource, read_recording
+from btc_assets.lib.data.collector.salvage import Truncation
 from btc_assets.lib.storage.warehouse import ensure_table, replace_window
 
 KINDS = ("kline_1m", "aggTrade", "depth20", "depth10", "markPrice", "forceOrder", "dead_letter", "gaps")
@@ -31,14 +31,6 @@ DEAD_LETTER_TABLE = "bronze.stream_dead_letters"
 DEAD_LETTER_COLUMNS = {"period_start": "TIMESTAMP", "relpath": "VARCHAR", "source_url": "VARCHAR",
                        "byte_offset": "BIGINT", "line": "BIGINT", "reason": "VARCHAR", "raw": "VARCHAR",
                        "found_at": "TIMESTAMP"}
-
-
-def read_recording(content: bytes, where: str) -> HourFile:
-    """Every complete record of one hour file (crash-cut ends salvaged); damage inside fails naming the file."""
-    try:
-        return read_hour_file(content, where)
-    except CorruptRecording as e:
-        raise dg.Failure(str(e), metadata={"file": where, "byte_offset": e.byte_offset, "line": e.line}) from e
 
 
 def _write_dead_letters(warehouse: DuckDBResource, day: str, cuts: list[tuple[str, str, Truncation]]) -> None:

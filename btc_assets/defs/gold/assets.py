@@ -12,17 +12,14 @@ from dagster_duckdb import DuckDBResource
 from btc_assets.defs import partitions
 from btc_assets.defs.gold import feature_checks
 from btc_assets.lib.research.features import FAMILIES, FEATURE_NAMES, FEATURES, checks, compute_features, null_reasons, pit
-from btc_assets.lib.research.labels import LabelConfig, balance_by_partition, class_balance
+from btc_assets.lib.research.features.window import EXTRA_SOURCES, WARMUP, load_bars
+from btc_assets.lib.research.labels import DEFAULT_HORIZON, DEFAULT_THRESHOLD, LabelConfig, balance_by_partition, class_balance
 from btc_assets.lib.storage.warehouse import read_window, replace_window, table_exists
 
 FEATURE_TYPES = {"open_time": "TIMESTAMP", "available_at": "TIMESTAMP", **{n: "DOUBLE" for n in FEATURE_NAMES},
                  "warmed_up": "BOOLEAN"}
 LABEL_TYPES = {"open_time": "TIMESTAMP", "fwd_return": "DOUBLE", "label": "TINYINT", "horizon_minutes": "SMALLINT"}
-LABEL_HORIZON = 3
-LABEL_THRESHOLD = 0.001
-WARMUP = pd.Timedelta(days=partitions.WARMUP_DAYS)
 MINUTE = pd.Timedelta(minutes=1)
-EXTRA_SOURCES = [s for s in pit.SOURCES.values() if not s.name.startswith("klines_")]
 # Lineage of the extra sources (read only when their table exists; absent ones give nulls with a reason).
 # Funding is monthly: the day's window, widened by the warm-up, maps to the months it touches.
 SOURCE_DEPS = [
@@ -31,31 +28,6 @@ SOURCE_DEPS = [
         else partitions.warmup_mapping))
     for s in EXTRA_SOURCES if not s.live_only
 ]
-
-
-def load_bars(conn, start: pd.Timestamp, end: pd.Timestamp,
-              higher_timeframes: bool = True) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
-    """1m bars and, in the second value, the 5m/15m/1h bars and every extra source table that exists, in [start, end).
-
-    Extra sources are keyed by their pit.SOURCES name; compute_features accepts them there, so every caller of
-    load_bars (gold and the live trading path) computes the very same features. Without `higher_timeframes` the
-    caller builds 5m/15m/1h itself (the live path, from 1m bars silver does not have yet).
-    """
-    one = read_window(conn, "silver.klines_1m", "open_time", start, end)
-    higher = {i: read_window(conn, f"silver.klines_{i}", "open_time", start, end)
-              for i in ("5m", "15m", "1h")} if higher_timeframes else {}
-    for src in EXTRA_SOURCES:
-        if table_exists(conn, src.table):
-            # A source row is read from its own time column; the as-of join decides when a row may be used.
-            higher[src.name] = read_window(conn, src.table, src.time_column, start - src.delay, end)
-    return one, higher
-
-
-def features_until(one: pd.DataFrame, higher: dict[str, pd.DataFrame], cutoff: pd.Timestamp) -> pd.DataFrame:
-    """Features computed only from inputs available by `cutoff` (a bar is known at its close)."""
-    frames = pit.cut_to(checks.frames_of(one, higher, None), cutoff)
-    known = frames.pop("klines_1m")
-    return compute_features(known, {k.removeprefix("klines_"): v for k, v in frames.items()})
 
 
 @dg.asset(
@@ -116,8 +88,8 @@ class LabelsConfig(dg.Config):
     """Which label gold/labels stores (lib/labels.py); every model purges by the stored horizon_minutes."""
 
     kind: str = "next_return"  # or "triple_barrier"
-    horizon: int = LABEL_HORIZON  # minutes (the triple barrier's time limit)
-    threshold: float = LABEL_THRESHOLD
+    horizon: int = DEFAULT_HORIZON  # minutes (the triple barrier's time limit)
+    threshold: float = DEFAULT_THRESHOLD
     take_profit_atr: float = 2.0
     stop_loss_atr: float = 2.0
 
@@ -131,7 +103,7 @@ class LabelsConfig(dg.Config):
     backfill_policy=dg.BackfillPolicy.single_run(),
     pool="duckdb",
     kinds={"duckdb"},
-    description=f"Next-{LABEL_HORIZON}-minute return beyond ±{LABEL_THRESHOLD:.1%}: BUY (2) / SELL (0) / HOLD (1); "
+    description=f"Next-{DEFAULT_HORIZON}-minute return beyond ±{DEFAULT_THRESHOLD:.1%}: BUY (2) / SELL (0) / HOLD (1); "
     "or, by config, the triple-barrier label (ATR-scaled take-profit/stop, time limit). Null where the future "
     "is not known yet. Looks ahead by design (horizon_minutes says how far). Table gold.labels.",
 )

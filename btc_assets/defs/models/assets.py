@@ -8,8 +8,6 @@
 See common.py for the two walk-forwards and the promotion rule.
 """
 
-from btc_assets.defs.models.common import (  # noqa: F401  (re-exported for the trading path and the CLI)
-    REGISTRY_TYPES, TRADING_FAMILY, TRAIN_WEEKS, NotPromoted, model_for_week)
 from btc_assets.defs.models.ensemble_model import ensemble
 from btc_assets.defs.models.lstm_model import DEMO_CONFIG as LSTM_DEMO_CONFIG
 from btc_assets.defs.models.lstm_model import LstmTrainingConfig, lstm_model
@@ -19,5 +17,4 @@ from btc_assets.defs.models.xgb_model import DEMO_CONFIG as XGB_DEMO_CONFIG
 from btc_assets.defs.models.xgb_model import XgbTrainingConfig, xgb_model
 
 __all__ = ["ensemble", "lstm_model", "rf_daily_baseline", "signals", "xgb_model", "XgbTrainingConfig",
-           "LstmTrainingConfig", "RfDailyConfig", "LSTM_DEMO_CONFIG", "XGB_DEMO_CONFIG", "SIGNAL_TYPES", "signal_frame",
-           "model_for_week", "NotPromoted", "TRADING_FAMILY", "TRAIN_WEEKS", "REGISTRY_TYPES"]
+           "LstmTrainingConfig", "RfDailyConfig", "LSTM_DEMO_CONFIG", "XGB_DEMO_CONFIG", "SIGNAL_TYPES", "signal_frame"]

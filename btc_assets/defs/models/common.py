@@ -20,31 +20,22 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from btc_assets.defs.gold.assets import LABEL_HORIZON
+from btc_assets.lib.research.labels import DEFAULT_HORIZON
 from btc_assets.lib.research.features import FEATURE_NAMES
 from btc_assets.lib.research.models import tracking
+from btc_assets.lib.research.models.registry import REGISTRY_TYPES, registry_table
 from btc_assets.lib.research.models.evaluation import METRIC_NAMES, beats_baselines
 from btc_assets.lib.research.models.walk_forward import WalkForwardConfig, WalkForwardResult, run_walk_forward
 from btc_assets.lib.research.models.xgb import chronological_split
 from btc_assets.lib.storage.warehouse import ensure_table, read_window, replace_window
 
 TRAIN_WEEKS = 4
-TRADING_FAMILY = "xgb"  # the promoted family whose predictions become models/signals and trade ("ensemble", ...)
 train_mapping = dg.TimeWindowPartitionMapping(start_offset=-TRAIN_WEEKS, end_offset=-1)
 same_week = dg.TimeWindowPartitionMapping()
-REGISTRY_TYPES = {
-    "week_start": "TIMESTAMP", "family": "VARCHAR", "run_id": "VARCHAR", "model_uri": "VARCHAR",
-    "registered_name": "VARCHAR", "model_version": "VARCHAR", "train_from": "TIMESTAMP", "train_to": "TIMESTAMP",
-    "test_accuracy": "DOUBLE", "test_log_loss": "DOUBLE", "test_f1_macro": "DOUBLE", "test_ic": "DOUBLE",
-    "baseline_log_loss": "DOUBLE", "beats_baseline": "BOOLEAN", "promoted": "BOOLEAN", "reason": "VARCHAR",
-    "trained_at": "TIMESTAMP",
-}
 OOS_TYPES = {"week_start": "TIMESTAMP", "family": "VARCHAR", "open_time": "TIMESTAMP", "fold": "SMALLINT",
              "label": "TINYINT", "fwd_return": "DOUBLE", "p_sell": "DOUBLE", "p_hold": "DOUBLE", "p_buy": "DOUBLE"}
 
 
-def registry_table(family: str) -> str:
-    return f"models.{family}_models"
 
 
 class WalkForwardSettings(dg.Config):
@@ -64,9 +55,9 @@ class WalkForwardSettings(dg.Config):
 
 
 def label_horizon(labels: pd.DataFrame) -> int:
-    """The longest look-ahead of these gold.labels rows (LABEL_HORIZON for rows written before it was stored)."""
+    """The longest look-ahead of these gold.labels rows (DEFAULT_HORIZON for rows written before it was stored)."""
     h = labels["horizon_minutes"].max() if "horizon_minutes" in labels and len(labels) else None
-    return int(h) if h is not None and pd.notna(h) else LABEL_HORIZON
+    return int(h) if h is not None and pd.notna(h) else DEFAULT_HORIZON
 
 
 def week_of(context: dg.AssetExecutionContext) -> pd.Timestamp:
@@ -201,21 +192,4 @@ def promotion_spec(family: str, key: list[str]) -> dg.AssetCheckSpec:
                              "class's and accuracy above persistence; otherwise not promoted (kept out of trading).")
 
 
-def model_for_week(conn, week_start: pd.Timestamp, family: str = TRADING_FAMILY) -> dict:
-    """The promoted model of `family` for the week; a dg.Failure naming the cause when there is none."""
-    table = registry_table(family)
-    ensure_table(conn, table, REGISTRY_TYPES)
-    found = read_window(conn, table, "week_start", week_start, week_start + pd.Timedelta(seconds=1))
-    if found.empty:
-        raise dg.Failure(f"no {family} model for the week starting {week_start:%Y-%m-%d}: materialize "
-                         f"models/{family}_model partition {week_start:%Y-%m-%d} first")
-    row = found.iloc[-1].to_dict()
-    if not row["promoted"]:
-        raise NotPromoted(f"the {family} model of the week starting {week_start:%Y-%m-%d} "
-                          f"({row['registered_name']} v{row['model_version']}) is not promoted: {row['reason']}; "
-                          "nothing trades that week (retrain or change the model)")
-    return row
 
-
-class NotPromoted(dg.Failure):
-    """The week has a model, but it did not beat its baselines."""

@@ -9,7 +9,7 @@ from dagster_duckdb import DuckDBResource
 
 from btc_assets.defs import partitions
 from btc_assets.defs.models import common
-from btc_assets.defs.resources import MlflowResource
+from btc_assets.defs.resources.storage import MlflowResource
 from btc_assets.lib.research.models import ensemble as ens
 from btc_assets.lib.research.models import tracking
 from btc_assets.lib.research.models.evaluation import majority_proba

@@ -14,7 +14,7 @@ from dagster_duckdb import DuckDBResource
 
 from btc_assets.defs import partitions
 from btc_assets.defs.models import common
-from btc_assets.defs.resources import MlflowResource
+from btc_assets.defs.resources.storage import MlflowResource
 from btc_assets.lib.research.features import FEATURE_NAMES
 from btc_assets.lib.research.models import tracking
 from btc_assets.lib.research.models.device import select_device

@@ -7,7 +7,7 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from btc_assets.defs.models import common
-from btc_assets.defs.resources import MlflowResource
+from btc_assets.defs.resources.storage import MlflowResource
 from btc_assets.lib.research.models import rf_daily, tracking
 from btc_assets.lib.research.models.evaluation import METRIC_NAMES, beats_baselines
 

@@ -1,6 +1,6 @@
 """models/signals: the out-of-sample predictions that the backtest (and the live path's parity test) read.
 
-Every bar of a day is predicted by the promoted model of its week (common.TRADING_FAMILY), which never saw that
+Every bar of a day is predicted by the promoted model of its week (TRADING_FAMILY), which never saw that
 week. A week whose model is not promoted gets no signals (the backtest trades nothing there), and the metadata says
 why; there is no fallback to another model.
 """
@@ -12,9 +12,11 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from btc_assets.defs import partitions
-from btc_assets.defs.models import common, predict
-from btc_assets.defs.resources import MlflowResource
+from btc_assets.defs.models import common
+from btc_assets.defs.resources.storage import MlflowResource
 from btc_assets.lib.research.labels import CLASS_NAMES
+from btc_assets.lib.research.models import predict, registry
+from btc_assets.lib.research.models.registry import TRADING_FAMILY
 from btc_assets.lib.storage.warehouse import read_window, replace_window
 
 SIGNAL_TYPES = {"open_time": "TIMESTAMP", "model_version": "VARCHAR", "p_sell": "DOUBLE", "p_hold": "DOUBLE",
@@ -30,7 +32,7 @@ def signal_frame(times: pd.Series, proba: np.ndarray, model_version: str) -> pd.
 @dg.asset(
     key=["models", "signals"],
     ins={"features": dg.AssetIn(["gold", "features"], dagster_type=dg.Nothing),
-         "model": dg.AssetIn(["models", f"{common.TRADING_FAMILY}_model"] if common.TRADING_FAMILY != "ensemble"
+         "model": dg.AssetIn(["models", f"{TRADING_FAMILY}_model"] if TRADING_FAMILY != "ensemble"
                              else ["models", "ensemble"], partition_mapping=common.same_week,
                              dagster_type=dg.Nothing)},
     group_name="models",
@@ -39,7 +41,7 @@ def signal_frame(times: pd.Series, proba: np.ndarray, model_version: str) -> pd.
     pool="duckdb",
     kinds={"duckdb"},
     description=f"Out-of-sample class probabilities and signal (0 SELL, 1 HOLD, 2 BUY) per warmed-up bar from the "
-    f"promoted {common.TRADING_FAMILY} model of the bar's week; none for a week without a promoted model. "
+    f"promoted {TRADING_FAMILY} model of the bar's week; none for a week without a promoted model. "
     "Table models.signals: the input of the backtest.",
 )
 def signals(context: dg.AssetExecutionContext, warehouse: DuckDBResource, mlflow: MlflowResource):
@@ -51,11 +53,13 @@ def signals(context: dg.AssetExecutionContext, warehouse: DuckDBResource, mlflow
         for week, rows in feats.groupby(feats["open_time"].dt.tz_localize(None).dt.to_period("W-SUN")):
             week_start = week.start_time.tz_localize("UTC")
             try:
-                model = common.model_for_week(conn, week_start)
-            except common.NotPromoted as e:
-                skipped[f"{week_start:%Y-%m-%d}"] = e.description
-                context.log.warning(e.description)
+                model = registry.model_for_week(conn, week_start)
+            except registry.NotPromoted as e:
+                skipped[f"{week_start:%Y-%m-%d}"] = str(e)
+                context.log.warning(str(e))
                 continue
+            except registry.NoModel as e:
+                raise dg.Failure(str(e)) from e
             before = all_feats[all_feats["open_time"] < rows["open_time"].min()]
             proba = predict.predict(mlflow, model, rows, before)
             frames.append(signal_frame(rows["open_time"], proba, predict.version_label(model)))
@@ -63,6 +67,6 @@ def signals(context: dg.AssetExecutionContext, warehouse: DuckDBResource, mlflow
         written = replace_window(conn, "models.signals", SIGNAL_TYPES, out, "open_time", start, end)
     counts = out["signal"].astype(int).map(CLASS_NAMES).value_counts().to_dict() if written else {}
     return dg.MaterializeResult(metadata={
-        "rows": written, "family": common.TRADING_FAMILY, "models": sorted(out["model_version"].unique().tolist()),
+        "rows": written, "family": TRADING_FAMILY, "models": sorted(out["model_version"].unique().tolist()),
         "weeks_without_promoted_model": dg.MetadataValue.json(skipped),
         **{f"signals_{k}": int(v) for k, v in counts.items()}})

@@ -6,9 +6,11 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from btc_assets.defs import partitions
-from btc_assets.defs.resources import ArchiveResource, LakeResource
+from btc_assets.defs.resources.sources import ArchiveResource
+from btc_assets.defs.resources.storage import LakeResource
 from btc_assets.lib.data.archive.files import monthly_file
-from btc_assets.lib.data.archive.csv_reader import FUNDING_RATE, read_archive_csv
+from btc_assets.lib.data.archive.layouts import FUNDING_RATE
+from btc_assets.lib.data.archive.csv_reader import read_archive_csv
 from btc_assets.lib.data.funding import silver_funding
 from btc_assets.lib.storage.warehouse import replace_window
 

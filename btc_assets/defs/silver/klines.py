@@ -7,11 +7,12 @@ import pandera.pandas as pa
 from dagster_duckdb import DuckDBResource
 
 from btc_assets.defs import partitions
-from btc_assets.defs.bronze.assets import days_of
-from btc_assets.defs.resources import ArchiveResource, LakeResource
+from btc_assets.defs.resources.sources import ArchiveResource
+from btc_assets.defs.resources.storage import LakeResource
 from btc_assets.lib.data import bars, schemas
 from btc_assets.lib.data.archive.files import daily_file
-from btc_assets.lib.data.archive.csv_reader import KLINES, read_archive_csv
+from btc_assets.lib.data.archive.layouts import KLINES
+from btc_assets.lib.data.archive.csv_reader import read_archive_csv
 from btc_assets.lib.storage.warehouse import read_window, replace_window
 
 KLINE_TYPES = {
@@ -56,7 +57,7 @@ CHECKS_1M = [
 def klines_1m(
     context: dg.AssetExecutionContext, archive: ArchiveResource, lake: LakeResource, warehouse: DuckDBResource
 ):
-    days = days_of(context)
+    days = partitions.days_of(context)
     parsed: list[bars.SilverDay] = []
     for day in days:
         f = daily_file("klines", archive.symbol, day, interval="1m")

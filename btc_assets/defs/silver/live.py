@@ -21,8 +21,8 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from btc_assets.defs import partitions
-from btc_assets.defs.bronze.streams import read_recording
-from btc_assets.defs.resources import LakeResource
+from btc_assets.defs.resources.sources import read_recording
+from btc_assets.defs.resources.storage import LakeResource
 from btc_assets.lib.data.collector import quality, tables
 from btc_assets.lib.storage.warehouse import replace_window
 

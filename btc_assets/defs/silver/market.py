@@ -10,11 +10,12 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from btc_assets.defs import partitions
-from btc_assets.defs.bronze.assets import days_of
-from btc_assets.defs.bronze.market import archive_file
-from btc_assets.defs.resources import ArchiveResource, LakeResource
+from btc_assets.lib.data.market.datasets import archive_file
+from btc_assets.defs.resources.sources import ArchiveResource
+from btc_assets.defs.resources.storage import LakeResource
 from btc_assets.defs.silver.order_flow import synthetic_files
-from btc_assets.lib.data.archive.csv_reader import BOOK_DEPTH, KLINES, METRICS, CsvLayout, read_archive_csv
+from btc_assets.lib.data.archive.layouts import BOOK_DEPTH, KLINES, METRICS, CsvLayout
+from btc_assets.lib.data.archive.csv_reader import read_archive_csv
 from btc_assets.lib.data.market import book_depth as lib_depth
 from btc_assets.lib.data.market import day_window
 from btc_assets.lib.data.market import metrics as lib_metrics
@@ -24,7 +25,7 @@ from btc_assets.lib.storage.warehouse import read_window, replace_window, table_
 
 def _read_days(context, name: str, layout: CsvLayout, archive: ArchiveResource, lake: LakeResource, parse):
     """Parse every day of the run from the lake with `parse(raw, day, source)`; returns (days, results, relpaths)."""
-    days = days_of(context)
+    days = partitions.days_of(context)
     out, relpaths = [], []
     for day in days:
         f = archive_file(name, archive.symbol, day)

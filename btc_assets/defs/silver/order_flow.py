@@ -10,11 +10,12 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from btc_assets.defs import partitions
-from btc_assets.defs.bronze.assets import days_of
-from btc_assets.defs.bronze.assets import SYNTHETIC_SOURCE
-from btc_assets.defs.bronze.market import archive_file
-from btc_assets.defs.resources import ArchiveResource, LakeResource
-from btc_assets.lib.data.archive.csv_reader import AGG_TRADES, read_archive_csv
+from btc_assets.lib.data.archive.files import SYNTHETIC_SOURCE
+from btc_assets.lib.data.market.datasets import archive_file
+from btc_assets.defs.resources.sources import ArchiveResource
+from btc_assets.defs.resources.storage import LakeResource
+from btc_assets.lib.data.archive.layouts import AGG_TRADES
+from btc_assets.lib.data.archive.csv_reader import read_archive_csv
 from btc_assets.lib.data.market import agg_trades as lib_agg
 from btc_assets.lib.data.market import day_window
 from btc_assets.lib.data.market import order_flow as lib_flow
@@ -58,7 +59,7 @@ def _previous_ids(warehouse: DuckDBResource, start: pd.Timestamp) -> tuple[int, 
 )
 def agg_trades(context: dg.AssetExecutionContext, archive: ArchiveResource, lake: LakeResource,
                warehouse: DuckDBResource):
-    days = days_of(context)
+    days = partitions.days_of(context)
     start, end = day_window(days[0])[0], day_window(days[-1])[1]
     previous = _previous_ids(warehouse, start)
     parsed: list[lib_agg.AggTradesDay] = []

@@ -27,16 +27,17 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from btc_assets.defs import partitions
-from btc_assets.defs.gold.assets import WARMUP, features_until
-from btc_assets.defs.models import predict
-from btc_assets.defs.models.common import TRADING_FAMILY, model_for_week
-from btc_assets.defs.resources import MlflowResource, NotifierResource, TradingResource
-from btc_assets.defs.rest_resources import StreamRecordingsResource
-from btc_assets.defs.resources import LiveFeedResource
+from btc_assets.lib.research.features.window import WARMUP, features_until
+from btc_assets.defs.resources.storage import MlflowResource
+from btc_assets.defs.resources.trading import NotifierResource, TradingResource
+from btc_assets.defs.resources.sources import StreamRecordingsResource
+from btc_assets.defs.resources.trading import LiveFeedResource
 from btc_assets.defs.trading.market import (BARS_FROM, BARS_TO, LIVE_BARS, feature_inputs, one_minute, rules_entries,
                                             rules_inputs, tagged_bars, take_live_bars)
 from btc_assets.lib.trading import trader, metrics as trading_metrics
 from btc_assets.lib.research.backtest.simulation import decide
+from btc_assets.lib.research.models import predict, registry
+from btc_assets.lib.research.models.registry import TRADING_FAMILY
 from btc_assets.lib.trading.journal import Journal, client_order_id, mirror_journal
 from btc_assets.lib.trading.kill_switch import KillSwitch, stop_trading
 from btc_assets.lib.trading.live_market import RecordedMarket
@@ -126,7 +127,10 @@ def decide_bars(context: dg.AssetExecutionContext, journal: Journal, mlflow: Mlf
     rows = feats.iloc[times.get_indexer(bars_to_decide)].reset_index(drop=True)
     frames, infer_ms = [], []
     for week, week_rows in rows.groupby(rows["open_time"].dt.tz_localize(None).dt.to_period("W-SUN")):
-        model = model_for_week(conn, week.start_time.tz_localize("UTC"))  # promoted only, else dg.Failure
+        try:
+            model = registry.model_for_week(conn, week.start_time.tz_localize("UTC"))  # promoted only
+        except registry.NoModel as e:
+            raise dg.Failure(str(e)) from e
         context_rows = feats.iloc[:times.searchsorted(week_rows["open_time"].min())]
         t0 = time.perf_counter()
         proba = predict.predict(mlflow, model, week_rows, context_rows)

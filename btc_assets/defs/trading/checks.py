@@ -13,7 +13,7 @@ import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from btc_assets.defs.resources import TradingResource
+from btc_assets.defs.resources.trading import TradingResource
 from btc_assets.defs.trading.assets import ORDERS, SESSION_WARMUP, session_bounds
 from btc_assets.defs.trading.market import rules_entries, rules_inputs
 from btc_assets.lib.research.backtest import simulate

@@ -11,14 +11,14 @@ import time
 import dagster as dg
 import pandas as pd
 
-from btc_assets.defs.gold.assets import load_bars
-from btc_assets.defs.rest_resources import StreamRecordingsResource
-from btc_assets.defs.resources import LiveFeedResource
+from btc_assets.lib.research.features.window import load_bars
+from btc_assets.defs.resources.sources import StreamRecordingsResource
+from btc_assets.defs.resources.trading import LiveFeedResource
 from btc_assets.lib.data import bars
 from btc_assets.lib.trading import live_bars
 from btc_assets.lib.research.backtest import signals_from_classes
 from btc_assets.lib.data.collector.writer import hour_names
-from btc_assets.lib.data.rest.download import PublicRest
+from btc_assets.lib.data.rest.client import PublicRest
 from btc_assets.lib.storage.warehouse import read_window, replace_window, table_exists
 
 LIVE_TABLE = "live.klines_1m"
@@ -57,7 +57,7 @@ def one_minute(conn, start: pd.Timestamp, end: pd.Timestamp, columns: list[str] 
 
 
 def feature_inputs(conn, start: pd.Timestamp, end: pd.Timestamp) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
-    """gold.load_bars, with live bars added; when there are live bars in the window, 5m/15m/1h are built from the
+    """window.load_bars, with live bars added; when there are live bars in the window, 5m/15m/1h are built from the
     merged 1m bars (as silver builds them) instead of read from silver."""
     live = _live(conn, start, end)
     if live is None or live.empty:

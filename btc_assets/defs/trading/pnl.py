@@ -5,7 +5,7 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from btc_assets.defs import partitions
-from btc_assets.defs.resources import NotifierResource, TradingResource
+from btc_assets.defs.resources.trading import NotifierResource, TradingResource
 from btc_assets.lib.trading import metrics as trading_metrics
 from btc_assets.lib.storage.warehouse import replace_window
 

@@ -22,11 +22,11 @@ import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from btc_assets.defs.rest_resources import StreamRecordingsResource
-from btc_assets.defs.resources import LiveFeedResource, ReplayResource
+from btc_assets.defs.resources.sources import StreamRecordingsResource
+from btc_assets.defs.resources.trading import LiveFeedResource, ReplayResource
 from btc_assets.defs.trading.assets import BARS_FROM, BARS_TO, REQUESTED_AT, live_trading
 from btc_assets.lib.trading import live_bars
-from btc_assets.lib.data.rest.download import PublicRest
+from btc_assets.lib.data.rest.client import PublicRest
 
 MINUTE = pd.Timedelta(minutes=1)
 DEFAULT_REPLAY = pd.Timedelta(hours=2)

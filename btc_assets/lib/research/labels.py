@@ -47,11 +47,15 @@ def class_balance(labels: pd.Series) -> dict[str, float]:
     return {CLASS_NAMES[k]: (int(counts.get(k, 0)) / total if total else float("nan")) for k in (SELL, HOLD, BUY)}
 
 
+DEFAULT_HORIZON = 3  # minutes of look-ahead of the default label
+DEFAULT_THRESHOLD = 0.001  # ±0.1 %
+
+
 @dataclass(frozen=True)
 class LabelConfig:
     kind: str = "next_return"  # or "triple_barrier"
-    horizon: int = 3  # minutes: the look-ahead, and the least purge any split must use
-    threshold: float = 0.001  # next_return: ±0.1 %
+    horizon: int = DEFAULT_HORIZON  # minutes: the look-ahead, and the least purge any split must use
+    threshold: float = DEFAULT_THRESHOLD  # next_return
     take_profit: float = 2.0  # triple_barrier: ATR multiples
     stop_loss: float = 2.0
     atr_period: int = 14

@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 
 from btc_assets.lib.data.archive.files import daily_file
-from btc_assets.lib.data.archive.csv_reader import METRICS, read_archive_csv
+from btc_assets.lib.data.archive.layouts import METRICS
+from btc_assets.lib.data.archive.csv_reader import read_archive_csv
 from btc_assets_tests.fakes.binance import errors
 from btc_assets_tests.fakes.binance.engine import Exchange
 

@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from btc_assets.lib.data.archive.files import ArchiveError, CorruptArchive, MalformedCsv
-from btc_assets.lib.data.archive.csv_reader import (
-    AGG_TRADES, BOOK_DEPTH, FUNDING_RATE, KLINES, LAYOUTS, METRICS, CsvLayout, parse_csv_bytes, read_archive_csv,
-)
+from btc_assets.lib.data.archive.errors import ArchiveError, CorruptArchive, MalformedCsv
+from btc_assets.lib.data.archive.layouts import AGG_TRADES, BOOK_DEPTH, FUNDING_RATE, KLINES, METRICS, CsvLayout
+from btc_assets.lib.data.archive.layouts import LAYOUTS
+from btc_assets.lib.data.archive.csv_reader import parse_csv_bytes, read_archive_csv
 
 MIRROR = Path(__file__).resolve().parents[3] / "btc_assets" / "sample_data" / "archive"
 UM_ZIP = MIRROR / "data/futures/um/daily/klines/BTCUSDT/1m/BTCUSDT-1m-2024-01-01.zip"

@@ -8,14 +8,14 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from btc_assets.defs.rest_resources import StreamRecordingsResource
-from btc_assets.defs.resources import LiveFeedResource, ReplayResource
+from btc_assets.defs.resources.sources import StreamRecordingsResource
+from btc_assets.defs.resources.trading import LiveFeedResource, ReplayResource
 from btc_assets.defs.trading.sensors import live_trading_sensor, next_close
 from btc_assets.lib.trading import live_bars
 from btc_assets.lib.data.collector.salvage import CorruptRecording
 from btc_assets_tests.fakes.binance import run_in_thread
 from btc_assets_tests.fakes.binance.replay import synthetic_bars
-from btc_assets.lib.data.rest.download import PublicRest
+from btc_assets.lib.data.rest.client import PublicRest
 
 T0 = pd.Timestamp("2024-01-11 00:00", tz="UTC")
 MIN = pd.Timedelta(minutes=1)

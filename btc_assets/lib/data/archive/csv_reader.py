@@ -11,11 +11,9 @@ from __future__ import annotations
 import datetime
 import io
 import logging
-import re
 import zipfile
 import zlib
-from dataclasses import dataclass, field
-from typing import IO, Callable
+from typing import IO
 
 import numpy as np
 import pandas as pd
@@ -23,95 +21,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from btc_assets.lib.data.archive.files import CorruptArchive, MalformedCsv
+from btc_assets.lib.data.archive.csv_values import NUM_RE, finish_columns, slow_parse
+from btc_assets.lib.data.archive.errors import REFETCH, CorruptArchive, MalformedCsv
+from btc_assets.lib.data.archive.layouts import CsvLayout
 
 logger = logging.getLogger(__name__)
-
-_REFETCH = "delete the local copy and re-fetch it; if a fresh download fails the same way, report the file"
-
-
-@dataclass(frozen=True)
-class CsvLayout:
-    """Column names (as in the archive header) and how each column is typed."""
-
-    name: str
-    columns: tuple[str, ...]
-    int_columns: tuple[str, ...]
-    float_columns: tuple[str, ...]
-    time_columns: tuple[str, ...]
-    bool_columns: tuple[str, ...] = ()
-    datetime_str_columns: tuple[str, ...] = ()
-    str_columns: tuple[str, ...] = ()
-    header_aliases: dict[str, str] = field(default_factory=dict, hash=False)
-    # float columns whose value may be absent (an empty field, read as NaN): metrics' series are published
-    # separately and a 5-minute row can lack one of them; any other empty field is an error.
-    nullable_columns: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        kinds: dict[str, str] = {}
-        for kind, cols in (("int", self.int_columns), ("float", self.float_columns),
-                           ("time", self.time_columns), ("bool", self.bool_columns),
-                           ("datetime", self.datetime_str_columns), ("str", self.str_columns)):
-            for col in cols:
-                if col in kinds:
-                    raise ValueError(f"CsvLayout {self.name}: column {col!r} typed twice ({kinds[col]}, {kind})")
-                kinds[col] = kind
-        if set(kinds) != set(self.columns) or len(set(self.columns)) != len(self.columns):
-            untyped, unknown = sorted(set(self.columns) - set(kinds)), sorted(set(kinds) - set(self.columns))
-            raise ValueError(f"CsvLayout {self.name}: every column must be typed exactly once; "
-                             f"untyped: {untyped}, unknown: {unknown}, columns: {self.columns}")
-        not_float = [c for c in self.nullable_columns if kinds.get(c) != "float"]
-        if not_float:
-            raise ValueError(f"CsvLayout {self.name}: only float columns can be nullable, not {not_float}")
-        object.__setattr__(self, "_kinds", kinds)
-
-    def kind(self, column: str) -> str:
-        """'int', 'float', 'time', 'bool', 'datetime' or 'str'."""
-        return self._kinds[column]  # type: ignore[attr-defined]
-
-
-_KLINE_COLUMNS = ("open_time", "open", "high", "low", "close", "volume", "close_time", "quote_volume", "count",
-                  "taker_buy_volume", "taker_buy_quote_volume", "ignore")
-KLINES = CsvLayout(
-    name="klines", columns=_KLINE_COLUMNS, int_columns=("count",), time_columns=("open_time", "close_time"),
-    float_columns=tuple(c for c in _KLINE_COLUMNS if c not in ("count", "open_time", "close_time")))
-FUNDING_RATE = CsvLayout(
-    name="fundingRate", columns=("calc_time", "funding_interval_hours", "last_funding_rate"),
-    int_columns=("funding_interval_hours",), float_columns=("last_funding_rate",), time_columns=("calc_time",))
-AGG_TRADES = CsvLayout(
-    name="aggTrades",
-    columns=("agg_trade_id", "price", "quantity", "first_trade_id", "last_trade_id", "transact_time",
-             "is_buyer_maker"),
-    int_columns=("agg_trade_id", "first_trade_id", "last_trade_id"), float_columns=("price", "quantity"),
-    time_columns=("transact_time",), bool_columns=("is_buyer_maker",))
-TRADES = CsvLayout(
-    name="trades", columns=("id", "price", "qty", "quote_qty", "time", "is_buyer_maker"),
-    int_columns=("id",), float_columns=("price", "qty", "quote_qty"), time_columns=("time",),
-    bool_columns=("is_buyer_maker",))
-BOOK_DEPTH = CsvLayout(
-    name="bookDepth", columns=("timestamp", "percentage", "depth", "notional"), int_columns=(),
-    float_columns=("percentage", "depth", "notional"), time_columns=(), datetime_str_columns=("timestamp",))
-_METRIC_FLOATS = ("sum_open_interest", "sum_open_interest_value", "count_toptrader_long_short_ratio",
-                  "sum_toptrader_long_short_ratio", "count_long_short_ratio", "sum_taker_long_short_vol_ratio")
-METRICS = CsvLayout(
-    name="metrics", columns=("create_time", "symbol") + _METRIC_FLOATS, int_columns=(),
-    float_columns=_METRIC_FLOATS, time_columns=(), datetime_str_columns=("create_time",), str_columns=("symbol",),
-    nullable_columns=_METRIC_FLOATS)
-
-LAYOUTS: dict[str, CsvLayout] = {
-    "klines": KLINES, "markPriceKlines": KLINES, "indexPriceKlines": KLINES, "premiumIndexKlines": KLINES,
-    "fundingRate": FUNDING_RATE, "aggTrades": AGG_TRADES, "trades": TRADES, "bookDepth": BOOK_DEPTH,
-    "metrics": METRICS,
-}
-
-_NUM_RE = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
-_INT_RE = re.compile(r"[+-]?\d+")
-_INT64_MAX = 2**63 - 1
-# Epoch bounds: below 1e11 ms is before 1973 (seconds or garbage, not ms); datetime64[ns] ends in 2262.
-_EPOCH_MIN_MS = 10**11
-_US_THRESHOLD = 10**15
-_MAX_MS = _INT64_MAX // 10**6
-_MAX_US = _INT64_MAX // 10**3
 
 
 def read_archive_csv(content: bytes, name: str, layout: CsvLayout) -> pd.DataFrame:
@@ -138,7 +52,7 @@ def _open_zip(content: bytes, name: str) -> tuple[zipfile.ZipFile, zipfile.ZipIn
     if len(members) != 1 or not members[0].filename.lower().endswith(".csv"):
         zf.close()
         raise CorruptArchive(f"{name}: an archive zip holds exactly one .csv file, but this one has "
-                             f"{[m.filename for m in members]}: it is not an archive file; {_REFETCH}", name)
+                             f"{[m.filename for m in members]}: it is not an archive file; {REFETCH}", name)
     member = members[0]
     base = name.rsplit("/", 1)[-1]  # `name` may be a URL or path
     if base.endswith(".zip") and member.filename.rsplit("/", 1)[-1] != base[:-4] + ".csv":
@@ -185,7 +99,7 @@ def _stream_parse(zf: zipfile.ZipFile, member: zipfile.ZipInfo, name: str,
         raise _corrupt(name, member, exc) from exc
     if len(columns[layout.columns[0]]) == 0:
         return None  # let the in-memory path produce the "no data rows" error
-    return _finish(columns, layout, name, 2 if header else 1)
+    return finish_columns(columns, layout, name, 2 if header else 1)
 
 
 def parse_csv_bytes(data: bytes, name: str, layout: CsvLayout) -> pd.DataFrame:
@@ -196,7 +110,7 @@ def parse_csv_bytes(data: bytes, name: str, layout: CsvLayout) -> pd.DataFrame:
         end -= 1
     had_final_newline = b"\n" in data[end:]
     if end == start:
-        raise MalformedCsv(f"{name}: the CSV is empty, no data rows: {_REFETCH}", name, row=None)
+        raise MalformedCsv(f"{name}: the CSV is empty, no data rows: {REFETCH}", name, row=None)
     nl = data.find(b"\n", start, end)
     first_end = end if nl == -1 else nl
     first_line = data[start:first_end].decode("utf-8", errors="replace").rstrip("\r")
@@ -205,7 +119,7 @@ def parse_csv_bytes(data: bytes, name: str, layout: CsvLayout) -> pd.DataFrame:
         body_start, first_line_no = first_end + 1, 2
         if body_start >= end:
             raise MalformedCsv(f"{name}: the CSV has only the header on line 1 and no data rows from line 2 on: "
-                               f"{_REFETCH}", name, row=2)
+                               f"{REFETCH}", name, row=2)
     else:
         body_start, first_line_no = start, 1
     body = pa.py_buffer(data).slice(body_start, end - body_start)
@@ -215,14 +129,14 @@ def parse_csv_bytes(data: bytes, name: str, layout: CsvLayout) -> pd.DataFrame:
         # The fast reader cannot say which line failed; the slow scan either accepts unusual formatting
         # (e.g. "5.0" in an integer column) or raises with the exact line, column and value.
         logger.info("%s: fast CSV reader rejected the file (%s); scanning it line by line", name, exc)
-        columns = _slow_parse(body.to_pybytes(), first_line_no, layout, name, had_final_newline)
-    return _finish(columns, layout, name, first_line_no)
+        columns = slow_parse(body.to_pybytes(), first_line_no, layout, name, had_final_newline)
+    return finish_columns(columns, layout, name, first_line_no)
 
 
 def _looks_like_value(text: str, kind: str) -> bool:
     text = text.strip()
     if kind in ("int", "float", "time"):
-        return _NUM_RE.fullmatch(text) is not None
+        return NUM_RE.fullmatch(text) is not None
     if kind == "bool":
         return text.lower() in ("true", "false")
     if kind == "datetime":
@@ -279,147 +193,3 @@ def _fast_parse(source: pa.Buffer | IO[bytes], layout: CsvLayout) -> dict[str, n
                 raise pa.ArrowInvalid(f"column {c}: a non-numeric value")
         out[c] = col.to_numpy()
     return out
-
-
-def _parse_float(s: str) -> float:
-    s = s.strip()
-    if not s:
-        raise ValueError("empty value in a numeric column")
-    if not _NUM_RE.fullmatch(s):
-        raise ValueError("not a number")
-    return float(s)
-
-
-def _parse_nullable_float(s: str) -> float:
-    return float("nan") if not s.strip() else _parse_float(s)
-
-
-def _parse_int(s: str) -> int:
-    s = s.strip()
-    if not s:
-        raise ValueError("empty value in an integer column")
-    if _INT_RE.fullmatch(s):
-        v = int(s)
-    elif _NUM_RE.fullmatch(s) and float(s).is_integer():
-        v = int(float(s))  # integral values written as "5.0" or "1e3" are still integers
-    else:
-        raise ValueError("not an integer")
-    if not -_INT64_MAX - 1 <= v <= _INT64_MAX:
-        raise ValueError("integer out of the int64 range")
-    return v
-
-
-def _parse_bool(s: str) -> bool:
-    low = s.strip().lower()
-    if low not in ("true", "false"):
-        raise ValueError("not true/false")
-    return low == "true"
-
-
-def _parse_datetime(s: str) -> datetime.datetime:
-    try:
-        dt = datetime.datetime.fromisoformat(s.strip())
-    except ValueError:
-        raise ValueError("not a 'YYYY-MM-DD HH:MM:SS' datetime") from None
-    if dt.tzinfo is not None:
-        dt = dt.astimezone(datetime.timezone.utc).replace(tzinfo=None)
-    return dt
-
-
-_PARSERS: dict[str, Callable[[str], object]] = {
-    "int": _parse_int, "time": _parse_int, "float": _parse_float, "bool": _parse_bool,
-    "datetime": _parse_datetime, "str": str,  # str kept verbatim, as the fast reader does
-}
-_NUMPY_TYPES = {"int": np.int64, "time": np.int64, "float": np.float64, "bool": np.bool_,
-                "datetime": "datetime64[ns]", "str": object}
-
-
-def _slow_parse(body: bytes, first_line_no: int, layout: CsvLayout, name: str,
-                had_final_newline: bool) -> dict[str, np.ndarray]:
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line_no = first_line_no + body.count(b"\n", 0, exc.start)
-        raise MalformedCsv(f"{name}: line {line_no} is not UTF-8 text (byte {body[exc.start]:#04x}): the file "
-                           f"is damaged; {_REFETCH}", name, row=line_no) from exc
-    lines = text.split("\n")
-    cols = layout.columns
-    parsers = [_parse_nullable_float if c in layout.nullable_columns else _PARSERS[layout.kind(c)] for c in cols]
-    values: list[list[object]] = [[] for _ in cols]
-    last = len(lines) - 1
-
-    def truncated_hint(i: int) -> str:
-        return (" This is the last line and the file does not end with a newline, so it looks truncated."
-                if i == last and not had_final_newline else "")
-
-    for i, line in enumerate(lines):
-        line_no = first_line_no + i
-        fields = line.rstrip("\r").split(",")
-        if len(fields) != len(cols):
-            if i == last and (len(fields) < len(cols) or not had_final_newline):
-                hint = " This is the last line, so the file looks truncated."
-            else:
-                hint = ""
-            raise MalformedCsv(
-                f"{name}: line {line_no} has {len(fields)} fields, expected {len(cols)} ({','.join(cols)}): "
-                f"{line[:200]!r}.{hint} {_REFETCH}", name, row=line_no, value=line[:200])
-        for j, parse in enumerate(parsers):
-            try:
-                values[j].append(parse(fields[j]))
-            except ValueError as exc:
-                raise MalformedCsv(
-                    f"{name}: line {line_no}, column {cols[j]!r}: {exc}: {fields[j]!r}.{truncated_hint(i)} "
-                    f"{_REFETCH}", name, row=line_no, column=cols[j], value=fields[j]) from None
-    return {c: np.array(v, dtype=_NUMPY_TYPES[layout.kind(c)]) for c, v in zip(cols, values)}
-
-
-def _finish(columns: dict[str, np.ndarray], layout: CsvLayout, name: str, first_line_no: int) -> pd.DataFrame:
-    """Shared by both parse paths: value checks that need whole columns, then conversion to pandas."""
-    for col in layout.float_columns:
-        bad = ~np.isfinite(columns[col])
-        if col in layout.nullable_columns:
-            bad &= ~np.isnan(columns[col])  # NaN is an empty field here, which the layout allows
-        if bad.any():
-            i = int(bad.argmax())
-            raise MalformedCsv(f"{name}: line {first_line_no + i}, column {col!r}: not a finite number: "
-                               f"{columns[col][i]!r}. {_REFETCH}", name, row=first_line_no + i, column=col,
-                               value=str(columns[col][i]))
-    factor = _time_factor(columns, layout, name, first_line_no)
-    out: dict[str, object] = {}
-    for col in layout.columns:
-        arr = columns[col]
-        kind = layout.kind(col)
-        if kind == "time":
-            out[col] = pd.DatetimeIndex((arr * factor).view("datetime64[ns]")).tz_localize("UTC")
-        elif kind == "datetime":
-            out[col] = pd.DatetimeIndex(arr.astype("datetime64[ns]")).tz_localize("UTC")
-        else:
-            out[col] = arr
-    return pd.DataFrame(out, columns=list(layout.columns))
-
-
-def _time_factor(columns: dict[str, np.ndarray], layout: CsvLayout, name: str, first_line_no: int) -> int:
-    """Multiplier from the file's epoch unit to ns: 10**6 for ms, 10**3 for µs; mixed units are an error."""
-    if not layout.time_columns:
-        return 1
-    ref_us = bool(columns[layout.time_columns[0]][0] >= _US_THRESHOLD)
-    unit = "microseconds" if ref_us else "milliseconds"
-    problems: list[tuple[int, str, str]] = []  # (row index, column, reason); the earliest row is reported
-    for col in layout.time_columns:
-        arr = columns[col]
-        implausible = (arr < _EPOCH_MIN_MS) | ((arr > _MAX_MS) & (arr < _US_THRESHOLD)) | (arr > _MAX_US)
-        if implausible.any():
-            problems.append((int(implausible.argmax()), col,
-                             "is not a plausible epoch time in ms (13 digits) or µs (16 digits) "
-                             "between 1973 and 2262"))
-        mixed = (arr >= _US_THRESHOLD) != ref_us
-        if mixed.any():
-            problems.append((int(mixed.argmax()), col,
-                             f"is in {'milliseconds' if ref_us else 'microseconds'} but line {first_line_no}"
-                             f" column {layout.time_columns[0]!r} is in {unit}; a file must use one unit"))
-    if problems:
-        i, col, reason = min(problems, key=lambda p: p[0])
-        raise MalformedCsv(f"{name}: line {first_line_no + i}, column {col!r}: value {int(columns[col][i])} "
-                           f"{reason}. {_REFETCH}", name, row=first_line_no + i, column=col,
-                           value=str(int(columns[col][i])))
-    return 10**3 if ref_us else 10**6

@@ -1,4 +1,4 @@
-"""Render Binance REST replies into the archive's CSV layouts (archive_csv.LAYOUTS), header included, so a day
+"""Render Binance REST replies into the archive's CSV layouts (archive/layouts.py LAYOUTS), header included, so a day
 taken from REST parses exactly like the archive's file for that day. Values are kept as the API sent them
 (strings stay strings: no float round trip), booleans as the archive writes them (`true`/`false`).
 """
@@ -10,7 +10,7 @@ import io
 
 import pandas as pd
 
-from btc_assets.lib.data.archive.csv_reader import LAYOUTS
+from btc_assets.lib.data.archive.layouts import LAYOUTS
 from btc_assets.lib.data.market.metrics import VALUE_COLUMNS as METRICS_VALUES
 
 KLINE_PATHS = {

@@ -23,7 +23,7 @@ import re
 import pandas as pd
 
 from btc_assets.lib.data.archive.files import ArchiveFile
-from btc_assets.lib.data.rest.download import PublicRest, RestRefused, RestUnsupported, period_ms
+from btc_assets.lib.data.rest.client import PublicRest, RestRefused, RestUnsupported, period_ms
 
 SLOT_MS = 300_000
 HISTORY_DAYS = 30

@@ -15,7 +15,8 @@ from typing import Callable
 import numpy as np
 
 from btc_assets.lib.data.archive.files import daily_file
-from btc_assets.lib.data.archive.csv_reader import KLINES, read_archive_csv
+from btc_assets.lib.data.archive.layouts import KLINES
+from btc_assets.lib.data.archive.csv_reader import read_archive_csv
 from btc_assets.lib.data.synthetic import market
 from btc_assets.lib.data.synthetic.agg_trades import IdState, agg_trades_for_klines
 from btc_assets.lib.data.synthetic.archive_writer import agg_trades_csv, write_archive_file

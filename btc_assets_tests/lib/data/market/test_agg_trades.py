@@ -106,7 +106,8 @@ def test_klines_rebuilt_from_agg_trades_are_compared_with_silver_klines():
 @pytest.mark.slow
 def test_a_real_density_day_goes_to_order_flow_that_rebuilds_the_real_klines(tmp_path):
     """>= 2M generated aggTrades for a real day: silver, order flow in DuckDB, and the klines comparison all agree."""
-    from btc_assets.lib.data.archive.csv_reader import AGG_TRADES, read_archive_csv
+    from btc_assets.lib.data.archive.layouts import AGG_TRADES
+    from btc_assets.lib.data.archive.csv_reader import read_archive_csv
     from btc_assets.lib.data.synthetic.agg_trades import IdState, agg_trades_for_klines
     from btc_assets.lib.data.synthetic.archive_writer import agg_trades_csv, zip_bytes
     from btc_assets.lib.data.synthetic.generate import sample_density

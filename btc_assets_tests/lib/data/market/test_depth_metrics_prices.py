@@ -5,7 +5,8 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from btc_assets.lib.data.archive.csv_reader import BOOK_DEPTH, KLINES, METRICS, read_archive_csv
+from btc_assets.lib.data.archive.layouts import BOOK_DEPTH, KLINES, METRICS
+from btc_assets.lib.data.archive.csv_reader import read_archive_csv
 from btc_assets.lib.data.bars import BarDataError
 from btc_assets.lib.data.market import MarketDataError
 from btc_assets.lib.data.market.book_depth import LEVELS, silver_book_depth

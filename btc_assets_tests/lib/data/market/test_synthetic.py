@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from btc_assets.lib.data.archive.csv_reader import AGG_TRADES, BOOK_DEPTH, KLINES, METRICS, read_archive_csv
+from btc_assets.lib.data.archive.layouts import AGG_TRADES, BOOK_DEPTH, KLINES, METRICS
+from btc_assets.lib.data.archive.csv_reader import read_archive_csv
 from btc_assets.lib.data.synthetic import is_synthetic_zip
 from btc_assets.lib.data.synthetic.agg_trades import IdState, SyntheticDataError, agg_trades_for_klines
 from btc_assets.lib.data.synthetic.archive_writer import agg_trades_csv, zip_bytes

@@ -8,11 +8,13 @@ import datetime as dt
 import pytest
 
 from btc_assets.lib.data.archive.files import daily_file, monthly_file
-from btc_assets.lib.data.archive.csv_reader import AGG_TRADES, FUNDING_RATE, KLINES, read_archive_csv
+from btc_assets.lib.data.archive.layouts import AGG_TRADES, FUNDING_RATE, KLINES
+from btc_assets.lib.data.archive.csv_reader import read_archive_csv
 from btc_assets.lib.trading.brokers.binance_rest import BinanceError
 from btc_assets_tests.fakes.binance import run_in_thread
 from btc_assets_tests.fakes.binance.replay import synthetic_bars
-from btc_assets.lib.data.rest.download import PublicRest, RestUnsupported, download_file
+from btc_assets.lib.data.rest.client import PublicRest, RestUnsupported
+from btc_assets.lib.data.rest.download import download_file
 
 DAY = dt.date(2024, 1, 1)
 T0 = 1_704_067_200_000  # 2024-01-01 00:00 UTC

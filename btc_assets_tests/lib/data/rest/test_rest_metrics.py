@@ -15,12 +15,14 @@ import pandas as pd
 import pytest
 
 from btc_assets.lib.data.archive.files import daily_file
-from btc_assets.lib.data.archive.csv_reader import METRICS, read_archive_csv
+from btc_assets.lib.data.archive.layouts import METRICS
+from btc_assets.lib.data.archive.csv_reader import read_archive_csv
 from btc_assets_tests.fakes.binance import run_in_thread
 from btc_assets_tests.fakes.binance.market_stats import sample_metrics, serve_metrics
 from btc_assets_tests.fakes.binance.replay import synthetic_bars
 from btc_assets.lib.data.market.metrics import VALUE_COLUMNS
-from btc_assets.lib.data.rest.download import PublicRest, RestUnsupported, download_file
+from btc_assets.lib.data.rest.client import PublicRest, RestUnsupported
+from btc_assets.lib.data.rest.download import download_file
 from btc_assets_tests.conftest import SAMPLE
 
 DAY = dt.date(2024, 1, 2)

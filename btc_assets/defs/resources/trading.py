@@ -1,0 +1,149 @@
+"""The trading path's resources: the broker and risk settings, the live feed, the replay clock and the notifier.
+
+| variable            | default                        | what                                                      |
+|---------------------|--------------------------------|-----------------------------------------------------------|
+| BTC_REPLAY_START/END| the last 2 hours of the sample | the replayed window of the live sensor in replay mode     |
+| BTC_REPLAY_SPEED    | 60                             | replayed minutes per wall-clock minute                    |
+| BTC_LIVE_SOURCE     | replay                         | what tells the live sensor a bar closed: replay, collector or rest |
+| BTC_TRADING_MODE    | paper                          | paper, testnet or live (live on production also needs BTC_LIVE_CONFIRM) |
+| BINANCE_TRADING_URL | https://testnet.binancefuture.com | the Binance USD-M REST base of the broker               |
+| BINANCE_API_KEY/SECRET | unset                       | the broker's keys: read only as dg.EnvVar, never logged    |
+| BTC_SESSION_START   | the first bar decided          | where the rules' state (equity, Kelly, breakers) starts   |
+"""
+
+import os
+from pathlib import Path
+
+import dagster as dg
+from pydantic import Field
+
+from btc_assets.lib.trading.brokers.safety import env_mode
+from btc_assets.lib.trading.notify import Notifier
+
+
+class TradingResource(dg.ConfigurableResource):
+    """The strategy's trading parameters and its broker.
+
+    mode: paper (default: the backtest's fill model on the live bars, nothing leaves the machine), testnet or live
+    (the Binance broker at ``binance_url``). A network broker also needs BTC_TRADING_MODE set to the same mode in
+    the environment, and live on Binance production the second opt-in BTC_LIVE_CONFIRM (lib/brokers/safety.py);
+    the keys arrive only as dg.EnvVar (BINANCE_API_KEY / BINANCE_API_SECRET), never as plain config.
+    """
+
+    strategy: str = "xgb_next3m"
+    mode: str = Field(default="paper", description="BTC_TRADING_MODE: paper | testnet | live")
+    notional_usdt: float = Field(default=10_000.0, description="equity the rules size against (USDT)")
+    max_positions: int = Field(default=1, description="one position at a time: Binance nets a one-way account, "
+                               "so each position's stop and target can be closePosition orders")
+    session_start: str = Field(default="", description="first bar of the trading session (empty: the first bar "
+                               "ever decided); the rules' state (equity, Kelly, breakers) runs from here")
+    daily_drawdown: float = Field(default=0.05, description="the rules' equity this far below the day's opening "
+                                  "pauses entries until the next UTC day (and alerts)")
+    weekly_drawdown: float = 0.15
+    taker_fee: float = 0.0005
+    maker_fee: float = 0.0002
+    step_size: float = 0.001
+    min_notional: float = 10.0
+    binance_url: str = Field(default="https://testnet.binancefuture.com", description="BINANCE_TRADING_URL")
+    api_key: str | None = Field(default=None, description="dg.EnvVar('BINANCE_API_KEY') only")
+    api_secret: str | None = Field(default=None, description="dg.EnvVar('BINANCE_API_SECRET') only")
+    max_order_delay_s: float = Field(default=60.0, description="an exchange order is started only within this many "
+                                     "seconds of the sensor's request for its bar: a late order is another trade")
+    maker_tries: int = Field(default=3, description="post-only quotes before the rest goes as a market order")
+    requote_after_s: float = Field(default=2.0, description="seconds a quote rests before it is requoted")
+    reconcile_tolerance: float = Field(default=0.0005, description="BTC of difference tolerated between the "
+                                       "broker's position and the journal's before trading stops")
+    metrics_file: str = Field(default="", description="Prometheus text snapshot written after every trading run")
+    kill_file: str = Field(default="", description="while this file exists, trading cancels, flattens and stops")
+
+    def model_post_init(self, __context) -> None:  # noqa: D401 - pydantic hook
+        if self.mode not in ("paper", "testnet", "live"):
+            raise ValueError(f"trading mode {self.mode!r} is unknown: use paper, testnet or live")
+
+    def risk_config(self):
+        from btc_assets.lib.research.risk import RiskConfig
+
+        return RiskConfig(max_positions=self.max_positions, daily_dd=self.daily_drawdown,
+                          weekly_dd=self.weekly_drawdown)
+
+    def costs(self):
+        from btc_assets.lib.research.backtest import Costs
+
+        return Costs(taker_fee=self.taker_fee, maker_fee=self.maker_fee)
+
+    def rules(self) -> dict:
+        """The risk rules' arguments of lib/backtest simulate and decide: the live path and its parity check."""
+        return {"initial_equity": self.notional_usdt, "costs": self.costs(), "risk": self.risk_config()}
+
+    def broker(self, journal, run_id: str, market=None):
+        """The paper broker (filling against `market`, a lib.live_market.RecordedMarket, when given), or the Binance
+        broker (started: clock synced, leverage and margin set, reconciled)."""
+        from btc_assets.lib.trading.brokers.paper import PaperBroker
+
+        if self.mode == "paper":
+            return PaperBroker(journal, self.taker_fee, run_id, self.strategy, market=market)
+        from btc_assets.lib.trading.brokers.binance import BinanceBroker, ExecutionConfig
+        from btc_assets.lib.trading.brokers.binance_rest import BinanceRest
+
+        if not (self.api_key and self.api_secret):
+            raise dg.Failure(f"trading mode {self.mode} needs BINANCE_API_KEY and BINANCE_API_SECRET in the "
+                             "environment (passed as dg.EnvVar); nothing was sent")
+        requested = env_mode()
+        if requested != self.mode:
+            raise dg.Failure(f"the trading resource says {self.mode} but BTC_TRADING_MODE={requested}: both must "
+                             "agree before any order leaves this machine; nothing was sent")
+        rest = BinanceRest(self.api_key, self.api_secret, self.binance_url)  # refuses a URL the mode does not allow
+        broker = BinanceBroker(rest, journal, run_id, ExecutionConfig(
+            maker_fee=self.maker_fee, taker_fee=self.taker_fee, maker_tries=self.maker_tries,
+            requote_after_s=self.requote_after_s, poll_s=min(0.2, self.requote_after_s)))
+        broker.start()  # reconciled after settle() in trading/orders: a stop may have fired since the last run
+        return broker
+
+
+def trading_from_env(root: Path) -> TradingResource:
+    mode = env_mode()
+    keys = {f: dg.EnvVar(v) for f, v in (("api_key", "BINANCE_API_KEY"), ("api_secret", "BINANCE_API_SECRET"))
+            if os.environ.get(v)}
+    return TradingResource(mode=mode, metrics_file=str(root / "metrics" / "trading.prom"),
+                           kill_file=str(root / "KILL"),
+                           binance_url=os.environ.get("BINANCE_TRADING_URL", "https://testnet.binancefuture.com"),
+                           session_start=os.environ.get("BTC_SESSION_START", ""), **keys)
+
+
+class LiveFeedResource(dg.ConfigurableResource):
+    """Where the live sensor learns that a bar closed: replay (silver, on a fast clock), the collector's
+    recordings, or REST polling of /fapi/v1/klines."""
+
+    source: str = Field(default="replay", description="BTC_LIVE_SOURCE: replay | collector | rest")
+    rest_url: str = Field(default="https://fapi.binance.com", description="BINANCE_REST_URL (rest source)")
+    symbol: str = "BTCUSDT"
+
+    def model_post_init(self, __context) -> None:  # noqa: D401 - pydantic hook
+        if self.source not in ("replay", "collector", "rest"):
+            raise ValueError(f"live source {self.source!r} is unknown: use replay, collector or rest")
+
+
+class NotifierResource(dg.ConfigurableResource):
+    """Alerts (fills, breakers, kill switch, failed runs). Secrets arrive only as dg.EnvVar; unset: the log."""
+
+    telegram_bot_token: str | None = None
+    telegram_chat_id: str | None = None
+    webhook_url: str | None = None
+
+    def notifier(self) -> Notifier:
+        return Notifier(self.telegram_bot_token, self.telegram_chat_id, self.webhook_url)
+
+
+def notifier_from_env() -> NotifierResource:
+    """EnvVar for each configured secret (checked for presence only, so nothing secret is read at load time)."""
+    fields = {"telegram_bot_token": "TELEGRAM_BOT_TOKEN", "telegram_chat_id": "TELEGRAM_CHAT_ID",
+              "webhook_url": "BTC_ALERT_WEBHOOK_URL"}
+    return NotifierResource(**{f: dg.EnvVar(v) for f, v in fields.items() if os.environ.get(v)})
+
+
+class ReplayResource(dg.ConfigurableResource):
+    """The replayed window of the live sensor in replay mode (empty start/end: the last 2 hours in silver)."""
+
+    start: str = ""
+    end: str = ""
+    speed: float = 60.0

@@ -1,0 +1,46 @@
+"""The model registry table of each family (one row per weekly fit: its MLflow run and version, training window,
+out-of-sample figures and the promotion verdict) and the one question trading asks it: which promoted model
+trades this week."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from btc_assets.lib.storage.warehouse import ensure_table, read_window
+
+TRADING_FAMILY = "xgb"  # the promoted family whose predictions become models/signals and trade ("ensemble", ...)
+REGISTRY_TYPES = {
+    "week_start": "TIMESTAMP", "family": "VARCHAR", "run_id": "VARCHAR", "model_uri": "VARCHAR",
+    "registered_name": "VARCHAR", "model_version": "VARCHAR", "train_from": "TIMESTAMP", "train_to": "TIMESTAMP",
+    "test_accuracy": "DOUBLE", "test_log_loss": "DOUBLE", "test_f1_macro": "DOUBLE", "test_ic": "DOUBLE",
+    "baseline_log_loss": "DOUBLE", "beats_baseline": "BOOLEAN", "promoted": "BOOLEAN", "reason": "VARCHAR",
+    "trained_at": "TIMESTAMP",
+}
+
+
+def registry_table(family: str) -> str:
+    return f"models.{family}_models"
+
+
+class NoModel(LookupError):
+    """The week has no model of the family (it was never trained)."""
+
+
+class NotPromoted(NoModel):
+    """The week has a model, but it did not beat its baselines: nothing trades that week."""
+
+
+def model_for_week(conn, week_start: pd.Timestamp, family: str = TRADING_FAMILY) -> dict:
+    """The promoted model of `family` for the week; NoModel / NotPromoted naming the cause otherwise."""
+    table = registry_table(family)
+    ensure_table(conn, table, REGISTRY_TYPES)
+    found = read_window(conn, table, "week_start", week_start, week_start + pd.Timedelta(seconds=1))
+    if found.empty:
+        raise NoModel(f"no {family} model for the week starting {week_start:%Y-%m-%d}: materialize "
+                         f"models/{family}_model partition {week_start:%Y-%m-%d} first")
+    row = found.iloc[-1].to_dict()
+    if not row["promoted"]:
+        raise NotPromoted(f"the {family} model of the week starting {week_start:%Y-%m-%d} "
+                          f"({row['registered_name']} v{row['model_version']}) is not promoted: {row['reason']}; "
+                          "nothing trades that week (retrain or change the model)")
+    return row
