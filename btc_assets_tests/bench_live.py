@@ -37,7 +37,7 @@ import numpy as np
 
 from btc_assets.defs.resources.trading import LiveFeedResource, TradingResource
 from btc_assets.defs.trading import checks as trading_checks
-from btc_assets.defs.trading.assets import BARS_FROM
+from btc_assets.defs.trading.market import BARS_FROM
 from btc_assets.defs.trading.sensors import trading_job
 from btc_assets_tests.fakes.binance import run_in_thread
 from btc_assets.cli.replay import trade_forever

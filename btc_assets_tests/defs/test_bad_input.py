@@ -110,6 +110,6 @@ def test_missing_minutes_fail_the_blocking_check_and_stop_gold(tmp_path, mirror)
     assert not any(e.asset_key == dg.AssetKey(["silver", "klines_5m"]) for e in res.get_asset_materialization_events())
     assert p.sql("SELECT count(*) FROM silver.klines_1m") == [(1438,)]  # kept as received, nothing invented
     # ...and the failed blocking check engages the kill switch of the live path
-    from btc_assets.defs.trading.assets import failed_data_checks
+    from btc_assets.defs.trading.orders import failed_data_checks
 
     assert failed_data_checks(p.instance) == ["silver/klines_1m: klines_1m_has_every_minute"]

@@ -11,7 +11,8 @@ import pytest
 
 from btc_assets.defs.resources.sources import StreamRecordingsResource
 from btc_assets.defs.resources.trading import LiveFeedResource, ReplayResource, TradingResource
-from btc_assets.defs.trading.assets import BARS_FROM, BARS_TO, REQUESTED_AT
+from btc_assets.defs.trading.market import BARS_FROM, BARS_TO
+from btc_assets.defs.trading.specs import REQUESTED_AT
 from btc_assets.defs.trading.checks import decisions_match_backtest
 from btc_assets.defs.trading.sensors import due_bars, live_trading_sensor
 from btc_assets_tests.defs.conftest import ALL_ASSETS, train_config

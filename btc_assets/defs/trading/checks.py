@@ -14,7 +14,8 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from btc_assets.defs.resources.trading import TradingResource
-from btc_assets.defs.trading.assets import ORDERS, SESSION_WARMUP, session_bounds
+from btc_assets.defs.trading.specs import ORDERS
+from btc_assets.lib.trading.session import SESSION_WARMUP, session_start
 from btc_assets.defs.trading.market import rules_entries, rules_inputs
 from btc_assets.lib.research.backtest import simulate
 from btc_assets.lib.storage.warehouse import table_exists
@@ -42,7 +43,7 @@ def decisions_match_backtest(warehouse: DuckDBResource, trading: TradingResource
         first = conn.execute("SELECT min(bar_time) FROM trading.decisions").fetchone()[0]
         if first is None:
             return dg.AssetCheckResult(passed=True, metadata={"bars_compared": 0, "note": "nothing decided yet"})
-        session = session_bounds(conn, trading, pd.Timestamp(first, tz="UTC"))
+        session = session_start(conn, trading.session_start, pd.Timestamp(first, tz="UTC"))
         live = conn.execute(
             "SELECT d.bar_time, d.signal AS live_signal, d.p_buy AS live_p_buy, d.action, d.exits, "
             "s.signal AS batch_signal, s.p_buy AS batch_p_buy, d.model_version = s.model_version AS same_model "

@@ -24,7 +24,9 @@ from dagster_duckdb import DuckDBResource
 
 from btc_assets.defs.resources.sources import StreamRecordingsResource
 from btc_assets.defs.resources.trading import LiveFeedResource, ReplayResource
-from btc_assets.defs.trading.assets import BARS_FROM, BARS_TO, REQUESTED_AT, live_trading
+from btc_assets.defs.trading.market import BARS_FROM, BARS_TO
+from btc_assets.defs.trading.specs import REQUESTED_AT
+from btc_assets.defs.trading.assets import live_trading
 from btc_assets.lib.trading import live_bars
 from btc_assets.lib.data.rest.client import PublicRest
 

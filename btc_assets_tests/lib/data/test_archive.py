@@ -18,7 +18,8 @@ import requests
 
 from btc_assets.lib.data.archive.client import ArchiveClient
 from btc_assets.lib.data.archive.errors import (ArchiveError, ArchiveNotPublished, ArchiveUnreachable, ChecksumMismatch, ChecksumMissing, MalformedCsv)
-from btc_assets.lib.data.archive.files import ArchiveFile, _retry_after_seconds, daily_file, monthly_file
+from btc_assets.lib.data.archive.files import ArchiveFile, daily_file, monthly_file
+from btc_assets.lib.data.archive.client import _retry_after_seconds
 
 MIRROR = Path(__file__).resolve().parents[3] / "btc_assets" / "sample_data" / "archive"
 KLINES_DAY = daily_file("klines", "BTCUSDT", dt.date(2024, 1, 1), "1m")

@@ -1,0 +1,126 @@
+"""trading/decisions, computed inside the trading_live step: for each closed bar of the run, point-in-time
+features -> the promoted model of the bar's week -> signal -> the risk rules' plan from the backtest engine,
+journaled in trading.decisions with one AssetObservation per bar."""
+
+import time
+from typing import NamedTuple
+
+import dagster as dg
+import pandas as pd
+
+from btc_assets.defs.resources.storage import MlflowResource
+from btc_assets.defs.resources.trading import TradingResource
+from btc_assets.defs.trading.market import feature_inputs, one_minute, rules_entries, rules_inputs, tagged_bars
+from btc_assets.defs.trading.specs import DECISIONS, REQUESTED_AT
+from btc_assets.lib.research.backtest.simulation import decide
+from btc_assets.lib.research.features.window import WARMUP, features_until
+from btc_assets.lib.research.labels import CLASS_NAMES
+from btc_assets.lib.research.models import predict, registry
+from btc_assets.lib.trading import trader
+from btc_assets.lib.trading.journal import Journal, client_order_id
+from btc_assets.lib.trading.session import SESSION_WARMUP, session_signals, session_start
+
+MINUTE = pd.Timedelta(minutes=1)
+
+
+class Decided(NamedTuple):
+    result: dg.MaterializeResult
+    observations: list  # one AssetObservation per decided bar
+    alerts: list  # (title, text) of breaker trips, sent once the orders are out
+
+
+def bar_range(context: dg.AssetExecutionContext, journal: Journal) -> list[pd.Timestamp]:
+    """The bars this run decides: the tagged range (or every bar of the day in silver), less those already decided."""
+    start, end = (pd.Timestamp(t) for t in context.partition_time_window)
+    done = journal.decided_bars(start, end)  # a retried run decides nothing twice
+    tagged = tagged_bars(context)
+    if tagged is not None:
+        lo, hi = tagged
+        if not (start <= lo <= hi < end):
+            raise dg.Failure(f"bars {lo}..{hi} are not inside partition {context.partition_key}")
+        wanted = list(pd.date_range(lo, hi, freq="1min"))
+    else:
+        wanted = list(one_minute(journal.conn, start, end, ["open_time"])["open_time"])
+    return [t for t in wanted if t not in done]
+
+
+def decide_bars(context: dg.AssetExecutionContext, journal: Journal, mlflow: MlflowResource,
+                trading: TradingResource) -> Decided:
+    """trading/decisions (computed in the trading_live step): the plan of each bar of the run, journaled."""
+    t_start = time.perf_counter()
+    conn = journal.conn
+    bars_to_decide = bar_range(context, journal)
+    if not bars_to_decide:
+        return Decided(dg.MaterializeResult(asset_key=DECISIONS.key, metadata={
+            "bars": 0, "note": "nothing new to decide"}), [], [])
+    first, last = bars_to_decide[0], bars_to_decide[-1]
+    one, higher = feature_inputs(conn, first - WARMUP, last + MINUTE)
+    feats = features_until(one, higher, last + MINUTE)  # time-sorted: rows are found by position, not copied
+    times = pd.DatetimeIndex(feats["open_time"])
+    missing = [t for t in bars_to_decide if t not in times]
+    if missing:
+        raise dg.Failure(f"bars not in silver or live.klines_1m yet: {', '.join(map(str, missing[:5]))}; "
+                         "materialize silver/klines_1m (or trading/live_bars) for them first")
+    rows = feats.iloc[times.get_indexer(bars_to_decide)].reset_index(drop=True)
+    frames, infer_ms = [], []
+    for week, week_rows in rows.groupby(rows["open_time"].dt.tz_localize(None).dt.to_period("W-SUN")):
+        try:
+            model = registry.model_for_week(conn, week.start_time.tz_localize("UTC"))  # promoted only
+        except registry.NoModel as e:
+            raise dg.Failure(str(e)) from e
+        context_rows = feats.iloc[:times.searchsorted(week_rows["open_time"].min())]
+        t0 = time.perf_counter()
+        proba = predict.predict(mlflow, model, week_rows, context_rows)
+        infer_ms += [(time.perf_counter() - t0) * 1000 / len(week_rows)] * len(week_rows)
+        frames.append(pd.DataFrame({
+            "bar_time": week_rows["open_time"].array, "model_version": predict.version_label(model),
+            "p_sell": proba[:, 0], "p_hold": proba[:, 1], "p_buy": proba[:, 2],
+            "signal": proba.argmax(axis=1).astype("int8"),
+        }))
+    new = pd.concat(frames, ignore_index=True)
+    session = session_start(conn, trading.session_start, first)
+    signals = session_signals(conn, session, new)
+    k, funding, mark = rules_inputs(conn, session - SESSION_WARMUP, last + MINUTE)
+    plans = []
+    was_paused = conn.execute("SELECT breaker_paused FROM trading.decisions WHERE bar_time < ? "
+                              "ORDER BY bar_time DESC LIMIT 1", [first.tz_localize(None)]).fetchall()
+    entries, rules = rules_entries(signals, k), trading.rules()
+    for i, t in enumerate(bars_to_decide):
+        t0 = time.perf_counter()
+        upto = k["open_time"] <= t
+        res, last_decision = decide(k[upto], entries[upto.to_numpy()], funding,
+                                    mark=mark[mark["open_time"] <= t] if mark is not None else None, **rules)
+        plans.append(trader.plan(res, last_decision))
+        infer_ms[i] += (time.perf_counter() - t0) * 1000
+    new = pd.concat([new, pd.DataFrame([p.row() for p in plans])], axis=1)
+    new["target_position"] = [p.sim_position for p in plans]  # the rules' net position at this close
+    new["price"] = one.set_index("open_time").loc[new["bar_time"], "close"].to_numpy()
+    new["decision_id"] = [client_order_id(trading.strategy, t, "decision") for t in new["bar_time"]]
+    new["decided_at"] = pd.Timestamp.now(tz="UTC")
+    new["decide_ms"] = infer_ms
+    requested = context.run.tags.get(REQUESTED_AT)
+    new["requested_at"] = pd.Timestamp(float(requested), unit="s", tz="UTC") if requested else pd.NaT
+    new["run_id"] = context.run.run_id
+    journal.record_decisions(new)
+    previously = bool(was_paused[0][0]) if was_paused and was_paused[0][0] is not None else False
+    alerts = []
+    for p in plans:
+        if p.paused and not previously:
+            alerts.append(("drawdown breaker tripped", f"{trading.strategy}: no new entries from {p.bar_time} "
+                           f"(rules' equity {p.sim_equity:,.2f} USDT); it resets at the next UTC day or week"))
+        previously = p.paused
+    observations = [dg.AssetObservation(
+        asset_key=DECISIONS.key, partition=context.partition_key,
+        metadata={"decision_id": row.decision_id, "bar_time": str(row.bar_time), "signal": CLASS_NAMES[row.signal],
+                  "p_buy": float(row.p_buy), "p_sell": float(row.p_sell), "action": row.action,
+                  "entry_qty": float(row.entry_qty), "model_version": row.model_version},
+    ) for row in new.itertuples()]
+    return Decided(dg.MaterializeResult(asset_key=DECISIONS.key, metadata={
+        "bars": len(new), "first_bar": str(first), "last_bar": str(last), "session_start": str(session),
+        "models": sorted(new["model_version"].unique().tolist()),
+        "signals": {CLASS_NAMES[k]: int(v) for k, v in new["signal"].value_counts().items()},
+        "actions": {str(k): int(v) for k, v in new["action"].value_counts().items()},
+        "breaker_paused_bars": int(sum(p.paused for p in plans)),
+        "decide_ms_p50": float(pd.Series(infer_ms).median()),
+        "seconds": round(time.perf_counter() - t_start, 3),
+    }), observations, alerts)

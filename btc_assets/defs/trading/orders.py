@@ -1,0 +1,140 @@
+"""trading/orders and its checks, computed inside the trading_live step: settle what filled during each decided
+bar, send the plan's exits and entry through the broker (none while the kill switch is engaged, no new one when
+the run is late), then reconcile with the broker and report."""
+
+import time
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+from dagster_duckdb import DuckDBResource
+
+from btc_assets.defs.resources.trading import NotifierResource, TradingResource
+from btc_assets.defs.trading.market import one_minute, tagged_bars
+from btc_assets.defs.trading.specs import ORDERS, REQUESTED_AT
+from btc_assets.lib.research.features.window import WARMUP
+from btc_assets.lib.trading import metrics as trading_metrics
+from btc_assets.lib.trading.journal import Journal, mirror_journal
+from btc_assets.lib.trading.kill_switch import KillSwitch, stop_trading
+from btc_assets.lib.trading.live_market import RecordedMarket
+from btc_assets.lib.trading.session import late_reason, plan_of, send_bar_orders
+
+MINUTE = pd.Timedelta(minutes=1)
+
+
+def send_orders(context: dg.AssetExecutionContext, journal: Journal, warehouse: DuckDBResource,
+                trading: TradingResource, notifier: NotifierResource, market: RecordedMarket | None = None) -> list:
+    """trading/orders and its checks (computed in the trading_live step): settle and send the run's decided bars
+    through the broker, then reconcile with it. `market`: the recorded trades and book the paper broker fills
+    against (the collector's feed)."""
+    start, end = (pd.Timestamp(t) for t in context.partition_time_window)
+    kill = KillSwitch(Path(trading.kill_file) if trading.kill_file else None).reasons(
+        failed_data_checks(context.instance))
+    alerts = notifier.notifier()
+    conn = journal.conn
+    broker = trading.broker(journal, context.run.run_id, market=market)
+    opens: dict = {}
+
+    def open_at(t: pd.Timestamp) -> float | None:
+        """The open of bar t (read once, only if an unplanned paper order needs it: not on the order path)."""
+        if not opens:
+            bars = one_minute(conn, start - WARMUP, end + MINUTE, ["open_time", "open"])
+            opens.update(zip(bars["open_time"], bars["open"].astype(float)))
+        return opens.get(t)
+
+    plans = conn.execute(
+        "SELECT * FROM trading.decisions WHERE bar_time >= ? AND bar_time < ? ORDER BY bar_time",
+        [start.tz_localize(None), end.tz_localize(None)]).df()
+    plans["bar_time"] = pd.to_datetime(plans["bar_time"]).dt.tz_localize("UTC")
+    tagged = tagged_bars(context)
+    if tagged is not None:  # a live run settles and sends its own bars; the bars before were settled then
+        plans = plans[(plans["bar_time"] >= tagged[0]) & (plans["bar_time"] <= tagged[1])]
+    fills, sent = [], 0
+    t_first = time.perf_counter()
+    take_profit_r = trading.risk_config().take_profit_r
+    late = late_reason(broker.name, context.run.tags.get(REQUESTED_AT), trading.max_order_delay_s)
+    for row in plans.itertuples():
+        fills += broker.settle(plan_of(row))  # what filled during this bar
+        if kill:
+            continue
+        sent += send_bar_orders(broker, journal, trading.strategy, trading.step_size, take_profit_r, row,
+                                resume_only=late is not None)
+    if kill:
+        last_bar = plans["bar_time"].max() if len(plans) else start
+        stop_trading(broker, kill, strategy=trading.strategy, notifier=alerts, bar_time=last_bar,
+                     step=trading.step_size)
+    if hasattr(broker, "fill_unplanned"):
+        fills += broker.fill_unplanned(open_at)
+    send_seconds = time.perf_counter() - t_first
+    expected = journal.position(broker.name)
+    orphans: list[str] = []
+    if hasattr(broker, "reconcile"):  # the exchange: its position and its open orders against the journal
+        rec = broker.reconcile(expected)
+        actual = rec.position
+        legs = set(journal.open_protective_legs(broker.name)["client_order_id"])
+        on_exchange = {a["clientAlgoId"] for a in rec.open_algo_orders}
+        orphans = sorted((on_exchange ^ legs) | {x["clientOrderId"] for x in rec.open_orders})
+    else:
+        actual = broker.position()
+    day = journal.orders(start, end)
+    doubled = conn.execute(
+        "SELECT client_order_id FROM trading.order_events WHERE event = 'FILLED' AND bar_time >= ? AND "
+        "bar_time < ? GROUP BY 1 HAVING count(*) > 1", [start.tz_localize(None), end.tz_localize(None)]).df()
+    early = conn.execute(
+        "SELECT e.client_order_id FROM trading.order_events e JOIN trading.decisions d ON d.bar_time = e.bar_time "
+        "WHERE e.event_time < d.decided_at AND e.bar_time >= ? AND e.bar_time < ?",
+        [start.tz_localize(None), end.tz_localize(None)]).df()
+    metrics = trading_metrics.snapshot(conn, initial_equity=trading.notional_usdt)
+    mirror = warehouse.mirror() if hasattr(warehouse, "mirror") else None
+    mirrored = mirror_journal(conn, mirror, start, end)  # production: the journal's day on S3 too
+    limiter = getattr(getattr(broker, "rest", None), "limiter", None)  # paper: no exchange, no headroom
+    headroom = limiter.headroom() if limiter is not None else None
+    if trading.metrics_file:
+        trading_metrics.write_textfile(Path(trading.metrics_file), trading_metrics.render(
+            metrics, trading.strategy, rate_limit_headroom=headroom))
+    if fills:
+        alerts.send(f"{len(fills)} fill(s) ({trading.strategy}, {trading.mode})", "\n".join(
+            f"{f.side} {f.qty:.3f} @ {f.price:,.1f} ({f.client_order_id}, fee {f.fee:.2f})" for f in fills))
+    mismatch = abs(actual - expected) > trading.reconcile_tolerance or bool(orphans)
+    if mismatch:
+        alerts.send("position mismatch", f"{trading.strategy} ({trading.mode}): broker holds {actual:+.3f} BTC, the "
+                    f"journal expects {expected:+.3f}; orders open on one side only: {orphans[:5]}; trading stops "
+                    "on the next run until it is resolved (RUNBOOK: recover after a crash)", level="critical")
+    return [dg.MaterializeResult(asset_key=ORDERS.key, metadata={
+        "broker": broker.name, "mode": trading.mode, "orders_sent_this_run": sent, "fills_this_run": len(fills),
+        "paper_fill_prices": ("" if broker.name != "paper" else "recorded book and trades (collector)" if market
+                              else "fill model on bars"),
+        "kill_switch": kill, "orders_today": len(day), "new_orders_withheld": late or "",
+        "open_orders": int((day["event"] == "NEW").sum()) if len(day) else 0,
+        "position_btc": actual, "journal_position_btc": expected,
+        "paper_equity_usdt": metrics.equity_usdt, "pnl_usdt": metrics.pnl_usdt,
+        "fees_today_usdt": float(day.loc[day["event"] == "FILLED", "fee"].sum()) if len(day) else 0.0,
+        "send_seconds": round(send_seconds, 3),
+        "rate_limit_headroom": headroom or "paper: no exchange limits",
+        "journal_rows_mirrored": mirrored or "local profile: no mirror",
+        "orders": dg.MetadataValue.md(day.tail(20).drop(columns=["run_id", "seq"], errors="ignore")
+                                      .to_markdown(index=False)) if len(day) else "",
+    }), dg.AssetCheckResult(asset_key=ORDERS.key, check_name="orders_after_their_decision",
+                            passed=doubled.empty and early.empty,
+                            metadata={"filled_twice": doubled["client_order_id"].tolist(),
+                                      "before_decision": early["client_order_id"].tolist()}),
+        dg.AssetCheckResult(asset_key=ORDERS.key, check_name="orders_reconciled_with_broker", passed=not mismatch,
+                            severity=dg.AssetCheckSeverity.ERROR,
+                            metadata={"broker_position": actual, "journal_position": expected,
+                                      "tolerance": trading.reconcile_tolerance,
+                                      "orders_open_on_one_side_only": orphans})]
+
+
+# A failed data-quality check upstream, or a position the broker does not confirm, stops trading (the model
+# promotion checks do not: an unpromoted model already trades nothing).
+KILL_ON_CHECKS = [dg.AssetCheckKey(dg.AssetKey(["silver", "klines_1m"]), name) for name in
+                  ("klines_1m_has_every_minute", "klines_1m_ohlc_consistent", "klines_1m_matches_schema")] + [
+    dg.AssetCheckKey(dg.AssetKey(["gold", "features"]), name) for name in
+    ("features_point_in_time", "features_finite_after_warmup", "features_match_schema")] + [
+    dg.AssetCheckKey(dg.AssetKey(["trading", "orders"]), "orders_reconciled_with_broker")]
+
+
+def failed_data_checks(instance: dg.DagsterInstance) -> list[str]:
+    latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(KILL_ON_CHECKS)
+    return [f"{key.asset_key.to_user_string()}: {key.name}" for key, rec in latest.items()
+            if rec is not None and rec.status.value == "FAILED"]

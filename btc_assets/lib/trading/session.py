@@ -1,0 +1,98 @@
+"""The trading session of the live path, without Dagster: where the rules' state starts, the signals it has seen,
+the plan of a journaled bar, whether an exchange may still get a new order, and the orders one decided bar sends.
+
+The plan itself comes from the backtest engine (lib/research/backtest/simulation.decide), so the live path and the
+backtest share the same rules and state.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pandas as pd
+
+from btc_assets.lib.trading import trader
+from btc_assets.lib.trading.journal import Journal
+
+SESSION_WARMUP = pd.Timedelta(minutes=60)  # bars before the first decision: ATR(14) and the 60-bar volatility exist
+
+
+def session_start(conn, configured: str | None, first_new: pd.Timestamp) -> pd.Timestamp:
+    """The first decided bar of the session: `configured` (BTC_SESSION_START), else the first bar the journal ever
+    decided (or `first_new`, the first bar of this run, if that is earlier or the journal is empty)."""
+    if configured:
+        return pd.Timestamp(configured, tz="UTC")
+    first = conn.execute("SELECT min(bar_time) FROM trading.decisions").fetchone()[0]
+    return min(pd.Timestamp(first, tz="UTC"), first_new) if first is not None else first_new
+
+
+def session_signals(conn, session: pd.Timestamp, new: pd.DataFrame) -> pd.Series:
+    """Every signal of the session: the journaled ones from `session` on, then this run's `new` ones."""
+    past = conn.execute("SELECT bar_time, signal FROM trading.decisions WHERE bar_time >= ? ORDER BY bar_time",
+                        [session.tz_localize(None)]).df()
+    past_s = pd.Series(past["signal"].to_numpy(), index=pd.DatetimeIndex(past["bar_time"]).tz_localize("UTC"))
+    new_s = pd.Series(new["signal"].to_numpy(), index=pd.DatetimeIndex(new["bar_time"]))
+    return pd.concat([past_s, new_s]) if len(past_s) else new_s
+
+
+def plan_of(row) -> trader.BarPlan:
+    """The plan of a journaled trading.decisions row, as the orders step needs it."""
+    opened = trader.Opened(**json.loads(row.opened)) if isinstance(row.opened, str) else None
+    closed = tuple(trader.Closed(**c) for c in json.loads(row.closed)) if isinstance(row.closed, str) else ()
+    exits = json.loads(row.exits) if isinstance(row.exits, str) else []
+    return trader.BarPlan(row.bar_time, row.action, 0, 0.0, 0.0, None, tuple(e["entry_time"] for e in exits),
+                          tuple(e["reason"] for e in exits), bool(row.breaker_paused), float(row.sim_equity or 0.0),
+                          float(row.sim_position or 0.0), opened, closed)
+
+
+def late_reason(broker_name: str, requested_at: str | None, max_order_delay_s: float,
+                now: float | None = None) -> str | None:
+    """Why an exchange must get no *new* order from this run (None: it may). Paper orders are never late: the fill
+    model prices them at the bar after their decision whenever the run happens. `requested_at`: the sensor's
+    request time (epoch seconds, the run's tag), None for a run no sensor asked for."""
+    if broker_name == "paper":
+        return None
+    if requested_at is None:
+        return "not a live run (no sensor request): plans of a backfill or a manual run are journaled, not traded"
+    age = (time.time() if now is None else now) - float(requested_at)
+    if age > max_order_delay_s:
+        return (f"the sensor asked {age:.0f} s ago (> max_order_delay_s {max_order_delay_s:.0f}): a late "
+                "order is another trade; orders already started are resumed, none is started")
+    return None
+
+
+def send_bar_orders(broker, journal: Journal, strategy: str, step_size: float, take_profit_r: float, row,
+                    resume_only: bool = False) -> int:
+    """The orders of one decided bar: market exits of the positions the rules close, then the entry. With
+    ``resume_only`` only orders the journal already has open (a crash interrupted them) are worked again."""
+    started = journal.orders_by_id([trader.exit_id(strategy, row.bar_time),
+                                    trader.entry_id(strategy, row.bar_time)])
+
+    def allowed(cid: str) -> bool:
+        return not resume_only or (cid in started and started[cid]["event"] == "NEW")
+
+    sent = 0
+    exits = json.loads(row.exits) if isinstance(row.exits, str) else []
+    exit_cid = trader.exit_id(strategy, row.bar_time)
+    if exits and allowed(exit_cid):
+        entries = [trader.entry_of(strategy, e["entry_time"]) for e in exits]
+        held = journal.orders_by_id(entries)
+        for cid in entries:
+            broker.cancel_protection(cid, row.bar_time)
+        position = journal.position(broker.name)
+        qty = min(sum(r["qty"] for r in held.values() if r["event"] == "FILLED"), abs(position))
+        if exit_cid in started:
+            qty = started[exit_cid]["qty"]  # resuming: the quantity journaled when it was first sent
+        if qty >= step_size / 2:
+            side = "SELL" if position > 0 else "BUY"
+            if exit_cid in started:
+                side = started[exit_cid]["side"]
+            sent += bool(broker.submit(exit_cid, row.bar_time, side, qty, reduce_only=True))
+    entry_cid = trader.entry_id(strategy, row.bar_time)
+    if isinstance(row.action, str) and "enter_" in row.action and row.entry_qty > 0 and allowed(entry_cid):
+        side = "BUY" if row.action.endswith("long") else "SELL"
+        sent += bool(broker.submit(entry_cid, row.bar_time, side, float(row.entry_qty),
+                                   stop_distance=float(row.stop_distance),
+                                   take_profit_r=take_profit_r))
+    return sent
