@@ -16,6 +16,8 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 	# torch==2.13.0 is pinned exactly: a looser spec pulls a multi-GB CUDA build.
 	$(BIN)/pip install --quiet -r requirements.txt -c constraints.txt
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	# .env for dg: the project's instance ($$BTC_DATA_DIR/dagster_home) and, unless set, the bundled sample.
+	BINANCE_ARCHIVE_URL=$${BINANCE_ARCHIVE_URL:-$(SAMPLE_ARCHIVE)} $(BIN)/btc-assets env
 	touch $(STAMP)
 
 # The whole graph over the bundled sample (60 real days), offline.

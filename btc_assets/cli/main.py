@@ -32,6 +32,22 @@ def prepare_environment(data_dir: str | None = None) -> Path:
     return root
 
 
+DG_ENV_KEYS = ("BTC_DATA_DIR", "DAGSTER_HOME", "BINANCE_ARCHIVE_URL")
+
+
+def write_dg_env(root: Path, repo: Path = REPO) -> Path:
+    """Write the project's instance and data directory into `.env` at the repo root, which `dg` (and
+    dagster-webserver/daemon started there) load: `dg dev`, `dg launch` and `dg list defs` then use
+    $BTC_DATA_DIR/dagster_home with the project's dagster.yaml instead of a throwaway instance. Lines of the file
+    that set other variables are kept."""
+    env = repo / ".env"
+    kept = [line for line in (env.read_text().splitlines() if env.exists() else [])
+            if line.split("=", 1)[0].strip() not in DG_ENV_KEYS]
+    ours = [f"{k}={os.environ[k]}" for k in DG_ENV_KEYS if os.environ.get(k)]
+    env.write_text("\n".join(kept + ["# written by `btc-assets env` (make install): the instance dg uses", *ours]) + "\n")
+    return env
+
+
 def _weeks(first_day: dt.date, last_day: dt.date, min_history_days: int) -> list[str]:
     """Monday keys of weeks that have at least `min_history_days` of data before them and start within range."""
     monday = first_day + dt.timedelta(days=(7 - first_day.weekday()) % 7)
@@ -142,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--replay-hours", type=float, default=4.0)
     d.add_argument("--replay-speed", type=float, default=1200.0, help="replayed minutes per wall-clock minute")
     sub.add_parser("ui", help="Dagster UI on 127.0.0.1:3000 and MLflow UI on 127.0.0.1:5000 (Ctrl-C stops both)")
+    sub.add_parser("env", help="write .env at the repo root (BTC_DATA_DIR, DAGSTER_HOME, BINANCE_ARCHIVE_URL) so "
+                   "that dg dev / dg launch / dg list defs use the project's instance; make install runs it")
     sub.add_parser("generate-sample", help="rewrite the synthetic datasets of the bundled sample (deterministic)")
     sub.add_parser("restore-warehouse", help="production: rebuild the DuckDB warehouse from its tables on S3")
     m = sub.add_parser("metrics", help="serve the trader's Prometheus metrics on /metrics")
@@ -183,6 +201,9 @@ def main(argv: list[str] | None = None) -> int:
         with duckdb.connect(warehouse.database) as conn:
             for table, rows in restore(conn, mirror).items():
                 print(f"  {table:<28} {rows:>10,} rows")
+        return 0
+    if args.cmd == "env":
+        print(f"wrote {write_dg_env(root)}: dg uses DAGSTER_HOME={os.environ['DAGSTER_HOME']}")
         return 0
     if args.cmd == "generate-sample":
         from btc_assets.lib.data.synthetic.__main__ import main as generate_sample

@@ -84,6 +84,8 @@ def test_a_day_without_liquidations_passes(tmp_path):
     ("zero quantity", "liquidations_match_schema"),
     ("duplicate liquidation", "liquidations_have_no_duplicates"),
     ("event after receipt", "liquidations_times_in_order"),
+    ("liquidation time going back in the file", "liquidations_times_in_order"),
+    ("book time going back in the file", "order_book_live_times_in_order"),
     ("crossed book", "order_book_live_not_crossed"),
     ("missing levels", "order_book_live_match_schema"),
     ("duplicate update", "order_book_live_have_no_duplicates"),
@@ -101,6 +103,10 @@ def test_each_blocking_check_fails_on_its_bad_data(tmp_path, case, failing):
         liqs.append(liqs[5])  # e.g. two collectors appending to one hour file
     elif case == "event after receipt":
         liqs[3] = liquidation(3, T=T10 + 3_600_000)  # received an hour before it happened: a clock bug
+    elif case == "liquidation time going back in the file":  # recorded after an event 10 s later than itself
+        liqs.insert(12, liquidation(3, T=T10 + 2_500))
+    elif case == "book time going back in the file":
+        books[7], books[8] = books[8], books[7]  # ids keep rising with time; only the recorded order is wrong
     elif case == "crossed book":
         books[7] = depth(7, bid=62100.0)
     elif case == "missing levels":

@@ -86,7 +86,9 @@ def _materialize(context, lake: LakeResource, warehouse: DuckDBResource, kinds: 
         "preview": dg.MetadataValue.md(df.head(10).to_markdown(index=False) if len(df) else "no rows"),
         "note": note,
     })
-    return df, result, quality.recorded_gaps([rec for _, _, rec in gaps], start, end)
+    back = typed.back_in_file
+    back = back[(back["time"] >= start) & (back["time"] < end)] if len(back) else back
+    return df, back, result, quality.recorded_gaps([rec for _, _, rec in gaps], start, end)
 
 
 GAPS_FIX = "the collector was disconnected: the day is partial (see the gap list); nothing to fix afterwards"
@@ -97,13 +99,13 @@ GAPS_FIX = "the collector was disconnected: the day is partial (see the gap list
           check_specs=_checks("liquidations", {
               "match_schema": "Types and values: side BUY/SELL, price, quantity and average price > 0.",
               "have_no_duplicates": "No liquidation event appears twice (same time, side, price, quantity).",
-              "times_in_order": f"Event times never go back and no event is received more than {quality.CLOCK_SKEW}"
-                                " before it happened."}),
+              "times_in_order": "Event times never go back in the order the collector recorded them, and no "
+                                f"event is received more than {quality.CLOCK_SKEW} before it happened."}),
           description="Liquidations from the forceOrder stream (live only): time, side, price, quantity. "
                       "Table silver.liquidations.")
 def liquidations(context: dg.AssetExecutionContext, lake: LakeResource,
                  warehouse: DuckDBResource) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-    df, result, gaps = _materialize(
+    df, back, result, gaps = _materialize(
         context, lake, warehouse, ("forceOrder",), "silver.liquidations", tables.LIQUIDATION_TYPES,
         tables.liquidations, "forceOrder sends at most one liquidation per symbol per second: a sample, undercounted")
     yield result
@@ -113,7 +115,7 @@ def liquidations(context: dg.AssetExecutionContext, lake: LakeResource,
     yield _result(p, "have_no_duplicates", quality.no_duplicates(df, ["time", "side", "price", "quantity"]),
                   "events recorded twice: were two collectors writing to the same folder? Remove the duplicate "
                   "recording and rematerialize bronze/stream_recordings and this partition")
-    yield _result(p, "times_in_order", quality.times_in_order(df),
+    yield _result(p, "times_in_order", quality.times_in_order(df, back),
                   "event times out of order or ahead of receipt: check the collector host's clock (NTP)")
     yield _result(p, "has_no_recorded_gaps", gaps, GAPS_FIX, dg.AssetCheckSeverity.WARN)
 
@@ -124,12 +126,13 @@ def liquidations(context: dg.AssetExecutionContext, lake: LakeResource,
               "match_schema": "Types and values: prices and sizes > 0, every level the stream promises present.",
               "not_crossed": "Best bid below best ask in every snapshot.",
               "have_no_duplicates": "No update (last_update_id) appears twice.",
-              "times_in_order": "Event times and update ids never go back; nothing received before it happened."}),
+              "times_in_order": "Event times never go back in recorded order, update ids never go back in time; "
+                                "nothing received before it happened."}),
           description="Live top of book from depth20@100ms (live only): best bid/ask, sizes, mid, spread, summed "
                       "depth. Table silver.order_book_live.")
 def order_book_live(context: dg.AssetExecutionContext, lake: LakeResource,
                     warehouse: DuckDBResource) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-    df, result, gaps = _materialize(
+    df, back, result, gaps = _materialize(
         context, lake, warehouse, ("depth20", "depth10"), "silver.order_book_live", tables.ORDER_BOOK_TYPES,
         tables.order_book, "partial book depth, 100 ms updates, as recorded by the collector")
     yield result
@@ -141,6 +144,6 @@ def order_book_live(context: dg.AssetExecutionContext, lake: LakeResource,
     yield _result(p, "have_no_duplicates", quality.no_duplicates(df, ["last_update_id"]),
                   "updates recorded twice: were two collectors writing to the same folder? Remove the duplicate "
                   "recording and rematerialize bronze/stream_recordings and this partition")
-    yield _result(p, "times_in_order", quality.times_in_order(df, "last_update_id"),
+    yield _result(p, "times_in_order", quality.times_in_order(df, back, "last_update_id"),
                   "updates out of order: check the collector host's clock (NTP) and the recording")
     yield _result(p, "has_no_recorded_gaps", gaps, GAPS_FIX, dg.AssetCheckSeverity.WARN)

@@ -60,15 +60,18 @@ def no_duplicates(df: pd.DataFrame, key: list[str]) -> Finding:
     return Finding(dup.empty, {"duplicate_rows": int(df.duplicated(key).sum())}, dup.sort_values(key))
 
 
-def times_in_order(df: pd.DataFrame, update_id: str | None = None) -> Finding:
-    """Event times never go back in table order, no event is received before it happened (beyond CLOCK_SKEW), and
-    (for the book) update ids never go back as time goes on (a repeated id is the duplicates check's)."""
-    back = df["time"].diff() < pd.Timedelta(0)
+def times_in_order(df: pd.DataFrame, back_in_file: pd.DataFrame, update_id: str | None = None) -> Finding:
+    """Event times never go back in the order they were recorded (`back_in_file`: the typed rows whose time is
+    earlier than the record before them in the hour files; the table itself is sorted by time, where nothing can
+    go back), no event is received before it happened (beyond CLOCK_SKEW), and (for the book) update ids never go
+    back as time goes on (a repeated id is the duplicates check's)."""
     early = df["received_at"] < df["time"] - CLOCK_SKEW
     ids_back = df[update_id].diff() < 0 if update_id else pd.Series(False, index=df.index)
-    bad = back | early | ids_back
-    return Finding(not bad.any(), {"time_goes_back": int(back.sum()), "received_before_event": int(early.sum()),
-                                   "update_id_not_increasing": int(ids_back.sum())}, df[bad])
+    bad = early | ids_back
+    sample = pd.concat([back_in_file, df[bad]], ignore_index=True) if len(back_in_file) else df[bad]
+    return Finding(not bad.any() and back_in_file.empty,
+                   {"time_goes_back_in_file": len(back_in_file), "received_before_event": int(early.sum()),
+                    "update_id_not_increasing": int(ids_back.sum())}, sample)
 
 
 def not_crossed(df: pd.DataFrame) -> Finding:

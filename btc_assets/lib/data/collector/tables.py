@@ -22,8 +22,25 @@ ORDER_BOOK_TYPES = {"time": "TIMESTAMP", "best_bid": "DOUBLE", "best_ask": "DOUB
 
 @dataclass
 class Typed:
-    frame: pd.DataFrame
+    frame: pd.DataFrame  # sorted by event time, as readers get it
     rejected: list[str] = field(default_factory=list)  # "<file> line <n>: <reason>"
+    # Events whose time is earlier than the event before them *in the recordings' own order* (hour files in order,
+    # lines in order): a stream delivers its events in time order, so this counts what sorting would hide.
+    back_in_file: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+
+def _typed(rows: list, where: list[tuple[str, int]], columns: list[str], rejected: list[str]) -> Typed:
+    """The frame in time order, and the rows whose event time is earlier than an event recorded before them (file,
+    line kept). A record repeated whole is the duplicates check's, not counted here."""
+    df = pd.DataFrame(rows, columns=columns)
+    df["time"], df["received_at"] = _ts(df["time"]), _ts(df["received_at"])
+    repeated = df.drop(columns="received_at").duplicated()
+    back = (df["time"] < df["time"].cummax().shift(1)) & ~repeated
+    back_rows = df[back].assign(file=[w[0] for w, b in zip(where, back) if b],
+                                line=[w[1] for w, b in zip(where, back) if b],
+                                latest_before=df["time"].cummax().shift(1)[back])
+    return Typed(df.sort_values("time", kind="stable").reset_index(drop=True), rejected,
+                 back_rows.reset_index(drop=True))
 
 
 def _ts(ms: pd.Series) -> pd.Series:
@@ -32,22 +49,21 @@ def _ts(ms: pd.Series) -> pd.Series:
 
 def liquidations(records: list[tuple[str, int, dict]]) -> Typed:
     """(file, line, record) of forceOrder -> time, side, price (order price), quantity (filled), average_price."""
-    rows, rejected = [], []
+    rows, at, rejected = [], [], []
     for where, line, rec in records:
         try:
             o = rec["data"]["o"]
             rows.append((int(o["T"]), str(o["S"]), float(o["p"]), float(o["z"]), float(o["ap"]), str(o["X"]),
                          int(rec["recv_ms"])))
+            at.append((where, line))
         except (KeyError, TypeError, ValueError) as e:
             rejected.append(f"{where} line {line}: {e!r}")
-    df = pd.DataFrame(rows, columns=["time", "side", "price", "quantity", "average_price", "status", "received_at"])
-    df["time"], df["received_at"] = _ts(df["time"]), _ts(df["received_at"])
-    return Typed(df.sort_values("time", kind="stable").reset_index(drop=True), rejected)
+    return _typed(rows, at, list(LIQUIDATION_TYPES), rejected)
 
 
 def order_book(records: list[tuple[str, int, dict]]) -> Typed:
     """(file, line, record) of depth20/depth10 -> one top-of-book row per update (time = transaction time T)."""
-    rows, rejected = [], []
+    rows, at, rejected = [], [], []
     for where, line, rec in records:
         try:
             d = rec["data"]
@@ -60,11 +76,10 @@ def order_book(records: list[tuple[str, int, dict]]) -> Typed:
             rows.append((int(d["T"]), bb, ba, bq, aq, (bb + ba) / 2, ba - bb, sum(q for _, q in bids),
                          sum(q for _, q in asks), min(len(bids), len(asks)), int(d["u"]), int(rec["recv_ms"]),
                          int(promised.group(1)) if promised else None))
+            at.append((where, line))
         except (KeyError, TypeError, ValueError) as e:
             rejected.append(f"{where} line {line}: {e!r}")
-    df = pd.DataFrame(rows, columns=list(ORDER_BOOK_TYPES))
-    df["time"], df["received_at"] = _ts(df["time"]), _ts(df["received_at"])
-    return Typed(df.sort_values("time", kind="stable").reset_index(drop=True), rejected)
+    return _typed(rows, at, list(ORDER_BOOK_TYPES), rejected)
 
 
 def in_window(df: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
