@@ -12,7 +12,6 @@ REJECTED with Binance's code when the exchange refuses the order).
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,12 +19,12 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from btc_assets.lib.trading.brokers.base import Broker
+from btc_assets.lib.trading.brokers.binance_legs import DUPLICATE_ID, NO_CHANGE, UNKNOWN_ORDER, OrderLegs
 from btc_assets.lib.trading.brokers.binance_rest import AckUncertain, BinanceError, BinanceRest
 from btc_assets.lib.trading.journal import Journal, OrderEvent, leg_id
 from btc_assets.lib.trading.sizing import round_step
 
 log = logging.getLogger(__name__)
-UNKNOWN_ORDER, DUPLICATE_ID, POST_ONLY_REJECTED, NO_CHANGE = -2013, -4116, -5022, -4046
 _STARTED: dict[tuple, tuple[float, float, int]] = {}  # accounts set up by this process: filters, clock offset
 
 
@@ -59,6 +58,7 @@ class BinanceBroker(Broker):
     def __init__(self, rest: BinanceRest, journal: Journal | None, run_id: str,
                  config: ExecutionConfig = ExecutionConfig(), sleep: Callable[[float], None] = time.sleep):
         self.rest, self.journal, self.run_id, self.config, self.sleep = rest, journal, run_id, config, sleep
+        self.legs = OrderLegs(rest, config.symbol, config.requote_after_s, config.poll_s, sleep)
         self.step, self.tick = 0.001, 0.1
 
     def __repr__(self) -> str:
@@ -148,10 +148,10 @@ class BinanceBroker(Broker):
         mk = leg_id(client_order_id, "mk")
         # A retried run resumes after the furthest leg the exchange already has: an earlier quote it does not know
         # was refused post-only, and placing it now would trade on top of the later legs' fills.
-        known = {cid: self._existing(cid) for cid in [*quotes, mk]}
+        known = {cid: self.legs.existing(cid) for cid in [*quotes, mk]}
         resume_at = max((i for i, cid in enumerate([*quotes, mk]) if known[cid] is not None), default=0)
         for i, cid in enumerate(quotes):
-            order = self._work_quote(cid, side, round_step(qty - filled, self.step), known[cid], i >= resume_at)
+            order = self.legs.quote(cid, side, round_step(qty - filled, self.step), known[cid], i >= resume_at)
             if order is not None:
                 self._journal_leg(client_order_id, bar_time, order)
                 q = float(order["executedQty"])
@@ -164,12 +164,12 @@ class BinanceBroker(Broker):
             params = {"side": side, "type": "MARKET", "quantity": f"{rest_qty:.3f}"}
             if reduce_only:
                 params["reduceOnly"] = "true"
-            order = known[mk] or self._place(mk, params)
+            order = known[mk] or self.legs.place(mk, params)
             for _ in range(10):  # an ACK-style reply (status NEW) turns FILLED within moments
                 if order["status"] == "FILLED":
                     break
                 self.sleep(self.config.poll_s)
-                order = self._query(mk)
+                order = self.legs.query(mk)
             self._journal_leg(client_order_id, bar_time, order)
             q = float(order["executedQty"])
             filled, notional = filled + q, notional + q * float(order["avgPrice"])
@@ -242,64 +242,6 @@ class BinanceBroker(Broker):
                 continue
             self._journal(cid, "CANCELED", row["bar_time"], row["side"], row["qty"], None, 0.0,
                           note=f"position closed at {bar_time}")
-
-    def _work_quote(self, cid: str, side: str, qty: float, order: dict | None, may_place: bool) -> dict | None:
-        """One post-only quote: placed (or found), given requote_after_s to fill, then cancelled; the final state."""
-        if order is None:
-            if not may_place:
-                return None
-            book = self.rest.call("GET", "/fapi/v1/ticker/bookTicker", {"symbol": self.config.symbol}, signed=False)
-            price = book["bidPrice"] if side == "BUY" else book["askPrice"]
-            try:
-                order = self._place(cid, {"side": side, "type": "LIMIT", "timeInForce": "GTX",
-                                          "quantity": f"{qty:.3f}", "price": price})
-            except BinanceError as e:
-                if e.code == POST_ONLY_REJECTED:  # the book moved through our price: requote
-                    return None
-                raise
-        polls = max(1, math.ceil(self.config.requote_after_s / self.config.poll_s))  # counted, not timed: testable
-        while order["status"] in ("NEW", "PARTIALLY_FILLED") and polls > 0:
-            self.sleep(self.config.poll_s)
-            order, polls = self._query(cid), polls - 1
-        if order["status"] in ("NEW", "PARTIALLY_FILLED"):
-            try:
-                order = self.rest.call("DELETE", "/fapi/v1/order", {"symbol": self.config.symbol,
-                                                                      "origClientOrderId": cid})
-            except BinanceError as e:
-                if e.code != UNKNOWN_ORDER:  # filled between our look and the cancel
-                    raise
-                order = self._query(cid)
-        return order
-
-    def _place(self, cid: str, params: dict, tries: int = 3) -> dict:
-        try:
-            return self.rest.call("POST", "/fapi/v1/order", {"symbol": self.config.symbol, "newClientOrderId": cid,
-                                                             "newOrderRespType": "RESULT", **params})
-        except AckUncertain:
-            found = self._existing(cid)  # the exchange may have accepted it: never send it twice
-            if found is not None:
-                log.info("order %s: acknowledgement lost, found it on the exchange (%s)", cid, found["status"])
-                return found
-            if tries <= 1:
-                raise BinanceError(f"order {cid}: no acknowledgement after 3 sends and not on the exchange; "
-                                   f"check connectivity to {self.rest.base_url}, then rerun (the id makes it "
-                                   "safe).") from None
-            return self._place(cid, params, tries - 1)
-        except BinanceError as e:
-            if e.code == DUPLICATE_ID:
-                return self._query(cid)
-            raise
-
-    def _query(self, cid: str) -> dict:
-        return self.rest.call("GET", "/fapi/v1/order", {"symbol": self.config.symbol, "origClientOrderId": cid})
-
-    def _existing(self, cid: str) -> dict | None:
-        try:
-            return self._query(cid)
-        except BinanceError as e:
-            if e.code == UNKNOWN_ORDER:
-                return None
-            raise
 
     def _journal_leg(self, cid: str, bar_time: pd.Timestamp, order: dict) -> None:
         """An ACK event per leg (quote or market) with its final state on the exchange."""
