@@ -12,7 +12,7 @@ import psycopg2
 import pytest
 from dagster._core.storage.compute_log_manager import ComputeIOType
 
-from btc_assets.cli.main import main as cli
+from btc_assets.cli import main as cli
 from btc_assets.defs.resources import build_resources
 from btc_assets.lib.trading.journal import DECISIONS, ORDER_EVENTS, Journal, OrderEvent, mirror_journal
 from btc_assets.lib.storage.table_mirror import restore
