@@ -91,7 +91,7 @@ def test_mlflow_shows_the_experiment_and_run(served, browser):
     page = browser.new_page(viewport={"width": 1600, "height": 1000})
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(f"{served[1][1]}/#/experiments", wait_until="networkidle")
+    page.goto(f"{served[1][1]}/#/experiments", wait_until="domcontentloaded")  # MLflow polls: never idle
     page.get_by_text("btc_assets.xgboost").first.wait_for(timeout=30_000)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "mlflow_experiments.png"))

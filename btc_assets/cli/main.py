@@ -44,7 +44,8 @@ def write_dg_env(root: Path, repo: Path = REPO) -> Path:
     kept = [line for line in (env.read_text().splitlines() if env.exists() else [])
             if line.split("=", 1)[0].strip() not in DG_ENV_KEYS]
     ours = [f"{k}={os.environ[k]}" for k in DG_ENV_KEYS if os.environ.get(k)]
-    env.write_text("\n".join(kept + ["# written by `btc-assets env` (make install): the instance dg uses", *ours]) + "\n")
+    note = "# written by `btc-assets env` (make install): the instance dg uses"
+    env.write_text("\n".join([*kept, note, *ours]) + "\n")
     return env
 
 

@@ -18,8 +18,9 @@ from btc_assets.defs import partitions
 from btc_assets.defs.resources.sources import ArchiveResource
 from btc_assets.defs.resources.storage import LakeResource
 from btc_assets.lib.data.archive.errors import ArchiveError, ArchiveNotPublished
-from btc_assets.lib.data.archive.files import (ARCHIVE_SOURCE, REST_SOURCE, SYNTHETIC_SOURCE, ArchiveFile, daily_file, monthly_file)
-from btc_assets.lib.trading.brokers.binance_rest import BinanceError
+from btc_assets.lib.data.archive.files import (ARCHIVE_SOURCE, REST_SOURCE, SYNTHETIC_SOURCE, ArchiveFile, daily_file,
+                                               monthly_file)
+from btc_assets.lib.data.rest.errors import BinanceError
 from btc_assets.lib.data.rest.download import download_file
 from btc_assets.lib.data.rest.layouts import REST_DATASETS
 from btc_assets.lib.data.synthetic import is_synthetic_zip

@@ -1,7 +1,7 @@
 """Gold: point-in-time features per 1m bar (warmed up from previous days) and the forward-looking labels.
 
-The feature logic lives in btc_assets/lib/research/features; this module loads its inputs, stores gold.features and reports
-the checks (btc_assets/defs/gold/feature_checks.py).
+The feature logic lives in btc_assets/lib/research/features (the window it reads: features/window.py); this
+module loads its inputs, stores gold.features and reports the checks (btc_assets/defs/gold/feature_checks.py).
 """
 
 
@@ -11,9 +11,11 @@ from dagster_duckdb import DuckDBResource
 
 from btc_assets.defs import partitions
 from btc_assets.defs.gold import feature_checks
-from btc_assets.lib.research.features import FAMILIES, FEATURE_NAMES, FEATURES, checks, compute_features, null_reasons, pit
+from btc_assets.lib.research.features import (FAMILIES, FEATURE_NAMES, FEATURES, checks, compute_features,
+                                              null_reasons, pit)
 from btc_assets.lib.research.features.window import EXTRA_SOURCES, WARMUP, load_bars
-from btc_assets.lib.research.labels import DEFAULT_HORIZON, DEFAULT_THRESHOLD, LabelConfig, balance_by_partition, class_balance
+from btc_assets.lib.research.labels import (DEFAULT_HORIZON, DEFAULT_THRESHOLD, LabelConfig, balance_by_partition,
+                                            class_balance)
 from btc_assets.lib.storage.warehouse import read_window, replace_window, table_exists
 
 FEATURE_TYPES = {"open_time": "TIMESTAMP", "available_at": "TIMESTAMP", **{n: "DOUBLE" for n in FEATURE_NAMES},

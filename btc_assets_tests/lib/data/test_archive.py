@@ -17,7 +17,8 @@ import pytest
 import requests
 
 from btc_assets.lib.data.archive.client import ArchiveClient
-from btc_assets.lib.data.archive.errors import (ArchiveError, ArchiveNotPublished, ArchiveUnreachable, ChecksumMismatch, ChecksumMissing, MalformedCsv)
+from btc_assets.lib.data.archive.errors import (ArchiveError, ArchiveNotPublished, ArchiveUnreachable,
+                                                ChecksumMismatch, ChecksumMissing, MalformedCsv)
 from btc_assets.lib.data.archive.files import ArchiveFile, daily_file, monthly_file
 from btc_assets.lib.data.archive.client import _retry_after_seconds
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from btc_assets.lib.trading.brokers.rate_limit import RateLimiter
+from btc_assets.lib.data.rest.rate_limit import RateLimiter
 from btc_assets.lib.trading.journal import Journal, OrderEvent
 from btc_assets.lib.trading.metrics import render, snapshot, write_textfile
 from btc_assets.cli.metrics_server import make_handler

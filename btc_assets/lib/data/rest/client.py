@@ -24,8 +24,8 @@ from binance_sdk_derivatives_trading_usds_futures.derivatives_trading_usds_futur
     DerivativesTradingUsdsFutures)
 
 from btc_assets.lib.data.archive.files import ArchiveFile
-from btc_assets.lib.trading.brokers.binance_rest import BinanceError
-from btc_assets.lib.trading.brokers.rate_limit import RateLimiter
+from btc_assets.lib.data.rest.errors import BinanceError
+from btc_assets.lib.data.rest.rate_limit import RateLimiter
 
 log = logging.getLogger(__name__)
 DEFAULT_REST_URL = "https://fapi.binance.com"

@@ -18,7 +18,7 @@ from btc_assets.lib.data.archive.files import ArchiveFile
 from btc_assets.lib.data.rest.client import PublicRest, RestUnsupported, kline_weight, period_ms
 from btc_assets.lib.data.rest.layouts import KLINE_PATHS, render_csv, rows_for
 from btc_assets.lib.data.rest.metrics import fetch_metrics
-from btc_assets.lib.trading.brokers.binance_rest import BinanceError
+from btc_assets.lib.data.rest.errors import BinanceError
 
 
 def fetch_rows(rest: PublicRest, f: ArchiveFile, page: int = 1500) -> list:

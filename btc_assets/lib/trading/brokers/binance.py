@@ -20,7 +20,8 @@ import pandas as pd
 
 from btc_assets.lib.trading.brokers.base import Broker
 from btc_assets.lib.trading.brokers.binance_legs import DUPLICATE_ID, NO_CHANGE, UNKNOWN_ORDER, OrderLegs
-from btc_assets.lib.trading.brokers.binance_rest import AckUncertain, BinanceError, BinanceRest
+from btc_assets.lib.data.rest.errors import AckUncertain, BinanceError
+from btc_assets.lib.trading.brokers.binance_rest import BinanceRest
 from btc_assets.lib.trading.journal import Journal, OrderEvent, leg_id
 from btc_assets.lib.trading.sizing import round_step
 

@@ -9,7 +9,8 @@ import math
 import time
 from collections.abc import Callable
 
-from btc_assets.lib.trading.brokers.binance_rest import AckUncertain, BinanceError, BinanceRest
+from btc_assets.lib.data.rest.errors import AckUncertain, BinanceError
+from btc_assets.lib.trading.brokers.binance_rest import BinanceRest
 
 log = logging.getLogger(__name__)
 UNKNOWN_ORDER, DUPLICATE_ID, POST_ONLY_REJECTED, NO_CHANGE = -2013, -4116, -5022, -4046

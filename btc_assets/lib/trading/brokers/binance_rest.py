@@ -22,25 +22,13 @@ from binance_common.utils import send_request
 from binance_sdk_derivatives_trading_usds_futures.derivatives_trading_usds_futures import (
     DerivativesTradingUsdsFutures)
 
-from btc_assets.lib.trading.brokers.rate_limit import RateLimiter
+from btc_assets.lib.data.rest.errors import AckUncertain, BinanceError
+from btc_assets.lib.data.rest.rate_limit import RateLimiter
 from btc_assets.lib.trading.brokers.safety import check_trading_allowed
 
 log = logging.getLogger(__name__)
 ORDER_PATHS = {"/fapi/v1/order", "/fapi/v1/algoOrder", "/fapi/v1/batchOrders"}
 WEIGHTS = {"/fapi/v2/positionRisk": 5, "/fapi/v3/positionRisk": 5, "/fapi/v2/balance": 5, "/fapi/v1/allOrders": 5}
-
-
-class BinanceError(RuntimeError):
-    """A Binance call that failed for good; `code` is Binance's error code (e.g. -2019) when it sent one."""
-
-    def __init__(self, message: str, code: int | None = None, status: int | None = None):
-        super().__init__(message)
-        self.code, self.status = code, status
-
-
-class AckUncertain(BinanceError):
-    """A state-changing call whose reply was lost (timeout, dropped connection, 5xx): it may have taken effect.
-    Look the order up by its client id before sending it again."""
 
 
 class BinanceRest:

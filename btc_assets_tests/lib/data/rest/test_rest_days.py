@@ -10,7 +10,7 @@ import pytest
 from btc_assets.lib.data.archive.files import daily_file, monthly_file
 from btc_assets.lib.data.archive.layouts import AGG_TRADES, FUNDING_RATE, KLINES
 from btc_assets.lib.data.archive.csv_reader import read_archive_csv
-from btc_assets.lib.trading.brokers.binance_rest import BinanceError
+from btc_assets.lib.data.rest.errors import BinanceError
 from btc_assets_tests.fakes.binance import run_in_thread
 from btc_assets_tests.fakes.binance.replay import synthetic_bars
 from btc_assets.lib.data.rest.client import PublicRest, RestUnsupported

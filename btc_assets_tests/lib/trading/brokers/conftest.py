@@ -11,7 +11,7 @@ import pytest
 
 from btc_assets.lib.trading.brokers.binance import BinanceBroker, ExecutionConfig
 from btc_assets.lib.trading.brokers.binance_rest import BinanceRest
-from btc_assets.lib.trading.brokers.rate_limit import RateLimiter
+from btc_assets.lib.data.rest.rate_limit import RateLimiter
 from btc_assets_tests.fakes.binance import RunningFakeExchange, run_in_thread
 from btc_assets_tests.fakes.binance.replay import synthetic_bars
 from btc_assets.lib.trading.journal import Journal

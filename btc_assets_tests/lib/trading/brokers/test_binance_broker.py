@@ -9,7 +9,7 @@ import pytest
 from btc_assets.lib.trading.brokers import binance
 
 from btc_assets.lib.trading.brokers.binance import leg_id
-from btc_assets.lib.trading.brokers.binance_rest import BinanceError
+from btc_assets.lib.data.rest.errors import BinanceError
 from btc_assets.lib.trading.journal import client_order_id
 from btc_assets_tests.lib.trading.brokers.conftest import make_session
 

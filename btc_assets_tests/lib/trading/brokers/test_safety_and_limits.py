@@ -9,7 +9,7 @@ from btc_assets.lib.trading.brokers.base import Broker
 from btc_assets.lib.trading.brokers.binance import BinanceBroker
 from btc_assets.lib.trading.brokers.binance_rest import BinanceRest
 from btc_assets.lib.trading.brokers.paper import PaperBroker
-from btc_assets.lib.trading.brokers.rate_limit import Limits, RateLimiter
+from btc_assets.lib.data.rest.rate_limit import Limits, RateLimiter
 from btc_assets.lib.trading.brokers.safety import CONFIRM_VALUE, TradingNotAllowed, check_trading_allowed
 
 PROD = "https://fapi.binance.com"

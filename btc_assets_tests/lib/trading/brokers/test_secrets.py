@@ -10,7 +10,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from btc_assets.lib.trading.brokers.binance_rest import BinanceError
+from btc_assets.lib.data.rest.errors import BinanceError
 from btc_assets_tests.fakes.binance import run_in_thread
 from btc_assets_tests.fakes.binance.replay import synthetic_bars
 from btc_assets.lib.trading.journal import Journal, client_order_id
