@@ -108,7 +108,14 @@ def test_missing_minutes_fail_the_blocking_check_and_stop_gold(tmp_path, mirror)
     assert not every.passed and every.metadata["missing_minutes"].value == 2
     assert "2024-01-02 08:20:00+00:00" in str(every.metadata["first_missing"].value)
     assert not any(e.asset_key == dg.AssetKey(["silver", "klines_5m"]) for e in res.get_asset_materialization_events())
-    assert p.sql("SELECT count(*) FROM silver.klines_1m") == [(1438,)]  # kept as received, nothing invented
+    # The day failed a blocking check: it is not written (readers never see it), and the materialization says so.
+    assert p.sql("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'silver' "
+                 "AND table_name = 'klines_1m'") == [(0,)]  # never written: no reader finds the day
+    [mat] = [e for e in res.get_asset_materialization_events()
+             if e.asset_key == dg.AssetKey(["silver", "klines_1m"])]
+    meta = mat.materialization.metadata
+    assert meta["written"].value is False and meta["rows_checked"].value == 1438
+    assert meta["withheld_by"].value == ["klines_1m_has_every_minute"]
     # ...and the failed blocking check engages the kill switch of the live path
     from btc_assets.defs.trading.orders import failed_data_checks
 

@@ -11,6 +11,7 @@ from dagster_duckdb import DuckDBResource
 
 from btc_assets.defs import partitions
 from btc_assets.defs.gold import feature_checks
+from btc_assets.defs.publish import publish
 from btc_assets.lib.research.features import (FAMILIES, FEATURE_NAMES, FEATURES, checks, compute_features,
                                               null_reasons, pit)
 from btc_assets.lib.research.features.window import EXTRA_SOURCES, WARMUP, load_bars
@@ -64,12 +65,17 @@ def features(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
         full = compute_features(used_one, {k.removeprefix("klines_"): v for k, v in used.items()})
         i0, i1 = full["open_time"].searchsorted([start, end])  # rows are in time order: slice, no mask copy
         out = full.iloc[i0:i1].reset_index(drop=True)
-        written = replace_window(conn, "gold.features", FEATURE_TYPES, out, "open_time", start, end)
-    reasons = null_reasons({k.removeprefix("klines_"): v for k, v in used.items()}, None)
+        reasons = null_reasons({k.removeprefix("klines_"): v for k, v in used.items()}, None)
+        seed = int(start.timestamp())
+        results = [feature_checks.schema(out), feature_checks.finite(full, set(reasons), len(out)),
+                   feature_checks.point_in_time(out, frames, seed), feature_checks.warmup(out, frames, seed),
+                   feature_checks.drift_warning(full, start, end)]
+        written, visible = publish(feature_checks.SPECS, results, lambda: replace_window(
+            conn, "gold.features", FEATURE_TYPES, out, "open_time", start, end), len(out))
     warm = int(out["warmed_up"].sum())
     yield dg.MaterializeResult(metadata={
-        "rows": written, "features": len(FEATURES), "warmed_up_rows": warm,
-        "first_bar": str(out["open_time"].min()) if written else "",
+        "rows": written, **visible, "features": len(FEATURES), "warmed_up_rows": warm,
+        "first_bar": str(out["open_time"].min()) if len(out) else "",
         "history_read_from": str(start - WARMUP),
         "features_per_family": {fam: sum(f.family == fam for f in FEATURES) for fam in FAMILIES},
         "null_sources": reasons,
@@ -78,12 +84,7 @@ def features(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
             "| name | family | warm-up (1m bars) | description |\n|---|---|---|---|\n"
             + "\n".join(f"| {f.name} | {f.family} | {f.warmup_bars_1m} | {f.description} |" for f in FEATURES)),
     })
-    seed = int(start.timestamp())
-    yield feature_checks.schema(out)
-    yield feature_checks.finite(full, set(reasons), len(out))
-    yield feature_checks.point_in_time(out, frames, seed)
-    yield feature_checks.warmup(out, frames, seed)
-    yield feature_checks.drift_warning(full, start, end)
+    yield from results
 
 
 class LabelsConfig(dg.Config):

@@ -7,6 +7,7 @@ import pandera.pandas as pa
 from dagster_duckdb import DuckDBResource
 
 from btc_assets.defs import partitions
+from btc_assets.defs.publish import publish
 from btc_assets.defs.resources.sources import ArchiveResource
 from btc_assets.defs.resources.storage import LakeResource
 from btc_assets.lib.data import bars, schemas
@@ -65,15 +66,40 @@ def klines_1m(
         parsed.append(bars.silver_klines_1m(raw, day, source=f"{f.filename} (partition {day})"))
     df = pd.concat([p.bars for p in parsed], ignore_index=True)
     start, end = bars.day_bounds(days[0])[0], bars.day_bounds(days[-1])[1]
-    with warehouse.get_connection() as conn:
-        written = replace_window(conn, "silver.klines_1m", KLINE_TYPES, df, "open_time", start, end)
-
     missing = [t for p in parsed for t in p.missing_minutes]
     halts = [w for p in parsed for w in p.halt_windows]
     violations = bars.ohlc_violations(df)
+    checks = [
+        dg.AssetCheckResult(
+            check_name="klines_1m_has_every_minute",
+            passed=not missing,
+            metadata={"missing_minutes": len(missing), "first_missing": [str(t) for t in missing[:20]],
+                      "expected": len(days) * 1440, "found": len(df)},
+            description=None if not missing else "minutes are missing: the archive file is incomplete; re-fetch "
+            "it, and if it is still incomplete, take the day from the REST API",
+        ),
+        dg.AssetCheckResult(
+            check_name="klines_1m_ohlc_consistent",
+            passed=violations.empty,
+            metadata={"violations": len(violations), "sample": dg.MetadataValue.md(
+                violations.head(10).to_markdown(index=False)) if len(violations) else ""},
+        ),
+        _schema_result(df),
+        dg.AssetCheckResult(
+            check_name="klines_1m_halts_listed",
+            passed=not halts,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={"halt_windows": len(halts), "halt_minutes": int(df["is_halt"].sum()),
+                      "windows": [f"{a:%Y-%m-%d %H:%M}–{b:%H:%M} UTC" for a, b in halts]},
+        ),
+    ]
+    with warehouse.get_connection() as conn:
+        written, visible = publish(CHECKS_1M, checks, lambda: replace_window(
+            conn, "silver.klines_1m", KLINE_TYPES, df, "open_time", start, end), len(df))
     yield dg.MaterializeResult(
         metadata={
             "rows": written,
+            **visible,
             "days": len(days),
             "first_bar": str(df["open_time"].min()),
             "last_bar": str(df["open_time"].max()),
@@ -84,28 +110,7 @@ def klines_1m(
             "preview": dg.MetadataValue.md(df.tail(5).to_markdown(index=False)),
         }
     )
-    yield dg.AssetCheckResult(
-        check_name="klines_1m_has_every_minute",
-        passed=not missing,
-        metadata={"missing_minutes": len(missing), "first_missing": [str(t) for t in missing[:20]],
-                  "expected": len(days) * 1440, "found": written},
-        description=None if not missing else "minutes are missing: the archive file is incomplete; re-fetch it, "
-        "and if it is still incomplete, take the day from the REST API",
-    )
-    yield dg.AssetCheckResult(
-        check_name="klines_1m_ohlc_consistent",
-        passed=violations.empty,
-        metadata={"violations": len(violations),
-                  "sample": dg.MetadataValue.md(violations.head(10).to_markdown(index=False)) if len(violations) else ""},
-    )
-    yield _schema_result(df)
-    yield dg.AssetCheckResult(
-        check_name="klines_1m_halts_listed",
-        passed=not halts,
-        severity=dg.AssetCheckSeverity.WARN,
-        metadata={"halt_windows": len(halts), "halt_minutes": int(df["is_halt"].sum()),
-                  "windows": [f"{a:%Y-%m-%d %H:%M}–{b:%H:%M} UTC" for a, b in halts]},
-    )
+    yield from checks
 
 
 def _schema_result(df: pd.DataFrame) -> dg.AssetCheckResult:
@@ -122,6 +127,8 @@ def _schema_result(df: pd.DataFrame) -> dg.AssetCheckResult:
 def _resampled_asset(interval: str) -> dg.AssetsDefinition:
     table = f"silver.klines_{interval}"
     check = f"klines_{interval}_bars_complete"
+    specs = [dg.AssetCheckSpec(check, asset=["silver", f"klines_{interval}"], blocking=True,
+                               description=f"Every {interval} bar is built from all of its 1m bars.")]
 
     @dg.asset(
         name=f"klines_{interval}",
@@ -132,8 +139,7 @@ def _resampled_asset(interval: str) -> dg.AssetsDefinition:
         backfill_policy=dg.BackfillPolicy.single_run(),
         pool="duckdb",
         kinds={"duckdb"},
-        check_specs=[dg.AssetCheckSpec(check, asset=["silver", f"klines_{interval}"], blocking=True,
-                                       description=f"Every {interval} bar is built from all of its 1m bars.")],
+        check_specs=specs,
         description=f"{interval} bars aggregated from silver.klines_1m (`minutes` = 1m bars used). Table {table}.",
     )
     def _asset(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
@@ -141,15 +147,17 @@ def _resampled_asset(interval: str) -> dg.AssetsDefinition:
         with warehouse.get_connection() as conn:
             one_minute = read_window(conn, "silver.klines_1m", "open_time", start, end)
             out = bars.resample_bars(one_minute, interval)
-            written = replace_window(conn, table, RESAMPLED_TYPES, out, "open_time", start, end)
-        incomplete = out[out["minutes"] != bars.expected_minutes(interval)]
-        yield dg.MaterializeResult(metadata={"rows": written, "first_bar": str(out["open_time"].min()),
+            incomplete = out[out["minutes"] != bars.expected_minutes(interval)]
+            checks = [dg.AssetCheckResult(
+                check_name=check, passed=incomplete.empty,
+                metadata={"incomplete_bars": len(incomplete),
+                          "first_incomplete": [str(t) for t in incomplete["open_time"].head(10)]},
+            )]
+            written, visible = publish(specs, checks, lambda: replace_window(
+                conn, table, RESAMPLED_TYPES, out, "open_time", start, end), len(out))
+        yield dg.MaterializeResult(metadata={"rows": written, **visible, "first_bar": str(out["open_time"].min()),
                                              "last_bar": str(out["open_time"].max())})
-        yield dg.AssetCheckResult(
-            check_name=check, passed=incomplete.empty,
-            metadata={"incomplete_bars": len(incomplete),
-                      "first_incomplete": [str(t) for t in incomplete["open_time"].head(10)]},
-        )
+        yield from checks
 
     return _asset
 

@@ -10,6 +10,7 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from btc_assets.defs import partitions
+from btc_assets.defs.publish import publish
 from btc_assets.lib.data.market.datasets import archive_file
 from btc_assets.defs.resources.sources import ArchiveResource
 from btc_assets.defs.resources.storage import LakeResource
@@ -39,15 +40,20 @@ def _window(days) -> tuple[pd.Timestamp, pd.Timestamp]:
     return day_window(days[0])[0], day_window(days[-1])[1]
 
 
+DEPTH_CHECKS = [
+    dg.AssetCheckSpec("book_depth_has_every_level", asset=["silver", "book_depth"], blocking=True,
+                      description="Every snapshot has all ten levels -5..-1 and 1..5 %."),
+    dg.AssetCheckSpec("book_depth_is_cumulative", asset=["silver", "book_depth"],
+                      description="Depth never shrinks moving away from mid on either side (a warning)."),
+]
+METRICS_CHECKS = [dg.AssetCheckSpec("metrics_one_row_per_5_minutes", asset=["silver", "metrics"], blocking=True,
+                                    description="Exactly one row per 5-minute slot of each day (288), sorted.")]
+
+
 @dg.asset(
     key=["silver", "book_depth"], deps=[dg.AssetKey(["bronze", "book_depth"])], group_name="silver",
     partitions_def=partitions.daily, backfill_policy=dg.BackfillPolicy.single_run(), pool="duckdb", kinds={"duckdb"},
-    check_specs=[
-        dg.AssetCheckSpec("book_depth_has_every_level", asset=["silver", "book_depth"], blocking=True,
-                          description="Every snapshot has all ten levels -5..-1 and 1..5 %."),
-        dg.AssetCheckSpec("book_depth_is_cumulative", asset=["silver", "book_depth"],
-                          description="Depth never shrinks moving away from mid on either side (a warning)."),
-    ],
+    check_specs=DEPTH_CHECKS,
     description="Depth snapshots: snapshot_time, percentage (-5..5 without 0), cumulative depth and notional. "
                 "Table silver.book_depth.",
 )
@@ -55,32 +61,35 @@ def book_depth(context: dg.AssetExecutionContext, archive: ArchiveResource, lake
                warehouse: DuckDBResource):
     days, parsed, files = _read_days(context, "book_depth", BOOK_DEPTH, archive, lake, lib_depth.silver_book_depth)
     df = pd.concat([p.depth for p in parsed], ignore_index=True)
-    with warehouse.get_connection() as conn:
-        written = replace_window(conn, "silver.book_depth", lib_depth.TYPES, df, "snapshot_time", *_window(days))
     incomplete = [x for p in parsed for x in p.incomplete]
     shrinking = sum(p.not_cumulative for p in parsed)
+    checks = [
+        dg.AssetCheckResult(
+            check_name="book_depth_has_every_level", passed=not incomplete,
+            metadata={"incomplete_snapshots": len(incomplete),
+                      "first": [f"{t}: missing {levels}" for t, levels in incomplete[:20]]},
+            description=None if not incomplete else "snapshots lack depth levels: re-fetch the files; if they "
+            "persist, the archive published partial snapshots (report upstream)",
+        ),
+        dg.AssetCheckResult(check_name="book_depth_is_cumulative", passed=shrinking == 0,
+                            severity=dg.AssetCheckSeverity.WARN, metadata={"shrinking_sides": shrinking}),
+    ]
+    with warehouse.get_connection() as conn:
+        written, visible = publish(DEPTH_CHECKS, checks, lambda: replace_window(
+            conn, "silver.book_depth", lib_depth.TYPES, df, "snapshot_time", *_window(days)), len(df))
     yield dg.MaterializeResult(metadata={
-        "rows": written, "snapshots": sum(p.snapshots for p in parsed), "days": len(days),
+        "rows": written, **visible, "snapshots": sum(p.snapshots for p in parsed), "days": len(days),
         "synthetic": synthetic_files(warehouse, files) > 0,
         "duplicates_dropped": sum(p.duplicates_dropped for p in parsed),
         "rows_out_of_order_in_file": sum(p.unsorted_rows for p in parsed),
     })
-    yield dg.AssetCheckResult(
-        check_name="book_depth_has_every_level", passed=not incomplete,
-        metadata={"incomplete_snapshots": len(incomplete),
-                  "first": [f"{t}: missing {levels}" for t, levels in incomplete[:20]]},
-        description=None if not incomplete else "snapshots lack depth levels: re-fetch the files; if they persist, "
-        "the archive published partial snapshots (report upstream)",
-    )
-    yield dg.AssetCheckResult(check_name="book_depth_is_cumulative", passed=shrinking == 0,
-                              severity=dg.AssetCheckSeverity.WARN, metadata={"shrinking_sides": shrinking})
+    yield from checks
 
 
 @dg.asset(
     key=["silver", "metrics"], deps=[dg.AssetKey(["bronze", "metrics"])], group_name="silver",
     partitions_def=partitions.daily, backfill_policy=dg.BackfillPolicy.single_run(), pool="duckdb", kinds={"duckdb"},
-    check_specs=[dg.AssetCheckSpec("metrics_one_row_per_5_minutes", asset=["silver", "metrics"], blocking=True,
-                                   description="Exactly one row per 5-minute slot of each day (288), sorted.")],
+    check_specs=METRICS_CHECKS,
     description="Open interest (+value), top-trader and global long/short ratios, taker long/short volume ratio "
                 "per 5 minutes; sorted and de-duplicated. Table silver.metrics.",
 )
@@ -91,11 +100,19 @@ def metrics(context: dg.AssetExecutionContext, archive: ArchiveResource, lake: L
 
     days, parsed, files = _read_days(context, "metrics", METRICS, archive, lake, parse)
     df = pd.concat([p.metrics for p in parsed], ignore_index=True)
-    with warehouse.get_connection() as conn:
-        written = replace_window(conn, "silver.metrics", lib_metrics.TYPES, df, "create_time", *_window(days))
     missing = [t for p in parsed for t in p.missing_slots]
+    checks = [dg.AssetCheckResult(
+        check_name="metrics_one_row_per_5_minutes", passed=not missing,
+        metadata={"missing_slots": len(missing), "expected": len(days) * lib_metrics.SLOTS_PER_DAY,
+                  "found": len(df), "first_missing": [str(t) for t in missing[:20]]},
+        description=None if not missing else "5-minute slots are missing: re-fetch the files; if still missing, "
+        "take them from the REST API (openInterestHist and the ratio endpoints)",
+    )]
+    with warehouse.get_connection() as conn:
+        written, visible = publish(METRICS_CHECKS, checks, lambda: replace_window(
+            conn, "silver.metrics", lib_metrics.TYPES, df, "create_time", *_window(days)), len(df))
     yield dg.MaterializeResult(metadata={
-        "rows": written, "days": len(days), "synthetic": synthetic_files(warehouse, files) > 0,
+        "rows": written, **visible, "days": len(days), "synthetic": synthetic_files(warehouse, files) > 0,
         "duplicates_dropped": sum(p.duplicates_dropped for p in parsed),
         "rows_out_of_order_in_file": sum(p.unsorted_rows for p in parsed),
         "mean_open_interest": float(df["sum_open_interest"].mean()),
@@ -103,13 +120,7 @@ def metrics(context: dg.AssetExecutionContext, archive: ArchiveResource, lake: L
         "empty_values": dg.MetadataValue.json({c: int(n) for c, n in df[list(lib_metrics.VALUE_COLUMNS)].isna()
                                                .sum().items() if n}),
     })
-    yield dg.AssetCheckResult(
-        check_name="metrics_one_row_per_5_minutes", passed=not missing,
-        metadata={"missing_slots": len(missing), "expected": len(days) * lib_metrics.SLOTS_PER_DAY,
-                  "found": written, "first_missing": [str(t) for t in missing[:20]]},
-        description=None if not missing else "5-minute slots are missing: re-fetch the files; if still missing, "
-        "take them from the REST API (openInterestHist and the ratio endpoints)",
-    )
+    yield from checks
 
 
 def _price_asset(name: str, bronze: str, what: str) -> dg.AssetsDefinition:
@@ -134,31 +145,36 @@ def _price_asset(name: str, bronze: str, what: str) -> dg.AssetsDefinition:
         days, parsed, files = _read_days(context, bronze, KLINES, archive, lake, lib_prices.silver_price_klines)
         df = pd.concat([p.bars for p in parsed], ignore_index=True)
         start, end = _window(days)
-        with warehouse.get_connection() as conn:
-            written = replace_window(conn, table, lib_prices.TYPES, df, "open_time", start, end)
-            last = (read_window(conn, "silver.klines_1m", "open_time", start, end, ["open_time", "close"])
-                    if name == "mark_price_1m" and table_exists(conn, "silver.klines_1m") else None)
         missing = [t for p in parsed for t in p.missing_minutes]
         bad = lib_prices.ohlc_violations(df)
+        results = [
+            dg.AssetCheckResult(check_name=f"{name}_has_every_minute", passed=not missing,
+                                metadata={"missing_minutes": len(missing),
+                                          "first_missing": [str(t) for t in missing[:20]]}),
+            dg.AssetCheckResult(check_name=f"{name}_ohlc_consistent", passed=bad.empty,
+                                metadata={"violations": len(bad),
+                                          "sample": dg.MetadataValue.md(bad.head(10).to_markdown(index=False))
+                                          if len(bad) else ""}),
+        ]
+        with warehouse.get_connection() as conn:
+            last = (read_window(conn, "silver.klines_1m", "open_time", start, end, ["open_time", "close"])
+                    if name == "mark_price_1m" and table_exists(conn, "silver.klines_1m") else None)
+            if name == "mark_price_1m":
+                compared, far = lib_prices.mark_last_divergence(df, last) if last is not None else (0, pd.DataFrame())
+                results.append(dg.AssetCheckResult(
+                    check_name="mark_price_1m_near_last_price", passed=far.empty,
+                    metadata={"minutes_compared": compared, "beyond_bound": len(far),
+                              "max_abs_divergence": float(far["divergence"].abs().max()) if len(far) else 0.0,
+                              "sample": dg.MetadataValue.md(far.head(10).to_markdown(index=False))
+                              if len(far) else ""}))
+            written, visible = publish(checks, results, lambda: replace_window(
+                conn, table, lib_prices.TYPES, df, "open_time", start, end), len(df))
         yield dg.MaterializeResult(metadata={
-            "rows": written, "days": len(days), "synthetic": synthetic_files(warehouse, files) > 0,
+            "rows": written, **visible, "days": len(days), "synthetic": synthetic_files(warehouse, files) > 0,
             "duplicates_dropped": sum(p.duplicates_dropped for p in parsed),
             "first_bar": str(df["open_time"].min()), "last_bar": str(df["open_time"].max()),
         })
-        yield dg.AssetCheckResult(check_name=f"{name}_has_every_minute", passed=not missing,
-                                  metadata={"missing_minutes": len(missing),
-                                            "first_missing": [str(t) for t in missing[:20]]})
-        yield dg.AssetCheckResult(check_name=f"{name}_ohlc_consistent", passed=bad.empty,
-                                  metadata={"violations": len(bad),
-                                            "sample": dg.MetadataValue.md(bad.head(10).to_markdown(index=False))
-                                            if len(bad) else ""})
-        if name == "mark_price_1m":
-            compared, far = lib_prices.mark_last_divergence(df, last) if last is not None else (0, pd.DataFrame())
-            yield dg.AssetCheckResult(
-                check_name="mark_price_1m_near_last_price", passed=far.empty,
-                metadata={"minutes_compared": compared, "beyond_bound": len(far),
-                          "max_abs_divergence": float(far["divergence"].abs().max()) if len(far) else 0.0,
-                          "sample": dg.MetadataValue.md(far.head(10).to_markdown(index=False)) if len(far) else ""})
+        yield from results
 
     return _asset
 

@@ -10,6 +10,7 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from btc_assets.defs import partitions
+from btc_assets.defs.publish import publish
 from btc_assets.lib.data.archive.files import SYNTHETIC_SOURCE
 from btc_assets.lib.data.market.datasets import archive_file
 from btc_assets.defs.resources.sources import ArchiveResource
@@ -43,6 +44,16 @@ def _previous_ids(warehouse: DuckDBResource, start: pd.Timestamp) -> tuple[int, 
     return (int(row[0]), int(row[1])) if row else None
 
 
+AGG_CHECKS = [dg.AssetCheckSpec(
+    "agg_trades_ids_contiguous", asset=["silver", "agg_trades"], blocking=True,
+    description="agg_trade_id rises by 1 and first_trade_id = previous last_trade_id + 1, across days too; "
+                "every gap is listed.")]
+FLOW_CHECKS = [dg.AssetCheckSpec(
+    "order_flow_1m_matches_klines", asset=["silver", "order_flow_1m"], blocking=True,
+    description="1m klines rebuilt from aggTrades equal silver.klines_1m (OHLC, volume, taker-buy volume, "
+                "trade count) on every minute both exist.")]
+
+
 @dg.asset(
     key=["silver", "agg_trades"],
     deps=[dg.AssetKey(["bronze", "agg_trades"])],
@@ -51,10 +62,7 @@ def _previous_ids(warehouse: DuckDBResource, start: pd.Timestamp) -> tuple[int, 
     backfill_policy=dg.BackfillPolicy.single_run(),
     pool="duckdb",
     kinds={"duckdb"},
-    check_specs=[dg.AssetCheckSpec(
-        "agg_trades_ids_contiguous", asset=["silver", "agg_trades"], blocking=True,
-        description="agg_trade_id rises by 1 and first_trade_id = previous last_trade_id + 1, across days too; "
-                    "every gap is listed.")],
+    check_specs=AGG_CHECKS,
     description="aggTrades typed (UTC), sorted by id, exact duplicates dropped and counted. Table silver.agg_trades.",
 )
 def agg_trades(context: dg.AssetExecutionContext, archive: ArchiveResource, lake: LakeResource,
@@ -72,25 +80,27 @@ def agg_trades(context: dg.AssetExecutionContext, archive: ArchiveResource, lake
         previous = got.last_ids
         parsed.append(got)
     df = parsed[0].trades if len(parsed) == 1 else pd.concat([p.trades for p in parsed], ignore_index=True)
-    with warehouse.get_connection() as conn:
-        written = replace_window(conn, "silver.agg_trades", lib_agg.TYPES, df, "transact_time", start, end)
     gaps = [(d, g) for d, p in zip(days, parsed) for g in p.gaps]
-    yield dg.MaterializeResult(metadata={
-        "rows": written, "days": len(days), "synthetic": synthetic_files(warehouse, files) > 0,
-        "first_trade": str(df["transact_time"].iat[0]), "last_trade": str(df["transact_time"].iat[-1]),
-        "duplicates_dropped": sum(p.duplicates_dropped for p in parsed),
-        "rows_out_of_order_in_file": sum(p.unsorted_rows for p in parsed),
-        "time_reversals_by_id": sum(p.time_reversals for p in parsed),
-        "id_gaps": len(gaps),
-    })
-    yield dg.AssetCheckResult(
+    checks = [dg.AssetCheckResult(
         check_name="agg_trades_ids_contiguous", passed=not gaps,
         metadata={"gaps": len(gaps),
                   "missing_trade_ids": sum(max(g.size, 0) for _, g in gaps if g.kind == "trade_id"),
                   "first_gaps": [f"{d}: {g}" for d, g in gaps[:20]]},
         description=None if not gaps else "trades are missing from the archive files: re-fetch the days listed; "
         "if the gap persists, take those trades from the REST API (fromId) or report it upstream",
-    )
+    )]
+    with warehouse.get_connection() as conn:
+        written, visible = publish(AGG_CHECKS, checks, lambda: replace_window(
+            conn, "silver.agg_trades", lib_agg.TYPES, df, "transact_time", start, end), len(df))
+    yield dg.MaterializeResult(metadata={
+        "rows": written, **visible, "days": len(days), "synthetic": synthetic_files(warehouse, files) > 0,
+        "first_trade": str(df["transact_time"].iat[0]), "last_trade": str(df["transact_time"].iat[-1]),
+        "duplicates_dropped": sum(p.duplicates_dropped for p in parsed),
+        "rows_out_of_order_in_file": sum(p.unsorted_rows for p in parsed),
+        "time_reversals_by_id": sum(p.time_reversals for p in parsed),
+        "id_gaps": len(gaps),
+    })
+    yield from checks
 
 
 @dg.asset(
@@ -101,30 +111,27 @@ def agg_trades(context: dg.AssetExecutionContext, archive: ArchiveResource, lake
     backfill_policy=dg.BackfillPolicy.single_run(),
     pool="duckdb",
     kinds={"duckdb"},
-    check_specs=[dg.AssetCheckSpec(
-        "order_flow_1m_matches_klines", asset=["silver", "order_flow_1m"], blocking=True,
-        description="1m klines rebuilt from aggTrades equal silver.klines_1m (OHLC, volume, taker-buy volume, "
-                    "trade count) on every minute both exist.")],
+    check_specs=FLOW_CHECKS,
     description="1m order flow from aggTrades: OHLC, buy/sell volume and quote, VWAP, aggTrade and trade counts, "
                 "mean/max trade size, delta and cvd (cumulative since 00:00 UTC). Table silver.order_flow_1m.",
 )
 def order_flow_1m(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
     start, end = (pd.Timestamp(t) for t in context.partition_time_window)
     with warehouse.get_connection() as conn:
-        written = lib_flow.build_order_flow(conn, start, end)
-        compared, bad = lib_flow.compare_with_klines(conn, start, end)
-        preview = conn.execute("SELECT * FROM silver.order_flow_1m WHERE open_time >= ? AND open_time < ? "
-                               "ORDER BY open_time DESC LIMIT 5",
-                               [start.tz_localize(None), end.tz_localize(None)]).df()
+        staged = lib_flow.stage_order_flow(conn, start, end)
+        compared, bad = lib_flow.compare_with_klines(conn, start, end, flow=lib_flow.STAGE)
+        preview = conn.execute(f"SELECT * FROM {lib_flow.STAGE} ORDER BY open_time DESC LIMIT 5").df()
+        checks = [dg.AssetCheckResult(
+            check_name="order_flow_1m_matches_klines", passed=bad.empty,
+            severity=dg.AssetCheckSeverity.ERROR if compared else dg.AssetCheckSeverity.WARN,
+            metadata={"minutes_compared": compared, "mismatches": len(bad),
+                      "sample": dg.MetadataValue.md(bad.head(10).to_markdown(index=False)) if len(bad) else ""},
+            description=None if bad.empty else "aggTrades and klines disagree: one of the two files is incomplete "
+            "or was replaced upstream; re-fetch both days",
+        )]
+        written, visible = publish(FLOW_CHECKS, checks, lambda: lib_flow.publish_staged(conn, start, end), staged)
     yield dg.MaterializeResult(metadata={
-        "rows": written, "minutes_compared_with_klines": compared,
+        "rows": written, **visible, "minutes_compared_with_klines": compared,
         "preview": dg.MetadataValue.md(preview.to_markdown(index=False)),
     })
-    yield dg.AssetCheckResult(
-        check_name="order_flow_1m_matches_klines", passed=bad.empty,
-        severity=dg.AssetCheckSeverity.ERROR if compared else dg.AssetCheckSeverity.WARN,
-        metadata={"minutes_compared": compared, "mismatches": len(bad),
-                  "sample": dg.MetadataValue.md(bad.head(10).to_markdown(index=False)) if len(bad) else ""},
-        description=None if not bad.empty else "aggTrades and klines disagree: one of the two files is incomplete "
-        "or was replaced upstream; re-fetch both days",
-    )
+    yield from checks

@@ -47,15 +47,25 @@ def _naive(ts: pd.Timestamp) -> pd.Timestamp:
     return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo else ts
 
 
-def build_order_flow(conn: duckdb.DuckDBPyConnection, start: pd.Timestamp, end: pd.Timestamp) -> int:
-    """Replace silver.order_flow_1m over [start, end) by the aggregation of silver.agg_trades; returns rows."""
+STAGE = "order_flow_1m_stage"  # a temporary table of the connection: what a run computed, before it is published
+
+
+def stage_order_flow(conn: duckdb.DuckDBPyConnection, start: pd.Timestamp, end: pd.Timestamp) -> int:
+    """The aggregation of silver.agg_trades over [start, end) into the connection's staging table (readers of
+    silver.order_flow_1m do not see it); returns rows."""
+    s, e = _naive(start), _naive(end)
+    conn.execute(f"CREATE OR REPLACE TEMP TABLE {STAGE} AS SELECT {', '.join(TYPES)} FROM ({_SELECT})", [s, e])
+    return conn.execute(f"SELECT count(*) FROM {STAGE}").fetchone()[0]
+
+
+def publish_staged(conn: duckdb.DuckDBPyConnection, start: pd.Timestamp, end: pd.Timestamp) -> int:
+    """Replace silver.order_flow_1m over [start, end) by the staged rows, in one transaction; returns rows."""
     ensure_table(conn, TABLE, TYPES)
     s, e = _naive(start), _naive(end)
-    cols = ", ".join(TYPES)
     conn.execute("BEGIN TRANSACTION")
     try:
         conn.execute(f"DELETE FROM {TABLE} WHERE open_time >= ? AND open_time < ?", [s, e])
-        conn.execute(f"INSERT INTO {TABLE} SELECT {cols} FROM ({_SELECT})", [s, e])
+        conn.execute(f"INSERT INTO {TABLE} SELECT {', '.join(TYPES)} FROM {STAGE}")
         conn.execute("COMMIT")
     except Exception:
         conn.execute("ROLLBACK")
@@ -63,32 +73,39 @@ def build_order_flow(conn: duckdb.DuckDBPyConnection, start: pd.Timestamp, end: 
     return conn.execute(f"SELECT count(*) FROM {TABLE} WHERE open_time >= ? AND open_time < ?", [s, e]).fetchone()[0]
 
 
+def build_order_flow(conn: duckdb.DuckDBPyConnection, start: pd.Timestamp, end: pd.Timestamp) -> int:
+    """Replace silver.order_flow_1m over [start, end) by the aggregation of silver.agg_trades; returns rows."""
+    stage_order_flow(conn, start, end)
+    return publish_staged(conn, start, end)
+
+
 _COMPARE = """
 SELECT k.open_time, k.open AS k_open, f.open AS f_open, k.high AS k_high, f.high AS f_high, k.low AS k_low,
   f.low AS f_low, k.close AS k_close, f.close AS f_close,
   k.volume AS k_volume, f.buy_volume + f.sell_volume AS f_volume,
   k.taker_buy_volume AS k_taker_buy, f.buy_volume AS f_taker_buy, k.trades AS k_trades, f.trade_count AS f_trades
-FROM silver.klines_1m k LEFT JOIN silver.order_flow_1m f ON f.open_time = k.open_time
+FROM silver.klines_1m k LEFT JOIN {flow} f ON f.open_time = k.open_time
 WHERE k.open_time >= ? AND k.open_time < ?
   AND (f.open_time IS NOT NULL OR k.trades > 0)
-  AND date_trunc('day', k.open_time) IN (SELECT DISTINCT date_trunc('day', open_time) FROM silver.order_flow_1m
+  AND date_trunc('day', k.open_time) IN (SELECT DISTINCT date_trunc('day', open_time) FROM {flow}
                                         WHERE open_time >= ? AND open_time < ?)
 """
 
 
 def compare_with_klines(conn: duckdb.DuckDBPyConnection, start: pd.Timestamp, end: pd.Timestamp,
-                        tol: float = 1e-6) -> tuple[int, pd.DataFrame]:
+                        tol: float = 1e-6, flow: str = TABLE) -> tuple[int, pd.DataFrame]:
     """(minutes compared, mismatching minutes) of klines rebuilt from aggTrades vs silver.klines_1m.
 
     Compared on the days that have both; within such a day a kline minute with trades but no aggTrades counts as
-    a mismatch. Prices and volumes agree within `tol` (float sums of 0.001 steps), trade counts exactly.
+    a mismatch. Prices and volumes agree within `tol` (float sums of 0.001 steps), trade counts exactly. `flow`:
+    the order-flow table to compare (STAGE: what a run computed, before it is published).
     """
     from btc_assets.lib.storage.warehouse import table_exists
 
     if not table_exists(conn, "silver.klines_1m"):
         return 0, pd.DataFrame()
     s, e = _naive(start), _naive(end)
-    df = conn.execute(_COMPARE, [s, e, s, e]).df()
+    df = conn.execute(_COMPARE.format(flow=flow), [s, e, s, e]).df()
     bad = df["f_trades"].isna()
     for name in ("open", "high", "low", "close", "volume", "taker_buy"):
         bad |= (df[f"k_{name}"] - df[f"f_{name}"]).abs() > tol * df[f"k_{name}"].abs().clip(lower=1)
