@@ -78,8 +78,13 @@ def _print_backtest() -> None:
     if event is None or event.asset_materialization is None:
         return
     m = {k: v.value for k, v in event.asset_materialization.metadata.items()}
-    print(f"\n== Backtest (out-of-sample signals, after taker fees and funding) ==\n  {m['period']}")
+    print(f"\n== Backtest (out-of-sample signals, after fees, slippage and funding; Sharpe from daily returns) ==\n"
+          f"  {m['period']}\n  {m.get('headline', '')}")
+    if "costs_waterfall_usdt" in m:
+        print("  costs: " + ", ".join(f"{k} {v:+,.0f}" for k, v in m["costs_waterfall_usdt"].items()) + " USDT")
     print(f"  strategy      return {m['total_return']:+.2%}  Sharpe {m['sharpe']:+.2f}  max drawdown "
           f"{m['max_drawdown']:.2%}  trades {int(m['n_trades'])}  win rate {m['win_rate']:.1%}")
     print(f"  buy-and-hold  return {m['buy_and_hold_total_return']:+.2%}  Sharpe {m['buy_and_hold_sharpe']:+.2f}  "
           f"max drawdown {m['buy_and_hold_max_drawdown']:.2%}")
+    print(f"  random entry  return {m['random_entry_total_return']:+.2%}  Sharpe {m['random_entry_sharpe']:+.2f}  "
+          f"trades {int(m['random_entry_n_trades'])}")

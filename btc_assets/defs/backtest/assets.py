@@ -6,6 +6,7 @@ Writes a self-contained plotly page to the lake, the metrics to the materializat
 in the "btc_assets.backtest" experiment tagged with the model versions it tested.
 """
 
+import dataclasses
 import time
 
 import dagster as dg
@@ -17,11 +18,11 @@ from btc_assets.defs.resources.storage import LakeResource, MlflowResource
 from btc_assets.defs.resources.trading import TradingResource
 from btc_assets.lib.research.backtest import signals_from_classes, simulate
 from btc_assets.lib.research.backtest.metrics import evaluate
-from btc_assets.lib.research.backtest.report import render_report
+from btc_assets.lib.research.backtest.report import headline, render_report
 from btc_assets.lib.storage.warehouse import table_exists
 
 REPORT_PATH = "reports/backtest.html"
-HEADLINE = ("total_return", "annualised_return", "sharpe", "sortino", "calmar", "max_drawdown", "max_drawdown_days",
+HEADLINE = ("total_return", "period_days", "annualised_return", "sharpe", "sortino", "calmar", "max_drawdown", "max_drawdown_days",
             "n_trades", "win_rate", "profit_factor", "expectancy", "avg_r", "exposure", "turnover", "fees_paid",
             "funding_paid", "longest_win_streak", "longest_loss_streak", "probabilistic_sharpe", "deflated_sharpe",
             "final_equity")
@@ -77,16 +78,24 @@ def report(context: dg.AssetExecutionContext, warehouse: DuckDBResource, lake: L
     result = simulate(bars, entries, funding, mark=mark, costs=costs, risk=risk, initial_equity=trading.notional_usdt)
     ev = evaluate(result, bars, funding, mark=mark, n_trials=len(models))
     t1 = time.perf_counter()
+    # What slippage cost: the same signals through the same rules without it (slippage lives in the fill prices).
+    frictionless = simulate(bars, entries, funding, mark=mark, risk=risk, initial_equity=trading.notional_usdt,
+                            costs=dataclasses.replace(costs, slippage_bps=0.0, slippage_vol_mult=0.0))
+    slippage_impact = frictionless.final_equity - result.final_equity
     if result.mark_source != "mark":
         context.log.warning(f"mark price: {result.mark_source} — silver.mark_price_1m is missing or incomplete, "
                             "liquidation and funding use the last traded price there")
-    html = render_report(result, ev, title=f"Backtest: {trading.strategy}",
+    html = render_report(result, ev, title=f"Backtest: {trading.strategy}", slippage_impact=slippage_impact,
                          subtitle=f"{lo:%Y-%m-%d %H:%M} .. {hi:%Y-%m-%d %H:%M} UTC · {len(bars):,} bars · "
                                   f"out-of-sample signals of {len(models)} model version(s): {', '.join(models)}")
     uri = lake.write_bytes(REPORT_PATH, html.encode("utf-8"))  # a local file or an S3 object, per profile
     run_url = log_backtest(mlflow, result, ev, models, html, period=(lo, hi))
     m, b, r = ev.strategy, ev.buy_and_hold, ev.random_entry
+    text, waterfall = headline(ev, slippage_impact)
     return dg.MaterializeResult(metadata={
+        "headline": text,
+        "costs_waterfall_usdt": dg.MetadataValue.json({k: round(v, 2) for k, v in waterfall.items()}),
+        "slippage_impact_usdt": round(slippage_impact, 2),
         **{k: float(m[k]) for k in HEADLINE},
         **{f"buy_and_hold_{k}": float(b[k]) for k in COMPARED},
         **{f"random_entry_{k}": float(r[k]) for k in COMPARED},

@@ -1,8 +1,10 @@
 """Performance metrics of a backtest, beside buy-and-hold and a random-entry strategy, and by market regime.
 
-Returns are per 1m bar and annualised with a 365-day year (crypto trades 24/7). The probabilistic Sharpe ratio
-(Bailey & López de Prado) is the probability that the true Sharpe exceeds 0 given the sample's length, skew and
-kurtosis; the deflated Sharpe raises that bar to the best Sharpe expected from ``n_trials`` unskilled trials
+Sharpe, Sortino and the probabilistic Sharpe come from *daily* returns (equity at each UTC day's last close), never
+from 1m bars (whose autocorrelation and intraday seasonality inflate an annualised figure), annualised with a
+365-day year (crypto trades 24/7). A period shorter than a year is not annualised: `annualised_return` and
+`calmar` are n/a and `period_days` says how long it was. The probabilistic Sharpe ratio (Bailey & López de Prado)
+is the probability that the true Sharpe exceeds 0 given the number of days, their skew and kurtosis; the deflated Sharpe raises that bar to the best Sharpe expected from ``n_trials`` unskilled trials
 (the number of model versions / configurations tried), so it shrinks as more things were tried.
 Regimes are labelled point-in-time from the trailing 24 h return: bull above +``regime_threshold``, bear below
 minus it, sideways between (the first day, without 24 h of history, is sideways).
@@ -20,6 +22,7 @@ import pandas as pd
 from btc_assets.lib.research.backtest.simulation import BacktestResult, simulate
 
 MINUTES_PER_YEAR = 525_600
+DAYS_PER_YEAR = 365
 EULER_GAMMA = 0.5772156649
 _N = NormalDist()
 
@@ -45,8 +48,19 @@ def _streaks(wins: np.ndarray) -> tuple[int, int]:
     return best[True], best[False]
 
 
-def sharpe_stats(r: np.ndarray, n_trials: int = 1) -> tuple[float, float, float]:
-    """(annualised Sharpe, probabilistic Sharpe vs 0, deflated Sharpe for n_trials) of per-bar returns r."""
+def daily_returns(equity: np.ndarray, initial: float, times: pd.DatetimeIndex) -> np.ndarray:
+    """Returns of each UTC day from the equity at its last close (the first day against the initial equity)."""
+    if len(equity) == 0:
+        return np.zeros(0)
+    last = pd.Series(np.asarray(equity, float), index=pd.DatetimeIndex(times).floor("D")).groupby(level=0).last()
+    path = np.concatenate([[initial], last.to_numpy()])
+    return path[1:] / path[:-1] - 1.0
+
+
+def sharpe_stats(r: np.ndarray, n_trials: int = 1, periods_per_year: float = DAYS_PER_YEAR
+                 ) -> tuple[float, float, float]:
+    """(annualised Sharpe, probabilistic Sharpe vs 0, deflated Sharpe for n_trials) of per-period returns r (daily
+    by default)."""
     t = len(r)
     sd = float(r.std(ddof=1)) if t > 1 else 0.0
     if not sd > 0:
@@ -57,22 +71,25 @@ def sharpe_stats(r: np.ndarray, n_trials: int = 1) -> tuple[float, float, float]
     denom = math.sqrt(max(1.0 - skew * sr + (kurt - 1.0) / 4.0 * sr * sr, 1e-12))
     psr = _N.cdf(sr * math.sqrt(t - 1) / denom)
     if n_trials <= 1:
-        return sr * math.sqrt(MINUTES_PER_YEAR), psr, psr
+        return sr * math.sqrt(periods_per_year), psr, psr
     sd_sr = math.sqrt((1.0 + 0.5 * sr * sr) / (t - 1))  # standard error of a per-bar Sharpe estimate
     sr0 = sd_sr * ((1 - EULER_GAMMA) * _N.inv_cdf(1 - 1 / n_trials)
                    + EULER_GAMMA * _N.inv_cdf(1 - 1 / (n_trials * math.e)))
-    return sr * math.sqrt(MINUTES_PER_YEAR), psr, _N.cdf((sr - sr0) * math.sqrt(t - 1) / denom)
+    return sr * math.sqrt(periods_per_year), psr, _N.cdf((sr - sr0) * math.sqrt(t - 1) / denom)
 
 
 def summarise(equity: np.ndarray, initial: float, times: pd.DatetimeIndex, trades: pd.DataFrame, fees: float,
               funding: float, exposure: float, n_trials: int = 1) -> dict[str, float]:
     """The headline metrics of one equity path (equity at each close) and its trades."""
     path = np.concatenate([[initial], equity])
-    r = path[1:] / path[:-1] - 1.0
     span_min = (times[-1] - times[0]).total_seconds() / 60 + 1
+    period_days = span_min / 1440
     growth = path[-1] / initial
     with np.errstate(over="ignore"):
         annual = -1.0 if growth <= 0 else float(np.expm1(np.log(growth) * MINUTES_PER_YEAR / span_min))
+    if period_days < DAYS_PER_YEAR:  # shorter than a year: not annualised (a month's return x 12 is no forecast)
+        annual = float("nan")
+    r = daily_returns(equity, initial, times)
     sharpe, psr, dsr = sharpe_stats(r, n_trials)
     down = r[r < 0]
     dd_sd = math.sqrt(float((down**2).sum()) / len(r)) if len(r) else 0.0
@@ -88,8 +105,9 @@ def summarise(equity: np.ndarray, initial: float, times: pd.DatetimeIndex, trade
     max_dd = float(dd.min())
     return {
         "total_return": float(growth - 1.0), "annualised_return": annual, "sharpe": sharpe,
-        "sortino": float(r.mean() / dd_sd * math.sqrt(MINUTES_PER_YEAR)) if dd_sd > 0 else 0.0,
-        "calmar": annual / -max_dd if max_dd < 0 else float("nan"), "max_drawdown": max_dd,
+        "sortino": float(r.mean() / dd_sd * math.sqrt(DAYS_PER_YEAR)) if dd_sd > 0 else 0.0,
+        "calmar": annual / -max_dd if max_dd < 0 and np.isfinite(annual) else float("nan"), "max_drawdown": max_dd,
+        "period_days": period_days, "days_of_returns": float(len(r)),
         "max_drawdown_days": longest / 1440.0, "n_trades": float(len(net)),
         "win_rate": float((net > 0).mean()) if len(net) else float("nan"),
         "profit_factor": float(gains / losses) if losses > 0 else float("nan"),

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from btc_assets.lib.research.backtest.metrics import MINUTES_PER_YEAR, Evaluation
+from btc_assets.lib.research.backtest.metrics import DAYS_PER_YEAR, Evaluation
 from btc_assets.lib.research.backtest.simulation import BacktestResult
 
 CHARTS = 7
@@ -92,12 +92,12 @@ def _figures(res: BacktestResult, ev: Evaluation, max_points: int) -> list[tuple
     f_hw = go.Figure(go.Heatmap(z=wr.to_numpy(), x=list(range(24)), y=["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
                                 colorscale="RdYlGn", zmin=0, zmax=1,
                                 hovertemplate="%{y} %{x}h: %{z:.0%}<extra></extra>"))
-    hourly = eq.resample("1h").last()
-    hr = hourly.pct_change().dropna()
-    window = int(min(24 * 7, max(6, len(hr) // 4)))
-    roll = hr.rolling(window).mean() / hr.rolling(window).std() * math.sqrt(MINUTES_PER_YEAR / 60)
+    daily = eq.resample("1D").last()
+    dr = (daily / np.concatenate([[init], daily.to_numpy()[:-1]]) - 1.0).dropna()
+    window = int(min(30, max(3, len(dr) // 3)))
+    roll = dr.rolling(window).mean() / dr.rolling(window).std() * math.sqrt(DAYS_PER_YEAR)
     f_rs = go.Figure()
-    _line(f_rs, roll.dropna(), f"Rolling Sharpe ({window} h)", "#9467bd")
+    _line(f_rs, roll.dropna(), f"Rolling Sharpe ({window} days)", "#9467bd")
     f_px = go.Figure()
     _line(f_px, _bucket(res.close, max_points), "BTCUSDT close", "#444")
     shown = tr.tail(3_000)  # markers beyond a few thousand only hide the price
@@ -112,12 +112,36 @@ def _figures(res: BacktestResult, ev: Evaluation, max_points: int) -> list[tuple
     _line(f_cost, _bucket(res.funding.cumsum(), max_points), "Funding paid (cumulative, neg = received)", "#17becf")
     return [("Equity: strategy, buy & hold, random entry", f_eq), ("Drawdown", f_dd),
             ("Monthly returns", f_month), ("Win rate by entry hour (UTC) and weekday", f_hw),
-            ("Rolling Sharpe (hourly returns, annualised)", f_rs),
+            ("Rolling Sharpe (daily returns, annualised with 365 days)", f_rs),
             (f"Trades on price (last {len(shown):,} of {len(tr):,})", f_px), ("Fees and funding over time", f_cost)]
 
 
+def headline(ev: Evaluation, slippage_impact: float | None = None) -> tuple[str, dict[str, float]]:
+    """One sentence a trader reads first (the after-cost result beside buy-and-hold and random entry, annualised
+    only over a year) and the costs waterfall: gross P&L -> fees -> funding -> net (slippage is inside the fill
+    prices, so it is part of the gross; `slippage_impact`, when given, is what it cost: the same signals re-run
+    without slippage)."""
+    m, b, r = ev.strategy, ev.buy_and_hold, ev.random_entry
+    days = m.get("period_days", float("nan"))
+    period = (f"{days:.0f} days: too short to annualise" if not days >= DAYS_PER_YEAR
+              else f"{days / DAYS_PER_YEAR:.1f} years, annualised {m['annualised_return']:+.2%}")
+    net = m["final_equity"] - (m["final_equity"] / (1 + m["total_return"]))
+    text = (f"After costs the strategy returned {m['total_return']:+.2%} ({period}) over {int(m['n_trades']):,} "
+            f"trades, against {b['total_return']:+.2%} for buy-and-hold and {r['total_return']:+.2%} for random "
+            f"entry with as many trades; Sharpe {m['sharpe']:+.2f} from daily returns (probabilistic Sharpe vs 0: "
+            f"{m['probabilistic_sharpe']:.0%}).")
+    waterfall = {"gross P&L (after slippage)": m["realised_pnl"], "fees": -m["fees_paid"],
+                 "funding": -m["funding_paid"], "net P&L": net}
+    if slippage_impact is not None:
+        waterfall = {"gross P&L before slippage": m["realised_pnl"] + slippage_impact,
+                     "slippage": -slippage_impact, **waterfall}
+    text += (f" Gross P&L {m['realised_pnl']:+,.0f} USDT, fees {-m['fees_paid']:+,.0f}, funding "
+             f"{-m['funding_paid']:+,.0f}: net {net:+,.0f} USDT.")
+    return text, waterfall
+
+
 def render_report(res: BacktestResult, ev: Evaluation, *, title: str, subtitle: str = "",
-                  max_points: int = 3_000) -> str:
+                  max_points: int = 3_000, slippage_impact: float | None = None) -> str:
     """The whole page as a string; works offline."""
     if len(res.equity) < 2:
         raise ValueError("the backtest has fewer than 2 bars; there is nothing to report")
@@ -125,8 +149,11 @@ def render_report(res: BacktestResult, ev: Evaluation, *, title: str, subtitle: 
     for i, (name, fig) in enumerate(_figures(res, ev, max_points)):
         fig.update_layout(title=name, template="simple_white", height=420, margin=dict(l=60, r=20, t=50, b=40))
         parts.append(fig.to_html(full_html=False, include_plotlyjs=(i == 0), config={"displaylogo": False}))
-    tables = (_table({"Strategy": ev.strategy, "Buy & hold": ev.buy_and_hold, "Random entry": ev.random_entry},
-                     "Metrics (every bar)")
+    text, waterfall = headline(ev, slippage_impact)
+    tables = (f"<p class='headline'><b>{html_lib.escape(text)}</b></p>"
+              + _table({"USDT": waterfall}, "Costs waterfall: gross to net")
+              + _table({"Strategy": ev.strategy, "Buy & hold": ev.buy_and_hold, "Random entry": ev.random_entry},
+                     "Metrics (after costs; Sharpe and Sortino from daily returns)")
               + _table({k: row.to_dict() for k, row in ev.by_regime.iterrows()}, "By regime (trailing 24 h return)")
               + _table({"count": {k: float(v) for k, v in res.skipped.items()}}, "Entries not taken"))
     note = (f"{len(res.equity):,} bars {res.equity.index[0]} .. {res.equity.index[-1]} UTC. Fills on the bar after the "
