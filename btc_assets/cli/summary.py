@@ -23,15 +23,23 @@ def print_summary(root: Path, timings: dict[str, float], wall_s: float) -> None:
         for t in TABLES:
             if table_exists(conn, t):
                 print(f"  {t:<24} {conn.execute(f'SELECT count(*) FROM {t}').fetchone()[0]:>9,} rows")
-        print("\n== Models (walk-forward out-of-sample inside the weeks before each trading week) ==")
+        print("\n== Models (walk-forward out-of-sample inside the weeks before each trading week; the folds' "
+              "predictions traded by the backtest engine after every cost) ==")
+        promoted_any = False
         for family, table in FAMILIES:
             if not table_exists(conn, table):
                 continue
-            rows = conn.execute(f"SELECT week_start, test_accuracy, test_log_loss, baseline_log_loss, promoted "
+            rows = conn.execute(f"SELECT week_start, test_accuracy, test_log_loss, baseline_log_loss, promoted, "
+                                f"reason, wf_net_return, wf_trades, wf_psr, wf_random_entry_percentile "
                                 f"FROM {table} ORDER BY week_start").fetchall()
-            for w, acc, ll, bll, promoted in rows:
+            for w, acc, ll, bll, promoted, reason, net, trades, psr, pct in rows:
+                promoted_any |= bool(promoted)
+                after = (f"after costs {net:+.2%} over {int(trades or 0)} trades, PSR {psr:.2f}, beats "
+                         f"{pct:.0%} of random entries" if net is not None and trades else "after costs: no trade")
                 print(f"  {family:<9} week {w:%Y-%m-%d}  accuracy {acc:.3f}  log-loss {ll:.4f} vs majority {bll:.4f}"
-                      f"  {'promoted' if promoted else 'NOT promoted (does not beat its baselines)'}")
+                      f"  {after}\n  {'':<9}   -> {'promoted' if promoted else 'NOT promoted: ' + (reason or '')}")
+        if not promoted_any:
+            print("  No model earned its costs out of sample: nothing trades (a correct result, not an error).")
         orders = conn.execute("SELECT count(DISTINCT client_order_id), count(*) FILTER (WHERE event='FILLED') "
                               "FROM trading.order_events").fetchone()
         print(f"\n== Paper trading (replay through the live path) ==\n  {orders[0]} orders journaled, {orders[1]} filled")

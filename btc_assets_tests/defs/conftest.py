@@ -83,10 +83,14 @@ SMALL_WALK_FORWARD = {"min_train_days": 3, "n_folds": 2, "test_days": 0.5, "emba
 SMALL_LSTM = {"window": 10, "hidden": 8, "dense": 4, "epochs": 1, "stride": 20, "max_train_samples": 1500}
 
 
-def train_config(min_days: int = 3, lstm: bool = False) -> dict:
+def train_config(min_days: int = 3, lstm: bool = False, promotion: str = "baselines_only") -> dict:
+    """Small fits. `promotion="baselines_only"` (the tests of what happens downstream of a promoted model: a few
+    sample days rarely earn an after-cost promotion) turns the after-cost gate off, as the registry row then says;
+    the gate itself is tested with promotion="after_costs", the default of every model asset."""
+    gate = {"promotion": promotion}
     ops = {"models__xgb_model": {"config": {**SMALL_WALK_FORWARD, "min_train_days": min_days, "n_estimators": 60,
-                                            "n_jobs": 1}}}
+                                            "n_jobs": 1, **gate}}}
     if lstm:
-        ops["models__lstm_model"] = {"config": {**SMALL_WALK_FORWARD, "min_train_days": min_days, **SMALL_LSTM}}
+        ops["models__lstm_model"] = {"config": {**SMALL_WALK_FORWARD, "min_train_days": min_days, **SMALL_LSTM, **gate}}
     return {"ops": ops}
 

@@ -163,14 +163,18 @@ def test_a_failed_decision_sends_nothing_and_keeps_the_live_bars(trained):
     built, _ = trained
     tags = {BARS_FROM: "2024-01-10T22:00:00+00:00", BARS_TO: "2024-01-10T22:01:00+00:00",
             REQUESTED_AT: f"{time.time():.3f}"}
-    built.sql("UPDATE models.xgb_models SET promoted = false")
+    # The week's model is missing altogether (never trained): the decision cannot be made, and says why. (A model
+    # that is merely not promoted decides "no entry" instead: test_promotion_after_costs.py.)
+    built.sql("CREATE TABLE models.xgb_models_kept AS SELECT * FROM models.xgb_models")
+    built.sql("DELETE FROM models.xgb_models")
     try:
         res = built.run([["trading", "live_bars"], ["trading", "decisions"], ["trading", "orders"]],
                         partition_key="2024-01-10", tags=tags, raise_on_error=False)
     finally:
-        built.sql("UPDATE models.xgb_models SET promoted = (reason = 'beats the majority and persistence baselines')")
+        built.sql("INSERT INTO models.xgb_models SELECT * FROM models.xgb_models_kept")
+        built.sql("DROP TABLE models.xgb_models_kept")
     assert not res.success
-    assert "is not promoted" in str(res.get_step_failure_events()[0].event_specific_data.error)
+    assert "no xgb model for the week" in str(res.get_step_failure_events()[0].event_specific_data.error)
     materialized = {e.asset_key.path[-1] for e in res.get_asset_materialization_events()}
     assert materialized == {"live_bars"}
     assert built.sql("SELECT count(*) FROM trading.decisions WHERE bar_time >= '2024-01-10 22:00'") == [(0,)]

@@ -21,7 +21,8 @@ def models(model_pipeline):
     members = model_pipeline.run([["models", "xgb_model"], ["models", "lstm_model"]], partition_key=WEEK,
                                  run_config=train_config(lstm=True), raise_on_error=False)
     # Its own run: in the members' run a member's failed (blocking) promotion check would skip it.
-    ens = model_pipeline.run([["models", "ensemble"]], partition_key=WEEK, raise_on_error=False)
+    ens = model_pipeline.run([["models", "ensemble"]], partition_key=WEEK, raise_on_error=False,
+                             run_config={"ops": {"models__ensemble": {"config": {"promotion": "baselines_only"}}}})
     return model_pipeline, Results(members, ens)
 
 

@@ -18,6 +18,7 @@ from btc_assets.defs.resources.storage import LakeResource, MlflowResource
 from btc_assets.defs.resources.trading import TradingResource
 from btc_assets.lib.research.backtest import signals_from_classes, simulate
 from btc_assets.lib.research.backtest.metrics import evaluate
+from btc_assets.lib.research.models import registry
 from btc_assets.lib.research.backtest.report import headline, render_report
 from btc_assets.lib.storage.warehouse import table_exists
 
@@ -62,9 +63,22 @@ def report(context: dg.AssetExecutionContext, warehouse: DuckDBResource, lake: L
         if not table_exists(conn, "models.signals"):
             raise dg.Failure("models.signals does not exist: materialize models/signals first")
         sig = conn.execute("SELECT open_time, signal, model_version FROM models.signals ORDER BY open_time").df()
+        no_model = ""
         if sig.empty:
-            raise dg.Failure("models.signals is empty: materialize models/signals for the days to backtest")
-        lo, hi = sig["open_time"].min(), sig["open_time"].max()
+            # No promoted model in any week: a correct outcome. The report shows it over the weeks that were
+            # trained: nothing traded, beside buy-and-hold and (with no trade) random entry.
+            table = registry.registry_table(registry.TRADING_FAMILY)
+            weeks = (conn.execute(f"SELECT min(week_start), max(week_start) FROM {table}").fetchone()
+                     if table_exists(conn, table) else (None, None))
+            if weeks[0] is None:
+                raise dg.Failure("models.signals is empty and no model was trained: materialize the model assets "
+                                 "and models/signals for the days to backtest")
+            lo = pd.Timestamp(weeks[0])
+            hi = pd.Timestamp(weeks[1]) + pd.Timedelta(weeks=1) - pd.Timedelta(minutes=1)
+            no_model = (f"no promoted {registry.TRADING_FAMILY} model in the weeks {lo:%Y-%m-%d} .. {hi:%Y-%m-%d}: "
+                        "nothing traded (see the models' promotion checks for why)")
+        else:
+            lo, hi = sig["open_time"].min(), sig["open_time"].max()
         bars, funding, mark = _load(conn, lo, hi)
     if len(bars) < 2:
         raise dg.Failure(f"silver.klines_1m has {len(bars)} bars in {lo} .. {hi}: materialize silver/klines_1m there")
@@ -76,7 +90,7 @@ def report(context: dg.AssetExecutionContext, warehouse: DuckDBResource, lake: L
     costs, risk = trading.costs(), trading.risk_config()  # the live trader's rules, exactly
     t0 = time.perf_counter()
     result = simulate(bars, entries, funding, mark=mark, costs=costs, risk=risk, initial_equity=trading.notional_usdt)
-    ev = evaluate(result, bars, funding, mark=mark, n_trials=len(models))
+    ev = evaluate(result, bars, funding, mark=mark, n_trials=max(len(models), 1))
     t1 = time.perf_counter()
     # What slippage cost: the same signals through the same rules without it (slippage lives in the fill prices).
     frictionless = simulate(bars, entries, funding, mark=mark, risk=risk, initial_equity=trading.notional_usdt,
@@ -87,13 +101,14 @@ def report(context: dg.AssetExecutionContext, warehouse: DuckDBResource, lake: L
                             "liquidation and funding use the last traded price there")
     html = render_report(result, ev, title=f"Backtest: {trading.strategy}", slippage_impact=slippage_impact,
                          subtitle=f"{lo:%Y-%m-%d %H:%M} .. {hi:%Y-%m-%d %H:%M} UTC · {len(bars):,} bars · "
-                                  f"out-of-sample signals of {len(models)} model version(s): {', '.join(models)}")
+                                  + (no_model or f"out-of-sample signals of {len(models)} model version(s): "
+                                                 f"{', '.join(models)}"))
     uri = lake.write_bytes(REPORT_PATH, html.encode("utf-8"))  # a local file or an S3 object, per profile
     run_url = log_backtest(mlflow, result, ev, models, html, period=(lo, hi))
     m, b, r = ev.strategy, ev.buy_and_hold, ev.random_entry
     text, waterfall = headline(ev, slippage_impact)
     return dg.MaterializeResult(metadata={
-        "headline": text,
+        "headline": (no_model + ". " if no_model else "") + text,
         "costs_waterfall_usdt": dg.MetadataValue.json({k: round(v, 2) for k, v in waterfall.items()}),
         "slippage_impact_usdt": round(slippage_impact, 2),
         **{k: float(m[k]) for k in HEADLINE},

@@ -24,10 +24,11 @@ from btc_assets.lib.research.labels import DEFAULT_HORIZON
 from btc_assets.lib.research.features import FEATURE_NAMES
 from btc_assets.lib.research.models import tracking
 from btc_assets.lib.research.models.registry import REGISTRY_TYPES, registry_table
+from btc_assets.lib.research.models.economics import ECONOMIC_NAMES, PromotionRule, walk_forward_economics
 from btc_assets.lib.research.models.evaluation import METRIC_NAMES, beats_baselines
 from btc_assets.lib.research.models.walk_forward import WalkForwardConfig, WalkForwardResult, run_walk_forward
 from btc_assets.lib.research.models.xgb import chronological_split
-from btc_assets.lib.storage.warehouse import ensure_table, read_window, replace_window
+from btc_assets.lib.storage.warehouse import ensure_table, read_window, replace_window, table_exists
 
 TRAIN_WEEKS = 4
 train_mapping = dg.TimeWindowPartitionMapping(start_offset=-TRAIN_WEEKS, end_offset=-1)
@@ -38,7 +39,23 @@ OOS_TYPES = {"week_start": "TIMESTAMP", "family": "VARCHAR", "open_time": "TIMES
 
 
 
-class WalkForwardSettings(dg.Config):
+class PromotionSettings(dg.Config):
+    """How a model earns promotion. `after_costs` (the default): the classification baselines *and* the pooled
+    walk-forward result traded by the backtest engine after every cost (lib/research/models/economics.py).
+    `baselines_only` skips the after-cost gate; the registry row and MLflow say so (tests of the trading mechanics
+    use it to get a tradable model out of a few synthetic-looking days)."""
+
+    promotion: str = "after_costs"
+    min_psr: float = 0.95
+    min_random_percentile: float = 0.95
+
+    def rule(self) -> PromotionRule:
+        if self.promotion not in ("after_costs", "baselines_only"):
+            raise dg.Failure(f"promotion={self.promotion!r}: use 'after_costs' or 'baselines_only'")
+        return PromotionRule(min_psr=self.min_psr, min_random_percentile=self.min_random_percentile)
+
+
+class WalkForwardSettings(PromotionSettings):
     min_train_days: int = 10
     n_folds: int = 3
     test_days: float = 2.0
@@ -86,16 +103,49 @@ def load_training_rows(conn, week_start: pd.Timestamp, min_days: int) -> tuple[p
     return df, horizon
 
 
+@dataclass(frozen=True)
+class Evidence:
+    """The after-cost walk-forward figures of a fit and what they say about promotion."""
+
+    figures: dict[str, float]
+    per_fold: pd.DataFrame
+    why_not: list[str]  # empty: the after-cost gate is passed (or off)
+    rule: str
+
+
+def economic_evidence(conn, wf: WalkForwardResult, trading, settings: PromotionSettings) -> Evidence:
+    """Trade the fit's out-of-sample predictions fold by fold with the backtest engine and the trading resource's
+    rules and costs (silver 1m bars, funding, the mark price where silver has it), pooled."""
+    p = wf.predictions
+    lo, hi = p["open_time"].min(), p["open_time"].max() + pd.Timedelta(minutes=2)
+    bars = read_window(conn, "silver.klines_1m", "open_time", lo, hi,
+                       ["open_time", "open", "high", "low", "close", "quote_volume"])
+    funding = (read_window(conn, "silver.funding_rates", "funding_time", lo - pd.Timedelta(days=1), hi,
+                           ["funding_time", "rate"]) if table_exists(conn, "silver.funding_rates") else None)
+    mark = (read_window(conn, "silver.mark_price_1m", "open_time", lo, hi, ["open_time", "open", "high", "low", "close"])
+            if table_exists(conn, "silver.mark_price_1m") else None)
+    if mark is not None and len(mark) < len(bars):
+        mark = None  # the engine prices liquidation on the last trade where the mark series is incomplete
+    rule = settings.rule()
+    figures, per_fold = walk_forward_economics(p, bars, funding, mark=mark, costs=trading.costs(),
+                                               risk=trading.risk_config(), initial_equity=trading.notional_usdt,
+                                               rule=rule)
+    why = rule.verdict(figures) if settings.promotion == "after_costs" else []
+    return Evidence(figures, per_fold, why, settings.promotion)
+
+
 def record(conn, family: str, week_start: pd.Timestamp, logged, wf: WalkForwardResult, rows: pd.DataFrame,
-           blockers: list[str] | None = None) -> dict:
+           blockers: list[str] | None = None, evidence: Evidence | None = None) -> dict:
     """Decide promotion, write the registry row and the out-of-sample predictions; return the registry row.
 
     `blockers`: further reasons not to promote (the ensemble's members that are not promoted).
     """
     m = wf.overall
     beats, why = beats_baselines(m)
-    why = [*why, *(blockers or [])]
+    why = [*why, *(evidence.why_not if evidence else []), *(blockers or [])]
     promoted = not why
+    gate = ("after costs and the baselines" if evidence is None or evidence.rule == "after_costs"
+            else "the classification baselines only (promotion=baselines_only: the after-cost gate is off)")
     row = {
         "week_start": week_start, "family": family, "run_id": logged.run_id, "model_uri": logged.model_uri,
         "registered_name": logged.registered_name, "model_version": logged.version,
@@ -103,8 +153,10 @@ def record(conn, family: str, week_start: pd.Timestamp, logged, wf: WalkForwardR
         "test_accuracy": m["accuracy"], "test_log_loss": m["log_loss"], "test_f1_macro": m["f1_macro"],
         "test_ic": m["ic"], "baseline_log_loss": m["majority_log_loss"], "beats_baseline": beats,
         "promoted": promoted,
-        "reason": "beats the majority and persistence baselines" if promoted else "; ".join(why),
+        "reason": f"promoted on {gate}" if promoted else "; ".join(why),
         "trained_at": pd.Timestamp.now(tz="UTC"),
+        **{k: (evidence.figures[k] if evidence else float("nan")) for k in ECONOMIC_NAMES},
+        "promotion_rule": evidence.rule if evidence else "after_costs",
     }
     week_end = week_start + pd.Timedelta(weeks=1)
     ensure_table(conn, registry_table(family), REGISTRY_TYPES)
@@ -150,30 +202,44 @@ class FinalModel:
 
 
 def train_family(context: dg.AssetExecutionContext, family: str, config: WalkForwardSettings, warehouse, mlflow,
-                 fold_fit_predict: Callable, fit_final: Callable[[Any], FinalModel]) -> Iterator:
+                 trading, fold_fit_predict: Callable, fit_final: Callable[[Any], FinalModel]) -> Iterator:
     """The weekly model asset of one family: its training rows, the walk-forward evaluation (fold_fit_predict per
-    fold), the final fit on every row (fit_final(split)), the MLflow run and registration, the registry row with the
-    promotion decision, then the materialization and the blocking promotion check."""
+    fold), the after-cost trading of its out-of-sample predictions, the final fit on every row (fit_final(split)),
+    the MLflow run and registration, the registry row with the promotion decision, then the materialization and
+    the blocking promotion check."""
     week_start = week_of(context)
     with warehouse.get_connection() as conn:
         rows, horizon = load_training_rows(conn, week_start, config.min_train_days)
     wf = run_walk_forward(rows, fold_fit_predict, config.walk_forward(horizon), horizon)
+    with warehouse.get_connection() as conn:
+        evidence = economic_evidence(conn, wf, trading, config)
     split = chronological_split(rows, validation_fraction=config.validation_fraction, test_fraction=0.0,
                                 purge_minutes=horizon)
     final = fit_final(split)
     logged = tracking.log_run(
         mlflow, family, params={**final.params, **config.model_dump(), "n_features": len(FEATURE_NAMES),
                                 "label_horizon_minutes": horizon},
-        overall={**wf.overall, **final.overall}, fold_metrics=wf.fold_metrics,
+        overall={**wf.overall, **final.overall, **evidence.figures}, fold_metrics=wf.fold_metrics,
         tags={"week_start": f"{week_start:%Y-%m-%d}", "dagster_run_id": context.run.run_id},
         log_model=final.log_model)
     with warehouse.get_connection() as conn:
-        row = record(conn, family, week_start, logged, wf, rows)
+        row = record(conn, family, week_start, logged, wf, rows, evidence=evidence)
+    tracking.tag_run(mlflow, logged.run_id, {"promoted": str(bool(row["promoted"])).lower(),
+                                             "promotion_reason": row["reason"][:500]})
     context.log.info(f"{family} week {week_start:%Y-%m-%d}: {'promoted' if row['promoted'] else 'NOT promoted'} "
                      f"({row['reason']})")
     yield dg.MaterializeResult(metadata=metadata(logged, wf, row, {
-        "train_rows": len(split.train), "validation_rows": len(split.validation), **final.metadata}))
+        "train_rows": len(split.train), "validation_rows": len(split.validation), **final.metadata,
+        **economic_metadata(evidence)}))
     yield promotion_check(f"{family}_model_beats_baselines", row)
+
+
+def economic_metadata(evidence: Evidence) -> dict:
+    """The after-cost figures as the UI shows them (the same names in the registry and MLflow)."""
+    f = evidence.figures
+    return {**{k: float(f[k]) for k in ECONOMIC_NAMES}, "promotion_rule": evidence.rule,
+            "after_cost_per_fold": dg.MetadataValue.md(evidence.per_fold.round(4).to_markdown(index=False)
+                                                       if len(evidence.per_fold) else "no fold")}
 
 
 def promotion_check(check_name: str, row: dict) -> dg.AssetCheckResult:
@@ -181,15 +247,19 @@ def promotion_check(check_name: str, row: dict) -> dg.AssetCheckResult:
     text = ("promoted: " if row["promoted"] else "NOT promoted (trained and logged in MLflow, kept out of "
             "trading): ") + row["reason"]
     return dg.AssetCheckResult(check_name=check_name, passed=bool(row["promoted"]), severity=dg.AssetCheckSeverity.ERROR,
-                               description=text, metadata={"verdict": text, "test_log_loss": row["test_log_loss"],
-                                                           "majority_log_loss": row["baseline_log_loss"],
-                                                           "test_accuracy": row["test_accuracy"]})
+                               description=text, metadata={
+                                   "verdict": text, "test_log_loss": row["test_log_loss"],
+                                   "majority_log_loss": row["baseline_log_loss"], "test_accuracy": row["test_accuracy"],
+                                   **{k: float(row[k]) for k in ECONOMIC_NAMES if k in row},
+                                   "promotion_rule": row.get("promotion_rule", "after_costs")})
 
 
 def promotion_spec(family: str, key: list[str]) -> dg.AssetCheckSpec:
     return dg.AssetCheckSpec(f"{family}_model_beats_baselines", asset=key, blocking=True,
                              description="Pooled walk-forward out-of-sample log-loss and Brier below the majority "
-                             "class's and accuracy above persistence; otherwise not promoted (kept out of trading).")
+                             "class's, accuracy above persistence, and the folds' predictions traded by the backtest "
+                             "engine after every cost: net P&L > 0, probabilistic Sharpe of daily returns >= 0.95 and "
+                             "above 95 % of random-entry runs; otherwise not promoted (kept out of trading).")
 
 
 

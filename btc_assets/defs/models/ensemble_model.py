@@ -10,6 +10,7 @@ from dagster_duckdb import DuckDBResource
 from btc_assets.defs import partitions
 from btc_assets.defs.models import common
 from btc_assets.defs.resources.storage import MlflowResource
+from btc_assets.defs.resources.trading import TradingResource
 from btc_assets.lib.research.models import ensemble as ens
 from btc_assets.lib.research.models import tracking
 from btc_assets.lib.research.models.evaluation import majority_proba
@@ -44,6 +45,10 @@ def _exists(conn, family: str) -> bool:
                              "AND table_name = ?", [name]).fetchone()[0])
 
 
+class EnsembleConfig(common.PromotionSettings):
+    """The ensemble is promoted like any family (after costs by default)."""
+
+
 @dg.asset(
     key=KEY,
     ins={m: dg.AssetIn(["models", f"{m}_model"], partition_mapping=common.same_week, dagster_type=dg.Nothing)
@@ -57,7 +62,8 @@ def _exists(conn, family: str) -> bool:
     "Evaluated on the members' walk-forward out-of-sample rows beside the baselines; promoted only if it beats them "
     "and both members are promoted. In a run with its members, a member's failed promotion check blocks it.",
 )
-def ensemble(context: dg.AssetExecutionContext, warehouse: DuckDBResource, mlflow: MlflowResource):
+def ensemble(context: dg.AssetExecutionContext, config: EnsembleConfig, warehouse: DuckDBResource,
+             mlflow: MlflowResource, trading: TradingResource):
     week_start = common.week_of(context)
     with warehouse.get_connection() as conn:
         both, members = member_predictions(conn, week_start)
@@ -83,10 +89,12 @@ def ensemble(context: dg.AssetExecutionContext, warehouse: DuckDBResource, mlflo
     overall = evaluate(preds["label"].to_numpy(), preds[P].to_numpy(), preds["fwd_return"].to_numpy(),
                        np.vstack(majority), horizon)
     wf = WalkForwardResult(predictions=preds, fold_metrics=folds, overall=overall)
+    with warehouse.get_connection() as conn:
+        evidence = common.economic_evidence(conn, wf, trading, config)
     versions = {f: f"{m['registered_name']}/{m['model_version']}" for f, m in members.items()}
     logged = tracking.log_run(
         mlflow, "ensemble", params={"rule": "trade only when xgb and lstm agree", **versions},
-        overall=overall, fold_metrics=folds,
+        overall={**overall, **evidence.figures}, fold_metrics=folds,
         tags={"week_start": f"{week_start:%Y-%m-%d}", "dagster_run_id": context.run.run_id,
               **{f"{f}_model_uri": m["model_uri"] for f, m in members.items()}},
         log_model=tracking.ensemble_logger(both.head(5)))
@@ -100,9 +108,12 @@ def ensemble(context: dg.AssetExecutionContext, warehouse: DuckDBResource, mlflo
     with warehouse.get_connection() as conn:
         # Trading the ensemble trades its members' models: both must be promoted themselves.
         blockers = [f"member {f} ({versions[f]}) is not promoted" for f, m in members.items() if not m["promoted"]]
-        row = common.record(conn, "ensemble", week_start, logged, wf, preds, blockers)
+        row = common.record(conn, "ensemble", week_start, logged, wf, preds, blockers, evidence)
+    tracking.tag_run(mlflow, logged.run_id, {"promoted": str(bool(row["promoted"])).lower(),
+                                             "promotion_reason": row["reason"][:500]})
     yield dg.MaterializeResult(metadata=common.metadata(logged, wf, row, {
         "members": dg.MetadataValue.json(versions), "share_of_bars_traded": agree,
         "registered_combiner": registered,
-        "members_promoted": {f: bool(m["promoted"]) for f, m in members.items()}}))
+        "members_promoted": {f: bool(m["promoted"]) for f, m in members.items()},
+        **common.economic_metadata(evidence)}))
     yield common.promotion_check("ensemble_model_beats_baselines", row)

@@ -15,6 +15,7 @@ from dagster_duckdb import DuckDBResource
 from btc_assets.defs import partitions
 from btc_assets.defs.models import common
 from btc_assets.defs.resources.storage import MlflowResource
+from btc_assets.defs.resources.trading import TradingResource
 from btc_assets.lib.research.features import FEATURE_NAMES
 from btc_assets.lib.research.models import tracking
 from btc_assets.lib.research.models.device import select_device
@@ -66,7 +67,7 @@ DEMO_CONFIG = {"window": 30, "hidden": 32, "dense": 16, "epochs": 3, "stride": 1
     "(mlflow.pytorch) and promoted only if it beats the baselines.",
 )
 def lstm_model(context: dg.AssetExecutionContext, config: LstmTrainingConfig, warehouse: DuckDBResource,
-               mlflow: MlflowResource):
+               mlflow: MlflowResource, trading: TradingResource):
     from btc_assets.lib.research.models import lstm  # torch loads here, not in every process that loads the definitions
 
     params = config.params()
@@ -83,5 +84,5 @@ def lstm_model(context: dg.AssetExecutionContext, config: LstmTrainingConfig, wa
             metadata={"best_epoch": model.best_epoch, "train_samples_per_second": speed, "device": device},
             overall={"train_samples_per_second": speed})
 
-    yield from common.train_family(context, "lstm", config, warehouse, mlflow, lstm.fit_predict(FEATURE_NAMES, params),
-                                   fit_final)
+    yield from common.train_family(context, "lstm", config, warehouse, mlflow, trading,
+                                   lstm.fit_predict(FEATURE_NAMES, params), fit_final)

@@ -7,6 +7,7 @@ from dagster_duckdb import DuckDBResource
 from btc_assets.defs import partitions
 from btc_assets.defs.models import common
 from btc_assets.defs.resources.storage import MlflowResource
+from btc_assets.defs.resources.trading import TradingResource
 from btc_assets.lib.research.features import FEATURE_NAMES
 from btc_assets.lib.research.models import tracking, xgb
 
@@ -44,7 +45,7 @@ DEMO_CONFIG = {"n_folds": 2, "learning_rate": 0.1}
     "weeks, early-stopped on their last slice) is registered in MLflow and promoted only if it beats the baselines.",
 )
 def xgb_model(context: dg.AssetExecutionContext, config: XgbTrainingConfig, warehouse: DuckDBResource,
-              mlflow: MlflowResource):
+              mlflow: MlflowResource, trading: TradingResource):
     params = config.params()
 
     def fit_final(split) -> common.FinalModel:
@@ -54,5 +55,5 @@ def xgb_model(context: dg.AssetExecutionContext, config: XgbTrainingConfig, ware
             log_model=tracking.xgb_logger(booster, FEATURE_NAMES, split.validation[FEATURE_NAMES].tail(5)),
             metadata={"best_iteration": int(getattr(booster, "best_iteration", -1))})
 
-    yield from common.train_family(context, "xgb", config, warehouse, mlflow, xgb.fit_predict(FEATURE_NAMES, params),
-                                   fit_final)
+    yield from common.train_family(context, "xgb", config, warehouse, mlflow, trading,
+                                   xgb.fit_predict(FEATURE_NAMES, params), fit_final)

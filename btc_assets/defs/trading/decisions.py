@@ -6,6 +6,7 @@ import time
 from typing import NamedTuple
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 
 from btc_assets.defs.resources.storage import MlflowResource
@@ -14,13 +15,14 @@ from btc_assets.defs.trading.market import feature_inputs, one_minute, rules_ent
 from btc_assets.defs.trading.specs import DECISIONS, REQUESTED_AT
 from btc_assets.lib.research.backtest.simulation import decide
 from btc_assets.lib.research.features.window import WARMUP, features_until
-from btc_assets.lib.research.labels import CLASS_NAMES
+from btc_assets.lib.research.labels import CLASS_NAMES, HOLD
 from btc_assets.lib.research.models import predict, registry
 from btc_assets.lib.trading import trader
 from btc_assets.lib.trading.journal import Journal, client_order_id
 from btc_assets.lib.trading.session import SESSION_WARMUP, session_signals, session_start
 
 MINUTE = pd.Timedelta(minutes=1)
+NO_MODEL = "none: no promoted model this week (nothing enters)"
 
 
 class Decided(NamedTuple):
@@ -62,10 +64,21 @@ def decide_bars(context: dg.AssetExecutionContext, journal: Journal, mlflow: Mlf
         raise dg.Failure(f"bars not in silver or live.klines_1m yet: {', '.join(map(str, missing[:5]))}; "
                          "materialize silver/klines_1m (or trading/live_bars) for them first")
     rows = feats.iloc[times.get_indexer(bars_to_decide)].reset_index(drop=True)
-    frames, infer_ms = [], []
+    frames, infer_ms, unpromoted = [], [], []
     for week, week_rows in rows.groupby(rows["open_time"].dt.tz_localize(None).dt.to_period("W-SUN")):
         try:
             model = registry.model_for_week(conn, week.start_time.tz_localize("UTC"))  # promoted only
+        except registry.NotPromoted as e:
+            # Nothing was promoted for the week: no signal, no entry; the rules still decide the exits of what is
+            # open. Stated on every decision of the week (model_version) and in the metadata.
+            context.log.warning(str(e))
+            unpromoted.append(str(e))
+            infer_ms += [0.0] * len(week_rows)
+            frames.append(pd.DataFrame({
+                "bar_time": week_rows["open_time"].array, "model_version": NO_MODEL,
+                "p_sell": float("nan"), "p_hold": float("nan"), "p_buy": float("nan"),
+                "signal": np.full(len(week_rows), HOLD, dtype="int8")}))
+            continue
         except registry.NoModel as e:
             raise dg.Failure(str(e)) from e
         context_rows = feats.iloc[:times.searchsorted(week_rows["open_time"].min())]
@@ -118,6 +131,7 @@ def decide_bars(context: dg.AssetExecutionContext, journal: Journal, mlflow: Mlf
     return Decided(dg.MaterializeResult(asset_key=DECISIONS.key, metadata={
         "bars": len(new), "first_bar": str(first), "last_bar": str(last), "session_start": str(session),
         "models": sorted(new["model_version"].unique().tolist()),
+        "weeks_without_promoted_model": unpromoted,
         "signals": {CLASS_NAMES[k]: int(v) for k, v in new["signal"].value_counts().items()},
         "actions": {str(k): int(v) for k, v in new["action"].value_counts().items()},
         "breaker_paused_bars": int(sum(p.paused for p in plans)),

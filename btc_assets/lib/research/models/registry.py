@@ -15,6 +15,10 @@ REGISTRY_TYPES = {
     "test_accuracy": "DOUBLE", "test_log_loss": "DOUBLE", "test_f1_macro": "DOUBLE", "test_ic": "DOUBLE",
     "baseline_log_loss": "DOUBLE", "beats_baseline": "BOOLEAN", "promoted": "BOOLEAN", "reason": "VARCHAR",
     "trained_at": "TIMESTAMP",
+    # the after-cost walk-forward evidence (lib/research/models/economics.py), same names for every family
+    "wf_net_return": "DOUBLE", "wf_net_sharpe": "DOUBLE", "wf_psr": "DOUBLE", "wf_trades": "DOUBLE",
+    "wf_random_entry_percentile": "DOUBLE", "wf_days": "DOUBLE", "wf_gross_pnl": "DOUBLE", "wf_fees": "DOUBLE",
+    "wf_funding": "DOUBLE", "wf_net_pnl": "DOUBLE", "promotion_rule": "VARCHAR",
 }
 
 

@@ -59,7 +59,7 @@ def _finite(d: dict[str, float]) -> dict[str, float]:
 
 
 def _metric_name(k: str) -> str:
-    return k if k.startswith(("majority_", "persistence_", "train_")) else f"test_{k}"
+    return k if k.startswith(("majority_", "persistence_", "train_", "wf_")) else f"test_{k}"
 
 
 def log_run(
@@ -95,6 +95,15 @@ def log_run(
         version=str(info.registered_model_version) if info and fam.registered_name else "",
         run_url=ui_url(experiment_id, run.info.run_id),
     )
+
+
+def tag_run(store: MlflowStore, run_id: str, tags: dict[str, str]) -> None:
+    """Tags decided after the run was logged (the promotion verdict)."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=store.tracking_uri)
+    for k, v in tags.items():
+        client.set_tag(run_id, k, v)
 
 
 def xgb_logger(booster, features: list[str], example: pd.DataFrame) -> Callable[[str | None], Any]:
