@@ -70,3 +70,15 @@ def test_the_backtest_report_says_plainly_that_nothing_traded(gated):
     assert "nothing traded" in meta["headline"].value and "no promoted xgb model" in meta["headline"].value
     assert np.isfinite(meta["buy_and_hold_total_return"].value)
     assert pd.Timestamp(meta["period"].value.split(" .. ")[0]) == pd.Timestamp(WEEK)
+
+
+def test_a_planted_copy_of_the_label_in_gold_is_refused_naming_the_feature(gated):
+    """Runs last in this module: it overwrites a feature of the module's pipeline with the label's forward return."""
+    p, _ = gated
+    p.sql("UPDATE gold.features SET rsi_14_1m = l.fwd_return FROM gold.labels l "
+          "WHERE l.open_time = gold.features.open_time")
+    res = p.run([["models", "xgb_model"]], partition_key=WEEK, run_config=train_config(), raise_on_error=False)
+    [check] = [c for c in res.get_asset_check_evaluations() if c.check_name == "xgb_model_beats_baselines"]
+    assert not check.passed and "feature rsi_14_1m" in check.description  # refused even with the gate relaxed
+    (promoted, reason), = p.sql("SELECT promoted, reason FROM models.xgb_models")
+    assert not promoted and "suspected leakage: feature rsi_14_1m" in reason

@@ -22,7 +22,7 @@ import pandas as pd
 
 from btc_assets.lib.research.labels import DEFAULT_HORIZON
 from btc_assets.lib.research.features import FEATURE_NAMES
-from btc_assets.lib.research.models import tracking
+from btc_assets.lib.research.models import leakage, tracking
 from btc_assets.lib.research.models.registry import REGISTRY_TYPES, registry_table
 from btc_assets.lib.research.models.economics import ECONOMIC_NAMES, PromotionRule, walk_forward_economics
 from btc_assets.lib.research.models.evaluation import METRIC_NAMES, beats_baselines
@@ -210,6 +210,7 @@ def train_family(context: dg.AssetExecutionContext, family: str, config: WalkFor
     week_start = week_of(context)
     with warehouse.get_connection() as conn:
         rows, horizon = load_training_rows(conn, week_start, config.min_train_days)
+    leaks = leakage.too_informative(rows, FEATURE_NAMES)  # a feature that knows the label: refused, named
     wf = run_walk_forward(rows, fold_fit_predict, config.walk_forward(horizon), horizon)
     with warehouse.get_connection() as conn:
         evidence = economic_evidence(conn, wf, trading, config)
@@ -223,7 +224,7 @@ def train_family(context: dg.AssetExecutionContext, family: str, config: WalkFor
         tags={"week_start": f"{week_start:%Y-%m-%d}", "dagster_run_id": context.run.run_id},
         log_model=final.log_model)
     with warehouse.get_connection() as conn:
-        row = record(conn, family, week_start, logged, wf, rows, evidence=evidence)
+        row = record(conn, family, week_start, logged, wf, rows, blockers=leaks, evidence=evidence)
     tracking.tag_run(mlflow, logged.run_id, {"promoted": str(bool(row["promoted"])).lower(),
                                              "promotion_reason": row["reason"][:500]})
     context.log.info(f"{family} week {week_start:%Y-%m-%d}: {'promoted' if row['promoted'] else 'NOT promoted'} "

@@ -60,3 +60,17 @@ def test_a_model_that_never_trades_is_not_promoted():
     figures, _ = walk_forward_economics(_predictions(bars, np.ones(len(bars), int)), bars, None, risk=RISK)
     assert figures["wf_trades"] == 0 and figures["wf_net_pnl"] == 0
     assert PromotionRule().verdict(figures) == ["no out-of-sample trade after costs: nothing to judge"]
+
+
+def test_a_planted_copy_of_the_label_is_named_and_honest_features_pass():
+    from btc_assets.lib.research.models.leakage import too_informative
+
+    rng = np.random.default_rng(0)
+    n = 5_000
+    fwd = rng.normal(0, 1e-3, n)
+    rows = pd.DataFrame({"fwd_return": fwd, "honest": rng.normal(size=n) + 0.03 * fwd / 1e-3,
+                         "label_copy": fwd, "centred": fwd + rng.normal(0, 1e-3, n)})
+    why = too_informative(rows, ["honest", "label_copy", "centred"])
+    assert [w.split(" has ")[0] for w in why] == ["suspected leakage: feature label_copy",
+                                                  "suspected leakage: feature centred"]
+    assert too_informative(rows, ["honest"]) == []
