@@ -124,8 +124,6 @@ def economic_evidence(conn, wf: WalkForwardResult, trading, settings: PromotionS
                            ["funding_time", "rate"]) if table_exists(conn, "silver.funding_rates") else None)
     mark = (read_window(conn, "silver.mark_price_1m", "open_time", lo, hi, ["open_time", "open", "high", "low", "close"])
             if table_exists(conn, "silver.mark_price_1m") else None)
-    if mark is not None and len(mark) < len(bars):
-        mark = None  # the engine prices liquidation on the last trade where the mark series is incomplete
     rule = settings.rule()
     figures, per_fold = walk_forward_economics(p, bars, funding, mark=mark, costs=trading.costs(),
                                                risk=trading.risk_config(), initial_equity=trading.notional_usdt,
