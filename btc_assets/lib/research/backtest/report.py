@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from btc_assets.lib.research.backtest.metrics import DAYS_PER_YEAR, Evaluation
+from btc_assets.lib.research.backtest.metrics import DAYS_PER_YEAR, Evaluation, daily_returns
 from btc_assets.lib.research.backtest.simulation import BacktestResult
 
 CHARTS = 7
@@ -92,8 +92,8 @@ def _figures(res: BacktestResult, ev: Evaluation, max_points: int) -> list[tuple
     f_hw = go.Figure(go.Heatmap(z=wr.to_numpy(), x=list(range(24)), y=["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
                                 colorscale="RdYlGn", zmin=0, zmax=1,
                                 hovertemplate="%{y} %{x}h: %{z:.0%}<extra></extra>"))
-    daily = eq.resample("1D").last()
-    dr = (daily / np.concatenate([[init], daily.to_numpy()[:-1]]) - 1.0).dropna()
+    days = pd.DatetimeIndex(eq.index).floor("D").unique()
+    dr = pd.Series(daily_returns(eq.to_numpy(), init, eq.index), index=days)
     window = int(min(30, max(3, len(dr) // 3)))
     roll = dr.rolling(window).mean() / dr.rolling(window).std() * math.sqrt(DAYS_PER_YEAR)
     f_rs = go.Figure()

@@ -17,14 +17,13 @@ MAX_ABS_RANK_IC = 0.3
 def feature_rank_ic(rows: pd.DataFrame, features: list[str], target: str = "fwd_return") -> pd.Series:
     """Spearman correlation of each feature with `target` over the rows where both are finite."""
     y = rows[target].astype(float)
-    ranks_y = y.rank()
     out = {}
     for f in features:
         x = rows[f].astype(float)
         ok = np.isfinite(x) & np.isfinite(y)
         if ok.sum() < 30 or x[ok].nunique() < 2:
             continue
-        out[f] = float(np.corrcoef(x[ok].rank(), ranks_y[ok].rank())[0, 1])
+        out[f] = float(np.corrcoef(x[ok].rank(), y[ok].rank())[0, 1])
     return pd.Series(out, dtype=float)
 
 
