@@ -57,12 +57,36 @@ def test_gold_features_and_labels_with_checks(built):
     drift = checks.pop("features_drift")  # a warning: it may name drifting features, it never blocks
     assert drift in (True, False)
     assert checks == {"features_match_schema": True, "features_finite_after_warmup": True,
-                      "features_point_in_time": True, "features_warmup_confirmed": True}
+                      "features_availability_observed": True, "features_point_in_time": True,
+                      "features_warmup_confirmed": True}
     (n, warm), = built.sql("SELECT count(*), count(*) FILTER (WHERE warmed_up) FROM gold.features "
                            "WHERE open_time >= '2024-01-09' AND open_time < '2024-01-10'")
     assert n == 1440 and warm == 1440  # three previous days of silver warm every 1m-5m indicator up
     (labels,), = built.sql("SELECT count(label) FROM gold.labels WHERE open_time < '2024-01-10'")
     assert labels == 9 * 1440  # the next day is known for every day but the last
+
+
+def test_a_wrong_availability_declaration_is_refused_and_never_published(built, monkeypatch):
+    """A 15m bar declared known at its open: both point-in-time checks fail naming it, and gold.features keeps
+    the previous good rows of the day."""
+    import dataclasses
+
+    import pandas as pd
+
+    from btc_assets.lib.research.features import pit
+    before = built.sql("SELECT count(*), round(sum(rsi_14_15m), 6) FROM gold.features "
+                       "WHERE open_time >= '2024-01-09' AND open_time < '2024-01-10'")
+    monkeypatch.setitem(pit.SOURCES, "klines_15m", dataclasses.replace(
+        pit.SOURCES["klines_15m"], delay=pd.Timedelta(0), rule="at the bar's open (planted)"))
+    res = built.run([["gold", "features"]], partition_key="2024-01-09", raise_on_error=False)
+    evals = {c.check_name: c for c in res.get_asset_check_evaluations()}
+    declared, recomputed = evals["features_availability_observed"], evals["features_point_in_time"]
+    assert not declared.passed and not recomputed.passed
+    leaks = declared.metadata["leaks"].value
+    assert len(leaks) == 1 and leaks[0].startswith('klines_15m: declared available "at the bar\'s open (planted)"')
+    assert "rsi_14_15m" in recomputed.metadata["features_mismatching"].value
+    assert built.sql("SELECT count(*), round(sum(rsi_14_15m), 6) FROM gold.features "
+                     "WHERE open_time >= '2024-01-09' AND open_time < '2024-01-10'") == before
 
 
 def test_triple_barrier_label_through_the_labels_asset(built):

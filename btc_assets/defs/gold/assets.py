@@ -12,8 +12,8 @@ from dagster_duckdb import DuckDBResource
 from btc_assets.defs import partitions
 from btc_assets.defs.gold import feature_checks
 from btc_assets.defs.publish import publish
-from btc_assets.lib.research.features import (FAMILIES, FEATURE_NAMES, FEATURES, checks, compute_features,
-                                              null_reasons, pit)
+from btc_assets.lib.research.features import (FAMILIES, FEATURE_NAMES, FEATURES, audit, checks,
+                                              compute_features, null_reasons, pit)
 from btc_assets.lib.research.features.window import EXTRA_SOURCES, WARMUP, load_bars
 from btc_assets.lib.research.labels import (DEFAULT_HORIZON, DEFAULT_THRESHOLD, LabelConfig, balance_by_partition,
                                             class_balance)
@@ -67,8 +67,11 @@ def features(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
         out = full.iloc[i0:i1].reset_index(drop=True)
         reasons = null_reasons({k.removeprefix("klines_"): v for k, v in used.items()}, None)
         seed = int(start.timestamp())
+        observed = audit.observe(used | {"klines_1m": used_one})  # availability from the data, not pit.SOURCES
         results = [feature_checks.schema(out), feature_checks.finite(full, set(reasons), len(out)),
-                   feature_checks.point_in_time(out, frames, seed), feature_checks.warmup(out, frames, seed),
+                   feature_checks.availability(frames, observed),
+                   feature_checks.point_in_time(out, observed, start, end, seed),
+                   feature_checks.warmup(out, frames, seed),
                    feature_checks.drift_warning(full, start, end)]
         written, visible = publish(feature_checks.SPECS, results, lambda: replace_window(
             conn, "gold.features", FEATURE_TYPES, out, "open_time", start, end), len(out))

@@ -11,7 +11,7 @@ import pandas as pd
 import pandera.pandas as pa
 
 from btc_assets.lib.data import schemas
-from btc_assets.lib.research.features import WARMUP_BARS_1M, checks, drift
+from btc_assets.lib.research.features import WARMUP_BARS_1M, audit, checks, drift, pit
 
 ASSET = ["gold", "features"]
 PIT_CUTOFFS = 3
@@ -21,9 +21,15 @@ SPECS = [
     dg.AssetCheckSpec("features_finite_after_warmup", asset=ASSET, blocking=True,
                       description="No infinity anywhere; no NaN after a feature's own warm-up unless it is null by "
                                   "definition or its source is absent."),
+    dg.AssetCheckSpec("features_availability_observed", asset=ASSET, blocking=True,
+                      description="Every row of every source: the availability measured from the data itself (a "
+                                  "bar after open + the table's own spacing, metrics after the window their taker "
+                                  "ratio describes) is not later than the declared one (pit.SOURCES)."),
     dg.AssetCheckSpec("features_point_in_time", asset=ASSET, blocking=True,
-                      description="Prefix invariance: at sampled cut-offs (always the last bar), every feature "
-                                  "recomputed from the data available at the bar's close equals the stored one."),
+                      description="Features recomputed from silver physically cut by the data's own timestamps "
+                                  "(never by the declarations) equal the stored ones: just before and just after "
+                                  "every 5m/15m/1h close of the partition (features of those bars and metrics) and "
+                                  f"at {PIT_CUTOFFS} sampled cut-offs plus the last bar (every family)."),
     dg.AssetCheckSpec("features_warmup_confirmed", asset=ASSET, blocking=True,
                       description="At a sampled cut-off, each warm-up group recomputed from exactly its declared "
                                   "warm-up equals the same features recomputed from a longer history."),
@@ -50,13 +56,29 @@ def finite(full: pd.DataFrame, absent: set[str], rows: int) -> dg.AssetCheckResu
                                          "absent_sources": sorted(absent)})
 
 
-def point_in_time(out: pd.DataFrame, frames: dict, seed: int) -> dg.AssetCheckResult:
-    cutoffs = checks.sample_cutoffs(out["open_time"], PIT_CUTOFFS, seed)
-    mismatches = checks.prefix_invariance(out, frames, cutoffs)
+def availability(frames: dict, observed: audit.Observed) -> dg.AssetCheckResult:
+    leaks = audit.declaration_leaks(frames, observed, pit.SOURCES)
+    return dg.AssetCheckResult(
+        check_name="features_availability_observed", passed=not leaks,
+        metadata={"leaks": leaks, "observed": dict(observed.rules),
+                  "declared": {n: s.rule for n, s in pit.SOURCES.items() if n in observed.rules}},
+        description=None if not leaks else "a source is declared available before its data says it can be: "
+        "features would read the future; fix btc_assets/lib/research/features/pit.py SOURCES",
+    )
+
+
+def point_in_time(out: pd.DataFrame, observed: audit.Observed, start: pd.Timestamp, end: pd.Timestamp,
+                  seed: int) -> dg.AssetCheckResult:
+    sampled = checks.sample_cutoffs(out["open_time"], PIT_CUTOFFS, seed)
+    mismatches, covered = audit.recompute_mismatches(out, observed, start, end, sampled, checks.TOLERANCE)
+    named = sorted({m.split(" ", 1)[0] for m in mismatches})
     return dg.AssetCheckResult(
         check_name="features_point_in_time", passed=not mismatches,
-        metadata={"cutoffs": [str(t) for t in cutoffs], "mismatches": mismatches[:20],
-                  "history_bars": WARMUP_BARS_1M, "tolerance": str(checks.TOLERANCE)},
+        metadata={**covered, "sampled": [str(t) for t in sampled], "mismatches": len(mismatches),
+                  "features_mismatching": named, "first_mismatches": mismatches[:20],
+                  "tolerance": str(checks.TOLERANCE)},
+        description=None if not mismatches else f"look-ahead: {', '.join(named[:8])} differ when recomputed from "
+        "only the data known at the cut-off",
     )
 
 

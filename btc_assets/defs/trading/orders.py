@@ -130,7 +130,8 @@ def send_orders(context: dg.AssetExecutionContext, journal: Journal, warehouse: 
 KILL_ON_CHECKS = [dg.AssetCheckKey(dg.AssetKey(["silver", "klines_1m"]), name) for name in
                   ("klines_1m_has_every_minute", "klines_1m_ohlc_consistent", "klines_1m_matches_schema")] + [
     dg.AssetCheckKey(dg.AssetKey(["gold", "features"]), name) for name in
-    ("features_point_in_time", "features_finite_after_warmup", "features_match_schema")] + [
+    ("features_point_in_time", "features_availability_observed", "features_finite_after_warmup",
+     "features_match_schema")] + [
     dg.AssetCheckKey(dg.AssetKey(["trading", "orders"]), "orders_reconciled_with_broker")]
 
 

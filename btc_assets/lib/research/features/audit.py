@@ -1,0 +1,321 @@
+"""The point-in-time audit: features recomputed from silver cut by the data's own timestamps, not by pit.SOURCES.
+
+The features join every source by the availability rules declared in pit.SOURCES. A wrong declaration (a 15m bar
+declared known at its open) would pass any check that cuts the data with the same declarations, so this module
+never reads them to decide what was known when. What a timestamp *means* is stated here once per table (it is a
+property of the Binance dataset, see docs/DATA.md), and every number is measured from the rows themselves:
+
+- a bar or 1m aggregate keyed by its period start (klines, order flow, mark/index/premium) exists only after
+  open_time + its period, the period being the table's own spacing of open_time;
+- a book snapshot, a funding settlement or a liquidation exists at its own time;
+- a 5-minute metrics row exists once the 5 minutes its taker long/short volume ratio describes have passed: that
+  window is found by matching the ratio with the taker volumes of the 1m klines (stamp = end or start of the
+  window); when the match is not conclusive the later of the two is assumed and the audit says so.
+
+Two checks are built on these observed availabilities:
+
+- `declaration_leaks`: every row of every source, observed availability against the declared one; a source
+  declared available before its data says it can be is a leak of that many minutes, named with the features
+  that read it;
+- `recompute_mismatches`: at cut-offs, features recomputed from only the rows observed available at the cut-off
+  (physically cut, so a family that bypassed the declared join is caught too) against the stored ones. Cut-offs
+  are every 5m close of the partition, just before (the bar ending there must not be visible yet) and just after
+  (it must be used), for the features reading the sources that gain a row there (5m/15m/1h klines, metrics), plus
+  sampled cut-offs (the partition's last bar included) where every feature of every family is recomputed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from btc_assets.lib.research.features.compute import Bars, Context
+from btc_assets.lib.research.features.registry import BY_NAME, FAMILIES, FEATURES
+
+MINUTE = pd.Timedelta(minutes=1)
+FIVE = pd.Timedelta(minutes=5)
+# What each silver table's time column means: "period" = start of the period the row summarises,
+# "instant" = the moment the row describes, "metrics" = a 5-minute metrics stamp (see measure_metrics_delay).
+MEANING: dict[str, tuple[str, str]] = {
+    "klines_1m": ("open_time", "period"), "klines_5m": ("open_time", "period"),
+    "klines_15m": ("open_time", "period"), "klines_1h": ("open_time", "period"),
+    "order_flow_1m": ("open_time", "period"), "mark_price_1m": ("open_time", "period"),
+    "index_price_1m": ("open_time", "period"), "premium_index_1m": ("open_time", "period"),
+    "book_depth": ("snapshot_time", "instant"), "funding_rates": ("funding_time", "instant"),
+    "liquidations": ("time", "instant"), "metrics": ("create_time", "metrics"),
+}
+# The sources whose new rows arrive on the 5-minute grid: the boundary cut-offs recompute the features reading them.
+BOUNDARY_SOURCES = ("klines_5m", "klines_15m", "klines_1h", "metrics")
+METRICS_MATCH = 0.02  # median relative error below which the taker-ratio match decides the metrics window
+# 1m bars of history the sampled recomputation needs: the longest warm-up of a feature reading anything beyond the
+# higher-timeframe klines (those keep their whole loaded history in a recomputation).
+SAMPLED_HISTORY_1M = 1 + max(
+    f.warmup_bars_1m for f in FEATURES if set(f.sources) - {"klines_5m", "klines_15m", "klines_1h"})
+
+
+def _ns(values) -> np.ndarray:
+    idx = pd.DatetimeIndex(values)
+    idx = idx.tz_localize("UTC") if idx.tz is None else idx.tz_convert("UTC")
+    return idx.as_unit("ns").asi8
+
+
+def minutes(td: pd.Timedelta) -> str:
+    """A duration as people write it: '15 min', '1 h', '0 min', '1.5 s'."""
+    sec = td.total_seconds()
+    if sec % 3600 == 0 and sec:
+        return f"{sec / 3600:g} h"
+    return f"{sec / 60:g} min" if sec % 60 == 0 else f"{sec:g} s"
+
+
+def measured_period(times: pd.Series) -> pd.Timedelta | None:
+    """The table's own spacing: the most common step between consecutive distinct keys (None below 2 keys)."""
+    t = np.unique(_ns(times))
+    if len(t) < 2:
+        return None
+    steps, counts = np.unique(np.diff(t), return_counts=True)
+    return pd.Timedelta(int(steps[np.argmax(counts)]), unit="ns")
+
+
+def measure_metrics_delay(metrics: pd.DataFrame, one: pd.DataFrame) -> tuple[pd.Timedelta, str]:
+    """How long after create_time a metrics row's information is complete, measured against the 1m klines.
+
+    The row's taker long/short volume ratio is taker-buy / taker-sell volume over 5 minutes; the candidates are the
+    5 minutes ending at the stamp (delay 0) and the 5 minutes starting at it (delay 5 minutes).
+    """
+    if metrics is None or metrics.empty or one is None or one.empty:
+        return FIVE, "not measurable (no metrics or no 1m klines): assumed 5 minutes (the later convention)"
+    k = one.set_index("open_time")[["volume", "taker_buy_volume"]]
+    buy = k["taker_buy_volume"].resample("5min").sum()
+    sell = (k["volume"] - k["taker_buy_volume"]).resample("5min").sum()
+    ratio = (buy / sell.where(sell > 0)).dropna()
+    m = metrics.drop_duplicates("create_time", keep="last").set_index("create_time")["sum_taker_long_short_vol_ratio"]
+    m = m[m > 0]
+    errors = {}
+    for delay in (pd.Timedelta(0), FIVE):
+        start = m.index + delay - FIVE  # the window the ratio would describe
+        ref = ratio.reindex(start).to_numpy()
+        ok = np.isfinite(ref)
+        if ok.sum() >= 12:
+            errors[delay] = float(np.median(np.abs(m.to_numpy()[ok] / ref[ok] - 1)))
+    if not errors:
+        return FIVE, "not measurable (metrics and klines do not overlap): assumed 5 minutes (the later convention)"
+    best = min(errors, key=errors.get)
+    if errors[best] > METRICS_MATCH:
+        return FIVE, (f"not conclusive (best median error {errors[best]:.1%} > {METRICS_MATCH:.0%}): "
+                      "assumed 5 minutes (the later convention)")
+    return best, (f"measured: the taker ratio describes the 5 minutes "
+                  f"{'ending' if best == pd.Timedelta(0) else 'starting'} at create_time "
+                  f"(median error {errors[best]:.2%})")
+
+
+@dataclass
+class Observed:
+    """Each source's observed availability (ns, aligned with the frame sorted by its time column)."""
+
+    frames: dict[str, pd.DataFrame]  # sorted by time column, fresh index
+    avail_ns: dict[str, np.ndarray]
+    rules: dict[str, str]
+
+    _arrays: dict = None  # type: ignore[assignment]
+
+    def arrays(self, name: str) -> dict[str, np.ndarray]:
+        """The kline columns of a klines_* frame as float64 arrays (built once)."""
+        if self._arrays is None:
+            self._arrays = {}
+        if name not in self._arrays:
+            self._arrays[name] = {c: self.frames[name][c].to_numpy("float64") for c in _KLINE_COLS}
+        return self._arrays[name]
+
+    def cut(self, cutoff_ns: int, history_start_ns: int | None = None) -> dict[str, pd.DataFrame]:
+        """Every frame reduced to the rows observed available at or before cutoff (and, if given, not older)."""
+        out = {}
+        for name, df in self.frames.items():
+            hi = int(np.searchsorted(self.avail_ns[name], cutoff_ns, side="right"))
+            lo = 0 if history_start_ns is None else int(np.searchsorted(self.avail_ns[name], history_start_ns))
+            out[name] = df.iloc[lo:hi]
+        return out
+
+
+def observe(frames: dict[str, pd.DataFrame]) -> Observed:
+    """The observed availability of every non-empty source frame (klines_1m included)."""
+    one = frames.get("klines_1m")
+    sorted_frames, avail, rules = {}, {}, {}
+    for name, df in frames.items():
+        if df is None or df.empty:
+            continue
+        if name not in MEANING:
+            raise KeyError(f"point-in-time audit: no stated meaning for the time column of {name!r}; add it to "
+                           "MEANING in btc_assets/lib/research/features/audit.py")
+        col, kind = MEANING[name]
+        d = df if df[col].is_monotonic_increasing else df.sort_values(col, kind="stable")
+        d = d.reset_index(drop=True)
+        t = _ns(d[col])
+        if kind == "period":
+            period = measured_period(d[col])
+            if period is None:  # a single row: its period cannot be measured; the name's interval is the only hint
+                period = pd.Timedelta(name.split("_")[-1].replace("m", "min"))
+            avail[name], rules[name] = t + period.value, f"{col} + {minutes(period)} (the table's own spacing)"
+        elif kind == "metrics":
+            delay, why = measure_metrics_delay(d, one)
+            avail[name], rules[name] = t + delay.value, f"create_time + {minutes(delay)}: {why}"
+        else:
+            avail[name], rules[name] = t, f"{col} (the row's own time)"
+        sorted_frames[name] = d
+    return Observed(sorted_frames, avail, rules)
+
+
+def declaration_leaks(frames: dict[str, pd.DataFrame], observed: Observed, declared: dict) -> list[str]:
+    """Sources declared available before their data says they can be: source, lead, rows and features reading it.
+
+    `declared` is pit.SOURCES (passed in so that this module never consults it for the cut-offs).
+    """
+    out = []
+    for name, df in observed.frames.items():
+        src = declared.get(name)
+        if src is None:
+            continue
+        early = observed.avail_ns[name] - _ns(src.available_at(df))
+        n = int((early > 0).sum())
+        if n:
+            lead = pd.Timedelta(int(early.max()), unit="ns")
+            readers = [f.name for f in FEATURES if name in f.sources]
+            out.append(f"{name}: declared available \"{src.rule}\" but its data says {observed.rules[name]}; "
+                       f"{n:,} rows usable up to {minutes(lead)} early by {len(readers)} features "
+                       f"({', '.join(readers[:6])}{' ...' if len(readers) > 6 else ''}); fix the declaration in "
+                       "btc_assets/lib/research/features/pit.py SOURCES")
+    return out
+
+
+_KLINE_COLS = ("open", "high", "low", "close", "volume", "quote_volume", "taker_buy_volume")
+_SOURCES_OF = {f.name: frozenset(f.sources) for f in FEATURES}
+
+
+_PERIOD_MINUTES = {"klines_5m": 5, "klines_15m": 15, "klines_1h": 60, "metrics": 5}
+
+
+def _period_minutes(name: str) -> int:
+    return _PERIOD_MINUTES.get(name, 1)
+
+
+def windows(names: list[str]) -> dict[str, int]:
+    """Minutes of each source's history a recomputation of `names` needs: their longest warm-up plus two periods
+    (a day for funding, settled every 8 hours)."""
+    out: dict[str, int] = {}
+    for n in names:
+        for src in _SOURCES_OF[n]:
+            margin = 1440 if src == "funding_rates" else 2 * _period_minutes(src)
+            out[src] = max(out.get(src, 0), BY_NAME[n].warmup_bars_1m + margin)
+    return out
+
+
+def recompute_row(observed: Observed, t: pd.Timestamp, grid_bars: int, families: list[str],
+                  names: list[str]) -> dict[str, float]:
+    """`names` (of the given families) for the 1m bar opening at t, from only the rows observed available at its
+    close and within the history those features need (`windows`); the 1m grid holds grid_bars bars.
+
+    No warm-up nulling: compare only where the stored value is not null.
+    """
+    close_ns = int((t + MINUTE).value)
+    need = windows(names)
+    bars: dict[str, Bars] = {}
+    sources: dict[str, pd.DataFrame] = {}
+    one = None
+    for name, df in observed.frames.items():
+        if name != "klines_1m" and name not in need:
+            continue  # a source none of the compared features reads: not needed for them
+        avail = observed.avail_ns[name]
+        hi = int(np.searchsorted(avail, close_ns, side="right"))
+        if name == "klines_1m":
+            lo = max(0, hi - grid_bars)
+        else:
+            lo = int(np.searchsorted(avail, close_ns - need[name] * MINUTE.value))
+        if hi <= lo:
+            continue
+        if name.startswith("klines_"):
+            arrays = observed.arrays(name)
+            tf = name.removeprefix("klines_")
+            bars[tf] = Bars(tf=tf, avail_ns=avail[lo:hi], **{c: arrays[c][lo:hi] for c in _KLINE_COLS})
+            if tf == "1m":
+                one = df["open_time"].iloc[lo:hi].reset_index(drop=True)
+        else:
+            sources[name] = df.iloc[lo:hi]
+    if one is None or one.iloc[-1] != t:
+        raise LookupError(f"no 1m bar opening at {t} among the rows observed available at its close: is "
+                          "silver.klines_1m complete there?")
+    ctx = Context(one=bars["1m"], open_time=one, bars=bars, sources=sources)
+    have = {f"klines_{k}" for k in bars} | set(sources)
+    wanted = set(names)
+    values: dict[str, float] = {}
+    for fam in families:
+        for name, v in FAMILIES[fam].compute(ctx).items():
+            if name in wanted and _SOURCES_OF[name] <= have:
+                values[name] = float(np.asarray(v, dtype="float64")[-1])
+    return values
+
+
+def boundary_cutoffs(start: pd.Timestamp, end: pd.Timestamp) -> list[tuple[pd.Timestamp, str, tuple[str, ...]]]:
+    """(bar open time, label, sources gaining a row) just before and just after every 5m close in [start, end)."""
+    out = []
+    for close in pd.date_range(start + FIVE, end, freq="5min"):
+        srcs = ["klines_5m", "metrics"]
+        if close.minute % 15 == 0:
+            srcs.append("klines_15m")
+        if close.minute == 0:
+            srcs.append("klines_1h")
+        tag = "/".join(s.removeprefix("klines_") for s in srcs if s.startswith("klines_"))
+        # before: the bar known one minute before the close; after: the bar known at the close
+        for t, when in ((close - 2 * MINUTE, "before"), (close - MINUTE, "after")):
+            if start <= t < end:
+                out.append((t, f"just {when} the {tag} close at {close:%H:%M}", tuple(srcs)))
+    return out
+
+
+def _families_reading(sources: tuple[str, ...]) -> tuple[list[str], list[str]]:
+    names = [f.name for f in FEATURES if set(f.sources) & set(sources)]
+    fams = list(dict.fromkeys(BY_NAME[n].family for n in names))
+    return fams, names
+
+
+def compare(stored: dict[str, float], values: dict[str, float], label: str, tolerance: dict) -> list[str]:
+    """'name (family) at label: stored vs recomputed' for every recomputed feature whose stored value is not null
+    (null = before its warm-up or source absent) and differs beyond tolerance."""
+    names = [n for n in values if n in stored]
+    a = np.array([stored[n] for n in names], dtype="float64")
+    b = np.array([values[n] for n in names], dtype="float64")
+    bad = np.isfinite(a) & ~np.isclose(a, b, equal_nan=True, **tolerance)
+    return [f"{n} ({BY_NAME[n].family}) at {label}: stored {a[i]!r}, recomputed {b[i]!r}"
+            for i, n in enumerate(names) if bad[i]]
+
+
+def recompute_mismatches(stored: pd.DataFrame, observed: Observed, start: pd.Timestamp, end: pd.Timestamp,
+                         sampled: list[pd.Timestamp], tolerance: dict) -> tuple[list[str], dict]:
+    """Mismatches at every boundary cut-off of [start, end) and at the sampled cut-offs, and what was covered."""
+    row_of = {t: i for i, t in enumerate(stored["open_time"])}
+    have = set(row_of)
+    cols = [f.name for f in FEATURES]
+    matrix = stored[cols].to_numpy("float64")
+
+    def stored_at(t: pd.Timestamp) -> dict[str, float]:
+        return dict(zip(cols, matrix[row_of[t]]))
+
+    out: list[str] = []
+    boundary = [b for b in boundary_cutoffs(start, end) if b[0] in have]
+    cache: dict[tuple, tuple[list[str], list[str]]] = {}
+    for t, label, srcs in boundary:
+        if srcs not in cache:
+            fams, names = _families_reading(srcs)
+            # only the features made of boundary sources alone: 1m-grid features are the sampled cut-offs' job
+            cache[srcs] = fams, [n for n in names if not _SOURCES_OF[n] - set(BOUNDARY_SOURCES)]
+        fams, names = cache[srcs]
+        out += compare(stored_at(t), recompute_row(observed, t, 2, fams, names), f"{t} ({label})", tolerance)
+    every, all_names = list(FAMILIES), [f.name for f in FEATURES]
+    for t in sampled:
+        if t not in have:
+            continue
+        values = recompute_row(observed, t, SAMPLED_HISTORY_1M, every, all_names)
+        out += compare(stored_at(t), values, f"{t} (sampled, every family)", tolerance)
+    covered = {"boundary_cutoffs": len(boundary), "sampled_cutoffs": len([t for t in sampled if t in have]),
+               "families": len(FAMILIES)}
+    return out, covered

@@ -1,0 +1,122 @@
+"""The point-in-time audit against planted leaks: wrong declarations (15m, 1h, order flow), a higher-timeframe bar
+used one minute early behind the declarations' back, a centred window; the healthy features pass."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from btc_assets.lib.research.features import audit, checks, compute_features, pit
+from btc_assets.lib.research.features import compute as compute_mod
+from btc_assets.lib.research.features import volatility
+
+MIN = pd.Timedelta(minutes=1)
+
+
+def run(one, higher, sources, day: int = 3):
+    """Stored features and the audit's findings over day `day` of the inputs (the earlier days are warm-up)."""
+    full = compute_features(one, higher, sources)
+    start = one["open_time"].iloc[0].floor("D") + pd.Timedelta(days=day)
+    end = start + pd.Timedelta(hours=6)  # six hours: 144 boundary cut-offs, enough for every timeframe
+    out = full[(full["open_time"] >= start) & (full["open_time"] < end)].reset_index(drop=True)
+    frames = checks.frames_of(one, higher, sources)
+    observed = audit.observe(frames)
+    leaks = audit.declaration_leaks(frames, observed, pit.SOURCES)
+    sampled = checks.sample_cutoffs(out["open_time"], 3, seed=5)
+    mism, covered = audit.recompute_mismatches(out, observed, start, end, sampled, checks.TOLERANCE)
+    return leaks, mism, covered
+
+
+def declare(monkeypatch, name: str, delay: pd.Timedelta) -> None:
+    monkeypatch.setitem(pit.SOURCES, name, dataclasses.replace(pit.SOURCES[name], delay=delay, rule="planted"))
+
+
+def test_the_healthy_features_pass_at_every_boundary(synth):
+    leaks, mism, covered = run(*synth)
+    assert leaks == [] and mism == []
+    assert covered["boundary_cutoffs"] == 2 * 72 and covered["sampled_cutoffs"] == 4
+
+
+@pytest.mark.parametrize("source, delay, feature", [
+    ("klines_15m", pd.Timedelta(0), "_15m"),  # a 15m bar declared known at its open
+    ("klines_1h", pd.Timedelta(minutes=59), "_1h"),  # an hourly bar used one minute early
+    ("order_flow_1m", pd.Timedelta(0), "of_"),  # an order-flow minute at its open
+])
+def test_a_wrong_declaration_is_refused_by_both_checks(monkeypatch, synth, source, delay, feature):
+    declare(monkeypatch, source, delay)
+    leaks, mism, _ = run(*synth)
+    assert len(leaks) == 1 and leaks[0].startswith(f'{source}: declared available "planted"')
+    assert "early" in leaks[0] and "pit.py" in leaks[0]
+    assert mism, "the recomputation from the physically cut data differs too"
+    if source == "order_flow_1m":
+        assert any(m.split(" ")[0] in audit.BY_NAME and "order_flow_1m" in audit.BY_NAME[m.split(" ")[0]].sources
+                   for m in mism)
+    else:
+        assert all(feature in m.split(" ")[0] or "align" in m.split(" ")[0] for m in mism)
+
+
+def test_a_one_minute_early_hourly_bar_behind_the_declarations_back_is_caught_just_before_the_close(
+        monkeypatch, synth):
+    """The declaration is right, but the join reads the 1h bar one minute before it closes: only the cut-off just
+    before each hourly close can see it, and it must."""
+    real_on_1m = compute_mod.Context.on_1m
+
+    def early_on_1m(self, tf, values):
+        if tf != "1h":
+            return real_on_1m(self, tf, values)
+        return pit.take(values, pit.asof_index(self.at_ns + MIN.value, self.bars["1h"].avail_ns))
+
+    monkeypatch.setattr(compute_mod.Context, "on_1m", early_on_1m)
+    leaks, mism, _ = run(*synth)
+    assert leaks == []
+    assert mism and all("_1h" in m.split(" ")[0] or "align" in m.split(" ")[0] for m in mism)
+    assert all("just before the 5m/15m/1h close" in m for m in mism), mism[:3]
+
+
+def test_a_centred_window_is_caught_at_the_sampled_cut_offs(monkeypatch, synth):
+    real = volatility.compute
+
+    def centred(ctx):
+        out = real(ctx)
+        name = next(iter(out))
+        out[name] = pd.Series(out[name]).rolling(5, center=True, min_periods=1).mean().to_numpy()
+        centred.name = name
+        return out
+
+    monkeypatch.setattr(volatility, "compute", centred)  # the registry calls module.compute at run time
+    leaks, mism, _ = run(*synth)
+    assert leaks == []
+    assert mism and {m.split(" ")[0] for m in mism} == {centred.name}
+    assert all("sampled, every family" in m for m in mism)
+
+
+def test_metrics_delay_is_measured_from_the_taker_ratio(synth):
+    one = synth[0].iloc[:2000]
+    k = one.set_index("open_time")
+    buy = k["taker_buy_volume"].resample("5min").sum()
+    ratio = buy / (k["volume"].resample("5min").sum() - buy)
+    for stamp_is_start, expected in ((True, pd.Timedelta(minutes=5)), (False, pd.Timedelta(0))):
+        stamps = ratio.index if stamp_is_start else ratio.index + pd.Timedelta(minutes=5)
+        m = pd.DataFrame({"create_time": stamps, "sum_taker_long_short_vol_ratio": ratio.to_numpy()})
+        delay, why = audit.measure_metrics_delay(m, one)
+        assert delay == expected and why.startswith("measured")
+    noise = m.assign(sum_taker_long_short_vol_ratio=np.random.default_rng(1).uniform(0.5, 2, len(m)))
+    delay, why = audit.measure_metrics_delay(noise, one)
+    assert delay == pd.Timedelta(minutes=5) and why.startswith("not conclusive")
+
+
+def test_metrics_stamped_at_the_window_end_declared_five_minutes_later_is_not_a_leak(synth):
+    """The later declaration is merely conservative: the audit reports leaks, not staleness."""
+    one, higher, sources = synth
+    frames = checks.frames_of(one, higher, sources)
+    observed = audit.observe(frames)
+    assert audit.declaration_leaks(frames, observed, pit.SOURCES) == []
+
+
+def test_a_table_with_no_stated_meaning_is_refused():
+    with pytest.raises(KeyError, match="MEANING"):
+        audit.observe({"klines_1m": pd.DataFrame({"open_time": [pd.Timestamp("2024-01-01", tz="UTC")]}),
+                       "mystery": pd.DataFrame({"t": [1]})})
