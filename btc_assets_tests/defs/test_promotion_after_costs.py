@@ -39,7 +39,11 @@ def test_after_cost_figures_are_in_the_registry_mlflow_and_the_check(gated):
     mat = res.get_asset_materialization_events()[0].event_specific_data.materialization
     mlflow.set_tracking_uri(p.resources["mlflow"].tracking_uri)
     run = mlflow.get_run(mat.metadata["mlflow_run"].value.rsplit("/", 1)[1])
-    assert {"wf_net_return", "wf_psr", "wf_random_entry_percentile"} <= set(run.data.metrics)
+    assert {"wf_net_return", "wf_psr", "wf_random_entry_percentile", "permuted_log_loss", "oracle_f1"} <= set(
+        run.data.metrics)
+    # the honest model passes the permutation test and stays under the oracle
+    assert mat.metadata["permuted_beats_majority"].value == 0.0 and "permutation" not in reason
+    assert mat.metadata["test_f1_macro"].value < mat.metadata["oracle_f1"].value
     assert run.data.tags["promoted"] == str(bool(promoted)).lower()
     # On these ten real days the model does not earn its costs: refused, saying why, as a failed blocking check.
     assert not promoted and not check.passed
@@ -82,3 +86,4 @@ def test_a_planted_copy_of_the_label_in_gold_is_refused_naming_the_feature(gated
     assert not check.passed and "feature rsi_14_1m" in check.description  # refused even with the gate relaxed
     (promoted, reason), = p.sql("SELECT promoted, reason FROM models.xgb_models")
     assert not promoted and "suspected leakage: feature rsi_14_1m" in reason
+    assert "too good to be true: walk-forward macro-F1" in reason  # the oracle bound fires as well

@@ -62,6 +62,9 @@ class WalkForwardSettings(PromotionSettings):
     rolling_train_days: float = 0.0  # 0: expanding window
     validation_fraction: float = 0.15
     embargo_minutes: int = 60
+    # Walk-forwards re-run on labels moved in blocks (leakage.block_permuted): each must fail its baselines.
+    # 0 turns the permutation test off (stated in the registry reason and the metadata).
+    permutation_runs: int = 1
 
     def walk_forward(self, horizon: int) -> WalkForwardConfig:
         return WalkForwardConfig(
@@ -210,6 +213,10 @@ def train_family(context: dg.AssetExecutionContext, family: str, config: WalkFor
         rows, horizon = load_training_rows(conn, week_start, config.min_train_days)
     leaks = leakage.too_informative(rows, FEATURE_NAMES)  # a feature that knows the label: refused, named
     wf = run_walk_forward(rows, fold_fit_predict, config.walk_forward(horizon), horizon)
+    leaks += leakage.beyond_oracle(wf.overall, wf.predictions)
+    checks_run = permutation_test(rows, fold_fit_predict, config, horizon)
+    leaks += checks_run.pop("why")
+    checks_run["oracle_f1"] = leakage.oracle_f1(wf.predictions)
     with warehouse.get_connection() as conn:
         evidence = economic_evidence(conn, wf, trading, config)
     split = chronological_split(rows, validation_fraction=config.validation_fraction, test_fraction=0.0,
@@ -218,7 +225,7 @@ def train_family(context: dg.AssetExecutionContext, family: str, config: WalkFor
     logged = tracking.log_run(
         mlflow, family, params={**final.params, **config.model_dump(), "n_features": len(FEATURE_NAMES),
                                 "label_horizon_minutes": horizon},
-        overall={**wf.overall, **final.overall, **evidence.figures}, fold_metrics=wf.fold_metrics,
+        overall={**wf.overall, **final.overall, **evidence.figures, **checks_run}, fold_metrics=wf.fold_metrics,
         tags={"week_start": f"{week_start:%Y-%m-%d}", "dagster_run_id": context.run.run_id},
         log_model=final.log_model)
     with warehouse.get_connection() as conn:
@@ -229,8 +236,28 @@ def train_family(context: dg.AssetExecutionContext, family: str, config: WalkFor
                      f"({row['reason']})")
     yield dg.MaterializeResult(metadata=metadata(logged, wf, row, {
         "train_rows": len(split.train), "validation_rows": len(split.validation), **final.metadata,
-        **economic_metadata(evidence)}))
+        **economic_metadata(evidence), **checks_run}))
     yield promotion_check(f"{family}_model_beats_baselines", row)
+
+
+def permutation_test(rows: pd.DataFrame, fold_fit_predict: Callable, config: WalkForwardSettings,
+                     horizon: int) -> dict:
+    """The same walk-forward on labels moved in blocks (config.permutation_runs times, seeds 0..): every run must
+    fail its baselines. Returns the figures (permuted_*) and, under "why", the reasons to refuse promotion."""
+    out: dict = {"permutation_runs": config.permutation_runs, "oracle_ic": leakage.ORACLE_IC}
+    why: list[str] = []
+    for seed in range(config.permutation_runs):
+        perm = run_walk_forward(leakage.block_permuted(rows, seed=seed), fold_fit_predict,
+                                config.walk_forward(horizon), horizon)
+        beats = leakage.learns(perm.overall)
+        out |= {"permuted_log_loss": perm.overall["log_loss"],
+                "permuted_majority_log_loss": perm.overall["majority_log_loss"],
+                "permuted_accuracy": perm.overall["accuracy"], "permuted_beats_majority": float(beats)}
+        why += leakage.permutation_verdict(perm.overall)
+        if why:
+            break
+    out["why"] = why
+    return out
 
 
 def economic_metadata(evidence: Evidence) -> dict:

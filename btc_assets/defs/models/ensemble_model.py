@@ -12,6 +12,7 @@ from btc_assets.defs.models import common
 from btc_assets.defs.resources.storage import MlflowResource
 from btc_assets.defs.resources.trading import TradingResource
 from btc_assets.lib.research.models import ensemble as ens
+from btc_assets.lib.research.models import leakage
 from btc_assets.lib.research.models import tracking
 from btc_assets.lib.research.models.evaluation import majority_proba
 from btc_assets.lib.research.models.walk_forward import WalkForwardResult, evaluate
@@ -108,6 +109,8 @@ def ensemble(context: dg.AssetExecutionContext, config: EnsembleConfig, warehous
     with warehouse.get_connection() as conn:
         # Trading the ensemble trades its members' models: both must be promoted themselves.
         blockers = [f"member {f} ({versions[f]}) is not promoted" for f, m in members.items() if not m["promoted"]]
+        # Its members passed their own permutation tests; the combined score must still stay under the oracle.
+        blockers += leakage.beyond_oracle(overall, preds)
         row = common.record(conn, "ensemble", week_start, logged, wf, preds, blockers, evidence)
     tracking.tag_run(mlflow, logged.run_id, {"promoted": str(bool(row["promoted"])).lower(),
                                              "promotion_reason": row["reason"][:500]})

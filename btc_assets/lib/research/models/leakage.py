@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy.special import ndtri
+from sklearn.metrics import f1_score
 
 MAX_ABS_RANK_IC = 0.3
 
@@ -34,3 +36,74 @@ def too_informative(rows: pd.DataFrame, features: list[str], bound: float = MAX_
     return [f"suspected leakage: feature {name} has rank IC {v:+.3f} with the forward return (an honest feature "
             f"stays below {bound}); it knows the label: fix it in lib/research/features before training"
             for name, v in leaks.items()]
+
+
+# --- the model side: a score no honest model reaches, and a model that still "works" on shuffled labels ---------
+
+# An oracle that knows the forward return up to noise: its signal's rank correlation with the forward return is
+# ORACLE_IC, ten times the best honest feature measured on the sample (~0.04) and the bound a single feature may
+# not exceed. A walk-forward macro-F1 above this oracle's is too good to be true.
+ORACLE_IC = MAX_ABS_RANK_IC
+ORACLE_SEEDS = 5
+PERMUTATION_BLOCK_MINUTES = 60
+
+
+def oracle_f1(predictions: pd.DataFrame, ic: float = ORACLE_IC, seeds: int = ORACLE_SEEDS) -> float:
+    """Mean macro-F1, over `seeds` noise draws, of an oracle that ranks the rows by (forward return + noise) with
+    rank correlation `ic` and calls each class with the labels' own shares (BUY the top, SELL the bottom)."""
+    y = predictions["label"].astype(int).to_numpy()
+    fwd = predictions["fwd_return"].astype(float).to_numpy()
+    if len(y) < 30:
+        return float("nan")
+    z = ndtri((pd.Series(fwd).rank().to_numpy() - 0.5) / len(fwd))  # normal scores of the ranks
+    sigma = np.sqrt(1 / ic**2 - 1)
+    share_sell, share_buy = float(np.mean(y == 0)), float(np.mean(y == 2))
+    scores = []
+    for seed in range(seeds):
+        s = z + sigma * np.random.default_rng(seed).standard_normal(len(z))
+        lo, hi = np.quantile(s, [share_sell, 1 - share_buy])
+        pred = np.where(s <= lo, 0, np.where(s > hi, 2, 1)) if share_sell else np.where(s > hi, 2, 1)
+        scores.append(f1_score(y, pred, average="macro", labels=[0, 1, 2], zero_division=0))
+    return float(np.mean(scores))
+
+
+def beyond_oracle(overall: dict[str, float], predictions: pd.DataFrame, ic: float = ORACLE_IC) -> list[str]:
+    """Why promotion is refused when the walk-forward macro-F1 beats an oracle with realistic noise."""
+    bound = oracle_f1(predictions, ic)
+    f1 = overall.get("f1_macro", float("nan"))
+    if np.isfinite(bound) and np.isfinite(f1) and f1 > bound:
+        return [f"too good to be true: walk-forward macro-F1 {f1:.3f} beats an oracle that knows the forward "
+                f"return up to noise (rank IC {ic}, macro-F1 {bound:.3f}): a feature or the evaluation sees the "
+                "future"]
+    return []
+
+
+def block_permuted(rows: pd.DataFrame, block_minutes: int = PERMUTATION_BLOCK_MINUTES, seed: int = 0) -> pd.DataFrame:
+    """The rows with their labels (label and fwd_return together) moved by whole blocks of `block_minutes`
+    consecutive rows to other blocks' places: each label keeps its neighbours, loses its features."""
+    d = rows.sort_values("open_time").reset_index(drop=True)
+    n = len(d)
+    blocks = np.arange(n) // block_minutes
+    order = np.random.default_rng(seed).permutation(blocks.max() + 1 if n else 0)
+    # rows of block order[0], then order[1], ... trimmed to n (the last block may be short)
+    src = np.concatenate([np.flatnonzero(blocks == b) for b in order])[:n] if n else np.zeros(0, int)
+    out = d.copy()
+    out["label"] = d["label"].to_numpy()[src]
+    out["fwd_return"] = d["fwd_return"].to_numpy()[src]
+    return out
+
+
+def learns(m: dict[str, float]) -> bool:
+    """Proper scores better than the majority class's (log-loss and Brier): the model knows something."""
+    return bool(m["log_loss"] < m["majority_log_loss"] and m["brier"] < m["majority_brier"])
+
+
+def permutation_verdict(permuted_overall: dict[str, float]) -> list[str]:
+    """The model fitted and scored on block-permuted labels must not beat the majority class; if it does, the
+    evaluation leaks (a fit that sees its test labels, overlapping folds, a feature that encodes the label)."""
+    if not learns(permuted_overall):
+        return []
+    return [f"permutation test failed: with labels moved in blocks of {PERMUTATION_BLOCK_MINUTES} minutes the "
+            f"model still beats its baselines (log-loss {permuted_overall['log_loss']:.4f} < majority "
+            f"{permuted_overall['majority_log_loss']:.4f}, accuracy {permuted_overall['accuracy']:.3f}): the "
+            "walk-forward evaluation lets the model see its test labels"]

@@ -59,7 +59,8 @@ def _finite(d: dict[str, float]) -> dict[str, float]:
 
 
 def _metric_name(k: str) -> str:
-    return k if k.startswith(("majority_", "persistence_", "train_", "wf_")) else f"test_{k}"
+    kept = ("majority_", "persistence_", "train_", "wf_", "permuted_", "permutation_", "oracle_")
+    return k if k.startswith(kept) else f"test_{k}"
 
 
 def log_run(
