@@ -15,8 +15,9 @@ from btc_assets.defs.publish import publish
 from btc_assets.lib.research.features import (FAMILIES, FEATURE_NAMES, FEATURES, audit, checks,
                                               compute_features, null_reasons, pit)
 from btc_assets.lib.research.features.window import EXTRA_SOURCES, WARMUP, load_bars
-from btc_assets.lib.research.labels import (DEFAULT_HORIZON, DEFAULT_THRESHOLD, LabelConfig, balance_by_partition,
-                                            class_balance)
+from btc_assets.defs.resources.trading import TradingResource
+from btc_assets.lib.research.labels import DEFAULT_HORIZON, LabelConfig, balance_by_partition, class_balance
+from btc_assets.lib.research.models.decision import round_trip_cost, typical_sigma_1m
 from btc_assets.lib.storage.warehouse import read_window, replace_window, table_exists
 
 FEATURE_TYPES = {"open_time": "TIMESTAMP", "available_at": "TIMESTAMP", **{n: "DOUBLE" for n in FEATURE_NAMES},
@@ -90,12 +91,29 @@ def features(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
     yield from results
 
 
+def label_threshold(config, trading: TradingResource, bars: pd.DataFrame) -> tuple[float, str]:
+    """The next-return label's threshold and how it was set (the configured number, or the round-trip cost)."""
+    if config.threshold is not None:
+        if not config.threshold > 0:
+            raise dg.Failure(f"gold/labels threshold={config.threshold}: use a positive fraction (0.0012 = 0.12 %) or "
+                             "leave it unset for the round-trip cost of the trading settings")
+        return float(config.threshold), f"configured: ±{config.threshold:.4%}"
+    c = trading.costs()
+    sigma = typical_sigma_1m(bars["close"]) if len(bars) else 0.0
+    cost = round_trip_cost(c.taker_fee, c.slippage_bps, c.slippage_vol_mult, sigma)
+    return cost, (f"round-trip cost ±{cost:.4%} = 2 x taker {c.taker_fee:.3%} + 2 x slippage {c.slippage_bps:g} bp "
+                  f"+ 2 x {c.slippage_vol_mult:g} x typical 1m volatility {sigma:.4%} (the day's median 60-minute "
+                  "std); set threshold to override")
+
+
 class LabelsConfig(dg.Config):
     """Which label gold/labels stores (lib/labels.py); every model purges by the stored horizon_minutes."""
 
     kind: str = "next_return"  # or "triple_barrier"
     horizon: int = DEFAULT_HORIZON  # minutes (the triple barrier's time limit)
-    threshold: float = DEFAULT_THRESHOLD
+    # None: the round trip of the trading settings (2 taker fees + 2 expected slippages at the day's typical 1m
+    # volatility), so that a BUY/SELL label is a move a trade would have earned after costs; a number overrides it.
+    threshold: float | None = None
     take_profit_atr: float = 2.0
     stop_loss_atr: float = 2.0
 
@@ -109,19 +127,22 @@ class LabelsConfig(dg.Config):
     backfill_policy=dg.BackfillPolicy.single_run(),
     pool="duckdb",
     kinds={"duckdb"},
-    description=f"Next-{DEFAULT_HORIZON}-minute return beyond ±{DEFAULT_THRESHOLD:.1%}: BUY (2) / SELL (0) / HOLD (1); "
+    description=f"Next-{DEFAULT_HORIZON}-minute return beyond ± the round-trip cost (fees + expected slippage of the "
+    "trading settings, stated per partition; configurable): BUY (2) / SELL (0) / HOLD (1); "
     "or, by config, the triple-barrier label (ATR-scaled take-profit/stop, time limit). Null where the future "
     "is not known yet. Looks ahead by design (horizon_minutes says how far). Table gold.labels.",
 )
-def labels(context: dg.AssetExecutionContext, config: LabelsConfig, warehouse: DuckDBResource) -> dg.MaterializeResult:
+def labels(context: dg.AssetExecutionContext, config: LabelsConfig, warehouse: DuckDBResource,
+           trading: TradingResource) -> dg.MaterializeResult:
     start, end = (pd.Timestamp(t) for t in context.partition_time_window)
-    cfg = LabelConfig(kind=config.kind, horizon=config.horizon, threshold=config.threshold,
-                      take_profit=config.take_profit_atr, stop_loss=config.stop_loss_atr)
     # The triple barrier's ATR is computed from the bars before the day (known at each bar's close).
-    lookback = pd.Timedelta(hours=6) if cfg.kind == "triple_barrier" else pd.Timedelta(0)
+    lookback = pd.Timedelta(hours=6) if config.kind == "triple_barrier" else pd.Timedelta(0)
     with warehouse.get_connection() as conn:
         one = read_window(conn, "silver.klines_1m", "open_time", start - lookback,
-                          end + pd.Timedelta(minutes=cfg.horizon))
+                          end + pd.Timedelta(minutes=config.horizon))
+        threshold, rule = label_threshold(config, trading, one)
+        cfg = LabelConfig(kind=config.kind, horizon=config.horizon, threshold=threshold,
+                          take_profit=config.take_profit_atr, stop_loss=config.stop_loss_atr)
         lab = cfg.make(one)
         lab = lab[(lab["open_time"] >= start) & (lab["open_time"] < end)].copy()
         lab["horizon_minutes"] = cfg.horizon
@@ -132,6 +153,7 @@ def labels(context: dg.AssetExecutionContext, config: LabelsConfig, warehouse: D
     balance = class_balance(lab["label"])
     return dg.MaterializeResult(
         metadata={"rows": written, "unknown_future": int(lab["label"].isna().sum()), "label_kind": cfg.kind,
-                  "horizon_minutes": cfg.horizon, **{f"share_{k}": v for k, v in balance.items()},
+                  "horizon_minutes": cfg.horizon,
+                  **({"label_threshold": threshold, "label_threshold_rule": rule} if cfg.kind == "next_return" else {}), **{f"share_{k}": v for k, v in balance.items()},
                   "class_balance_per_day": dg.MetadataValue.md(per_day.round(4).to_markdown()) if len(per_day) else ""}
     )

@@ -22,7 +22,7 @@ import pandas as pd
 
 from btc_assets.lib.research.labels import DEFAULT_HORIZON
 from btc_assets.lib.research.features import FEATURE_NAMES
-from btc_assets.lib.research.models import leakage, tracking
+from btc_assets.lib.research.models import decision, leakage, tracking
 from btc_assets.lib.research.models.registry import REGISTRY_TYPES, registry_table
 from btc_assets.lib.research.models.economics import ECONOMIC_NAMES, PromotionRule, walk_forward_economics
 from btc_assets.lib.research.models.evaluation import METRIC_NAMES, beats_baselines
@@ -34,7 +34,8 @@ TRAIN_WEEKS = 4
 train_mapping = dg.TimeWindowPartitionMapping(start_offset=-TRAIN_WEEKS, end_offset=-1)
 same_week = dg.TimeWindowPartitionMapping()
 OOS_TYPES = {"week_start": "TIMESTAMP", "family": "VARCHAR", "open_time": "TIMESTAMP", "fold": "SMALLINT",
-             "label": "TINYINT", "fwd_return": "DOUBLE", "p_sell": "DOUBLE", "p_hold": "DOUBLE", "p_buy": "DOUBLE"}
+             "label": "TINYINT", "fwd_return": "DOUBLE", "p_sell": "DOUBLE", "p_hold": "DOUBLE", "p_buy": "DOUBLE",
+             "signal": "TINYINT"}
 
 
 
@@ -48,6 +49,9 @@ class PromotionSettings(dg.Config):
     promotion: str = "after_costs"
     min_psr: float = 0.95
     min_random_percentile: float = 0.95
+    # Cost-aware decisions (lib/research/models/decision.py; families that store them: xgb)
+    calibration: str = "isotonic"  # or "platt", "none"
+    meta_labelling: bool = False
 
     def rule(self) -> PromotionRule:
         if self.promotion not in ("after_costs", "baselines_only"):
@@ -116,6 +120,20 @@ class Evidence:
     rule: str
 
 
+def decision_policy(conn, rows: pd.DataFrame, trading, settings: PromotionSettings) -> decision.DecisionPolicy:
+    """The decision policy of a fit: the trading settings' round trip (fees, fixed slippage and the volatility
+    slippage at the training rows' typical 1m volatility) and the calibration/meta-labelling settings."""
+    if settings.calibration not in decision.CALIBRATIONS:
+        raise dg.Failure(f"calibration={settings.calibration!r}: use one of {decision.CALIBRATIONS}")
+    close = read_window(conn, "silver.klines_1m", "open_time", rows["open_time"].min(),
+                        rows["open_time"].max() + pd.Timedelta(minutes=1), ["open_time", "close"])["close"]
+    c = trading.costs()
+    cost = decision.round_trip_cost(c.taker_fee, c.slippage_bps, c.slippage_vol_mult,
+                                    decision.typical_sigma_1m(close))
+    return decision.DecisionPolicy(cost=cost, calibration=settings.calibration,
+                                   meta_labelling=settings.meta_labelling)
+
+
 def economic_evidence(conn, wf: WalkForwardResult, trading, settings: PromotionSettings) -> Evidence:
     """Trade the fit's out-of-sample predictions fold by fold with the backtest engine and the trading resource's
     rules and costs (silver 1m bars, funding, the mark price where silver has it), pooled."""
@@ -136,10 +154,12 @@ def economic_evidence(conn, wf: WalkForwardResult, trading, settings: PromotionS
 
 
 def record(conn, family: str, week_start: pd.Timestamp, logged, wf: WalkForwardResult, rows: pd.DataFrame,
-           blockers: list[str] | None = None, evidence: Evidence | None = None) -> dict:
+           blockers: list[str] | None = None, evidence: Evidence | None = None,
+           decided: dict | None = None) -> dict:
     """Decide promotion, write the registry row and the out-of-sample predictions; return the registry row.
 
     `blockers`: further reasons not to promote (the ensemble's members that are not promoted).
+    `decided`: the final model's decision ({"rule": EdgeRule JSON, "text": what it does}), when it stores one.
     """
     m = wf.overall
     beats, why = beats_baselines(m)
@@ -158,12 +178,17 @@ def record(conn, family: str, week_start: pd.Timestamp, logged, wf: WalkForwardR
         "trained_at": pd.Timestamp.now(tz="UTC"),
         **{k: (evidence.figures[k] if evidence else float("nan")) for k in ECONOMIC_NAMES},
         "promotion_rule": evidence.rule if evidence else "after_costs",
+        "decision_rule": decided.get("rule", "") if decided else "",
+        "decision": decided.get("text", "most probable class") if decided else "most probable class",
     }
     week_end = week_start + pd.Timedelta(weeks=1)
     ensure_table(conn, registry_table(family), REGISTRY_TYPES)
     replace_window(conn, registry_table(family), REGISTRY_TYPES, pd.DataFrame([row]), "week_start", week_start,
                    week_end)
-    oos = wf.predictions.assign(week_start=week_start, family=family)[list(OOS_TYPES)]
+    oos = wf.predictions.assign(week_start=week_start, family=family)
+    if "signal" not in oos:
+        oos["signal"] = oos[["p_sell", "p_hold", "p_buy"]].to_numpy().argmax(axis=1)
+    oos = oos[list(OOS_TYPES)]
     ensure_table(conn, "models.oos_predictions", OOS_TYPES)
     conn.execute("DELETE FROM models.oos_predictions WHERE week_start = ? AND family = ?",
                  [week_start.tz_localize(None), family])
@@ -200,10 +225,12 @@ class FinalModel:
     log_model: Callable  # tracking.*_logger
     metadata: dict[str, Any] = field(default_factory=dict)  # shown in Dagster
     overall: dict[str, float] = field(default_factory=dict)  # extra MLflow metrics
+    decided: dict = field(default_factory=dict)  # the stored decision: {"rule": EdgeRule JSON, "text": ...}
 
 
 def train_family(context: dg.AssetExecutionContext, family: str, config: WalkForwardSettings, warehouse, mlflow,
-                 trading, fold_fit_predict: Callable, fit_final: Callable[[Any], FinalModel]) -> Iterator:
+                 trading, fold_fit_predict: Callable, fit_final: Callable[[Any], FinalModel],
+                 policy_aware: bool = False) -> Iterator:
     """The weekly model asset of one family: its training rows, the walk-forward evaluation (fold_fit_predict per
     fold), the after-cost trading of its out-of-sample predictions, the final fit on every row (fit_final(split)),
     the MLflow run and registration, the registry row with the promotion decision, then the materialization and
@@ -211,6 +238,9 @@ def train_family(context: dg.AssetExecutionContext, family: str, config: WalkFor
     week_start = week_of(context)
     with warehouse.get_connection() as conn:
         rows, horizon = load_training_rows(conn, week_start, config.min_train_days)
+        policy = decision_policy(conn, rows, trading, config) if policy_aware else None
+    if policy is not None:  # the family's callbacks decide with the policy (calibrated, beyond the costs)
+        fold_fit_predict, fit_final = fold_fit_predict(policy), (lambda split, f=fit_final: f(split, policy))
     leaks = leakage.too_informative(rows, FEATURE_NAMES)  # a feature that knows the label: refused, named
     wf = run_walk_forward(rows, fold_fit_predict, config.walk_forward(horizon), horizon)
     leaks += leakage.beyond_oracle(wf.overall, wf.predictions)
@@ -229,14 +259,16 @@ def train_family(context: dg.AssetExecutionContext, family: str, config: WalkFor
         tags={"week_start": f"{week_start:%Y-%m-%d}", "dagster_run_id": context.run.run_id},
         log_model=final.log_model)
     with warehouse.get_connection() as conn:
-        row = record(conn, family, week_start, logged, wf, rows, blockers=leaks, evidence=evidence)
+        row = record(conn, family, week_start, logged, wf, rows, blockers=leaks, evidence=evidence,
+                     decided=final.decided)
     tracking.tag_run(mlflow, logged.run_id, {"promoted": str(bool(row["promoted"])).lower(),
                                              "promotion_reason": row["reason"][:500]})
     context.log.info(f"{family} week {week_start:%Y-%m-%d}: {'promoted' if row['promoted'] else 'NOT promoted'} "
                      f"({row['reason']})")
     yield dg.MaterializeResult(metadata=metadata(logged, wf, row, {
         "train_rows": len(split.train), "validation_rows": len(split.validation), **final.metadata,
-        **economic_metadata(evidence), **checks_run}))
+        **economic_metadata(evidence), **checks_run, "decision": row["decision"],
+        "oos_signals_traded": float((wf.predictions["signal"] != 1).mean()) if len(wf.predictions) else 0.0}))
     yield promotion_check(f"{family}_model_beats_baselines", row)
 
 
@@ -252,7 +284,8 @@ def permutation_test(rows: pd.DataFrame, fold_fit_predict: Callable, config: Wal
         beats = leakage.learns(perm.overall)
         out |= {"permuted_log_loss": perm.overall["log_loss"],
                 "permuted_majority_log_loss": perm.overall["majority_log_loss"],
-                "permuted_accuracy": perm.overall["accuracy"], "permuted_beats_majority": float(beats)}
+                "permuted_accuracy": perm.overall["accuracy"], "permuted_skill": leakage.skill(perm.overall),
+                "permuted_beats_majority": float(beats)}
         why += leakage.permutation_verdict(perm.overall)
         if why:
             break

@@ -23,10 +23,12 @@ SIGNAL_TYPES = {"open_time": "TIMESTAMP", "model_version": "VARCHAR", "p_sell": 
                 "p_buy": "DOUBLE", "signal": "TINYINT"}
 
 
-def signal_frame(times: pd.Series, proba: np.ndarray, model_version: str) -> pd.DataFrame:
+def signal_frame(times: pd.Series, proba: np.ndarray, model_version: str,
+                 signal: np.ndarray | None = None) -> pd.DataFrame:
+    """One row per bar; `signal` is the model's stored decision (predict.predict_signal), argmax without one."""
     return pd.DataFrame({"open_time": times.reset_index(drop=True), "model_version": model_version,
                          "p_sell": proba[:, 0], "p_hold": proba[:, 1], "p_buy": proba[:, 2],
-                         "signal": proba.argmax(axis=1).astype("int8")})
+                         "signal": (proba.argmax(axis=1) if signal is None else signal).astype("int8")})
 
 
 @dg.asset(
@@ -61,8 +63,8 @@ def signals(context: dg.AssetExecutionContext, warehouse: DuckDBResource, mlflow
             except registry.NoModel as e:
                 raise dg.Failure(str(e)) from e
             before = all_feats[all_feats["open_time"] < rows["open_time"].min()]
-            proba = predict.predict(mlflow, model, rows, before)
-            frames.append(signal_frame(rows["open_time"], proba, predict.version_label(model)))
+            proba, chosen = predict.predict_signal(mlflow, model, rows, before)
+            frames.append(signal_frame(rows["open_time"], proba, predict.version_label(model), chosen))
         out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(SIGNAL_TYPES))
         written = replace_window(conn, "models.signals", SIGNAL_TYPES, out, "open_time", start, end)
     counts = out["signal"].astype(int).map(CLASS_NAMES).value_counts().to_dict() if written else {}

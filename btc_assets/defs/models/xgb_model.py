@@ -48,12 +48,16 @@ def xgb_model(context: dg.AssetExecutionContext, config: XgbTrainingConfig, ware
               mlflow: MlflowResource, trading: TradingResource):
     params = config.params()
 
-    def fit_final(split) -> common.FinalModel:
+    def fit_final(split, policy) -> common.FinalModel:
         booster = xgb.train(split.train, split.validation, FEATURE_NAMES, params)
+        # calibrated on the last (validation) slice, edge rule from the training slice: stored on the booster
+        said = xgb.attach_decision(booster, split.train, split.validation, FEATURE_NAMES, policy)
         return common.FinalModel(
-            params=params.as_dict(),
+            params={**params.as_dict(), "decision_cost": policy.cost},
             log_model=tracking.xgb_logger(booster, FEATURE_NAMES, split.validation[FEATURE_NAMES].tail(5)),
-            metadata={"best_iteration": int(getattr(booster, "best_iteration", -1))})
+            metadata={"best_iteration": int(getattr(booster, "best_iteration", -1)), "decision_fit": said},
+            decided={"rule": booster.attr("decision"), "text": said})
 
     yield from common.train_family(context, "xgb", config, warehouse, mlflow, trading,
-                                   xgb.fit_predict(FEATURE_NAMES, params), fit_final)
+                                   lambda policy: xgb.fit_predict(FEATURE_NAMES, params, policy), fit_final,
+                                   policy_aware=True)

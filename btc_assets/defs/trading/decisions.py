@@ -83,12 +83,12 @@ def decide_bars(context: dg.AssetExecutionContext, journal: Journal, mlflow: Mlf
             raise dg.Failure(str(e)) from e
         context_rows = feats.iloc[:times.searchsorted(week_rows["open_time"].min())]
         t0 = time.perf_counter()
-        proba = predict.predict(mlflow, model, week_rows, context_rows)
+        proba, chosen = predict.predict_signal(mlflow, model, week_rows, context_rows)
         infer_ms += [(time.perf_counter() - t0) * 1000 / len(week_rows)] * len(week_rows)
         frames.append(pd.DataFrame({
             "bar_time": week_rows["open_time"].array, "model_version": predict.version_label(model),
             "p_sell": proba[:, 0], "p_hold": proba[:, 1], "p_buy": proba[:, 2],
-            "signal": proba.argmax(axis=1).astype("int8"),
+            "signal": chosen,
         }))
     new = pd.concat(frames, ignore_index=True)
     session = session_start(conn, trading.session_start, first)

@@ -88,9 +88,13 @@ def _random_entry_net(o: np.ndarray, trades: pd.DataFrame, times: pd.DatetimeInd
 def walk_forward_economics(predictions: pd.DataFrame, bars: pd.DataFrame, funding: pd.DataFrame | None, *,
                            mark: pd.DataFrame | None = None, costs: Costs = Costs(), risk: RiskConfig = RiskConfig(),
                            initial_equity: float = 10_000.0, rule: PromotionRule = PromotionRule(),
-                           seed: int = 0) -> tuple[dict[str, float], pd.DataFrame]:
+                           seed: int = 0, daily_out: list | None = None) -> tuple[dict[str, float], pd.DataFrame]:
     """The pooled after-cost figures (ECONOMIC_NAMES) of out-of-sample `predictions` (open_time, fold, p_sell,
-    p_hold, p_buy: the walk-forward's) and one row per fold. `bars`: silver 1m bars covering the test windows."""
+    p_hold, p_buy: the walk-forward's) and one row per fold. `bars`: silver 1m bars covering the test windows.
+
+    A `signal` column (0 SELL, 1 HOLD, 2 BUY), when present, is what trades (the cost-aware decision of
+    lib/research/models/decision.py); without it the most probable class does. `daily_out`, if given, receives
+    each fold's daily returns (a Series by UTC day), e.g. for a study's overfitting statistics."""
     bars = bars.sort_values("open_time").reset_index(drop=True)
     rng = np.random.default_rng(seed)
     daily, per_fold = [], []
@@ -103,13 +107,17 @@ def walk_forward_economics(predictions: pd.DataFrame, bars: pd.DataFrame, fundin
         if len(b) < 3:
             raise ValueError(f"fold {fold}: silver.klines_1m has {len(b)} bars in {lo} .. {hi}; materialize "
                              "silver/klines_1m for the training weeks")
-        classes = pd.Series(rows[["p_sell", "p_hold", "p_buy"]].to_numpy().argmax(axis=1),
-                            index=pd.DatetimeIndex(rows["open_time"]))
+        chosen = (rows["signal"].to_numpy() if "signal" in rows
+                  else rows[["p_sell", "p_hold", "p_buy"]].to_numpy().argmax(axis=1))
+        classes = pd.Series(chosen, index=pd.DatetimeIndex(rows["open_time"]))
         sig = signals_from_classes(classes)
         sig = sig[sig.index.isin(pd.DatetimeIndex(b["open_time"]))]
         res = simulate(b, sig, funding, mark=mark, costs=costs, risk=risk, initial_equity=initial_equity)
         times = pd.DatetimeIndex(res.equity.index)
         daily.append(daily_returns(res.equity.to_numpy(), initial_equity, times))
+        if daily_out is not None:
+            days = pd.DatetimeIndex(times).floor("D").unique()
+            daily_out.append(pd.Series(daily[-1], index=days[:len(daily[-1])]))
         tr = res.trades
         f_gross, f_fees, f_fund = float(tr["gross_pnl"].sum()), float(res.fees.sum()), float(res.funding.sum())
         gross, fees, fund, net = gross + f_gross, fees + f_fees, fund + f_fund, net + res.final_equity - initial_equity

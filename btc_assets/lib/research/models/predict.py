@@ -36,5 +36,16 @@ def predict(store: MlflowStore, model: dict, rows: pd.DataFrame, context: pd.Dat
     return _one(store, family, model["model_uri"], rows, context)
 
 
+def predict_signal(store: MlflowStore, model: dict, rows: pd.DataFrame,
+                   context: pd.DataFrame | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(probabilities, signal 0 SELL / 1 HOLD / 2 BUY) for `rows`: the decision stored with the model (XGBoost:
+    calibrated probabilities, the expected edge beyond the round-trip cost, the optional meta-label veto); the
+    most probable class for families that store no decision (LSTM, the ensemble's agreement rule)."""
+    if model["family"] == "xgb":
+        return xgb.predict_signal(tracking.load_xgb(store, model["model_uri"]), rows, FEATURE_NAMES)
+    proba = predict(store, model, rows, context)
+    return proba, proba.argmax(axis=1).astype("int8")
+
+
 def version_label(model: dict) -> str:
     return f"{model['registered_name']}/{model['model_version']}"

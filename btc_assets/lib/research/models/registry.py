@@ -19,6 +19,8 @@ REGISTRY_TYPES = {
     "wf_net_return": "DOUBLE", "wf_net_sharpe": "DOUBLE", "wf_psr": "DOUBLE", "wf_trades": "DOUBLE",
     "wf_random_entry_percentile": "DOUBLE", "wf_days": "DOUBLE", "wf_gross_pnl": "DOUBLE", "wf_fees": "DOUBLE",
     "wf_funding": "DOUBLE", "wf_net_pnl": "DOUBLE", "promotion_rule": "VARCHAR",
+    # how the model's probabilities become trades (lib/research/models/decision.py): EdgeRule JSON and in words
+    "decision_rule": "VARCHAR", "decision": "VARCHAR",
 }
 
 

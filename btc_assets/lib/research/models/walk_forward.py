@@ -122,13 +122,17 @@ def run_walk_forward(df: pd.DataFrame, fit_predict: FitPredict, cfg: WalkForward
         train, val, test = d[f.train], d[f.validation], d[f.test]
         before = np.flatnonzero(f.test)[0]
         context = d.iloc[max(0, before - CONTEXT_ROWS):before].drop(columns=["label", "fwd_return"])
-        proba = np.asarray(fit_predict(train, val, test, context), dtype=float)
+        got = fit_predict(train, val, test, context)
+        # a callback may also decide (lib/research/models/decision.py): (probabilities, signal)
+        proba, signal = got if isinstance(got, tuple) else (got, None)
+        proba = np.asarray(proba, dtype=float)
+        signal = proba.argmax(axis=1) if signal is None else np.asarray(signal)
         y, fwd = test["label"].astype(int).to_numpy(), test["fwd_return"].to_numpy(dtype=float)
         majority.append(majority_proba(train["label"].astype(int).to_numpy(), len(y)))
         per_fold.append(evaluate(y, proba, fwd, majority[-1], lag))
         preds.append(pd.DataFrame({"open_time": test["open_time"].to_numpy(), "fold": f.index, "label": y,
                                    "fwd_return": fwd, "p_sell": proba[:, 0], "p_hold": proba[:, 1],
-                                   "p_buy": proba[:, 2]}))
+                                   "p_buy": proba[:, 2], "signal": signal.astype("int8")}))
     p = pd.concat(preds, ignore_index=True)
     y_all = p["label"].to_numpy()
     overall = evaluate(y_all, p[["p_sell", "p_hold", "p_buy"]].to_numpy(), p["fwd_return"].to_numpy(),
