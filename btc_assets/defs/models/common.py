@@ -49,6 +49,7 @@ class PromotionSettings(dg.Config):
     promotion: str = "after_costs"
     min_psr: float = 0.95
     min_random_percentile: float = 0.95
+    min_trades: int = 30
     # Cost-aware decisions (lib/research/models/decision.py; families that store them: xgb)
     calibration: str = "isotonic"  # or "platt", "none"
     meta_labelling: bool = False
@@ -56,7 +57,8 @@ class PromotionSettings(dg.Config):
     def rule(self) -> PromotionRule:
         if self.promotion not in ("after_costs", "baselines_only"):
             raise dg.Failure(f"promotion={self.promotion!r}: use 'after_costs' or 'baselines_only'")
-        return PromotionRule(min_psr=self.min_psr, min_random_percentile=self.min_random_percentile)
+        return PromotionRule(min_psr=self.min_psr, min_random_percentile=self.min_random_percentile,
+                             min_trades=self.min_trades)
 
 
 class WalkForwardSettings(PromotionSettings):

@@ -39,6 +39,8 @@ class PromotionRule:
     min_psr: float = 0.95  # probabilistic Sharpe of the pooled daily returns against 0
     min_random_percentile: float = 0.95  # share of random-entry runs it must beat
     random_seeds: int = 500
+    # Fewer round trips than this are no evidence: one lucky trade among flat days has a high PSR.
+    min_trades: int = 30
 
     def verdict(self, e: dict[str, float]) -> list[str]:
         """Why the figures do not earn a promotion (empty: they do)."""
@@ -46,6 +48,8 @@ class PromotionRule:
         if not e["wf_trades"] > 0:
             why.append("no out-of-sample trade after costs: nothing to judge")
             return why
+        if e["wf_trades"] < self.min_trades:
+            why.append(f"only {int(e['wf_trades'])} out-of-sample trades (needs {self.min_trades} to be evidence)")
         if not e["wf_net_pnl"] > 0:
             why.append(f"loses after costs out of sample (net {e['wf_net_pnl']:+,.0f} USDT over {int(e['wf_trades'])} "
                        f"trades: gross {e['wf_gross_pnl']:+,.0f}, fees {-e['wf_fees']:+,.0f}, funding "
