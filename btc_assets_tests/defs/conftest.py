@@ -87,7 +87,8 @@ def train_config(min_days: int = 3, lstm: bool = False, promotion: str = "baseli
     """Small fits. `promotion="baselines_only"` (the tests of what happens downstream of a promoted model: a few
     sample days rarely earn an after-cost promotion) turns the after-cost gate off, as the registry row then says;
     the gate itself is tested with promotion="after_costs", the default of every model asset."""
-    gate = {"promotion": promotion}
+    # baselines_only also trades the most probable class: the mechanics tests need entries from a few days
+    gate = {"promotion": promotion, **({"decision": "argmax"} if promotion == "baselines_only" else {})}
     ops = {"models__xgb_model": {"config": {**SMALL_WALK_FORWARD, "min_train_days": min_days, "n_estimators": 60,
                                             "n_jobs": 1, **gate}}}
     if lstm:

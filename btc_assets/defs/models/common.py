@@ -53,6 +53,7 @@ class PromotionSettings(dg.Config):
     # Cost-aware decisions (lib/research/models/decision.py; families that store them: xgb)
     calibration: str = "isotonic"  # or "platt", "none"
     meta_labelling: bool = False
+    decision: str = "edge"  # or "argmax": the most probable class, costs ignored (tests of the trading mechanics)
 
     def rule(self) -> PromotionRule:
         if self.promotion not in ("after_costs", "baselines_only"):
@@ -127,13 +128,15 @@ def decision_policy(conn, rows: pd.DataFrame, trading, settings: PromotionSettin
     slippage at the training rows' typical 1m volatility) and the calibration/meta-labelling settings."""
     if settings.calibration not in decision.CALIBRATIONS:
         raise dg.Failure(f"calibration={settings.calibration!r}: use one of {decision.CALIBRATIONS}")
+    if settings.decision not in ("edge", "argmax"):
+        raise dg.Failure(f"decision={settings.decision!r}: use 'edge' (trade beyond the costs) or 'argmax'")
     close = read_window(conn, "silver.klines_1m", "open_time", rows["open_time"].min(),
                         rows["open_time"].max() + pd.Timedelta(minutes=1), ["open_time", "close"])["close"]
     c = trading.costs()
     cost = decision.round_trip_cost(c.taker_fee, c.slippage_bps, c.slippage_vol_mult,
                                     decision.typical_sigma_1m(close))
     return decision.DecisionPolicy(cost=cost, calibration=settings.calibration,
-                                   meta_labelling=settings.meta_labelling)
+                                   meta_labelling=settings.meta_labelling, rule=settings.decision)
 
 
 def economic_evidence(conn, wf: WalkForwardResult, trading, settings: PromotionSettings) -> Evidence:
@@ -180,7 +183,7 @@ def record(conn, family: str, week_start: pd.Timestamp, logged, wf: WalkForwardR
         "trained_at": pd.Timestamp.now(tz="UTC"),
         **{k: (evidence.figures[k] if evidence else float("nan")) for k in ECONOMIC_NAMES},
         "promotion_rule": evidence.rule if evidence else "after_costs",
-        "decision_rule": decided.get("rule", "") if decided else "",
+        "decision_rule": (decided.get("rule") or "") if decided else "",
         "decision": decided.get("text", "most probable class") if decided else "most probable class",
     }
     week_end = week_start + pd.Timedelta(weeks=1)

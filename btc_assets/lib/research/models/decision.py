@@ -152,8 +152,13 @@ class DecisionPolicy:
     calibration: str = "isotonic"
     meta_labelling: bool = False
     min_meta_rows: int = 30  # primary trades on the validation slice needed to fit a meta model
+    # "edge" (the default): trade beyond the cost; "argmax": the most probable class, costs ignored (for tests of
+    # the trading mechanics, which need entries from a few days of data; stated in the registry)
+    rule: str = "edge"
 
     def describe(self) -> str:
+        if self.rule == "argmax":
+            return "the most probable class trades (decision=argmax: the costs are ignored)"
         return (f"trade when the {self.calibration}-calibrated expected return beats the round-trip cost "
                 f"{self.cost:.4%}" + ("; a meta-label model vetoes trades it expects to lose" if self.meta_labelling
                                       else ""))

@@ -157,11 +157,14 @@ def attach_decision(booster: xgb.Booster, train_df: pd.DataFrame, val_df: pd.Dat
     raw = _raw_proba(booster, val_df, features)
     cal = decision.fit_calibrator(raw, val_df["label"].astype(int).to_numpy(), policy.calibration)
     rule = decision.fit_edge_rule(train_df, policy.cost)
-    booster.set_attr(calibration=cal.to_json(), decision=rule.to_json(), meta_model=None)
+    booster.set_attr(calibration=cal.to_json(), decision=rule.to_json() if policy.rule == "edge" else None,
+                     meta_model=None)
     kinds = "/".join(cal.kinds) if cal.params else "none"
     said = (f"calibration {cal.method} (SELL/HOLD/BUY: {kinds}) on {len(val_df)} validation rows; "
             + policy.describe())
-    if policy.meta_labelling:
+    if policy.meta_labelling and policy.rule != "edge":
+        said += "; meta-labelling needs decision=edge: not fitted"
+    elif policy.meta_labelling:
         meta, why = fit_meta(val_df, features, cal.apply(raw), rule, policy.min_meta_rows)
         if meta is not None:
             booster.set_attr(meta_model=base64.b64encode(bytes(meta.save_raw("ubj"))).decode())
