@@ -16,7 +16,8 @@ def meta(tmp_path_factory, sample_archive):
     with dg.instance_for_test() as instance:
         p = ten_days(tmp_path_factory.mktemp("meta"), sample_archive, instance)
         cfg = train_config()
-        cfg["ops"]["models__xgb_model"]["config"] |= {"meta_labelling": True, "calibration": "isotonic", "decision": "edge"}
+        cfg["ops"]["models__xgb_model"]["config"] |= {"meta_labelling": True, "calibration": "isotonic",
+                                                      "decision": "edge"}
         res = p.run([["models", "xgb_model"]], partition_key=WEEK, run_config=cfg)
         p.run([["models", "signals"]], first="2024-01-08", last="2024-01-09")
         yield p, res

@@ -32,7 +32,7 @@ def test_after_cost_figures_are_in_the_registry_mlflow_and_the_check(gated):
     promoted, reason, rule, *figures = row
     assert rule == "after_costs" and all(np.isfinite(v) for v in figures[:2])  # net return, net Sharpe
     fig = dict(zip(ECONOMIC_NAMES, figures))
-    assert fig["wf_trades"] > 0 and fig["wf_days"] >= 1
+    assert fig["wf_days"] >= 1
     assert fig["wf_net_pnl"] == pytest.approx(fig["wf_gross_pnl"] - fig["wf_fees"] - fig["wf_funding"], abs=1e-6)
     [check] = [c for c in res.get_asset_check_evaluations() if c.check_name == "xgb_model_beats_baselines"]
     assert {"wf_net_return", "wf_net_sharpe", "wf_psr", "wf_trades", "wf_random_entry_percentile"} <= set(check.metadata)
@@ -47,7 +47,10 @@ def test_after_cost_figures_are_in_the_registry_mlflow_and_the_check(gated):
     assert run.data.tags["promoted"] == str(bool(promoted)).lower()
     # On these ten real days the model does not earn its costs: refused, saying why, as a failed blocking check.
     assert not promoted and not check.passed
-    assert any(w in reason for w in ("loses after costs", "probabilistic Sharpe", "random-entry", "no out-of-sample"))
+    assert any(w in reason for w in ("loses after costs", "probabilistic Sharpe", "random-entry", "no out-of-sample",
+                                     "out-of-sample trades (needs"))
+    if fig["wf_trades"] == 0:  # the cost-aware rule found no expected edge beyond the costs: said plainly
+        assert "no out-of-sample trade after costs" in reason
 
 
 def test_nothing_enters_in_a_week_without_a_promoted_model_and_the_decisions_say_so(gated):

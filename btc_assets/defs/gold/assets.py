@@ -91,19 +91,21 @@ def features(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
     yield from results
 
 
-def label_threshold(config, trading: TradingResource, bars: pd.DataFrame) -> tuple[float, str]:
-    """The next-return label's threshold and how it was set (the configured number, or the round-trip cost)."""
+def label_threshold(config, trading: TradingResource, bars: pd.DataFrame) -> tuple[pd.Series, str]:
+    """The next-return label's threshold per UTC day of `bars` and how it was set: the configured number, or the
+    round-trip cost at that day's typical volatility (per day, so a backfill in one run labels as day by day)."""
+    days = bars["open_time"].dt.floor("D")
     if config.threshold is not None:
         if not config.threshold > 0:
             raise dg.Failure(f"gold/labels threshold={config.threshold}: use a positive fraction (0.0012 = 0.12 %) or "
                              "leave it unset for the round-trip cost of the trading settings")
-        return float(config.threshold), f"configured: ±{config.threshold:.4%}"
+        return pd.Series(float(config.threshold), index=days.unique()), f"configured: ±{config.threshold:.4%}"
     c = trading.costs()
-    sigma = typical_sigma_1m(bars["close"]) if len(bars) else 0.0
-    cost = round_trip_cost(c.taker_fee, c.slippage_bps, c.slippage_vol_mult, sigma)
-    return cost, (f"round-trip cost ±{cost:.4%} = 2 x taker {c.taker_fee:.3%} + 2 x slippage {c.slippage_bps:g} bp "
-                  f"+ 2 x {c.slippage_vol_mult:g} x typical 1m volatility {sigma:.4%} (the day's median 60-minute "
-                  "std); set threshold to override")
+    sigma = bars.groupby(days)["close"].apply(typical_sigma_1m)
+    cost = sigma.map(lambda s: round_trip_cost(c.taker_fee, c.slippage_bps, c.slippage_vol_mult, s))
+    return cost, (f"round-trip cost = 2 x taker {c.taker_fee:.3%} + 2 x slippage {c.slippage_bps:g} bp + 2 x "
+                  f"{c.slippage_vol_mult:g} x the day's typical 1m volatility (median 60-minute std): "
+                  f"{cost.min():.4%} .. {cost.max():.4%} here; set threshold to override")
 
 
 class LabelsConfig(dg.Config):
@@ -140,7 +142,9 @@ def labels(context: dg.AssetExecutionContext, config: LabelsConfig, warehouse: D
     with warehouse.get_connection() as conn:
         one = read_window(conn, "silver.klines_1m", "open_time", start - lookback,
                           end + pd.Timedelta(minutes=config.horizon))
-        threshold, rule = label_threshold(config, trading, one)
+        one = one.sort_values("open_time").reset_index(drop=True)
+        day_threshold, rule = label_threshold(config, trading, one)
+        threshold = day_threshold.reindex(one["open_time"].dt.floor("D")).to_numpy()  # a row's own day's threshold
         cfg = LabelConfig(kind=config.kind, horizon=config.horizon, threshold=threshold,
                           take_profit=config.take_profit_atr, stop_loss=config.stop_loss_atr)
         lab = cfg.make(one)
@@ -154,6 +158,9 @@ def labels(context: dg.AssetExecutionContext, config: LabelsConfig, warehouse: D
     return dg.MaterializeResult(
         metadata={"rows": written, "unknown_future": int(lab["label"].isna().sum()), "label_kind": cfg.kind,
                   "horizon_minutes": cfg.horizon,
-                  **({"label_threshold": threshold, "label_threshold_rule": rule} if cfg.kind == "next_return" else {}), **{f"share_{k}": v for k, v in balance.items()},
+                  **({"label_threshold": float(day_threshold[(day_threshold.index >= start)
+                                                                 & (day_threshold.index < end)].mean()),
+                      "label_threshold_rule": rule} if cfg.kind == "next_return" else {}),
+                  **{f"share_{k}": v for k, v in balance.items()},
                   "class_balance_per_day": dg.MetadataValue.md(per_day.round(4).to_markdown()) if len(per_day) else ""}
     )

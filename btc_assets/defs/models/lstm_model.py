@@ -73,16 +73,20 @@ def lstm_model(context: dg.AssetExecutionContext, config: LstmTrainingConfig, wa
     params = config.params()
     device = select_device(params.device)
 
-    def fit_final(split) -> common.FinalModel:
+    def fit_final(split, policy) -> common.FinalModel:
         model = lstm.train(split.train, split.validation, FEATURE_NAMES, params)
+        said = lstm.attach_decision(model.net, split.train, split.validation, policy)
         x = split.validation[FEATURE_NAMES].to_numpy(dtype=np.float32)
         ends = lstm.window_ends(split.validation["open_time"], params.window)[-2:]
         speed = float(np.mean(model.samples_per_second))
         return common.FinalModel(
             params={**params.as_dict(), "device_used": device},
             log_model=tracking.lstm_logger(model.net, lstm.gather(x, ends, params.window).numpy()),
-            metadata={"best_epoch": model.best_epoch, "train_samples_per_second": speed, "device": device},
-            overall={"train_samples_per_second": speed})
+            metadata={"best_epoch": model.best_epoch, "train_samples_per_second": speed, "device": device,
+                      "decision_fit": said},
+            overall={"train_samples_per_second": speed},
+            decided={"rule": model.net.decision_json, "text": said})
 
     yield from common.train_family(context, "lstm", config, warehouse, mlflow, trading,
-                                   lstm.fit_predict(FEATURE_NAMES, params), fit_final)
+                                   lambda policy: lstm.fit_predict(FEATURE_NAMES, params, policy), fit_final,
+                                   policy_aware=True)

@@ -23,7 +23,7 @@ CLASS_NAMES = {SELL: "SELL", HOLD: "HOLD", BUY: "BUY"}
 
 
 def next_return_labels(
-    bars_1m: pd.DataFrame, horizon: int = 3, threshold: float = 0.001
+    bars_1m: pd.DataFrame, horizon: int = 3, threshold: float | np.ndarray = 0.001
 ) -> pd.DataFrame:
     """open_time, fwd_return and label (Int8: 0 SELL, 1 HOLD, 2 BUY, <NA> where the future is unknown)."""
     if horizon < 1:
@@ -55,7 +55,7 @@ DEFAULT_THRESHOLD = 0.001  # ±0.1 %
 class LabelConfig:
     kind: str = "next_return"  # or "triple_barrier"
     horizon: int = DEFAULT_HORIZON  # minutes: the look-ahead, and the least purge any split must use
-    threshold: float = DEFAULT_THRESHOLD  # next_return
+    threshold: float | np.ndarray = DEFAULT_THRESHOLD  # next_return (a scalar or one per bar, in time order)
     take_profit: float = 2.0  # triple_barrier: ATR multiples
     stop_loss: float = 2.0
     atr_period: int = 14

@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from btc_assets.lib.research.models import decision
 from btc_assets.lib.research.models.device import seed_everything, select_device
 
 
@@ -188,11 +189,42 @@ def predict_proba(model: LstmModel | LstmNet, df: pd.DataFrame, context: pd.Data
     proba, complete = predict_window_proba(net, x, t)
     if isinstance(model, LstmModel):
         model.prior_rows = int((~complete[skip:]).sum())
-    return proba[skip:]
+    # the net's own calibration (attach_decision), fitted on its validation slice
+    return decision.Calibrator.from_json(getattr(net, "calibration_json", "")).apply(proba[skip:])
 
 
-def fit_predict(features: list[str], params: LstmParams):
-    """A walk-forward callback: the scaler inside the net is fitted on the fold's training slice only."""
-    def fn(train_df: pd.DataFrame, val_df: pd.DataFrame, test_df: pd.DataFrame, context: pd.DataFrame) -> np.ndarray:
-        return predict_proba(train(train_df, val_df, features, params), test_df, context)
+def attach_decision(net: LstmNet, train_df: pd.DataFrame, val_df: pd.DataFrame,
+                    policy: decision.DecisionPolicy) -> str:
+    """Calibrate on the validation slice and fit the edge rule on the training slice; both stored on the net
+    (pickled with it into MLflow). Meta-labelling is XGBoost's: said, not fitted."""
+    net.calibration_json, net.decision_json = "", ""
+    raw = predict_proba(net, val_df)
+    cal = decision.fit_calibrator(raw, val_df["label"].astype(int).to_numpy(), policy.calibration)
+    net.calibration_json = cal.to_json()
+    if policy.rule == "edge":
+        net.decision_json = decision.fit_edge_rule(train_df, policy.cost).to_json()
+    kinds = "/".join(cal.kinds) if cal.params else "none"
+    said = f"calibration {cal.method} (SELL/HOLD/BUY: {kinds}) on {len(val_df)} validation rows; " + policy.describe()
+    return said + ("; meta-labelling is offered for XGBoost only: not fitted" if policy.meta_labelling else "")
+
+
+def predict_signal(net: LstmNet, df: pd.DataFrame, context: pd.DataFrame | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """(calibrated probabilities, signal): the net's edge rule when it has one, else the most probable class."""
+    proba = predict_proba(net, df, context)
+    rule = getattr(net, "decision_json", "")
+    if not rule:
+        return proba, proba.argmax(axis=1).astype("int8")
+    return proba, decision.EdgeRule.from_json(rule).signal(proba)
+
+
+def fit_predict(features: list[str], params: LstmParams, policy: decision.DecisionPolicy | None = None):
+    """A walk-forward callback: the scaler inside the net is fitted on the fold's training slice only; with a
+    policy, the net is calibrated and decides (attach_decision) and (probabilities, signal) is returned."""
+    def fn(train_df: pd.DataFrame, val_df: pd.DataFrame, test_df: pd.DataFrame, context: pd.DataFrame):
+        model = train(train_df, val_df, features, params)
+        if policy is None:
+            return predict_proba(model, test_df, context)
+        attach_decision(model.net, train_df, val_df, policy)
+        return predict_signal(model.net, test_df, context)
     return fn

@@ -39,10 +39,14 @@ def predict(store: MlflowStore, model: dict, rows: pd.DataFrame, context: pd.Dat
 def predict_signal(store: MlflowStore, model: dict, rows: pd.DataFrame,
                    context: pd.DataFrame | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(probabilities, signal 0 SELL / 1 HOLD / 2 BUY) for `rows`: the decision stored with the model (XGBoost:
-    calibrated probabilities, the expected edge beyond the round-trip cost, the optional meta-label veto); the
-    most probable class for families that store no decision (LSTM, the ensemble's agreement rule)."""
+    calibrated probabilities, the expected edge beyond the round-trip cost, the optional meta-label veto; LSTM:
+    the same without the veto); the most probable class of the ensemble's agreement rule and of older models."""
     if model["family"] == "xgb":
         return xgb.predict_signal(tracking.load_xgb(store, model["model_uri"]), rows, FEATURE_NAMES)
+    if model["family"] == "lstm":
+        from btc_assets.lib.research.models import lstm
+
+        return lstm.predict_signal(tracking.load_lstm(store, model["model_uri"]), rows, context)
     proba = predict(store, model, rows, context)
     return proba, proba.argmax(axis=1).astype("int8")
 

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from btc_assets.lib.research.models import lstm, tracking
+from btc_assets.lib.research.models import decision, lstm, tracking
 from btc_assets.lib.research.models.device import select_device
 from btc_assets_tests.lib.research.models.synthetic import rows
 
@@ -40,8 +40,11 @@ def test_rows_without_a_full_window_get_the_training_prior():
 
 
 def test_save_and_load_round_trip_through_mlflow(tmp_path):
+    """The net travels with its calibration and edge rule: the loaded one decides as the trained one."""
     df = rows(n=1300)
     m = lstm.train(df[:1000], df[1000:1200], ["f0", "f1"], SMALL)
+    said = lstm.attach_decision(m.net, df[:1000], df[1000:1200], decision.DecisionPolicy(cost=0.0005))
+    assert said.startswith("calibration isotonic") and m.net.decision_json
 
     class Store:
         tracking_uri = f"sqlite:///{tmp_path}/mlflow.db"
@@ -63,6 +66,11 @@ def test_save_and_load_round_trip_through_mlflow(tmp_path):
     test = df[1200:]
     np.testing.assert_allclose(lstm.predict_proba(loaded, test, df[1100:1200]),
                                lstm.predict_proba(m, test, df[1100:1200]), rtol=1e-6)
+    ctx = df[1100:1200]
+    assert (lstm.predict_signal(loaded, test, ctx)[1] == lstm.predict_signal(m.net, test, ctx)[1]).all()
+    # a cost beyond any expected edge: the net holds everywhere
+    lstm.attach_decision(m.net, df[:1000], df[1000:1200], decision.DecisionPolicy(cost=1.0))
+    assert (lstm.predict_signal(m.net, test, df[1100:1200])[1] == 1).all()
     info = mlflow.models.get_model_info(logged.model_uri)
     assert info.signature is not None and info.saved_input_example_info is not None
     run = mlflow.get_run(logged.run_id)
