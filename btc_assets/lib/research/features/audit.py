@@ -49,10 +49,15 @@ MEANING: dict[str, tuple[str, str]] = {
 # The sources whose new rows arrive on the 5-minute grid: the boundary cut-offs recompute the features reading them.
 BOUNDARY_SOURCES = ("klines_5m", "klines_15m", "klines_1h", "metrics")
 METRICS_MATCH = 0.02  # median relative error below which the taker-ratio match decides the metrics window
-# 1m bars of history the sampled recomputation needs: the longest warm-up of a feature reading anything beyond the
-# higher-timeframe klines (those keep their whole loaded history in a recomputation).
+# 1m bars of history the sampled recomputation needs: the longest warm-up of a feature made of 1m-grid sources only
+# (higher-timeframe klines keep their whole loaded history in a recomputation, so a feature mixing 1m bars with them
+# needs only its 1m part's warm-up, an indicator of the same kind).
 SAMPLED_HISTORY_1M = 1 + max(
-    f.warmup_bars_1m for f in FEATURES if set(f.sources) - {"klines_5m", "klines_15m", "klines_1h"})
+    f.warmup_bars_1m for f in FEATURES if not set(f.sources) & {"klines_5m", "klines_15m", "klines_1h"})
+# The boundary cut-offs are recomputed in two batched runs whose boundary sources are seen SHIFT later (rows just
+# before a close) or earlier (rows just after): for a row whose cut-off has no boundary-source row becoming
+# available within SHIFT of it (checked), that is exactly the data physically cut at its cut-off.
+SHIFT = pd.Timedelta(seconds=30)
 
 
 def _ns(values) -> np.ndarray:
@@ -70,12 +75,14 @@ def minutes(td: pd.Timedelta) -> str:
 
 
 def measured_period(times: pd.Series) -> pd.Timedelta | None:
-    """The table's own spacing: the most common step between consecutive distinct keys (None below 2 keys)."""
-    t = np.unique(_ns(times))
-    if len(t) < 2:
+    """The table's own spacing: the median step between consecutive distinct keys (None below 2 keys). On a grid
+    with gaps (missing bars) the median is still the grid's step; it is never smaller than the grid's."""
+    t = _ns(times)
+    d = np.diff(t)
+    d = d[d > 0]
+    if len(d) == 0:
         return None
-    steps, counts = np.unique(np.diff(t), return_counts=True)
-    return pd.Timedelta(int(steps[np.argmax(counts)]), unit="ns")
+    return pd.Timedelta(int(np.median(d)), unit="ns")
 
 
 def measure_metrics_delay(metrics: pd.DataFrame, one: pd.DataFrame) -> tuple[pd.Timedelta, str]:
@@ -272,12 +279,6 @@ def boundary_cutoffs(start: pd.Timestamp, end: pd.Timestamp) -> list[tuple[pd.Ti
     return out
 
 
-def _families_reading(sources: tuple[str, ...]) -> tuple[list[str], list[str]]:
-    names = [f.name for f in FEATURES if set(f.sources) & set(sources)]
-    fams = list(dict.fromkeys(BY_NAME[n].family for n in names))
-    return fams, names
-
-
 def compare(stored: dict[str, float], values: dict[str, float], label: str, tolerance: dict) -> list[str]:
     """'name (family) at label: stored vs recomputed' for every recomputed feature whose stored value is not null
     (null = before its warm-up or source absent) and differs beyond tolerance."""
@@ -289,33 +290,105 @@ def compare(stored: dict[str, float], values: dict[str, float], label: str, tole
             for i, n in enumerate(names) if bad[i]]
 
 
+def _grid_context(observed: Observed, rows: list[pd.Timestamp], shift_ns: int, names: list[str]) -> Context:
+    """A Context whose 1m grid is only `rows` and whose boundary sources are seen shift_ns later (all their rows)."""
+    a1 = observed.avail_ns["klines_1m"]
+    t1 = observed.frames["klines_1m"]["open_time"]
+    idx = np.searchsorted(_ns(t1), _ns(pd.DatetimeIndex(rows)))
+    arrays = observed.arrays("klines_1m")
+    one = Bars(tf="1m", avail_ns=a1[idx], **{c: arrays[c][idx] for c in _KLINE_COLS})
+    bars, sources = {"1m": one}, {}
+    for name in windows(names):
+        if name not in observed.frames:
+            continue
+        if name.startswith("klines_"):
+            arr = observed.arrays(name)
+            bars[name.removeprefix("klines_")] = Bars(tf=name.removeprefix("klines_"),
+                                                      avail_ns=observed.avail_ns[name] + shift_ns, **arr)
+        else:
+            col = MEANING[name][0]
+            df = observed.frames[name]
+            sources[name] = df.assign(**{col: df[col] + pd.Timedelta(shift_ns, unit="ns")})
+    return Context(one=one, open_time=t1.iloc[idx].reset_index(drop=True), bars=bars, sources=sources)
+
+
+def _clear_of(observed: Observed, cutoffs_ns: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """Cut-offs with no boundary-source row becoming available in (cutoff + lo, cutoff + hi]."""
+    ok = np.ones(len(cutoffs_ns), bool)
+    for name in BOUNDARY_SOURCES:
+        if name in observed.avail_ns:
+            a = observed.avail_ns[name]
+            ok &= np.searchsorted(a, cutoffs_ns + hi, side="right") == np.searchsorted(a, cutoffs_ns + lo, side="right")
+    return ok
+
+
+def boundary_mismatches(stored: StoredRows, observed: Observed, boundary: list, tolerance: dict) -> list[str]:
+    """Every boundary cut-off at once: rows just before a close from a run with the boundary sources SHIFT later,
+    rows just after from a run with them SHIFT earlier (each equal to the data cut at the row's close, checked
+    per row; a row where it is not is recomputed from the physically cut data instead)."""
+    names = [f.name for f in FEATURES if _SOURCES_OF[f.name] & set(BOUNDARY_SOURCES)
+             and not _SOURCES_OF[f.name] - set(BOUNDARY_SOURCES)]
+    fams = list(dict.fromkeys(BY_NAME[n].family for n in names))
+    out: list[str] = []
+    for when, shift in (("before", SHIFT.value), ("after", -SHIFT.value)):
+        rows = [(t, label) for t, label, _ in boundary if label.startswith(f"just {when}")]
+        if not rows:
+            continue
+        cut = _ns(pd.DatetimeIndex([t for t, _ in rows])) + MINUTE.value
+        exact = _clear_of(observed, cut, -SHIFT.value, 0) if shift > 0 else _clear_of(observed, cut, 0, SHIFT.value)
+        grid = [r for r, ok in zip(rows, exact) if ok]
+        if grid:
+            ctx = _grid_context(observed, [t for t, _ in grid], shift, names)
+            have = {f"klines_{k}" for k in ctx.bars} | set(ctx.sources)
+            values: dict[str, np.ndarray] = {}
+            for fam in fams:
+                values |= {n: np.asarray(v, float) for n, v in FAMILIES[fam].compute(ctx).items()
+                           if n in names and _SOURCES_OF[n] <= have}
+            cols = list(values)
+            a = stored.block([t for t, _ in grid], cols)
+            b = np.column_stack([values[c] for c in cols]) if cols else np.zeros((len(grid), 0))
+            bad = np.isfinite(a) & ~np.isclose(a, b, equal_nan=True, **tolerance)
+            for i, j in zip(*np.nonzero(bad)):
+                t, label = grid[i]
+                out.append(f"{cols[j]} ({BY_NAME[cols[j]].family}) at {t} ({label}): stored {a[i, j]!r}, "
+                           f"recomputed {b[i, j]!r}")
+        for (t, label), ok in zip(rows, exact):
+            if not ok:  # an irregular stamp near this cut-off: the physically cut data, row by row
+                out += compare(stored.at(t), recompute_row(observed, t, 2, fams, names), f"{t} ({label})", tolerance)
+    return out
+
+
+class StoredRows:
+    """The stored feature rows by open time, as float arrays."""
+
+    def __init__(self, stored: pd.DataFrame):
+        self.row_of = {t: i for i, t in enumerate(stored["open_time"])}
+        self.cols = [f.name for f in FEATURES]
+        self.col_of = {c: j for j, c in enumerate(self.cols)}
+        self.matrix = stored[self.cols].to_numpy("float64")
+
+    def __contains__(self, t) -> bool:
+        return t in self.row_of
+
+    def at(self, t: pd.Timestamp) -> dict[str, float]:
+        return dict(zip(self.cols, self.matrix[self.row_of[t]]))
+
+    def block(self, times: list[pd.Timestamp], cols: list[str]) -> np.ndarray:
+        return self.matrix[np.ix_([self.row_of[t] for t in times], [self.col_of[c] for c in cols])]
+
+
 def recompute_mismatches(stored: pd.DataFrame, observed: Observed, start: pd.Timestamp, end: pd.Timestamp,
                          sampled: list[pd.Timestamp], tolerance: dict) -> tuple[list[str], dict]:
     """Mismatches at every boundary cut-off of [start, end) and at the sampled cut-offs, and what was covered."""
-    row_of = {t: i for i, t in enumerate(stored["open_time"])}
-    have = set(row_of)
-    cols = [f.name for f in FEATURES]
-    matrix = stored[cols].to_numpy("float64")
-
-    def stored_at(t: pd.Timestamp) -> dict[str, float]:
-        return dict(zip(cols, matrix[row_of[t]]))
-
-    out: list[str] = []
-    boundary = [b for b in boundary_cutoffs(start, end) if b[0] in have]
-    cache: dict[tuple, tuple[list[str], list[str]]] = {}
-    for t, label, srcs in boundary:
-        if srcs not in cache:
-            fams, names = _families_reading(srcs)
-            # only the features made of boundary sources alone: 1m-grid features are the sampled cut-offs' job
-            cache[srcs] = fams, [n for n in names if not _SOURCES_OF[n] - set(BOUNDARY_SOURCES)]
-        fams, names = cache[srcs]
-        out += compare(stored_at(t), recompute_row(observed, t, 2, fams, names), f"{t} ({label})", tolerance)
+    rows = StoredRows(stored)
+    boundary = [b for b in boundary_cutoffs(start, end) if b[0] in rows]
+    out = boundary_mismatches(rows, observed, boundary, tolerance)
     every, all_names = list(FAMILIES), [f.name for f in FEATURES]
     for t in sampled:
-        if t not in have:
+        if t not in rows:
             continue
         values = recompute_row(observed, t, SAMPLED_HISTORY_1M, every, all_names)
-        out += compare(stored_at(t), values, f"{t} (sampled, every family)", tolerance)
-    covered = {"boundary_cutoffs": len(boundary), "sampled_cutoffs": len([t for t in sampled if t in have]),
+        out += compare(rows.at(t), values, f"{t} (sampled, every family)", tolerance)
+    covered = {"boundary_cutoffs": len(boundary), "sampled_cutoffs": len([t for t in sampled if t in rows]),
                "families": len(FAMILIES)}
     return out, covered
