@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from btc_assets.lib.research.features import pit
+from btc_assets.lib.research.features import audit, pit
 from btc_assets.lib.research.features.registry import FAMILIES, FEATURES, ROW_WARMUP_BARS_1M, WARMUP_BARS_1M
 
 TARGET = Path(__file__).resolve().parents[4] / "docs" / "FEATURES.md"
@@ -42,6 +42,28 @@ def render() -> str:
         *(f"| {s.name} | `{s.table}` | `{s.time_column}` | {s.rule} | "
           f"{SAMPLE.get(s.name, 'real' if s.name.startswith('klines_') else SYNTHETIC)} |"
           for s in pit.SOURCES.values()),
+        "",
+        "## How the checks verify it (without trusting the table above)",
+        "",
+        "gold/features' blocking point-in-time checks never read the availability column above to decide what was",
+        "known when. They measure it from the data (`lib/research/features/audit.py`): what each table's time",
+        "column means is stated once, every number is measured from the rows.",
+        "",
+        "| source | time column means | measured availability |",
+        "|---|---|---|",
+        *(f"| {n} | {k} | " + {"period": "time + the table's own spacing (median step between keys)",
+                                "instant": "its own time",
+                                "metrics": "create_time + the window its taker ratio describes, matched with the 1m klines "
+                                           "(5 minutes assumed when the match is not conclusive)"}[k] + " |"
+          for n, (_, k) in audit.MEANING.items()),
+        "",
+        "- `features_availability_observed`: on every row of every source, the declared availability may not be",
+        "  earlier than the measured one (a leak of that many minutes, named with the features reading the source).",
+        "- `features_point_in_time`: features recomputed from the data cut at the measured times equal the stored",
+        "  ones, just before and just after every 5m/15m/1h close of the partition (the features of those bars and",
+        "  of metrics, in two batched runs whose boundary sources are seen 30 s later or earlier, which is exactly",
+        "  the data cut at each such row's close: checked per row), and at a sampled cut-off and the last bar, where",
+        "  every family is recomputed from the physically cut tables.",
         "",
         "## Features",
         "",
