@@ -3,6 +3,7 @@
 import hashlib
 
 import dagster as dg
+import pytest
 
 from btc_assets_tests.conftest import KLINES_DIR
 
@@ -66,27 +67,56 @@ def test_gold_features_and_labels_with_checks(built):
     assert labels == 9 * 1440  # the next day is known for every day but the last
 
 
-def test_a_wrong_availability_declaration_is_refused_and_never_published(built, monkeypatch):
-    """A 15m bar declared known at its open: both point-in-time checks fail naming it, and gold.features keeps
-    the previous good rows of the day."""
+def _declare(source, minutes):
     import dataclasses
 
     import pandas as pd
 
     from btc_assets.lib.research.features import pit
-    before = built.sql("SELECT count(*), round(sum(rsi_14_15m), 6) FROM gold.features "
-                       "WHERE open_time >= '2024-01-09' AND open_time < '2024-01-10'")
-    monkeypatch.setitem(pit.SOURCES, "klines_15m", dataclasses.replace(
-        pit.SOURCES["klines_15m"], delay=pd.Timedelta(0), rule="at the bar's open (planted)"))
+    return source, dataclasses.replace(pit.SOURCES[source], delay=pd.Timedelta(minutes=minutes),
+                                       rule=f"{minutes} minutes after open (planted)")
+
+
+def _centred(monkeypatch):
+    import pandas as pd
+
+    from btc_assets.lib.research.features import volatility
+    real = volatility.compute
+
+    def centred(ctx):
+        out = real(ctx)
+        out["rv_15"] = pd.Series(out["rv_15"]).rolling(5, center=True).mean().to_numpy()
+        return out
+    monkeypatch.setattr(volatility, "compute", centred)
+
+
+@pytest.mark.parametrize("plant, feature, declared", [
+    ("15m at its open", "rsi_14_15m", True),
+    ("1h one minute early", "sma_ratio_20_1h", True),
+    ("centred window", "rv_15", False),
+])
+def test_a_planted_leak_is_refused_by_a_blocking_check_naming_it_and_never_published(built, monkeypatch, plant,
+                                                                                     feature, declared):
+    """Each leak fails the gold/features point-in-time checks naming the feature (and, for a wrong declaration,
+    the source); gold.features keeps the previous good rows of the day."""
+    from btc_assets.lib.research.features import pit
+    day = "open_time >= '2024-01-09' AND open_time < '2024-01-10'"
+    before = built.sql(f"SELECT count(*), round(sum({feature}), 6) FROM gold.features WHERE {day}")
+    if plant == "centred window":
+        _centred(monkeypatch)
+    else:
+        monkeypatch.setitem(pit.SOURCES, *_declare(*{"15m at its open": ("klines_15m", 0),
+                                                     "1h one minute early": ("klines_1h", 59)}[plant]))
     res = built.run([["gold", "features"]], partition_key="2024-01-09", raise_on_error=False)
     evals = {c.check_name: c for c in res.get_asset_check_evaluations()}
-    declared, recomputed = evals["features_availability_observed"], evals["features_point_in_time"]
-    assert not declared.passed and not recomputed.passed
-    leaks = declared.metadata["leaks"].value
-    assert len(leaks) == 1 and leaks[0].startswith('klines_15m: declared available "at the bar\'s open (planted)"')
-    assert "rsi_14_15m" in recomputed.metadata["features_mismatching"].value
-    assert built.sql("SELECT count(*), round(sum(rsi_14_15m), 6) FROM gold.features "
-                     "WHERE open_time >= '2024-01-09' AND open_time < '2024-01-10'") == before
+    declaration, recomputed = evals["features_availability_observed"], evals["features_point_in_time"]
+    assert not recomputed.passed and feature in recomputed.metadata["features_mismatching"].value
+    assert declaration.passed is not declared
+    if declared:
+        leaks = declaration.metadata["leaks"].value
+        assert len(leaks) == 1 and "(planted)" in leaks[0] and "early" in leaks[0]
+    assert not res.success  # blocking
+    assert built.sql(f"SELECT count(*), round(sum({feature}), 6) FROM gold.features WHERE {day}") == before
 
 
 def test_triple_barrier_label_through_the_labels_asset(built):
