@@ -114,7 +114,7 @@ def test_a_planted_leak_is_refused_by_a_blocking_check_naming_it_and_never_publi
     assert declaration.passed is not declared
     if declared:
         leaks = declaration.metadata["leaks"].value
-        assert len(leaks) == 1 and "(planted)" in leaks[0] and "early" in leaks[0]
+        assert len(leaks) == 1 and "(planted)" in leaks[0] and "early" in leaks[0] and "pit.py" in leaks[0]
     assert not res.success  # blocking
     assert built.sql(f"SELECT count(*), round(sum({feature}), 6) FROM gold.features WHERE {day}") == before
 

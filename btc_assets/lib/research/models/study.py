@@ -1,14 +1,14 @@
 """Studies: sweeps that count their trials. An Optuna search (kind "params": label threshold, XGBoost
 hyper-parameters, decision threshold, stop/target/time exit) or a greedy forward feature selection (kind
-"forward_selection", over feature families by default), each trial scored by its inner walk-forward traded after
-every cost by the backtest engine (economics.walk_forward_economics): the objective is the per-day Sharpe of the
-pooled daily returns.
+"forward_selection", over feature families by default); each trial's objective is the per-day Sharpe of its inner
+walk-forward traded after every cost by the backtest engine (economics.walk_forward_economics).
 
-Nested walk-forward: the last `final_test_days` of the rows (the hold-out) are cut off before the study starts and
-only the labels' look-ahead before it is kept in the bars it is given, so no trial can see a hold-out price. The
-chosen configuration is refitted on everything before the hold-out and trades it once, beside buy-and-hold. Its
-inner daily returns are deflated by the number of trials actually run (overfitting.deflated_sharpe) and the
-trials' returns, aligned by (fold, UTC day) period, give the probability of backtest overfitting (pbo_cscv).
+Nested walk-forward: the last `final_test_days` (the hold-out) are cut off first and the study is given only the
+bars its labels need before them, so no trial sees a hold-out price. The chosen configuration is refitted on
+everything before the hold-out and trades it once, beside buy-and-hold. Its inner daily returns are deflated by the
+number of trials run (overfitting.deflated_sharpe); the trials' returns, aligned by period (a fold's UTC day, as
+economics pools them), give the probability of backtest overfitting (pbo_cscv). MLflow-agnostic: `on_trial` is
+called with every trial's record (defs/models/study.py logs it as a child run). No pruner: no trial is pruned.
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -36,7 +35,6 @@ from btc_assets.lib.research.models.walk_forward import WalkForwardConfig, run_w
 from btc_assets.lib.research.risk import RiskConfig
 
 log = logging.getLogger(__name__)
-EXPERIMENT = "btc_assets.study"
 NO_TRADE_VALUE = -10.0  # objective of a trial without a trade: below any daily Sharpe a trading trial can reach
 MIN_DSR, MAX_PBO = 0.95, 0.5
 TRIAL_ERRORS = (ValueError, XGBoostError)  # a configuration that cannot be fitted or traded: a failed trial
@@ -184,11 +182,11 @@ def _evaluate(number: int, params: dict, features: list[str], rows: pd.DataFrame
         return TrialRecord(number, params, "FAIL", math.nan, math.nan, math.nan, 0, f"failed: {exc}",
                            pd.Series(dtype=float), seen)
     trades, sr = int(fig["wf_trades"]), _sharpe(r.to_numpy())
-    note = ("" if trades and math.isfinite(sr) else f"no trade in {len(r)} periods" if not trades
-            else f"{len(r)} period(s): no Sharpe")
-    value = sr if not note else NO_TRADE_VALUE
-    return TrialRecord(number, params, "COMPLETE", value, sr, fig["wf_net_return"], trades,
-                       note and f"{note}: objective set to {NO_TRADE_VALUE}", r, seen)
+    scored = trades > 0 and math.isfinite(sr)
+    note = "" if scored else (f"{'no trade' if not trades else 'no Sharpe'} in {len(r)} period(s): objective set "
+                              f"to {NO_TRADE_VALUE}")
+    return TrialRecord(number, params, "COMPLETE", sr if scored else NO_TRADE_VALUE, sr, fig["wf_net_return"], trades,
+                       note, r, seen)
 
 
 def _suggest(trial: optuna.Trial, s: SearchSpace) -> dict:
@@ -333,45 +331,3 @@ def run_study(rows: pd.DataFrame, features: list[str], market: Market, cfg: Stud
         _holdout(best, inner, hold, bars, best_features, market, cfg, horizon), _dsr(best, done, len(records), counts),
         _pbo(matrix), len(records) / minutes if minutes > 0 else math.inf, pd.DataFrame([r.seen for r in records]),
         (hold_from, end))
-
-
-@dataclass(frozen=True)
-class StudyLog:
-    """The study's MLflow parent run: `trial` logs a child run per trial, `summary` the study's figures."""
-
-    experiment_id: str
-    run_id: str
-    run_url: str
-
-    def trial(self, rec: TrialRecord) -> None:
-        import mlflow
-
-        with mlflow.start_run(experiment_id=self.experiment_id, run_name=f"trial {rec.number}", nested=True):
-            mlflow.set_tags({"state": rec.state, "note": rec.note[:500]})
-            mlflow.log_params({k: str(v)[:500] for k, v in rec.params.items()})
-            mlflow.log_metrics({"inner_sharpe_daily": rec.inner_sharpe_daily, "inner_net_return": rec.inner_net_return,
-                                "inner_trades": float(rec.inner_trades)})
-
-    def summary(self, res: StudyResult) -> None:
-        import mlflow
-
-        mlflow.log_params({f"best_{k}": str(v)[:500] for k, v in res.best_params.items()})
-        mlflow.log_metrics({"dsr": res.dsr["dsr"], "pbo": res.pbo["pbo"], "n_trials": float(len(res.trials)),
-                            "holdout_net_return": res.holdout["net_return"],
-                            "holdout_sharpe_daily": res.holdout["sharpe_daily"],
-                            "buy_and_hold_return": res.holdout["buy_and_hold_return"],
-                            "inner_sharpe_daily": res.inner["sharpe_daily"],
-                            "trials_per_minute": res.trials_per_minute})
-
-
-@contextmanager
-def mlflow_study(store, kind: str, tags: dict[str, str]) -> Iterator[StudyLog]:
-    """Open the parent run (experiment EXPERIMENT, tag kind) that every trial's child run nests under."""
-    import mlflow
-
-    from btc_assets.lib.research.models.tracking import ui_url
-
-    exp = store.activate(EXPERIMENT)
-    with mlflow.start_run(experiment_id=exp, run_name=f"study {kind} {tags.get('week_start', '')}".strip()) as run:
-        mlflow.set_tags({"kind": kind, **tags})
-        yield StudyLog(exp, run.info.run_id, ui_url(exp, run.info.run_id))
