@@ -11,6 +11,7 @@ import pytest
 
 from btc_assets.defs.resources.sources import StreamRecordingsResource
 from btc_assets.defs.resources.trading import LiveFeedResource, ReplayResource, TradingResource
+from btc_assets.defs.trading.decisions import NO_MODEL
 from btc_assets.defs.trading.market import BARS_FROM, BARS_TO
 from btc_assets.defs.trading.specs import REQUESTED_AT
 from btc_assets.defs.trading.checks import decisions_match_backtest
@@ -157,24 +158,55 @@ def test_a_breaker_trip_pauses_entries_and_alerts(trained, caplog):
     assert caplog.text.count("drawdown breaker tripped") == 1
 
 
+def test_a_week_not_trained_yet_is_traded_by_the_previous_promoted_model_and_says_so(trained):
+    """Monday before the retrain: the previous promoted model keeps trading, stated on every decision; with no
+    promoted model at all the bars still get decided (no entry, exits allowed) instead of the run failing."""
+    built, _ = trained
+    handover = TradingResource(strategy="handover", session_start="2024-01-10T16:00:00")
+    tags = {BARS_FROM: "2024-01-10T16:00:00+00:00", BARS_TO: "2024-01-10T16:09:00+00:00"}
+    built.sql("UPDATE models.xgb_models SET week_start = '2024-01-01'")  # week 01-08's model not trained yet
+    try:
+        res = dg.materialize(ALL_ASSETS, selection=[dg.AssetKey(["trading", "decisions"])],
+                             partition_key="2024-01-10", resources={**built.resources, "trading": handover},
+                             instance=built.instance, tags=tags)
+        versions = {r[0] for r in built.sql("SELECT model_version FROM trading.decisions WHERE bar_time >= "
+                                            "'2024-01-10 16:00' AND bar_time < '2024-01-10 16:10'")}
+        assert len(versions) == 1 and "handover: the xgb model of the week starting 2024-01-08 is not trained " \
+            "yet; the promoted model of the week starting 2024-01-01" in versions.pop()
+        meta = res.get_asset_materialization_events()[0].event_specific_data.materialization.metadata
+        assert meta["model_handovers"].value
+        built.sql("UPDATE models.xgb_models SET week_start = '2024-01-15'")  # nothing earlier to hand over
+        tags2 = {BARS_FROM: "2024-01-10T16:10:00+00:00", BARS_TO: "2024-01-10T16:14:00+00:00"}
+        res = dg.materialize(ALL_ASSETS, selection=[dg.AssetKey(["trading", "decisions"])],
+                             partition_key="2024-01-10", resources={**built.resources, "trading": handover},
+                             instance=built.instance, tags=tags2)
+        assert res.success
+        rows = built.sql("SELECT model_version, signal FROM trading.decisions WHERE bar_time >= '2024-01-10 16:10' "
+                         "AND bar_time < '2024-01-10 16:15'")
+        assert len(rows) == 5 and {r[0] for r in rows} == {NO_MODEL} and {r[1] for r in rows} == {1}
+    finally:
+        built.sql("UPDATE models.xgb_models SET week_start = '2024-01-08'")
+
+
 def test_a_failed_decision_sends_nothing_and_keeps_the_live_bars(trained):
     """The three trading assets share one step: a decision that fails stops the orders, while the live bars taken
     before it stay materialized, and the failure names its cause."""
     built, _ = trained
     tags = {BARS_FROM: "2024-01-10T22:00:00+00:00", BARS_TO: "2024-01-10T22:01:00+00:00",
             REQUESTED_AT: f"{time.time():.3f}"}
-    # The week's model is missing altogether (never trained): the decision cannot be made, and says why. (A model
-    # that is merely not promoted decides "no entry" instead: test_promotion_after_costs.py.)
+    # The week's registered model cannot be loaded: the decision cannot be made, and says why. (A week without a
+    # promoted model decides "no entry" instead, exits allowed: test_promotion_after_costs.py and the handover.)
     built.sql("CREATE TABLE models.xgb_models_kept AS SELECT * FROM models.xgb_models")
-    built.sql("DELETE FROM models.xgb_models")
+    built.sql("UPDATE models.xgb_models SET model_uri = 'models:/btc_assets_gone/7'")
     try:
         res = built.run([["trading", "live_bars"], ["trading", "decisions"], ["trading", "orders"]],
                         partition_key="2024-01-10", tags=tags, raise_on_error=False)
     finally:
+        built.sql("DELETE FROM models.xgb_models")
         built.sql("INSERT INTO models.xgb_models SELECT * FROM models.xgb_models_kept")
         built.sql("DROP TABLE models.xgb_models_kept")
     assert not res.success
-    assert "no xgb model for the week" in str(res.get_step_failure_events()[0].event_specific_data.error)
+    assert "btc_assets_gone" in str(res.get_step_failure_events()[0].event_specific_data.error)
     materialized = {e.asset_key.path[-1] for e in res.get_asset_materialization_events()}
     assert materialized == {"live_bars"}
     assert built.sql("SELECT count(*) FROM trading.decisions WHERE bar_time >= '2024-01-10 22:00'") == [(0,)]

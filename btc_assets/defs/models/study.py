@@ -13,6 +13,9 @@ looks like luck. Nothing downstream reads the study: it informs the next choice 
 # the resources) at decoration time and cannot resolve them from strings.
 import json
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 import dagster as dg
 import pandas as pd
@@ -24,11 +27,13 @@ from btc_assets.defs.resources.storage import MlflowResource
 from btc_assets.defs.resources.trading import TradingResource
 from btc_assets.lib.research.features import FEATURE_NAMES
 from btc_assets.lib.research.models import study as lib
+from btc_assets.lib.research.models.tracking import ui_url
 from btc_assets.lib.research.models.xgb import XgbParams
 from btc_assets.lib.storage.warehouse import read_window, table_exists
 
 KEY = ["models", "study"]
 CHECK = "study_not_overfit"
+EXPERIMENT = "btc_assets.study"  # named like tracking.FAMILIES' experiments
 TRIAL_COLUMNS = {"number": "int", "state": "string", "value": "float", "inner_sharpe_daily": "float",
                  "inner_net_return": "float", "inner_trades": "int", "params": "string", "note": "string"}
 
@@ -77,6 +82,48 @@ def _market(conn, rows: pd.DataFrame, horizon: int, trading: TradingResource) ->
     return lib.Market(bars, funding, mark, trading.costs(), trading.risk_config(), trading.notional_usdt)
 
 
+@dataclass(frozen=True)
+class StudyRun:
+    """The study's MLflow parent run: `trial` logs a child run per trial (lib's on_trial hook), `summary` the
+    study's figures on the parent."""
+
+    experiment_id: str
+    run_id: str
+    run_url: str
+
+    def trial(self, rec: lib.TrialRecord) -> None:
+        import mlflow
+
+        with mlflow.start_run(experiment_id=self.experiment_id, run_name=f"trial {rec.number}", nested=True):
+            mlflow.set_tags({"state": rec.state, "note": rec.note[:500]})
+            mlflow.log_params({k: str(v)[:500] for k, v in rec.params.items()})
+            mlflow.log_metrics({"inner_sharpe_daily": rec.inner_sharpe_daily, "inner_net_return": rec.inner_net_return,
+                                "inner_trades": float(rec.inner_trades)})
+
+    def summary(self, res: lib.StudyResult) -> None:
+        import mlflow
+
+        h = res.holdout
+        mlflow.log_params({f"best_{k}": str(v)[:500] for k, v in res.best_params.items()})
+        metrics = {"dsr": res.dsr["dsr"], "pbo": res.pbo["pbo"], "n_trials": len(res.trials),
+                   "n_failed": res.dsr["n_failed"], "trials_per_minute": res.trials_per_minute,
+                   "inner_sharpe_daily": res.inner["sharpe_daily"], "holdout_net_return": h["net_return"],
+                   "holdout_sharpe_daily": h["sharpe_daily"], "holdout_trades": h["trades"],
+                   "buy_and_hold_return": h["buy_and_hold_return"]}
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if not math.isinf(float(v))})  # NaN is kept
+
+
+@contextmanager
+def study_run(store: MlflowResource, kind: str, tags: dict[str, str]) -> Iterator[StudyRun]:
+    """The parent run (tag kind) that every trial's run nests under (mlflow's nested=True: tag mlflow.parentRunId)."""
+    import mlflow
+
+    exp = store.activate(EXPERIMENT)
+    with mlflow.start_run(experiment_id=exp, run_name=f"study {kind} {tags['week_start']}") as run:
+        mlflow.set_tags({"kind": kind, **tags})
+        yield StudyRun(exp, run.info.run_id, ui_url(exp, run.info.run_id))
+
+
 def _plain(d: dict) -> dict:
     """JSON-safe: NaN as null, numbers rounded, CSCV's per-combination logits left out (they are in MLflow's run)."""
     def v(x):
@@ -94,7 +141,7 @@ def _trials_table(trials: pd.DataFrame) -> dg.MetadataValue:
         columns=[dg.TableColumn(k, t) for k, t in TRIAL_COLUMNS.items()]))
 
 
-def _metadata(res: lib.StudyResult, run: lib.StudyLog) -> dict:
+def _metadata(res: lib.StudyResult, run: StudyRun) -> dict:
     h, r = res.holdout, lambda x: round(float(x), 4)
     return {
         "kind": res.kind, "mlflow_parent_run": dg.MetadataValue.url(run.run_url), "mlflow_run_id": run.run_id,
@@ -145,7 +192,7 @@ def study(context: dg.AssetExecutionContext, config: StudySettings, warehouse: D
         market = _market(conn, rows, horizon, trading)
     cfg = config.study_config(horizon)
     tags = {"week_start": f"{week_start:%Y-%m-%d}", "dagster_run_id": context.run.run_id}
-    with lib.mlflow_study(mlflow, cfg.kind, tags) as run:
+    with study_run(mlflow, cfg.kind, tags) as run:
         res = lib.run_study(rows, FEATURE_NAMES, market, cfg, horizon, on_trial=run.trial)
         run.summary(res)
     why = res.verdict()

@@ -53,12 +53,17 @@ class TradingResource(dg.ConfigurableResource):
     requote_after_s: float = Field(default=2.0, description="seconds a quote rests before it is requoted")
     reconcile_tolerance: float = Field(default=0.0005, description="BTC of difference tolerated between the "
                                        "broker's position and the journal's before trading stops")
+    model_handover: str = Field(default="until_trained", description="while the week's model is not trained yet "
+                                "(Monday before its retrain) the previous promoted model keeps trading, stated on "
+                                "every decision; until_promoted also while it is trained but not promoted")
     metrics_file: str = Field(default="", description="Prometheus text snapshot written after every trading run")
     kill_file: str = Field(default="", description="while this file exists, trading cancels, flattens and stops")
 
     def model_post_init(self, __context) -> None:  # noqa: D401 - pydantic hook
         if self.mode not in ("paper", "testnet", "live"):
             raise ValueError(f"trading mode {self.mode!r} is unknown: use paper, testnet or live")
+        if self.model_handover not in ("until_trained", "until_promoted"):
+            raise ValueError(f"model_handover {self.model_handover!r} is unknown: use until_trained or until_promoted")
 
     def risk_config(self):
         from btc_assets.lib.research.risk import RiskConfig

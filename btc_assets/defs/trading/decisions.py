@@ -64,13 +64,15 @@ def decide_bars(context: dg.AssetExecutionContext, journal: Journal, mlflow: Mlf
         raise dg.Failure(f"bars not in silver or live.klines_1m yet: {', '.join(map(str, missing[:5]))}; "
                          "materialize silver/klines_1m (or trading/live_bars) for them first")
     rows = feats.iloc[times.get_indexer(bars_to_decide)].reset_index(drop=True)
-    frames, infer_ms, unpromoted = [], [], []
+    frames, infer_ms, unpromoted, handovers = [], [], [], []
     for week, week_rows in rows.groupby(rows["open_time"].dt.tz_localize(None).dt.to_period("W-SUN")):
-        try:
-            model = registry.model_for_week(conn, week.start_time.tz_localize("UTC"))  # promoted only
-        except registry.NotPromoted as e:
-            # Nothing was promoted for the week: no signal, no entry; the rules still decide the exits of what is
-            # open. Stated on every decision of the week (model_version) and in the metadata.
+        try:  # promoted only; while the week's model is not trained yet, the previous promoted one (handover)
+            model, handover = registry.trading_model(conn, week.start_time.tz_localize("UTC"),
+                                                     handover=trading.model_handover)
+        except registry.NoModel as e:
+            # Nothing promoted to trade the week (refused, or nothing trained and nothing to hand over): no signal,
+            # no entry; the rules still decide the exits of what is open — a missing model never blocks an exit.
+            # Stated on every decision of the week (model_version) and in the metadata.
             context.log.warning(str(e))
             unpromoted.append(str(e))
             infer_ms += [0.0] * len(week_rows)
@@ -79,14 +81,16 @@ def decide_bars(context: dg.AssetExecutionContext, journal: Journal, mlflow: Mlf
                 "p_sell": float("nan"), "p_hold": float("nan"), "p_buy": float("nan"),
                 "signal": np.full(len(week_rows), HOLD, dtype="int8")}))
             continue
-        except registry.NoModel as e:
-            raise dg.Failure(str(e)) from e
+        if handover:
+            context.log.warning(handover)
+            handovers.append(handover)
         context_rows = feats.iloc[:times.searchsorted(week_rows["open_time"].min())]
         t0 = time.perf_counter()
         proba, chosen = predict.predict_signal(mlflow, model, week_rows, context_rows)
         infer_ms += [(time.perf_counter() - t0) * 1000 / len(week_rows)] * len(week_rows)
         frames.append(pd.DataFrame({
-            "bar_time": week_rows["open_time"].array, "model_version": predict.version_label(model),
+            "bar_time": week_rows["open_time"].array,
+            "model_version": predict.version_label(model) + (f" ({handover})" if handover else ""),
             "p_sell": proba[:, 0], "p_hold": proba[:, 1], "p_buy": proba[:, 2],
             "signal": chosen,
         }))
@@ -131,7 +135,7 @@ def decide_bars(context: dg.AssetExecutionContext, journal: Journal, mlflow: Mlf
     return Decided(dg.MaterializeResult(asset_key=DECISIONS.key, metadata={
         "bars": len(new), "first_bar": str(first), "last_bar": str(last), "session_start": str(session),
         "models": sorted(new["model_version"].unique().tolist()),
-        "weeks_without_promoted_model": unpromoted,
+        "weeks_without_promoted_model": unpromoted, "model_handovers": handovers,
         "signals": {CLASS_NAMES[k]: int(v) for k, v in new["signal"].value_counts().items()},
         "actions": {str(k): int(v) for k, v in new["action"].value_counts().items()},
         "breaker_paused_bars": int(sum(p.paused for p in plans)),

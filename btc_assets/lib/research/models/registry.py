@@ -50,3 +50,38 @@ def model_for_week(conn, week_start: pd.Timestamp, family: str = TRADING_FAMILY)
                           f"({row['registered_name']} v{row['model_version']}) is not promoted: {row['reason']}; "
                           "nothing trades that week (retrain or change the model)")
     return row
+
+
+HANDOVERS = ("until_trained", "until_promoted")
+
+
+def trading_model(conn, week_start: pd.Timestamp, family: str = TRADING_FAMILY,
+                  handover: str = "until_trained") -> tuple[dict, str]:
+    """The model that trades the week and what to say about it: the week's promoted model, or, while the week's
+    model is not trained yet (Monday before its retrain), the latest earlier promoted model ("handover ...").
+
+    handover="until_promoted" also keeps the earlier model while the week's model is trained but not promoted;
+    the default refuses that (newer evidence said no edge: NotPromoted, nothing enters). NoModel when there is no
+    promoted model to hand over either.
+    """
+    if handover not in HANDOVERS:
+        raise ValueError(f"model handover {handover!r} is unknown: use one of {HANDOVERS}")
+    try:
+        return model_for_week(conn, week_start, family), ""
+    except NotPromoted:
+        if handover != "until_promoted":
+            raise
+        why = "not promoted"
+    except NoModel:
+        why = "not trained yet"
+    table = registry_table(family)
+    earlier = read_window(conn, table, "week_start", week_start - pd.Timedelta(weeks=520), week_start)
+    earlier = earlier[earlier["promoted"].astype(bool)] if len(earlier) else earlier
+    if earlier.empty:
+        raise NoModel(f"no {family} model for the week starting {week_start:%Y-%m-%d} ({why}) and no earlier "
+                      f"promoted one to hand over: materialize models/{family}_model partition "
+                      f"{week_start:%Y-%m-%d}")
+    row = earlier.sort_values("week_start").iloc[-1].to_dict()
+    return row, (f"handover: the {family} model of the week starting {week_start:%Y-%m-%d} is {why}; the promoted "
+                 f"model of the week starting {pd.Timestamp(row['week_start']):%Y-%m-%d} "
+                 f"({row['registered_name']} v{row['model_version']}) keeps trading")
