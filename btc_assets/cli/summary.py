@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import duckdb
@@ -13,7 +14,8 @@ TABLES = ("bronze.files", "silver.klines_1m", "silver.klines_5m", "silver.klines
           "silver.mark_price_1m", "gold.features", "gold.labels", "models.xgb_models", "models.lstm_models",
           "models.ensemble_models", "models.oos_predictions", "models.signals", "trading.decisions",
           "trading.order_events")
-FAMILIES = (("XGBoost", "models.xgb_models"), ("LSTM", "models.lstm_models"), ("ensemble", "models.ensemble_models"))
+FAMILIES = (("XGBoost", "models.xgb_models"), ("LSTM", "models.lstm_models"), ("ensemble", "models.ensemble_models"),
+            ("daily RF", "models.rf_daily_models"))
 
 
 def print_summary(root: Path, timings: dict[str, float], wall_s: float) -> None:
@@ -30,12 +32,15 @@ def print_summary(root: Path, timings: dict[str, float], wall_s: float) -> None:
             if not table_exists(conn, table):
                 continue
             rows = conn.execute(f"SELECT week_start, test_accuracy, test_log_loss, baseline_log_loss, promoted, "
-                                f"reason, wf_net_return, wf_trades, wf_psr, wf_random_entry_percentile "
-                                f"FROM {table} ORDER BY week_start").fetchall()
-            for w, acc, ll, bll, promoted, reason, net, trades, psr, pct in rows:
+                                f"reason, wf_net_return, wf_trades, wf_psr, wf_random_entry_percentile, "
+                                f"decision_rule FROM {table} ORDER BY week_start").fetchall()
+            for w, acc, ll, bll, promoted, reason, net, trades, psr, pct, rule in rows:
                 promoted_any |= bool(promoted)
+                cost = json.loads(rule)["cost"] if rule else None
+                none = ("after costs: no trade (the calibrated expected return never beat the round-trip cost "
+                        f"{cost:.3%})" if cost is not None else "after costs: no trade")
                 after = (f"after costs {net:+.2%} over {int(trades or 0)} trades, PSR {psr:.2f}, beats "
-                         f"{pct:.0%} of random entries" if net is not None and trades else "after costs: no trade")
+                         f"{pct:.0%} of random entries" if net is not None and trades else none)
                 print(f"  {family:<9} week {w:%Y-%m-%d}  accuracy {acc:.3f}  log-loss {ll:.4f} vs majority {bll:.4f}"
                       f"  {after}\n  {'':<9}   -> {'promoted' if promoted else 'NOT promoted: ' + (reason or '')}")
         if not promoted_any:

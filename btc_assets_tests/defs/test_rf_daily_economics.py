@@ -9,7 +9,7 @@ from btc_assets.defs.models.rf_baseline import RfDailyConfig, daily_evidence
 from btc_assets.defs.resources.trading import TradingResource
 from btc_assets.lib.research.models.walk_forward import WalkForwardResult
 
-DAYS = 30  # the engine's ATR stop needs 14 daily bars before the first entry
+DAYS = 30
 
 
 def bars(day_moves: list[float]) -> pd.DataFrame:
@@ -24,9 +24,9 @@ def bars(day_moves: list[float]) -> pd.DataFrame:
 
 
 def buy_on(day: int) -> WalkForwardResult:
-    days = pd.date_range("2024-03-01", periods=DAYS, freq="D", tz="UTC")
-    sig = np.ones(DAYS, int)
-    sig[day] = 2
+    days = pd.date_range("2024-03-01", periods=DAYS, freq="D", tz="UTC")[18:]  # the fold: its ATR warms up before
+    sig = np.ones(len(days), int)
+    sig[day - 18] = 2
     p = pd.DataFrame({"open_time": days, "fold": 0, "label": 1, "fwd_return": 0.0, "p_sell": 0.1, "p_hold": 0.1,
                       "p_buy": 0.8, "signal": sig})
     return WalkForwardResult(predictions=p, fold_metrics=[], overall={})

@@ -95,6 +95,6 @@ def daily_evidence(wf, bars_1m: pd.DataFrame, funding, trading: TradingResource,
     risk = RiskConfig(max_positions=1, max_hold_bars=1, max_vol=1.0, daily_dd=base.daily_dd, weekly_dd=base.weekly_dd)
     rule = settings.rule()
     figures, per_fold = walk_forward_economics(wf.predictions, daily, funding, costs=costs, risk=risk,
-                                               initial_equity=trading.notional_usdt, rule=rule)
+                                               initial_equity=trading.notional_usdt, rule=rule, warmup_bars=20)
     why = rule.verdict(figures) if settings.promotion == "after_costs" else []
     return common.Evidence(figures, per_fold, why, settings.promotion)

@@ -92,13 +92,15 @@ def _random_entry_net(o: np.ndarray, trades: pd.DataFrame, times: pd.DatetimeInd
 def walk_forward_economics(predictions: pd.DataFrame, bars: pd.DataFrame, funding: pd.DataFrame | None, *,
                            mark: pd.DataFrame | None = None, costs: Costs = Costs(), risk: RiskConfig = RiskConfig(),
                            initial_equity: float = 10_000.0, rule: PromotionRule = PromotionRule(),
-                           seed: int = 0, daily_out: list | None = None) -> tuple[dict[str, float], pd.DataFrame]:
+                           seed: int = 0, daily_out: list | None = None,
+                           warmup_bars: int = 0) -> tuple[dict[str, float], pd.DataFrame]:
     """The pooled after-cost figures (ECONOMIC_NAMES) of out-of-sample `predictions` (open_time, fold, p_sell,
     p_hold, p_buy: the walk-forward's) and one row per fold. `bars`: silver 1m bars covering the test windows.
 
     A `signal` column (0 SELL, 1 HOLD, 2 BUY), when present, is what trades (the cost-aware decision of
     lib/research/models/decision.py); without it the most probable class does. `daily_out`, if given, receives
-    each fold's daily returns (a Series by UTC day), e.g. for a study's overfitting statistics."""
+    each fold's daily returns (a Series by UTC day), e.g. for a study's overfitting statistics. `warmup_bars` bars
+    before each fold reach the engine untraded (its ATR warms up: daily bars need 14); the returns start at the fold."""
     bars = bars.sort_values("open_time").reset_index(drop=True)
     rng = np.random.default_rng(seed)
     daily, per_fold = [], []
@@ -107,7 +109,9 @@ def walk_forward_economics(predictions: pd.DataFrame, bars: pd.DataFrame, fundin
     random_net = np.zeros(rule.random_seeds)
     for fold, rows in predictions.groupby("fold", sort=True):
         lo, hi = rows["open_time"].min(), rows["open_time"].max() + pd.Timedelta(minutes=1)
-        b = bars[(bars["open_time"] >= lo) & (bars["open_time"] < hi)].reset_index(drop=True)
+        i0 = max(0, int(bars["open_time"].searchsorted(lo)) - warmup_bars)
+        with_warmup = bars.iloc[i0:int(bars["open_time"].searchsorted(hi))].reset_index(drop=True)
+        b = with_warmup[with_warmup["open_time"] >= lo].reset_index(drop=True)
         if len(b) < 3:
             raise ValueError(f"fold {fold}: silver.klines_1m has {len(b)} bars in {lo} .. {hi}; materialize "
                              "silver/klines_1m for the training weeks")
@@ -116,9 +120,10 @@ def walk_forward_economics(predictions: pd.DataFrame, bars: pd.DataFrame, fundin
         classes = pd.Series(chosen, index=pd.DatetimeIndex(rows["open_time"]))
         sig = signals_from_classes(classes)
         sig = sig[sig.index.isin(pd.DatetimeIndex(b["open_time"]))]
-        res = simulate(b, sig, funding, mark=mark, costs=costs, risk=risk, initial_equity=initial_equity)
-        times = pd.DatetimeIndex(res.equity.index)
-        daily.append(daily_returns(res.equity.to_numpy(), initial_equity, times))
+        res = simulate(with_warmup, sig, funding, mark=mark, costs=costs, risk=risk, initial_equity=initial_equity)
+        equity = res.equity[res.equity.index >= lo]  # nothing trades in the warm-up: equity is still the initial
+        times = pd.DatetimeIndex(equity.index)
+        daily.append(daily_returns(equity.to_numpy(), initial_equity, times))
         if daily_out is not None:
             days = pd.DatetimeIndex(times).floor("D").unique()
             daily_out.append(pd.Series(daily[-1], index=days[:len(daily[-1])]))
