@@ -20,7 +20,7 @@ import pytest
 
 from btc_assets.defs.resources.trading import LiveFeedResource, TradingResource
 from btc_assets.defs.trading.sensors import live_trading_sensor, next_close, trading_job
-from btc_assets_tests.fakes.binance import run_in_thread
+from btc_assets_tests.fakes.binance import Exchange, run_in_thread
 from btc_assets_tests.conftest import real_klines
 from btc_assets_tests.defs.conftest import ALL_ASSETS, ten_days, train_config
 
@@ -49,7 +49,7 @@ def session(tmp_path_factory, sample_archive, canary_env):
             for r in day.iloc[:BARS + 5].itertuples()]
     (root / "dagster_home").mkdir()
     with dg.instance_for_test(temp_dir=str(root / "dagster_home")) as instance, \
-            run_in_thread(bars, KEY, SECRET) as fx:
+            run_in_thread(bars, KEY, SECRET, exchange=Exchange(bars, market_clock=True)) as fx:
         p = ten_days(root / "data", sample_archive, instance)  # the model is trained with the canary in the env
         p.run([["models", "xgb_model"]], partition_key="2024-01-08", run_config=train_config())
         p.resources["trading"] = TradingResource(
@@ -154,17 +154,47 @@ def test_decide_latency_and_rate_limit_headroom_are_recorded(session):
     assert weight and 0.0 < float(weight[0].rsplit(" ", 1)[1]) < 1.0
 
 
-def test_a_late_run_starts_no_new_exchange_order(session):
+def test_every_bar_is_tagged_with_its_own_close_on_this_machines_clock(session):
+    """The sensor stamps each run with when its bar closed (the feed's clock less the measured offset), not with
+    the tick's time: the age the orders step measures is the bar's own."""
+    _, _, _, results, _ = session
+    for req, _ in results:
+        bar_close = pd.Timestamp(req.tags["btc/bars_to"]) + pd.Timedelta(minutes=1)
+        assert abs(float(req.tags["btc/requested_at"]) - time.time()) < 600  # this machine's clock, not 2024's
+        assert req.tags["btc/clock_speed"] == "1" and bar_close.year == 2024
+
+
+def test_a_stale_entry_is_never_sent_and_is_journaled_as_skipped(session):
+    """A bar decided long after its close (an outage): its entry is journaled SKIPPED with the reason and never
+    reaches the exchange, exits would still go."""
+    from btc_assets.lib.trading.session import entry_late_reason
     p, instance, fx, results, _ = session
-    req, _ = results[-1]
-    late_tags = {**req.tags, "btc/requested_at": f"{float(req.tags['btc/requested_at']) - 3600:.3f}"}
+    entered = [(req, r) for req, r in results if any(
+        "enter_" in str(a) for (a,) in p.sql("SELECT action FROM trading.decisions WHERE bar_time = ?",
+                                              [pd.Timestamp(req.tags["btc/bars_to"]).tz_localize(None)]))]
+    last = pd.Timestamp("2024-01-11 10:00", tz="UTC")
+    assert entry_late_reason("binance-testnet", 1000.0, 1.0, last, last, 60.0, now=1030.0) is None
+    why = entry_late_reason("binance-testnet", 1000.0, 1.0, last - pd.Timedelta(minutes=5), last, 60.0, now=1030.0)
+    assert why.startswith("entry of bar 2024-01-11 09:55 skipped: 330 s after the bar's close")
+    assert entry_late_reason("paper", 0.0, 1.0, last, last, 60.0, now=1e9) is None
+    if not entered:
+        pytest.skip("no bar of the session planned an entry")  # the lib-level cases above still ran
+    req, _ = entered[-1]
+    bar = pd.Timestamp(req.tags["btc/bars_to"])
+    cid_like = f"%-{int(bar.timestamp())}-entry"
+    p.sql("DELETE FROM trading.order_events WHERE client_order_id LIKE ?", [cid_like])  # as if never sent
     before = len(fx.exchange.orders)
+    stale = {**req.tags, "btc/requested_at": f"{float(req.tags['btc/requested_at']) - 3600:.3f}"}
     job = dg.Definitions(assets=ALL_ASSETS, jobs=[trading_job], resources=p.resources).resolve_job_def("trading_job")
-    res = job.execute_in_process(instance=instance, partition_key=req.partition_key, tags=late_tags,
-                                 asset_selection=[dg.AssetKey(["trading", "orders"])])
+    res = job.execute_in_process(instance=instance, partition_key=req.partition_key, tags=stale,
+                                 asset_selection=[dg.AssetKey(["trading", "orders"])], raise_on_error=False)
     meta = res.get_asset_materialization_events()[0].event_specific_data.materialization.metadata
-    assert "a late order is another trade" in meta["new_orders_withheld"].value
-    assert len(fx.exchange.orders) == before
+    assert meta["entries_skipped_late"].value == 1 and "a late entry is another trade" in \
+        meta["entries_skipped_reasons"].value[0]
+    new = list(fx.exchange.orders.values())[before:]
+    assert not [o for o in new if o.client_order_id.startswith(cid_like[1:].split("-entry")[0].lstrip("-"))]
+    (event, note), = p.sql("SELECT event, note FROM trading.order_events WHERE client_order_id LIKE ?", [cid_like])
+    assert event == "SKIPPED" and "skipped" in note
 
 
 def test_the_trading_worker_runs_the_next_bar_and_resumes_from_its_cursor(session, tmp_path):
@@ -179,8 +209,11 @@ def test_the_trading_worker_runs_the_next_bar_and_resumes_from_its_cursor(sessio
     assert p.sql("SELECT count(*) FROM trading.decisions WHERE bar_time = ?", [newest.tz_localize(None)]) == [(1,)]
     state = json.loads(cursor.read_text())
     assert state["last_bar"] == newest.isoformat()
-    # the fake exchange replays 2024 on today's clock: the feed's clock offset is known, the next bar long due
-    assert abs(state["clock_offset"]) < 5 and next_close(state) < time.time()
+    # the fake exchange replays 2024 on a clock that follows its market (just after the current bar's close), as a
+    # venue's does: the feed's clock offset is measured, and the next bar closes within a minute on this machine
+    server_now = fx.exchange.now_ms() / 1000
+    assert abs(state["clock_offset"] - (server_now - time.time())) < 5
+    assert next_close(state) - time.time() < 61
     (run,) = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/run_key": f"bar-{newest:%Y%m%dT%H%M}"}))
     assert run.tags["dagster/sensor_name"] == "live_trading_sensor"
     assert trade_forever(defs, instance, cursor, tick_seconds=0.01, max_ticks=1)["runs"] == 0  # resumed, no repeat

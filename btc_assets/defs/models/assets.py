@@ -4,7 +4,9 @@
   registered in MLflow, promoted by a blocking check;
 * models/ensemble (weekly): both of them, trading only where they agree;
 * models/rf_daily_baseline: the daily random-forest reference;
-* models/signals (daily): out-of-sample predictions of the promoted trading model (the backtest's input).
+* models/signals (daily): out-of-sample predictions of the promoted trading model (the backtest's input);
+* models/study (weekly, on demand): Optuna study / forward feature selection, every trial an MLflow child run,
+  deflated Sharpe and PBO (WARN check study_not_overfit).
 See common.py for the two walk-forwards and the promotion rule.
 """
 
@@ -13,8 +15,10 @@ from btc_assets.defs.models.lstm_model import DEMO_CONFIG as LSTM_DEMO_CONFIG
 from btc_assets.defs.models.lstm_model import LstmTrainingConfig, lstm_model
 from btc_assets.defs.models.rf_baseline import RfDailyConfig, rf_daily_baseline
 from btc_assets.defs.models.signals import SIGNAL_TYPES, signal_frame, signals
+from btc_assets.defs.models.study import StudySettings, study
 from btc_assets.defs.models.xgb_model import DEMO_CONFIG as XGB_DEMO_CONFIG
 from btc_assets.defs.models.xgb_model import XgbTrainingConfig, xgb_model
 
 __all__ = ["ensemble", "lstm_model", "rf_daily_baseline", "signals", "xgb_model", "XgbTrainingConfig",
-           "LstmTrainingConfig", "RfDailyConfig", "LSTM_DEMO_CONFIG", "XGB_DEMO_CONFIG", "SIGNAL_TYPES", "signal_frame"]
+           "LstmTrainingConfig", "RfDailyConfig", "LSTM_DEMO_CONFIG", "XGB_DEMO_CONFIG", "SIGNAL_TYPES", "signal_frame",
+           "study", "StudySettings"]

@@ -125,7 +125,7 @@ def study_run(store: MlflowResource, kind: str, tags: dict[str, str]) -> Iterato
 
 
 def _plain(d: dict) -> dict:
-    """JSON-safe: NaN as null, numbers rounded, CSCV's per-combination logits left out (they are in MLflow's run)."""
+    """JSON-safe: NaN as null, numbers rounded, CSCV's per-combination logits left out (one per combination: too long for the UI)."""
     def v(x):
         if isinstance(x, float):
             return None if not math.isfinite(x) else round(x, 6)

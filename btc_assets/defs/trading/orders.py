@@ -11,13 +11,13 @@ from dagster_duckdb import DuckDBResource
 
 from btc_assets.defs.resources.trading import NotifierResource, TradingResource
 from btc_assets.defs.trading.market import one_minute, tagged_bars
-from btc_assets.defs.trading.specs import ORDERS, REQUESTED_AT
+from btc_assets.defs.trading.specs import CLOCK_SPEED, ORDERS, REQUESTED_AT
 from btc_assets.lib.research.features.window import WARMUP
 from btc_assets.lib.trading import metrics as trading_metrics
 from btc_assets.lib.trading.journal import Journal, mirror_journal
 from btc_assets.lib.trading.kill_switch import KillSwitch, stop_trading
 from btc_assets.lib.trading.live_market import RecordedMarket
-from btc_assets.lib.trading.session import late_reason, plan_of, send_bar_orders
+from btc_assets.lib.trading.session import entry_late_reason, not_live_reason, plan_of, send_bar_orders
 
 MINUTE = pd.Timedelta(minutes=1)
 
@@ -52,13 +52,23 @@ def send_orders(context: dg.AssetExecutionContext, journal: Journal, warehouse: 
     fills, sent = [], 0
     t_first = time.perf_counter()
     take_profit_r = trading.risk_config().take_profit_r
-    late = late_reason(broker.name, context.run.tags.get(REQUESTED_AT), trading.max_order_delay_s)
+    # Not a live run (no sensor request): nothing new is sent. A live run sends every exit, and each entry only
+    # within max_order_delay_s of its own bar's close (a backlog after an outage catches up without old entries).
+    requested = context.run.tags.get(REQUESTED_AT)
+    late = not_live_reason(broker.name, requested)
+    speed = float(context.run.tags.get(CLOCK_SPEED, "1") or 1)
+    last_bar = plans["bar_time"].max() if len(plans) else None
+    skipped: list[str] = []
     for row in plans.itertuples():
         fills += broker.settle(plan_of(row))  # what filled during this bar
         if kill:
             continue
+        stale = (entry_late_reason(broker.name, float(requested), speed, row.bar_time, last_bar,
+                                   trading.max_order_delay_s) if requested is not None else None)
+        if stale and isinstance(row.action, str) and "enter_" in row.action:
+            skipped.append(stale)
         sent += send_bar_orders(broker, journal, trading.strategy, trading.step_size, take_profit_r, row,
-                                resume_only=late is not None)
+                                resume_only=late is not None, skip_entry=stale)
     if kill:
         last_bar = plans["bar_time"].max() if len(plans) else start
         stop_trading(broker, kill, strategy=trading.strategy, notifier=alerts, bar_time=last_bar,
@@ -105,6 +115,7 @@ def send_orders(context: dg.AssetExecutionContext, journal: Journal, warehouse: 
         "paper_fill_prices": ("" if broker.name != "paper" else "recorded book and trades (collector)" if market
                               else "fill model on bars"),
         "kill_switch": kill, "orders_today": len(day), "new_orders_withheld": late or "",
+        "entries_skipped_late": len(skipped), "entries_skipped_reasons": skipped[:5],
         "open_orders": int((day["event"] == "NEW").sum()) if len(day) else 0,
         "position_btc": actual, "journal_position_btc": expected,
         "paper_equity_usdt": metrics.equity_usdt, "pnl_usdt": metrics.pnl_usdt,

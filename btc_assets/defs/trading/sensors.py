@@ -25,7 +25,7 @@ from dagster_duckdb import DuckDBResource
 from btc_assets.defs.resources.sources import StreamRecordingsResource
 from btc_assets.defs.resources.trading import LiveFeedResource, ReplayResource
 from btc_assets.defs.trading.market import BARS_FROM, BARS_TO
-from btc_assets.defs.trading.specs import REQUESTED_AT
+from btc_assets.defs.trading.specs import CLOCK_SPEED, REQUESTED_AT
 from btc_assets.defs.trading.assets import live_trading
 from btc_assets.lib.trading import live_bars
 from btc_assets.lib.data.rest.client import PublicRest
@@ -83,8 +83,22 @@ def next_close(cursor: dict) -> float | None:
     return (pd.Timestamp(cursor["last_bar"]) + 2 * MINUTE).timestamp() - cursor.get("clock_offset", 0.0)
 
 
-def requests_for(bars: list[pd.Timestamp], mode: str, one_run_per_bar: bool) -> list[dg.RunRequest]:
-    now = f"{time.time():.3f}"
+def closed_at(bar: pd.Timestamp, cursor: dict) -> float:
+    """When (epoch seconds, this machine's clock) the bar closed on the feed's clock: live feeds by the measured
+    clock offset, the replay by its own clock (anchor + elapsed replay time / speed)."""
+    close = bar + MINUTE
+    if cursor.get("source") == "replay":
+        return cursor["anchor"] + (close - pd.Timestamp(cursor["start"])).total_seconds() / cursor["speed"]
+    return close.timestamp() - cursor.get("clock_offset", 0.0)
+
+
+def requests_for(bars: list[pd.Timestamp], mode: str, one_run_per_bar: bool,
+                 cursor: dict | None = None) -> list[dg.RunRequest]:
+    """One run per bar (a backlog of more than CATCH_UP bars: one per day). Each run is tagged with when its last
+    bar closed (REQUESTED_AT, this machine's clock) and the feed's clock speed: the orders step measures every
+    bar's age from its own close, so a backlog's old entries are never sent (trading/orders)."""
+    cursor = cursor or {}
+    speed = float(cursor.get("speed", 1.0)) if cursor.get("source") == "replay" else 1.0
     if one_run_per_bar and len(bars) <= CATCH_UP:
         groups = [[b] for b in bars]
     else:
@@ -93,7 +107,8 @@ def requests_for(bars: list[pd.Timestamp], mode: str, one_run_per_bar: bool) -> 
     return [dg.RunRequest(
         run_key=(f"bar-{g[0]:%Y%m%dT%H%M}" if len(g) == 1 else f"{mode}-{g[0]:%Y%m%dT%H%M}-{g[-1]:%Y%m%dT%H%M}"),
         partition_key=f"{g[0]:%Y-%m-%d}",
-        tags={BARS_FROM: g[0].isoformat(), BARS_TO: g[-1].isoformat(), "btc/mode": mode, REQUESTED_AT: now},
+        tags={BARS_FROM: g[0].isoformat(), BARS_TO: g[-1].isoformat(), "btc/mode": mode,
+              REQUESTED_AT: f"{closed_at(g[-1], cursor) if cursor else time.time():.3f}", CLOCK_SPEED: f"{speed:g}"},
     ) for g in groups]
 
 
@@ -125,4 +140,4 @@ def live_trading_sensor(context: dg.SensorEvaluationContext, live_feed: LiveFeed
         return dg.SkipReason("replay finished" if done else "no bar closed since the last tick")
     cursor["last_bar"] = bars[-1].isoformat()
     context.update_cursor(json.dumps(cursor))
-    return requests_for(bars, live_feed.source, one_run_per_bar=live_feed.source != "replay")
+    return requests_for(bars, live_feed.source, one_run_per_bar=live_feed.source != "replay", cursor=cursor)

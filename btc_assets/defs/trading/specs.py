@@ -6,7 +6,10 @@ from btc_assets.defs import partitions
 from btc_assets.defs.trading.market import LIVE_BARS
 from btc_assets.lib.research.models.registry import TRADING_FAMILY
 
-REQUESTED_AT = "btc/requested_at"  # epoch seconds when the sensor asked for the run: the bars' close on its clock
+# epoch seconds (this machine's clock) when the run's last bar closed on the feed's clock, set by the sensor; every
+# bar's age is measured from its own close: REQUESTED_AT - (last bar - bar) / CLOCK_SPEED
+REQUESTED_AT = "btc/requested_at"
+CLOCK_SPEED = "btc/clock_speed"  # feed seconds per machine second (the replay's speed; 1 for live feeds)
 MODEL_KEY = ["models", "ensemble" if TRADING_FAMILY == "ensemble" else f"{TRADING_FAMILY}_model"]
 
 DECISIONS = dg.AssetSpec(

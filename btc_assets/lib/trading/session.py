@@ -13,7 +13,7 @@ import time
 import pandas as pd
 
 from btc_assets.lib.trading import trader
-from btc_assets.lib.trading.journal import Journal
+from btc_assets.lib.trading.journal import Journal, OrderEvent
 
 SESSION_WARMUP = pd.Timedelta(minutes=60)  # bars before the first decision: ATR(14) and the 60-bar volatility exist
 
@@ -46,26 +46,37 @@ def plan_of(row) -> trader.BarPlan:
                           float(row.sim_position or 0.0), opened, closed)
 
 
-def late_reason(broker_name: str, requested_at: str | None, max_order_delay_s: float,
-                now: float | None = None) -> str | None:
-    """Why an exchange must get no *new* order from this run (None: it may). Paper orders are never late: the fill
-    model prices them at the bar after their decision whenever the run happens. `requested_at`: the sensor's
-    request time (epoch seconds, the run's tag), None for a run no sensor asked for."""
+def not_live_reason(broker_name: str, requested_at: str | None) -> str | None:
+    """Why an exchange must get no *new* order from this run at all (None: it may, bar by bar, entry_late_reason).
+    Paper orders are never withheld: the fill model prices them at the bar after their decision whenever the run
+    happens. `requested_at`: the sensor's tag (None for a run no sensor asked for: a backfill or a manual run)."""
+    if broker_name == "paper" or requested_at is not None:
+        return None
+    return "not a live run (no sensor request): plans of a backfill or a manual run are journaled, not traded"
+
+
+def entry_late_reason(broker_name: str, last_closed_at: float, speed: float, bar_time: pd.Timestamp,
+                      last_bar: pd.Timestamp, max_order_delay_s: float, now: float | None = None) -> str | None:
+    """Why the entry of `bar_time` must not be sent (None: it may): more than max_order_delay_s after that bar's
+    own close. `last_closed_at`: when the run's last bar (`last_bar`) closed, this machine's clock; earlier bars of
+    the run (a backlog) closed (last_bar - bar_time) / speed seconds before it. Paper entries are never late."""
     if broker_name == "paper":
         return None
-    if requested_at is None:
-        return "not a live run (no sensor request): plans of a backfill or a manual run are journaled, not traded"
-    age = (time.time() if now is None else now) - float(requested_at)
+    closed = last_closed_at - (pd.Timestamp(last_bar) - pd.Timestamp(bar_time)).total_seconds() / speed
+    age = (time.time() if now is None else now) - closed
     if age > max_order_delay_s:
-        return (f"the sensor asked {age:.0f} s ago (> max_order_delay_s {max_order_delay_s:.0f}): a late "
-                "order is another trade; orders already started are resumed, none is started")
+        return (f"entry of bar {pd.Timestamp(bar_time):%Y-%m-%d %H:%M} skipped: {age:.0f} s after the bar's close "
+                f"(> max_order_delay_s {max_order_delay_s:.0f}): a late entry is another trade; exits and "
+                "protection are still sent")
     return None
 
 
 def send_bar_orders(broker, journal: Journal, strategy: str, step_size: float, take_profit_r: float, row,
-                    resume_only: bool = False) -> int:
+                    resume_only: bool = False, skip_entry: str | None = None) -> int:
     """The orders of one decided bar: market exits of the positions the rules close, then the entry. With
-    ``resume_only`` only orders the journal already has open (a crash interrupted them) are worked again."""
+    ``resume_only`` only orders the journal already has open (a crash interrupted them) are worked again. With
+    ``skip_entry`` (why) a not yet started entry is journaled SKIPPED with the reason instead of being sent;
+    exits are sent whatever the bar's age."""
     started = journal.orders_by_id([trader.exit_id(strategy, row.bar_time),
                                     trader.entry_id(strategy, row.bar_time)])
 
@@ -92,6 +103,10 @@ def send_bar_orders(broker, journal: Journal, strategy: str, step_size: float, t
     entry_cid = trader.entry_id(strategy, row.bar_time)
     if isinstance(row.action, str) and "enter_" in row.action and row.entry_qty > 0 and allowed(entry_cid):
         side = "BUY" if row.action.endswith("long") else "SELL"
+        if skip_entry and entry_cid not in started:
+            journal.append(OrderEvent(entry_cid, "SKIPPED", row.bar_time, side, float(row.entry_qty), None, 0.0,
+                                      broker.name, getattr(broker, "run_id", ""), skip_entry))
+            return sent
         sent += bool(broker.submit(entry_cid, row.bar_time, side, float(row.entry_qty),
                                    stop_distance=float(row.stop_distance),
                                    take_profit_r=take_profit_r))

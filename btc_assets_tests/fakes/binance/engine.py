@@ -24,7 +24,8 @@ Listener = Callable[[str, dict], None]  # (channel "market" or "user", event pay
 
 class Exchange:
     def __init__(self, bars: Sequence[Sequence[float]], symbol: str = "BTCUSDT", tick: str = "0.10",
-                 step: str = "0.001", min_notional: float = 10.0, account: Account | None = None):
+                 step: str = "0.001", min_notional: float = 10.0, account: Account | None = None,
+                 market_clock: bool = False):
         if not bars:
             raise ValueError("fake exchange: give at least one bar (open_time_ms, open, high, low, close, volume)")
         self.bars = [tuple(float(x) for x in b) for b in bars]
@@ -32,16 +33,24 @@ class Exchange:
         self.account = account or Account()
         self.cursor = 0
         self.clock_skew_ms = 0  # server clock = local clock + skew (inject -1021 by moving it)
+        # market_clock: the server's clock follows its market, as a real venue's does: just after the current
+        # bar's close (historical bars replayed "now"); otherwise the local clock
+        self.market_clock, self.market_offset_ms = market_clock, 0
         self.orders: dict[int, Order] = {}
         self.by_client_id: dict[str, Order] = {}
         self.algo_orders: dict[int, AlgoOrder] = {}
         self.listeners: list[Listener] = []
         self.lock = threading.RLock()
         self._next_id = 1_000_000
+        self._follow_market()
 
     # -- market -----------------------------------------------------------------------------------------------
     def now_ms(self) -> int:
-        return int(time.time() * 1000) + self.clock_skew_ms
+        return int(time.time() * 1000) + self.market_offset_ms + self.clock_skew_ms
+
+    def _follow_market(self) -> None:
+        if self.market_clock:  # 0.5 s after the current bar's close
+            self.market_offset_ms = int(self.bars[self.cursor][0]) + 60_500 - int(time.time() * 1000)
 
     @property
     def bar(self) -> tuple:
@@ -61,6 +70,7 @@ class Exchange:
                 if self.cursor + 1 >= len(self.bars):
                     raise IndexError(f"fake exchange: replay ended at bar {self.cursor}; give more bars")
                 self.cursor += 1
+                self._follow_market()
                 self._match_bar()
                 self._publish("market", self._kline_event(closed=True))
                 bid, ask = self.best_bid_ask()

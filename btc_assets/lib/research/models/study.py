@@ -37,6 +37,7 @@ from btc_assets.lib.research.risk import RiskConfig
 log = logging.getLogger(__name__)
 NO_TRADE_VALUE = -10.0  # objective of a trial without a trade: below any daily Sharpe a trading trial can reach
 MIN_DSR, MAX_PBO = 0.95, 0.5
+WARMUP_BARS = 60  # untraded 1m bars before each fold: the engine's ATR(14) and 60-bar volatility are known at once
 TRIAL_ERRORS = (ValueError, XGBoostError)  # a configuration that cannot be fitted or traded: a failed trial
 RISK_FIELDS, XGB_FIELDS = ("stop_atr", "take_profit_r", "max_hold_bars"), (
     "max_depth", "learning_rate", "n_estimators", "min_child_weight", "subsample")
@@ -155,7 +156,7 @@ def _trade(pred: pd.DataFrame, bars: pd.DataFrame, m: Market, risk: RiskConfig, 
     daily: list[pd.Series] = []
     fig, _ = walk_forward_economics(pred, bars, m.funding, mark=m.mark, costs=m.costs, risk=risk,
                                     initial_equity=m.initial_equity, rule=PromotionRule(random_seeds=cfg.random_seeds),
-                                    seed=cfg.seed, daily_out=daily)
+                                    seed=cfg.seed, daily_out=daily, warmup_bars=WARMUP_BARS)
     r = pd.concat(daily, keys=range(len(daily)), names=["fold", "day"]) if daily else pd.Series(dtype=float)
     return fig, r
 
