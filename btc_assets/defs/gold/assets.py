@@ -5,6 +5,8 @@ module loads its inputs, stores gold.features and reports the checks (btc_assets
 """
 
 
+import time
+
 import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
@@ -63,15 +65,19 @@ def features(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
         frames = checks.frames_of(one, higher, None)
         used = pit.cut_from(frames, start - WARMUP)
         used_one = used.pop("klines_1m")
+        t0 = time.perf_counter()
         full = compute_features(used_one, {k.removeprefix("klines_"): v for k, v in used.items()})
+        compute_s = time.perf_counter() - t0
         i0, i1 = full["open_time"].searchsorted([start, end])  # rows are in time order: slice, no mask copy
         out = full.iloc[i0:i1].reset_index(drop=True)
         reasons = null_reasons({k.removeprefix("klines_"): v for k, v in used.items()}, None)
         seed = int(start.timestamp())
+        t0 = time.perf_counter()
         observed = audit.observe(used | {"klines_1m": used_one})  # availability from the data, not pit.SOURCES
-        results = [feature_checks.schema(out), feature_checks.finite(full, set(reasons), len(out)),
-                   feature_checks.availability(frames, observed),
-                   feature_checks.point_in_time(out, observed, start, end, seed),
+        pit_checks = [feature_checks.availability(frames, observed),
+                      feature_checks.point_in_time(out, observed, start, end, seed)]
+        pit_s = time.perf_counter() - t0
+        results = [feature_checks.schema(out), feature_checks.finite(full, set(reasons), len(out)), *pit_checks,
                    feature_checks.warmup(out, frames, seed),
                    feature_checks.drift_warning(full, start, end)]
         written, visible = publish(feature_checks.SPECS, results, lambda: replace_window(
@@ -79,6 +85,7 @@ def features(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
     warm = int(out["warmed_up"].sum())
     yield dg.MaterializeResult(metadata={
         "rows": written, **visible, "features": len(FEATURES), "warmed_up_rows": warm,
+        "compute_seconds": round(compute_s, 3), "point_in_time_checks_seconds": round(pit_s, 3),
         "first_bar": str(out["open_time"].min()) if len(out) else "",
         "history_read_from": str(start - WARMUP),
         "features_per_family": {fam: sum(f.family == fam for f in FEATURES) for fam in FAMILIES},

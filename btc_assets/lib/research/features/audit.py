@@ -93,10 +93,13 @@ def measure_metrics_delay(metrics: pd.DataFrame, one: pd.DataFrame) -> tuple[pd.
     """
     if metrics is None or metrics.empty or one is None or one.empty:
         return FIVE, "not measurable (no metrics or no 1m klines): assumed 5 minutes (the later convention)"
-    k = one.set_index("open_time")[["volume", "taker_buy_volume"]]
-    buy = k["taker_buy_volume"].resample("5min").sum()
-    sell = (k["volume"] - k["taker_buy_volume"]).resample("5min").sum()
-    ratio = (buy / sell.where(sell > 0)).dropna()
+    five = FIVE.value
+    bucket = _ns(one["open_time"]) // five
+    starts, inv = np.unique(bucket, return_inverse=True)
+    buy = np.bincount(inv, weights=one["taker_buy_volume"].to_numpy(float))
+    sell = np.bincount(inv, weights=(one["volume"] - one["taker_buy_volume"]).to_numpy(float))
+    ratio = pd.Series(np.where(sell > 0, buy / np.where(sell > 0, sell, 1.0), np.nan),
+                      index=pd.DatetimeIndex(starts * five, tz="UTC")).dropna()
     m = metrics.drop_duplicates("create_time", keep="last").set_index("create_time")["sum_taker_long_short_vol_ratio"]
     m = m[m > 0]
     errors = {}
@@ -181,12 +184,18 @@ def declaration_leaks(frames: dict[str, pd.DataFrame], observed: Observed, decla
     out = []
     for name, df in observed.frames.items():
         src = declared.get(name)
-        if src is None:
+        if src is None or df.empty:
             continue
-        early = observed.avail_ns[name] - _ns(src.available_at(df))
-        n = int((early > 0).sum())
+        if src.time_column == MEANING[name][0]:
+            # both are the same column plus a constant: one subtraction decides every row
+            lead_ns = int(observed.avail_ns[name][0] - _ns(df[src.time_column].iloc[:1])[0] - src.delay.value)
+            n = len(df) if lead_ns > 0 else 0
+            early_max = lead_ns
+        else:
+            early = observed.avail_ns[name] - _ns(src.available_at(df))
+            n, early_max = int((early > 0).sum()), int(early.max())
         if n:
-            lead = pd.Timedelta(int(early.max()), unit="ns")
+            lead = pd.Timedelta(early_max, unit="ns")
             readers = [f.name for f in FEATURES if name in f.sources]
             out.append(f"{name}: declared available \"{src.rule}\" but its data says {observed.rules[name]}; "
                        f"{n:,} rows usable up to {minutes(lead)} early by {len(readers)} features "
