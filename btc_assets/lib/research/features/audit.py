@@ -307,16 +307,19 @@ def _grid_context(observed: Observed, rows: list[pd.Timestamp], shift_ns: int, n
     arrays = observed.arrays("klines_1m")
     one = Bars(tf="1m", avail_ns=a1[idx], **{c: arrays[c][idx] for c in _KLINE_COLS})
     bars, sources = {"1m": one}, {}
-    for name in windows(names):
+    first_ns = int(one.avail_ns.min()) if len(idx) else 0
+    for name, minutes in windows(names).items():
         if name not in observed.frames:
             continue
+        # only the history the compared features need before the first grid row (their warm-up, `windows`)
+        lo = int(np.searchsorted(observed.avail_ns[name], first_ns - minutes * MINUTE.value))
         if name.startswith("klines_"):
-            arr = observed.arrays(name)
+            arr = {c: v[lo:] for c, v in observed.arrays(name).items()}
             bars[name.removeprefix("klines_")] = Bars(tf=name.removeprefix("klines_"),
-                                                      avail_ns=observed.avail_ns[name] + shift_ns, **arr)
+                                                      avail_ns=observed.avail_ns[name][lo:] + shift_ns, **arr)
         else:
             col = MEANING[name][0]
-            df = observed.frames[name]
+            df = observed.frames[name].iloc[lo:]
             sources[name] = df.assign(**{col: df[col] + pd.Timedelta(shift_ns, unit="ns")})
     return Context(one=one, open_time=t1.iloc[idx].reset_index(drop=True), bars=bars, sources=sources)
 
