@@ -149,6 +149,27 @@ def _fail_unless_only_promotion(res, what: str) -> None:
         raise SystemExit(f"{what} failed (run {res.run_id}): see `make ui` -> Runs")
 
 
+def kill_command(clear: bool, reason: str) -> int:
+    """Engage (held until cleared) or clear the kill switch in the warehouse's journal."""
+    import duckdb
+
+    from btc_assets.defs.resources import build_resources
+    from btc_assets.lib.trading import kill_switch
+
+    with duckdb.connect(build_resources()["warehouse"].database) as conn:
+        if clear:
+            try:
+                done = kill_switch.clear(conn, reason)
+            except ValueError as e:
+                raise SystemExit(str(e)) from e
+            print("kill switch cleared: trading resumes on the next run" if done else "the kill switch was not engaged")
+            return 0
+        engaged = kill_switch.latch(conn, [f"engaged by hand: {reason or 'no reason given'}"], by="btc-assets kill")
+        print("kill switch engaged: the next trading run cancels, flattens and stops; held until "
+              "btc-assets kill --clear --reason '...'" if engaged else kill_switch.latched(conn))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     p = argparse.ArgumentParser(prog="btc-assets", description=__doc__.splitlines()[0])
@@ -170,6 +191,10 @@ def main(argv: list[str] | None = None) -> int:
                        "bar's close, its runs executed in this warm process (paper unless BTC_TRADING_MODE says "
                        "otherwise)")
     t.add_argument("--tick-seconds", type=float, default=0.25, help="polling interval once a bar is due")
+    k = sub.add_parser("kill", help="engage the kill switch (held until cleared), or --clear it; journaled in "
+                       "trading.kill_switch with who and why")
+    k.add_argument("--clear", action="store_true", help="clear the engaged kill switch: trading may resume")
+    k.add_argument("--reason", default="", help="why (journaled; required with --clear)")
     sub.add_parser("collect", add_help=False, help="record the live USD-M market streams to hourly bronze files "
                    "until Ctrl-C/SIGTERM (options: btc-assets collect --help)")
     argv = sys.argv[1:] if argv is None else argv
@@ -203,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
             for table, rows in restore(conn, mirror).items():
                 print(f"  {table:<28} {rows:>10,} rows")
         return 0
+    if args.cmd == "kill":
+        return kill_command(args.clear, args.reason)
     if args.cmd == "env":
         print(f"wrote {write_dg_env(root)}: dg uses DAGSTER_HOME={os.environ['DAGSTER_HOME']}")
         return 0

@@ -140,6 +140,21 @@ def test_kill_switch_file_cancels_flattens_and_stops(trained):
     entries = built.sql("SELECT count(*) FROM trading.order_events WHERE client_order_id LIKE '%-entry' "
                         "AND bar_time >= '2024-01-10 12:00:00' AND bar_time < '2024-01-10 12:30:00'")
     assert entries == [(0,)]
+    # the file is gone, the switch is not: it holds until a person clears it, journaled
+    tags2 = {BARS_FROM: "2024-01-10T12:30:00+00:00", BARS_TO: "2024-01-10T12:34:00+00:00"}
+    res = built.run([["trading", "decisions"], ["trading", "orders"]], partition_key="2024-01-10", tags=tags2)
+    meta = [e for e in res.get_asset_materialization_events()
+            if e.asset_key == dg.AssetKey(["trading", "orders"])][0].event_specific_data.materialization.metadata
+    assert any("held until a person clears it" in k for k in meta["kill_switch"].value)
+    assert meta["orders_sent_this_run"].value == 0
+    from btc_assets.lib.trading import kill_switch
+    with built.resources["warehouse"].get_connection() as conn:
+        with pytest.raises(ValueError, match="needs --reason"):
+            kill_switch.clear(conn, "")
+        assert kill_switch.clear(conn, "test: the cause was understood", by="tester")
+        assert kill_switch.latched(conn) is None
+    events = built.sql("SELECT event, actor FROM trading.kill_switch ORDER BY event_time")
+    assert events[-2][0] == "ENGAGED" and events[-1] == ("CLEARED", "tester")
 
 
 def test_a_breaker_trip_pauses_entries_and_alerts(trained, caplog):

@@ -15,6 +15,7 @@ from btc_assets.defs.trading.specs import CLOCK_SPEED, ORDERS, REQUESTED_AT
 from btc_assets.lib.research.features.window import WARMUP
 from btc_assets.lib.trading import metrics as trading_metrics
 from btc_assets.lib.trading.journal import Journal, mirror_journal
+from btc_assets.lib.trading import kill_switch
 from btc_assets.lib.trading.kill_switch import KillSwitch, stop_trading
 from btc_assets.lib.trading.live_market import RecordedMarket
 from btc_assets.lib.trading.session import entry_late_reason, not_live_reason, plan_of, send_bar_orders
@@ -28,10 +29,13 @@ def send_orders(context: dg.AssetExecutionContext, journal: Journal, warehouse: 
     through the broker, then reconcile with it. `market`: the recorded trades and book the paper broker fills
     against (the collector's feed)."""
     start, end = (pd.Timestamp(t) for t in context.partition_time_window)
+    conn = journal.conn
     kill = KillSwitch(Path(trading.kill_file) if trading.kill_file else None).reasons(
         failed_data_checks(context.instance))
+    held = kill_switch.latched(conn)  # engaged earlier and not cleared by a person: still engaged
+    if held:
+        kill.append(held)
     alerts = notifier.notifier()
-    conn = journal.conn
     broker = trading.broker(journal, context.run.run_id, market=market)
     opens: dict = {}
 
@@ -70,9 +74,12 @@ def send_orders(context: dg.AssetExecutionContext, journal: Journal, warehouse: 
         sent += send_bar_orders(broker, journal, trading.strategy, trading.step_size, take_profit_r, row,
                                 resume_only=late is not None, skip_entry=stale)
     if kill:
+        kill_switch.latch(conn, kill, context.run.run_id)
         last_bar = plans["bar_time"].max() if len(plans) else start
         stop_trading(broker, kill, strategy=trading.strategy, notifier=alerts, bar_time=last_bar,
                      step=trading.step_size)
+    # protection always: a leg the exchange does not have while a position is open is placed again, every run
+    replaced = broker.ensure_protection() if hasattr(broker, "ensure_protection") and not kill else []
     if hasattr(broker, "fill_unplanned"):
         fills += broker.fill_unplanned(open_at)
     send_seconds = time.perf_counter() - t_first
@@ -106,7 +113,9 @@ def send_orders(context: dg.AssetExecutionContext, journal: Journal, warehouse: 
         alerts.send(f"{len(fills)} fill(s) ({trading.strategy}, {trading.mode})", "\n".join(
             f"{f.side} {f.qty:.3f} @ {f.price:,.1f} ({f.client_order_id}, fee {f.fee:.2f})" for f in fills))
     mismatch = abs(actual - expected) > trading.reconcile_tolerance or bool(orphans)
-    if mismatch:
+    if mismatch:  # engaged now and held until a person clears it (btc-assets kill --clear)
+        kill_switch.latch(conn, [f"reconciliation failed: broker {actual:+.3f} BTC vs journal {expected:+.3f}, "
+                                 f"orders open on one side only {orphans[:5]}"], context.run.run_id)
         alerts.send("position mismatch", f"{trading.strategy} ({trading.mode}): broker holds {actual:+.3f} BTC, the "
                     f"journal expects {expected:+.3f}; orders open on one side only: {orphans[:5]}; trading stops "
                     "on the next run until it is resolved (RUNBOOK: recover after a crash)", level="critical")
@@ -116,6 +125,7 @@ def send_orders(context: dg.AssetExecutionContext, journal: Journal, warehouse: 
                               else "fill model on bars"),
         "kill_switch": kill, "orders_today": len(day), "new_orders_withheld": late or "",
         "entries_skipped_late": len(skipped), "entries_skipped_reasons": skipped[:5],
+        "protection_replaced": replaced,
         "open_orders": int((day["event"] == "NEW").sum()) if len(day) else 0,
         "position_btc": actual, "journal_position_btc": expected,
         "paper_equity_usdt": metrics.equity_usdt, "pnl_usdt": metrics.pnl_usdt,

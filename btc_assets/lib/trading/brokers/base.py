@@ -16,8 +16,10 @@ import pandas as pd
 class Broker(Protocol):
     name: str
 
-    def submit(self, client_order_id: str, bar_time: pd.Timestamp, side: str, qty: float) -> bool:
-        """Send (or resume) the order; False when this id was already fully handled before."""
+    def submit(self, client_order_id: str, bar_time: pd.Timestamp, side: str, qty: float, *,
+               reduce_only: bool = False, stop_distance: float = 0.0, take_profit_r: float = 0.0) -> bool:
+        """Send (or resume) the order; False when this id was already fully handled before. reduce_only: only
+        reduces the position (market at once on an exchange); stop_distance: protective legs after the fill."""
         ...
 
     def position(self) -> float:

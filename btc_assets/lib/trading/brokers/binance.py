@@ -138,9 +138,48 @@ class BinanceBroker(Broker):
             raise
         if stop_distance > 0:
             sign = 1.0 if side == "BUY" else -1.0
-            self.protect(client_order_id, "LONG" if sign > 0 else "SHORT", avg - sign * stop_distance,
-                         avg + sign * stop_distance * take_profit_r, bar_time=bar_time, qty=qty)
+            try:
+                self.protect(client_order_id, "LONG" if sign > 0 else "SHORT", avg - sign * stop_distance,
+                             avg + sign * stop_distance * take_profit_r, bar_time=bar_time, qty=qty)
+            except BinanceError as e:  # the legs are journaled NEW with their triggers: ensure_protection retries
+                log.error("order %s filled but its protection was not placed (%s); retried every run until placed "
+                          "or the position is closed", client_order_id, str(e)[:200])
         return True
+
+    def ensure_protection(self) -> list[str]:
+        """Place again every journaled protective leg (NEW) the exchange does not have while a position is open;
+        close out (CANCELED) the legs of a flat account. Returns the legs re-placed. Called every run, so a leg
+        that failed is retried until placed or the position is closed."""
+        if self.journal is None:
+            return []
+        legs = self.journal.open_protective_legs(self.name)
+        if legs.empty:
+            return []
+        position = self.position()
+        on_exchange = {a["clientAlgoId"] for a in self.rest.call(
+            "GET", "/fapi/v1/openAlgoOrders", {"symbol": self.config.symbol})}
+        placed = []
+        for row in legs.itertuples():
+            cid = row.client_order_id
+            if cid in on_exchange:
+                continue
+            if abs(position) < self.step / 2:
+                self._journal(cid, "CANCELED", row.bar_time, row.side, row.qty, None, 0.0,
+                              note="position flat: protection no longer needed")
+                continue
+            try:  # a leg that fired is settle()'s; one the exchange never saw has no status
+                status = self.rest.call("GET", "/fapi/v1/algoOrder", {"clientAlgoId": cid}).get("algoStatus")
+            except BinanceError as e:
+                if e.code != UNKNOWN_ORDER:
+                    raise
+                status = None
+            if status in ("TRIGGERED", "FINISHED"):
+                continue
+            trigger = float(str(row.note).rsplit("trigger ", 1)[1])
+            kind = "STOP_MARKET" if cid.endswith("-sl") else "TAKE_PROFIT_MARKET"
+            self._place_leg(cid, row.side, kind, trigger)
+            placed.append(cid)
+        return placed
 
     def _work(self, client_order_id: str, bar_time: pd.Timestamp, side: str, qty: float,
               reduce_only: bool = False) -> float:
@@ -188,21 +227,31 @@ class BinanceBroker(Broker):
         journaled NEW per leg when ``bar_time`` is given (settle() later journals the one that fires)."""
         close_side = "SELL" if position_side == "LONG" else "BUY"
         legs = (("sl", "STOP_MARKET", stop_price), ("tp", "TAKE_PROFIT_MARKET", take_profit_price))
-        for suffix, otype, price in legs:
+        for suffix, otype, price in legs:  # both journaled (with their triggers) before either is sent
             cid = leg_id(client_order_id, suffix)
             if bar_time is not None and self.journal is not None and not self.journal.has_order(cid):
                 self._journal(cid, "NEW", bar_time, close_side, qty, None, 0.0,
                               note=f"{otype} closePosition trigger {price:.1f}")
-            params = {"symbol": self.config.symbol, "algoType": "CONDITIONAL", "side": close_side, "type": otype,
-                      "triggerPrice": f"{round(price / self.tick) * self.tick:.2f}", "closePosition": "true",
-                      "workingType": "CONTRACT_PRICE", "clientAlgoId": cid}
+        failed: BinanceError | None = None
+        for suffix, otype, price in legs:  # one refused leg does not keep the other off the exchange
             try:
-                self.rest.call("POST", "/fapi/v1/algoOrder", params)
-            except AckUncertain:
-                self.rest.call("GET", "/fapi/v1/algoOrder", {"clientAlgoId": cid})  # raises if it was not placed
+                self._place_leg(leg_id(client_order_id, suffix), close_side, otype, price)
             except BinanceError as e:
-                if e.code != DUPLICATE_ID:
-                    raise
+                failed = failed or e
+        if failed is not None:
+            raise failed
+
+    def _place_leg(self, cid: str, close_side: str, otype: str, price: float) -> None:
+        params = {"symbol": self.config.symbol, "algoType": "CONDITIONAL", "side": close_side, "type": otype,
+                  "triggerPrice": f"{round(price / self.tick) * self.tick:.2f}", "closePosition": "true",
+                  "workingType": "CONTRACT_PRICE", "clientAlgoId": cid}
+        try:
+            self.rest.call("POST", "/fapi/v1/algoOrder", params)
+        except AckUncertain:
+            self.rest.call("GET", "/fapi/v1/algoOrder", {"clientAlgoId": cid})  # raises if it was not placed
+        except BinanceError as e:
+            if e.code != DUPLICATE_ID:
+                raise
 
     def settle(self, plan=None) -> list[OrderEvent]:
         """Journal the protective legs that fired on the exchange since the last look (and cancel their sibling).

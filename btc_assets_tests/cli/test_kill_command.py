@@ -1,0 +1,22 @@
+"""`btc-assets kill` engages the kill switch (held until cleared) and `btc-assets kill --clear --reason` clears it,
+both journaled in the warehouse; clearing without a reason is refused."""
+
+import duckdb
+import pytest
+
+from btc_assets.cli.main import main
+
+
+def test_kill_and_clear_from_the_command_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("BTC_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.delenv("BTC_ENV", raising=False)
+    assert main(["kill", "--reason", "exchange maintenance"]) == 0
+    assert "held until btc-assets kill --clear" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="needs --reason"):
+        main(["kill", "--clear"])
+    assert main(["kill", "--clear", "--reason", "maintenance over"]) == 0
+    assert "cleared" in capsys.readouterr().out
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as conn:
+        rows = conn.execute("SELECT event, reasons FROM trading.kill_switch ORDER BY event_time").fetchall()
+    assert rows == [("ENGAGED", "engaged by hand: exchange maintenance"), ("CLEARED", "maintenance over")]

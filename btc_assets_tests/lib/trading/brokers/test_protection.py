@@ -1,0 +1,63 @@
+"""Protection always: a protective leg the exchange refused is placed again until it is there or the position is
+closed; the kill switch flattens reduce-only at market; a latched kill switch holds until cleared."""
+
+import duckdb
+import pandas as pd
+import pytest
+
+from btc_assets.lib.trading import kill_switch
+from btc_assets.lib.trading.kill_switch import stop_trading
+from btc_assets.lib.trading.notify import Notifier
+from btc_assets_tests.lib.trading.brokers.conftest import make_session
+
+BAR = pd.Timestamp("2024-01-01 00:00", tz="UTC")
+CID = "prot-1704067200-entry"
+
+
+def test_a_refused_protective_leg_is_placed_again_until_it_is_there(fx, journal):
+    s = make_session(fx, journal)
+    s.broker.start()
+    fx.faults.error(-1008, "server busy", method="POST", path="/fapi/v1/algoOrder", times=2)
+    assert s.broker.submit(CID, BAR, "BUY", 0.01, stop_distance=500.0, take_profit_r=2.0)  # filled, unprotected
+    assert s.broker.position() == pytest.approx(0.01)
+    assert len(s.broker.reconcile().open_algo_orders) < 2
+    legs = journal.open_protective_legs("binance")
+    assert set(legs["client_order_id"]) == {f"{CID}-sl", f"{CID}-tp"}  # journaled with their triggers
+    placed = s.broker.ensure_protection()
+    assert placed and len(s.broker.reconcile().open_algo_orders) == 2
+    assert s.broker.ensure_protection() == []  # both there: nothing more to place
+
+
+def test_the_legs_of_a_flat_account_are_closed_out_not_placed(fx, journal):
+    s = make_session(fx, journal)
+    s.broker.start()
+    fx.faults.error(-1008, "server busy", method="POST", path="/fapi/v1/algoOrder", times=2)
+    s.broker.submit(CID, BAR, "BUY", 0.01, stop_distance=500.0, take_profit_r=2.0)
+    s.broker.submit("prot-1704067260-exit", BAR + pd.Timedelta(minutes=1), "SELL", 0.01, reduce_only=True)
+    assert s.broker.ensure_protection() == []
+    assert journal.open_protective_legs("binance").empty
+
+
+def test_the_kill_switch_flattens_reduce_only_at_market(fx, journal):
+    s = make_session(fx, journal)
+    s.broker.start()
+    s.broker.submit("open-long", BAR, "BUY", 0.01)
+    report = stop_trading(s.broker, ["test"], strategy="s", bar_time=BAR + pd.Timedelta(minutes=1),
+                          notifier=Notifier())
+    flatten = [o for o in fx.exchange.orders.values() if o.client_order_id.startswith(report.flatten_order)]
+    assert flatten and all(o.reduce_only and o.type == "MARKET" for o in flatten)  # no post-only quote
+    assert s.broker.position() == pytest.approx(0.0)
+
+
+def test_a_latched_kill_switch_holds_until_a_person_clears_it():
+    conn = duckdb.connect()
+    assert kill_switch.latched(conn) is None
+    assert kill_switch.latch(conn, ["reconciliation failed"], "run-1")
+    assert not kill_switch.latch(conn, ["again"], "run-2")  # already engaged: one event
+    assert "reconciliation failed" in kill_switch.latched(conn) and "btc-assets kill --clear" in kill_switch.latched(conn)
+    with pytest.raises(ValueError, match="needs --reason"):
+        kill_switch.clear(conn, "  ")
+    assert kill_switch.clear(conn, "exchange position repaired by hand", by="ops")
+    assert kill_switch.latched(conn) is None and not kill_switch.clear(conn, "twice")
+    assert conn.execute("SELECT event, actor FROM trading.kill_switch ORDER BY event_time").fetchall() == [
+        ("ENGAGED", "trading run"), ("CLEARED", "ops")]
