@@ -62,8 +62,13 @@ def _funding(ctx, out: dict) -> None:
     rate = fr["rate"].to_numpy("float64")
     out["funding_rate"] = pit.take(rate, idx)
     out["funding_rate_mean_3"] = pit.take(rmean(rate, 3), idx)
-    nxt = pit.ns(fr["funding_time"]) + fr["interval_hours"].to_numpy("int64") * HOUR_NS
-    out["hours_to_next_funding"] = (pit.take(nxt.astype("float64"), idx) - ctx.at_ns) / HOUR_NS
+    # The schedule goes on after the last known settlement: the next one is the first grid time after the row, so
+    # the countdown stays in [0, interval) even when the last known settlement is old (a month not yet archived).
+    last = pit.take(pit.ns(fr["funding_time"]).astype("float64"), idx)
+    step = pit.take((fr["interval_hours"].to_numpy("int64") * HOUR_NS).astype("float64"), idx)
+    with np.errstate(invalid="ignore"):
+        k = np.floor((ctx.at_ns - last) / step) + 1
+    out["hours_to_next_funding"] = (last + k * step - ctx.at_ns) / HOUR_NS
 
 
 def _one_minute(ctx, name: str) -> np.ndarray | None:

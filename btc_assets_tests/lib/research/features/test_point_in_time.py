@@ -85,3 +85,18 @@ def test_asof_index_uses_rows_available_at_or_before():
     src = np.array([10, 20, 30])
     assert pit.asof_index(np.array([5, 10, 29, 30, 100]), src).tolist() == [-1, 0, 1, 2, 2]
     assert pit.asof_index(np.array([25, 45]), src, max_age=pd.Timedelta(10)).tolist() == [1, -1]
+
+
+def test_the_funding_countdown_follows_the_schedule_past_the_last_known_settlement(synth):
+    """Live, the month's funding file is not archived yet: the last known settlement is days old, and the countdown
+    must still be the time to the next settlement on the 8-hour grid, never negative."""
+    one, higher, sources = synth
+    fr = sources["funding_rates"]
+    old = fr[fr["funding_time"] <= one["open_time"].iloc[0] + pd.Timedelta(hours=8)]  # nothing after the first day
+    f = compute_features(one, higher, {**sources, "funding_rates": old}).set_index("open_time")["hours_to_next_funding"]
+    late = f[f.index > one["open_time"].iloc[0] + pd.Timedelta(days=2)].dropna()
+    assert len(late) and (late >= 0).all() and (late <= 8).all()
+    t = late.index[100]
+    close = t + MIN
+    nxt = close.ceil("8h") if close != close.floor("8h") else close + pd.Timedelta(hours=8)
+    assert np.isclose(late.loc[t], (nxt - close) / pd.Timedelta(hours=1))
