@@ -18,10 +18,19 @@ from btc_assets.defs.trading.specs import ORDERS
 from btc_assets.lib.trading.session import SESSION_WARMUP, session_start
 from btc_assets.defs.trading.market import rules_entries, rules_inputs
 from btc_assets.lib.research.backtest import simulate
+from btc_assets.lib.research.labels import HOLD
 from btc_assets.lib.storage.warehouse import table_exists
 
 PROBA_TOLERANCE = 1e-6
 MINUTE = pd.Timedelta(minutes=1)
+
+
+def could_not(why: str, **figures) -> dg.AssetCheckResult:
+    """The check could not compare what it claims: said plainly, as a failed check at WARN severity (never a pass
+    over zero bars)."""
+    return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.WARN,
+                               description=f"could not compare the live path with the backtest: {why}",
+                               metadata={"bars_compared": 0, "why_not_compared": why, **figures})
 
 
 def _live_plans(d: pd.DataFrame) -> tuple[set, set]:
@@ -38,26 +47,37 @@ def _live_plans(d: pd.DataFrame) -> tuple[set, set]:
                 additional_deps=[ORDERS.key])  # in a live run it runs once the bar's orders are out
 def decisions_match_backtest(warehouse: DuckDBResource, trading: TradingResource) -> dg.AssetCheckResult:
     with warehouse.get_connection() as conn:
-        if not (table_exists(conn, "trading.decisions") and table_exists(conn, "models.signals")):
-            return dg.AssetCheckResult(passed=True, metadata={"bars_compared": 0, "note": "nothing to compare yet"})
+        if not table_exists(conn, "trading.decisions"):
+            return could_not("nothing decided yet")
+        # no batch signal at all yet: an empty one, so that the bars are judged as such below
+        signals = ("models.signals" if table_exists(conn, "models.signals") else
+                   "(SELECT NULL::TIMESTAMP AS open_time, NULL::TINYINT AS signal, NULL::DOUBLE AS p_buy, "
+                   "NULL::VARCHAR AS model_version WHERE false)")
         first = conn.execute("SELECT min(bar_time) FROM trading.decisions").fetchone()[0]
         if first is None:
-            return dg.AssetCheckResult(passed=True, metadata={"bars_compared": 0, "note": "nothing decided yet"})
+            return could_not("nothing decided yet")
         session = session_start(conn, trading.session_start, pd.Timestamp(first, tz="UTC"))
         live = conn.execute(
             "SELECT d.bar_time, d.signal AS live_signal, d.p_buy AS live_p_buy, d.action, d.exits, "
-            "s.signal AS batch_signal, s.p_buy AS batch_p_buy, d.model_version = s.model_version AS same_model "
-            "FROM trading.decisions d LEFT JOIN models.signals s ON s.open_time = d.bar_time "
+            "s.signal AS batch_signal, s.p_buy AS batch_p_buy, d.model_version = s.model_version AS same_model, "
+            "d.model_version AS live_model "
+            f"FROM trading.decisions d LEFT JOIN {signals} s ON s.open_time = d.bar_time "
             "WHERE d.bar_time >= ? ORDER BY d.bar_time", [session.tz_localize(None)]).df()
         live["bar_time"] = pd.to_datetime(live["bar_time"]).dt.tz_localize("UTC")
         last = live["bar_time"].max()
         k, funding, mark = rules_inputs(conn, session - SESSION_WARMUP, last + MINUTE)
-    comparable = live["same_model"].fillna(False).astype(bool)
+    # A bar without a promoted model has no batch signal either: both paths decide "no entry" (HOLD) there.
+    no_model = live["live_model"].astype(str).str.startswith("none:") & live["batch_signal"].isna()
+    live.loc[no_model, "batch_signal"] = HOLD
+    live.loc[no_model, "batch_p_buy"] = live.loc[no_model, "live_p_buy"]
+    comparable = live["same_model"].fillna(False).astype(bool) | no_model
     if not comparable.all():  # retrained since, or no batch signal for a bar: the plans cannot be compared
-        return dg.AssetCheckResult(passed=True, metadata={
-            "bars_compared": 0, "bars_without_batch_signal_of_the_same_model": int((~comparable).sum()),
-            "note": "the session has bars without a batch signal of the same model version (retrained, or "
-                    "models/signals not materialized for them): materialize models/signals, or start a new session"})
+        missing = live.loc[~comparable, "bar_time"]
+        return could_not(
+            f"{len(missing)} of {len(live)} decided bars have no batch signal of the same model version (the model "
+            f"was retrained since, or models/signals is not materialized for them yet: it runs once the archive has "
+            f"the day); first {missing.min()}, last {missing.max()}: materialize models/signals for those days, or "
+            "start a new session", bars_without_batch_signal=len(missing))
     differ = live[(live["live_signal"] != live["batch_signal"])
                   | ((live["live_p_buy"] - live["batch_p_buy"]).abs() > PROBA_TOLERANCE)]
     batch = pd.Series(live["batch_signal"].to_numpy(), index=pd.DatetimeIndex(live["bar_time"]))
