@@ -40,6 +40,9 @@ class TradingResource(dg.ConfigurableResource):
     daily_drawdown: float = Field(default=0.05, description="the rules' equity this far below the day's opening "
                                   "pauses entries until the next UTC day (and alerts)")
     weekly_drawdown: float = 0.15
+    leverage: int = Field(default=2, description="one setting for the rules' sizing and liquidation guard and for "
+                          "the exchange (set at start and verified before every run)")
+    margin_mode: str = Field(default="ISOLATED", description="ISOLATED or CROSSED, set on the exchange and verified")
     taker_fee: float = 0.0005
     maker_fee: float = 0.0002
     step_size: float = 0.001
@@ -62,6 +65,9 @@ class TradingResource(dg.ConfigurableResource):
     def model_post_init(self, __context) -> None:  # noqa: D401 - pydantic hook
         if self.mode not in ("paper", "testnet", "live"):
             raise ValueError(f"trading mode {self.mode!r} is unknown: use paper, testnet or live")
+        if self.margin_mode not in ("ISOLATED", "CROSSED") or not 1 <= self.leverage <= 125:
+            raise ValueError(f"margin_mode {self.margin_mode!r} / leverage {self.leverage}: use ISOLATED or CROSSED "
+                             "and a leverage from 1 to 125")
         if self.model_handover not in ("until_trained", "until_promoted"):
             raise ValueError(f"model_handover {self.model_handover!r} is unknown: use until_trained or until_promoted")
 
@@ -69,7 +75,7 @@ class TradingResource(dg.ConfigurableResource):
         from btc_assets.lib.research.risk import RiskConfig
 
         return RiskConfig(max_positions=self.max_positions, daily_dd=self.daily_drawdown,
-                          weekly_dd=self.weekly_drawdown)
+                          weekly_dd=self.weekly_drawdown, leverage=float(self.leverage))
 
     def costs(self):
         from btc_assets.lib.research.backtest import Costs
@@ -100,7 +106,8 @@ class TradingResource(dg.ConfigurableResource):
         rest = BinanceRest(self.api_key, self.api_secret, self.binance_url)  # refuses a URL the mode does not allow
         broker = BinanceBroker(rest, journal, run_id, ExecutionConfig(
             maker_fee=self.maker_fee, taker_fee=self.taker_fee, maker_tries=self.maker_tries,
-            requote_after_s=self.requote_after_s, poll_s=min(0.2, self.requote_after_s)))
+            requote_after_s=self.requote_after_s, poll_s=min(0.2, self.requote_after_s), leverage=self.leverage,
+            margin_type=self.margin_mode))
         broker.start()  # reconciled after settle() in trading/orders: a stop may have fired since the last run
         return broker
 

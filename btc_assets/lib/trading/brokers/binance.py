@@ -75,6 +75,7 @@ class BinanceBroker(Broker):
         key = (self.rest.base_url, c.symbol, c.leverage, c.margin_type)
         if key in _STARTED:
             self.step, self.tick, self.rest.time_offset_ms = _STARTED[key]
+            self.verify_account()  # every run: a person or another process may have changed them since
             return None
         self.rest.sync_time()
         info = self.rest.call("GET", "/fapi/v1/exchangeInfo", signed=False)
@@ -89,9 +90,26 @@ class BinanceBroker(Broker):
             if e.code != NO_CHANGE:
                 raise
         self.rest.call("POST", "/fapi/v1/leverage", {"symbol": c.symbol, "leverage": c.leverage})
+        self.verify_account()
         rec = self.reconcile(expected_position)
         _STARTED[key] = (self.step, self.tick, self.rest.time_offset_ms)
         return rec
+
+    def verify_account(self) -> None:
+        """The exchange's leverage and margin mode for the symbol must be the settings' (the rules size and guard
+        liquidation with them); BinanceError naming both otherwise, before any order."""
+        c = self.config
+        rows = [r for r in self.rest.call("GET", "/fapi/v2/positionRisk", {"symbol": c.symbol})
+                if r["symbol"] == c.symbol]
+        for r in rows:
+            lev, margin = int(float(r["leverage"])), {"CROSS": "CROSSED"}.get(str(r["marginType"]).upper(),
+                                                                               str(r["marginType"]).upper())
+            if lev != c.leverage or margin != c.margin_type.upper():
+                raise BinanceError(
+                    f"{c.symbol} on {self.rest.base_url} trades at leverage {lev} with {margin} margin, but the "
+                    f"trading settings size for leverage {c.leverage} with {c.margin_type} margin: nothing was sent. "
+                    "Set the trading resource's leverage/margin_mode to the account's, or change the account "
+                    "(open positions keep their leverage until closed).")
 
     def reconcile(self, expected_position: float | None = None) -> Reconciliation:
         """The exchange's position and open orders (call at start and every bar); logs a mismatch."""

@@ -61,3 +61,23 @@ def test_a_latched_kill_switch_holds_until_a_person_clears_it():
     assert kill_switch.latched(conn) is None and not kill_switch.clear(conn, "twice")
     assert conn.execute("SELECT event, actor FROM trading.kill_switch ORDER BY event_time").fetchall() == [
         ("ENGAGED", "trading run"), ("CLEARED", "ops")]
+
+
+def test_leverage_and_margin_are_one_setting_verified_from_the_exchange_every_run(fx, journal):
+    s = make_session(fx, journal)
+    s.broker.start()
+    p = fx.exchange.account.position("BTCUSDT")
+    assert (p.leverage, p.margin_type) == (s.broker.config.leverage, s.broker.config.margin_type)
+    p.leverage = 10  # changed behind the trader's back (by hand on the exchange)
+    again = make_session(fx, journal)
+    with pytest.raises(Exception, match="trades at leverage 10 with ISOLATED margin, but the trading settings size "
+                                        "for leverage 2"):
+        again.broker.start()  # warm start of the same account: still verified
+
+
+def test_the_rules_size_with_the_exchange_leverage():
+    from btc_assets.defs.resources.trading import TradingResource
+    t = TradingResource(leverage=3)
+    assert t.risk_config().leverage == 3.0
+    with pytest.raises(ValueError, match="leverage from 1 to 125"):
+        TradingResource(leverage=0)
