@@ -18,7 +18,8 @@ from btc_assets.lib.trading.journal import Journal, mirror_journal
 from btc_assets.lib.trading import kill_switch
 from btc_assets.lib.trading.kill_switch import KillSwitch, stop_trading
 from btc_assets.lib.trading.live_market import RecordedMarket
-from btc_assets.lib.trading.session import entry_late_reason, not_live_reason, plan_of, send_bar_orders
+from btc_assets.lib.trading.session import (account_sized, entry_late_reason, not_live_reason, plan_of,
+                                            send_bar_orders)
 
 MINUTE = pd.Timedelta(minutes=1)
 
@@ -63,6 +64,13 @@ def send_orders(context: dg.AssetExecutionContext, journal: Journal, warehouse: 
     speed = float(context.run.tags.get(CLOCK_SPEED, "1") or 1)
     last_bar = plans["bar_time"].max() if len(plans) else None
     skipped: list[str] = []
+    # account-true sizing: the exchange's equity and free margin (paper: the journal's own account)
+    if hasattr(broker, "account") and not kill:
+        equity, available = broker.account()
+    else:
+        equity = trading_metrics.snapshot(conn, initial_equity=trading.notional_usdt).equity_usdt
+        available = equity
+    sizing: list[str] = []
     for row in plans.itertuples():
         fills += broker.settle(plan_of(row))  # what filled during this bar
         if kill:
@@ -71,8 +79,13 @@ def send_orders(context: dg.AssetExecutionContext, journal: Journal, warehouse: 
                                    trading.max_order_delay_s) if requested is not None else None)
         if stale and isinstance(row.action, str) and "enter_" in row.action:
             skipped.append(stale)
+        qty = None
+        if isinstance(row.action, str) and "enter_" in row.action and row.entry_qty > 0:
+            qty, note = account_sized(float(row.entry_qty), float(row.sim_equity or 0.0), equity, available,
+                                      float(trading.leverage), float(row.price or 0.0), trading.step_size)
+            sizing.append(note)
         sent += send_bar_orders(broker, journal, trading.strategy, trading.step_size, take_profit_r, row,
-                                resume_only=late is not None, skip_entry=stale)
+                                resume_only=late is not None, skip_entry=stale, entry_qty=qty)
     if kill:
         kill_switch.latch(conn, kill, context.run.run_id)
         last_bar = plans["bar_time"].max() if len(plans) else start
@@ -125,7 +138,8 @@ def send_orders(context: dg.AssetExecutionContext, journal: Journal, warehouse: 
                               else "fill model on bars"),
         "kill_switch": kill, "orders_today": len(day), "new_orders_withheld": late or "",
         "entries_skipped_late": len(skipped), "entries_skipped_reasons": skipped[:5],
-        "protection_replaced": replaced,
+        "protection_replaced": replaced, "account_equity_usdt": equity, "account_available_usdt": available,
+        "entry_sizing": sizing[:5],
         "open_orders": int((day["event"] == "NEW").sum()) if len(day) else 0,
         "position_btc": actual, "journal_position_btc": expected,
         "paper_equity_usdt": metrics.equity_usdt, "pnl_usdt": metrics.pnl_usdt,

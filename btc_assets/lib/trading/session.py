@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 
+import numpy as np
 import pandas as pd
 
 from btc_assets.lib.trading import trader
@@ -71,12 +72,28 @@ def entry_late_reason(broker_name: str, last_closed_at: float, speed: float, bar
     return None
 
 
+def account_sized(plan_qty: float, plan_equity: float, equity: float, available: float, leverage: float,
+                  price: float, step: float) -> tuple[float, str]:
+    """The plan's entry quantity for the account that trades it: scaled by account equity / the plan's equity (the
+    rules sized for theirs), capped by the margin the account has free at `leverage` (5 % kept for fees), rounded
+    down to the step. Returns the quantity and what was done (for the journal)."""
+    scale = equity / plan_equity if plan_equity > 0 else 1.0
+    qty = plan_qty * scale
+    cap = max(available, 0.0) * leverage * 0.95 / price if price > 0 else qty
+    note = f"sized to account equity {equity:,.2f} USDT (plan's {plan_equity:,.2f}): x{scale:.3f}"
+    if qty > cap:
+        qty, note = cap, note + f"; capped by available margin {available:,.2f} USDT at {leverage:g}x"
+    return float(np.floor(qty / step + 1e-9) * step), note
+
+
 def send_bar_orders(broker, journal: Journal, strategy: str, step_size: float, take_profit_r: float, row,
-                    resume_only: bool = False, skip_entry: str | None = None) -> int:
+                    resume_only: bool = False, skip_entry: str | None = None,
+                    entry_qty: float | None = None) -> int:
     """The orders of one decided bar: market exits of the positions the rules close, then the entry. With
     ``resume_only`` only orders the journal already has open (a crash interrupted them) are worked again. With
     ``skip_entry`` (why) a not yet started entry is journaled SKIPPED with the reason instead of being sent;
-    exits are sent whatever the bar's age."""
+    exits are sent whatever the bar's age. ``entry_qty``: the quantity for the trading account (account_sized),
+    the plan's otherwise."""
     started = journal.orders_by_id([trader.exit_id(strategy, row.bar_time),
                                     trader.entry_id(strategy, row.bar_time)])
 
@@ -103,11 +120,17 @@ def send_bar_orders(broker, journal: Journal, strategy: str, step_size: float, t
     entry_cid = trader.entry_id(strategy, row.bar_time)
     if isinstance(row.action, str) and "enter_" in row.action and row.entry_qty > 0 and allowed(entry_cid):
         side = "BUY" if row.action.endswith("long") else "SELL"
+        qty = float(row.entry_qty) if entry_qty is None else entry_qty
+        if qty < step_size / 2 and entry_cid not in started:
+            skip_entry = skip_entry or (f"entry of bar {pd.Timestamp(row.bar_time):%Y-%m-%d %H:%M} skipped: the "
+                                        "account's equity and free margin size it below one lot")
         if skip_entry and entry_cid not in started:
             journal.append(OrderEvent(entry_cid, "SKIPPED", row.bar_time, side, float(row.entry_qty), None, 0.0,
                                       broker.name, getattr(broker, "run_id", ""), skip_entry))
             return sent
-        sent += bool(broker.submit(entry_cid, row.bar_time, side, float(row.entry_qty),
+        if entry_cid in started:
+            qty = float(started[entry_cid]["qty"])  # resuming: the quantity journaled when it was first sent
+        sent += bool(broker.submit(entry_cid, row.bar_time, side, qty,
                                    stop_distance=float(row.stop_distance),
                                    take_profit_r=take_profit_r))
     return sent

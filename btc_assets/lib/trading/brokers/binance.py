@@ -121,6 +121,15 @@ class BinanceBroker(Broker):
                         rec.position, expected_position)
         return rec
 
+    def account(self) -> tuple[float, float]:
+        """(equity, available balance) of the USDT account in USDT: wallet + unrealized P&L, and what is free for
+        new margin, as the exchange reports them."""
+        rows = [r for r in self.rest.call("GET", "/fapi/v2/balance", {}) if r["asset"] == "USDT"]
+        if not rows:
+            raise BinanceError(f"no USDT balance on {self.rest.base_url}: fund the futures account before trading")
+        r = rows[0]
+        return float(r["crossWalletBalance"]) + float(r["crossUnPnl"]), float(r["availableBalance"])
+
     def position(self) -> float:
         rows = self.rest.call("GET", "/fapi/v2/positionRisk", {"symbol": self.config.symbol})
         return sum(float(r["positionAmt"]) for r in rows if r["symbol"] == self.config.symbol)

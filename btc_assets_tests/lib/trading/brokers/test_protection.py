@@ -81,3 +81,16 @@ def test_the_rules_size_with_the_exchange_leverage():
     assert t.risk_config().leverage == 3.0
     with pytest.raises(ValueError, match="leverage from 1 to 125"):
         TradingResource(leverage=0)
+
+
+def test_entries_are_sized_for_the_account_that_trades_them(fx, journal):
+    from btc_assets.lib.trading.session import account_sized
+    qty, note = account_sized(0.100, 10_000.0, 5_000.0, 5_000.0, 2.0, 40_000.0, 0.001)
+    assert qty == pytest.approx(0.050) and "x0.500" in note  # half the plan's equity: half the size
+    qty, note = account_sized(0.100, 10_000.0, 20_000.0, 1_000.0, 2.0, 40_000.0, 0.001)
+    assert qty == pytest.approx(0.047) and "capped by available margin" in note  # 1,000 x 2 x 0.95 / 40,000
+    s = make_session(fx, journal)
+    s.broker.start()
+    equity, available = s.broker.account()  # what the exchange reports, not a configured notional
+    wallet = fx.exchange.account.wallet
+    assert equity == pytest.approx(wallet) and 0 < available <= equity
