@@ -19,7 +19,7 @@ from btc_assets.lib.trading import kill_switch
 from btc_assets.lib.trading.kill_switch import KillSwitch, stop_trading
 from btc_assets.lib.trading.live_market import RecordedMarket
 from btc_assets.lib.trading.session import (account_sized, entry_late_reason, not_live_reason, plan_of,
-                                            send_bar_orders)
+                                            planned_side_after, repair_against_plan, send_bar_orders)
 
 MINUTE = pd.Timedelta(minutes=1)
 
@@ -91,6 +91,16 @@ def send_orders(context: dg.AssetExecutionContext, journal: Journal, warehouse: 
         last_bar = plans["bar_time"].max() if len(plans) else start
         stop_trading(broker, kill, strategy=trading.strategy, notifier=alerts, bar_time=last_bar,
                      step=trading.step_size)
+    # reconcile against the plan: after the last bar's orders the exchange holds what the plan holds (a live run on
+    # an exchange; the paper broker is the plan's fill model itself)
+    plan_repair = ""
+    if hasattr(broker, "account") and not kill and late is None and len(plans):
+        last_row = next(plans.tail(1).itertuples())
+        plan_repair = repair_against_plan(broker, trading.strategy, last_row.bar_time,
+                                          planned_side_after(last_row, fills_at_once=True), trading.step_size)
+        if plan_repair:
+            alerts.send("position repaired against the plan" if plan_repair.startswith("repaired")
+                        else "plan and exchange differ", f"{trading.strategy} ({trading.mode}): {plan_repair}")
     # protection always: a leg the exchange does not have while a position is open is placed again, every run
     replaced = broker.ensure_protection() if hasattr(broker, "ensure_protection") and not kill else []
     if hasattr(broker, "fill_unplanned"):
@@ -138,7 +148,7 @@ def send_orders(context: dg.AssetExecutionContext, journal: Journal, warehouse: 
                               else "fill model on bars"),
         "kill_switch": kill, "orders_today": len(day), "new_orders_withheld": late or "",
         "entries_skipped_late": len(skipped), "entries_skipped_reasons": skipped[:5],
-        "protection_replaced": replaced, "account_equity_usdt": equity, "account_available_usdt": available,
+        "protection_replaced": replaced, "plan_reconciliation": plan_repair or "the exchange holds the plan's side", "account_equity_usdt": equity, "account_available_usdt": available,
         "entry_sizing": sizing[:5],
         "open_orders": int((day["event"] == "NEW").sum()) if len(day) else 0,
         "position_btc": actual, "journal_position_btc": expected,

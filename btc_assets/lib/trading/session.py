@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from btc_assets.lib.trading import trader
-from btc_assets.lib.trading.journal import Journal, OrderEvent
+from btc_assets.lib.trading.journal import Journal, OrderEvent, client_order_id
 
 SESSION_WARMUP = pd.Timedelta(minutes=60)  # bars before the first decision: ATR(14) and the 60-bar volatility exist
 
@@ -134,3 +134,37 @@ def send_bar_orders(broker, journal: Journal, strategy: str, step_size: float, t
                                    stop_distance=float(row.stop_distance),
                                    take_profit_r=take_profit_r))
     return sent
+
+
+def planned_side_after(row, fills_at_once: bool) -> int:
+    """The side (+1 long, -1 short, 0 flat) the plan holds once this bar's orders are out: the rules' position at
+    the bar's close (target_position), less the positions it exits, plus its entry when the broker fills market
+    orders at once (an exchange; the paper broker fills them at the next bar, as the plan does)."""
+    pos = float(row.target_position or 0.0)
+    side = 0 if abs(pos) < 1e-12 else (1 if pos > 0 else -1)
+    if not fills_at_once:
+        return side
+    if isinstance(row.exits, str) and json.loads(row.exits):
+        side = 0
+    if isinstance(row.action, str) and "enter_" in row.action and row.entry_qty > 0:
+        side = 1 if row.action.endswith("long") else -1
+    return side
+
+
+def repair_against_plan(broker, strategy: str, bar_time: pd.Timestamp, planned_side: int, step: float) -> str:
+    """Make the exchange hold no position the plan does not: a position on the exchange while the plan is flat or
+    on the other side is closed with a reduce-only market order (`<strategy>-<bar>-repair`, journaled). A plan
+    position the exchange does not hold (its stop fired first, or a stale entry was skipped) is stated, not opened:
+    a late entry would be another trade. Returns what was found and done ("" when they agree)."""
+    position = broker.position()
+    held = 0 if abs(position) < step / 2 else (1 if position > 0 else -1)
+    if held == planned_side:
+        return ""
+    if held != 0:
+        cid = client_order_id(strategy, bar_time, "repair")
+        broker.cancel_all()
+        broker.submit(cid, bar_time, "SELL" if held > 0 else "BUY", abs(position), reduce_only=True)
+        return (f"repaired: the exchange held {position:+.3f} BTC while the plan is "
+                f"{'flat' if planned_side == 0 else 'on the other side'}; closed by {cid} (reduce-only market)")
+    return (f"the plan holds a {'long' if planned_side > 0 else 'short'} the exchange does not (its stop or "
+            "target fired first, or a late entry was skipped): not opened now; the plan's exit will be a no-op")

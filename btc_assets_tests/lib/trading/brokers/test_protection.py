@@ -94,3 +94,19 @@ def test_entries_are_sized_for_the_account_that_trades_them(fx, journal):
     equity, available = s.broker.account()  # what the exchange reports, not a configured notional
     wallet = fx.exchange.account.wallet
     assert equity == pytest.approx(wallet) and 0 < available <= equity
+
+
+def test_a_position_the_plan_does_not_hold_is_closed_and_a_missing_one_is_not_opened(fx, journal):
+    from btc_assets.lib.trading.session import repair_against_plan
+    s = make_session(fx, journal)
+    s.broker.start()
+    assert repair_against_plan(s.broker, "rep", BAR, 0, 0.001) == ""  # both flat
+    s.broker.submit("rep-1704067200-entry", BAR, "BUY", 0.01)
+    said = repair_against_plan(s.broker, "rep", BAR + pd.Timedelta(minutes=1), 0, 0.001)  # the plan exited
+    assert said.startswith("repaired: the exchange held +0.010 BTC while the plan is flat")
+    assert s.broker.position() == pytest.approx(0.0)
+    repair = [o for o in fx.exchange.orders.values() if "-repair" in o.client_order_id]
+    assert repair and all(o.reduce_only for o in repair)
+    before = len(fx.exchange.orders)
+    said = repair_against_plan(s.broker, "rep", BAR + pd.Timedelta(minutes=2), 1, 0.001)  # plan long, exchange flat
+    assert "not opened now" in said and len(fx.exchange.orders) == before
