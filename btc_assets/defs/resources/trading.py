@@ -92,7 +92,8 @@ class TradingResource(dg.ConfigurableResource):
         from btc_assets.lib.trading.brokers.paper import PaperBroker
 
         if self.mode == "paper":
-            return PaperBroker(journal, self.taker_fee, run_id, self.strategy, market=market)
+            return PaperBroker(journal, self.taker_fee, run_id, self.strategy, market=market,
+                               initial_balance=self.notional_usdt)
         from btc_assets.lib.trading.brokers.binance import BinanceBroker, ExecutionConfig
         from btc_assets.lib.trading.brokers.binance_rest import BinanceRest
 

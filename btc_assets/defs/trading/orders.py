@@ -64,12 +64,14 @@ def send_orders(context: dg.AssetExecutionContext, journal: Journal, warehouse: 
     speed = float(context.run.tags.get(CLOCK_SPEED, "1") or 1)
     last_bar = plans["bar_time"].max() if len(plans) else None
     skipped: list[str] = []
-    # account-true sizing: the exchange's equity and free margin (paper: the journal's own account)
-    if hasattr(broker, "account") and not kill:
+    # account-true sizing: the exchange's equity and free margin (paper: the paper account's own ledger)
+    if broker.name != "paper" and not kill:
         equity, available = broker.account()
+    elif broker.name == "paper":
+        last_price = float(plans["price"].iloc[-1]) if len(plans) else None
+        equity, available = broker.account(last_price)
     else:
-        equity = trading_metrics.snapshot(conn, initial_equity=trading.notional_usdt).equity_usdt
-        available = equity
+        equity = available = trading.notional_usdt
     sizing: list[str] = []
     for row in plans.itertuples():
         fills += broker.settle(plan_of(row))  # what filled during this bar
@@ -94,7 +96,7 @@ def send_orders(context: dg.AssetExecutionContext, journal: Journal, warehouse: 
     # reconcile against the plan: after the last bar's orders the exchange holds what the plan holds (a live run on
     # an exchange; the paper broker is the plan's fill model itself)
     plan_repair = ""
-    if hasattr(broker, "account") and not kill and late is None and len(plans):
+    if broker.name != "paper" and not kill and late is None and len(plans):
         last_row = next(plans.tail(1).itertuples())
         plan_repair = repair_against_plan(broker, trading.strategy, last_row.bar_time,
                                           planned_side_after(last_row, fills_at_once=True), trading.step_size)

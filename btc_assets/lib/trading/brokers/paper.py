@@ -12,7 +12,10 @@ construction. The price:
   the fill model's price is used and the fill's note says why;
 - without one (replay, REST feed), the fill model's price: next open plus slippage, the stop or target price, or
   the next bar's open for an unplanned order.
-The taker fee is charged on the fill's notional. An entry the fill model refused at the fill (margin, liquidation
+The taker fee is charged on the fill's notional. Every fill also goes into the paper account
+(trading.paper_account: a ledger of fills with the position, average price and cash balance after each), kept
+apart from the journal's order events: reconciliation compares the journal's position with this account's, as it
+compares it with an exchange's. An entry the fill model refused at the fill (margin, liquidation
 guard) is journaled REJECTED with that reason. Protective legs (stop and target, reduce-only) are journaled NEW when
 the entry fills and FILLED/CANCELED when the model closes the position. Nothing fills at a price from before it was
 sent.
@@ -34,13 +37,67 @@ MINUTE = pd.Timedelta(minutes=1)
 SIDE = {1: "BUY", -1: "SELL"}
 
 
+PAPER_ACCOUNT = "trading.paper_account"
+PAPER_TYPES = {"seq": "BIGINT", "fill_time": "TIMESTAMP", "client_order_id": "VARCHAR", "side": "VARCHAR",
+               "qty": "DOUBLE", "price": "DOUBLE", "fee": "DOUBLE", "position": "DOUBLE", "avg_price": "DOUBLE",
+               "balance": "DOUBLE", "realized": "DOUBLE"}
+
+
+class PaperAccount:
+    """The paper account's own ledger: one row per fill with the position, average entry price and USDT balance
+    (initial + realized P&L - fees) after it. Written fill by fill, never derived from the journal's events."""
+
+    def __init__(self, conn, initial_balance: float):
+        from btc_assets.lib.storage.warehouse import ensure_table
+
+        self.conn, self.initial = conn, float(initial_balance)
+        ensure_table(conn, PAPER_ACCOUNT, PAPER_TYPES)
+
+    def last(self) -> tuple[float, float, float]:
+        """(position, average price, balance) after the last fill."""
+        row = self.conn.execute(f"SELECT position, avg_price, balance FROM {PAPER_ACCOUNT} ORDER BY seq DESC "
+                                "LIMIT 1").fetchall()
+        return (float(row[0][0]), float(row[0][1]), float(row[0][2])) if row else (0.0, 0.0, self.initial)
+
+    def apply(self, ev: OrderEvent) -> None:
+        """Book one fill (once per client order id and side: a retried settle books nothing twice)."""
+        seen = self.conn.execute(f"SELECT count(*) FROM {PAPER_ACCOUNT} WHERE client_order_id = ?",
+                                 [ev.client_order_id]).fetchone()[0]
+        if seen:
+            return
+        pos, avg, bal = self.last()
+        signed = ev.qty if ev.side == "BUY" else -ev.qty
+        realized = 0.0
+        if pos and (pos > 0) != (signed > 0):  # reduces (or flips) the position: realize on the closed part
+            closed = min(abs(signed), abs(pos))
+            realized = closed * (ev.price - avg) * (1 if pos > 0 else -1)
+        new = pos + signed
+        if abs(new) < 1e-12:
+            new, avg = 0.0, 0.0
+        elif pos == 0 or (pos > 0) != (new > 0):
+            avg = ev.price  # opened, or flipped through flat
+        elif (pos > 0) == (signed > 0):
+            avg = (abs(pos) * avg + abs(signed) * ev.price) / abs(new)
+        bal += realized - ev.fee
+        self.conn.execute(
+            f"INSERT INTO {PAPER_ACCOUNT} VALUES ((SELECT coalesce(max(seq), 0) + 1 FROM {PAPER_ACCOUNT}), "
+            "?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [pd.Timestamp.now(tz="UTC").tz_localize(None), ev.client_order_id, ev.side, ev.qty, ev.price, ev.fee,
+             new, avg, bal, realized])
+
+    def equity(self, mark: float | None = None) -> float:
+        pos, avg, bal = self.last()
+        return bal + (pos * (mark - avg) if mark is not None and pos else 0.0)
+
+
 class PaperBroker(Broker):
     name = "paper"
 
     def __init__(self, journal: Journal, taker_fee: float, run_id: str, strategy: str = "",
-                 market: RecordedMarket | None = None):
+                 market: RecordedMarket | None = None, initial_balance: float = 10_000.0):
         self.journal, self.taker_fee, self.run_id, self.strategy = journal, taker_fee, run_id, strategy
         self.market = market
+        self.ledger = PaperAccount(journal.conn, initial_balance)
 
     def submit(self, client_order_id: str, bar_time: pd.Timestamp, side: str, qty: float, *,
                reduce_only: bool = False, stop_distance: float = 0.0, take_profit_r: float = 0.0) -> bool:
@@ -153,8 +210,13 @@ class PaperBroker(Broker):
                             f"position closed at {bar_time}")
 
     def position(self) -> float:
-        """Net filled position in base units, from the journal."""
-        return self.journal.position(self.name)
+        """Net position in base units, from the paper account's own ledger (not from the journal)."""
+        return self.ledger.last()[0]
+
+    def account(self, mark: float | None = None) -> tuple[float, float]:
+        """(equity, available) of the paper account: its balance plus unrealized P&L at `mark`."""
+        e = self.ledger.equity(mark)
+        return e, e
 
     def cancel_all(self) -> None:
         """Journal CANCELED for every order still NEW: it will never fill."""
@@ -174,6 +236,8 @@ class PaperBroker(Broker):
     def _event(self, cid, event, bar_time, side, qty, price, fee, note="") -> OrderEvent:
         ev = OrderEvent(cid, event, bar_time, side, qty, price, fee, self.name, self.run_id, note)
         self.journal.append(ev)
+        if event == "FILLED":
+            self.ledger.apply(ev)
         return ev
 
 
