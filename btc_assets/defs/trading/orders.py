@@ -18,8 +18,8 @@ from btc_assets.lib.trading.journal import Journal, mirror_journal
 from btc_assets.lib.trading import kill_switch
 from btc_assets.lib.trading.kill_switch import KillSwitch, stop_trading
 from btc_assets.lib.trading.live_market import RecordedMarket
-from btc_assets.lib.trading.session import (account_sized, entry_late_reason, not_live_reason, plan_of,
-                                            planned_side_after, repair_against_plan, send_bar_orders)
+from btc_assets.lib.trading.session import (account_breaker, account_sized, entry_late_reason, not_live_reason,
+                                            plan_of, planned_side_after, repair_against_plan, send_bar_orders)
 
 MINUTE = pd.Timedelta(minutes=1)
 
@@ -73,12 +73,17 @@ def send_orders(context: dg.AssetExecutionContext, journal: Journal, warehouse: 
     else:
         equity = available = trading.notional_usdt
     sizing: list[str] = []
+    # breakers on the account's equity (the plan's simulated equity has its own in the rules)
+    breaker = (account_breaker(conn, broker.name, equity, pd.Timestamp.now(tz="UTC"), trading.daily_drawdown,
+                               trading.weekly_drawdown, context.run.run_id) if not kill else None)
+    if breaker:
+        context.log.warning(f"{trading.strategy} ({trading.mode}): {breaker}")
     for row in plans.itertuples():
         fills += broker.settle(plan_of(row))  # what filled during this bar
         if kill:
             continue
         stale = (entry_late_reason(broker.name, float(requested), speed, row.bar_time, last_bar,
-                                   trading.max_order_delay_s) if requested is not None else None)
+                                   trading.max_order_delay_s) if requested is not None else None) or breaker
         if stale and isinstance(row.action, str) and "enter_" in row.action:
             skipped.append(stale)
         qty = None
@@ -150,7 +155,7 @@ def send_orders(context: dg.AssetExecutionContext, journal: Journal, warehouse: 
                               else "fill model on bars"),
         "kill_switch": kill, "orders_today": len(day), "new_orders_withheld": late or "",
         "entries_skipped_late": len(skipped), "entries_skipped_reasons": skipped[:5],
-        "protection_replaced": replaced, "plan_reconciliation": plan_repair or "the exchange holds the plan's side", "account_equity_usdt": equity, "account_available_usdt": available,
+        "protection_replaced": replaced, "account_breaker": breaker or "", "plan_reconciliation": plan_repair or "the exchange holds the plan's side", "account_equity_usdt": equity, "account_available_usdt": available,
         "entry_sizing": sizing[:5],
         "open_orders": int((day["event"] == "NEW").sum()) if len(day) else 0,
         "position_btc": actual, "journal_position_btc": expected,

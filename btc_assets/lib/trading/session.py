@@ -168,3 +168,25 @@ def repair_against_plan(broker, strategy: str, bar_time: pd.Timestamp, planned_s
                 f"{'flat' if planned_side == 0 else 'on the other side'}; closed by {cid} (reduce-only market)")
     return (f"the plan holds a {'long' if planned_side > 0 else 'short'} the exchange does not (its stop or "
             "target fired first, or a late entry was skipped): not opened now; the plan's exit will be a no-op")
+
+
+def account_breaker(conn, broker: str, equity: float, now: pd.Timestamp, daily_dd: float, weekly_dd: float,
+                    run_id: str = "") -> str | None:
+    """Record the account's equity for this run and say why entries must pause (None: they may): the account
+    (not the plan's simulation) is daily_dd below its equity at the start of the UTC day, or weekly_dd below the
+    start of the week (Monday). The first equity seen in a period is its start."""
+    from btc_assets.lib.storage.warehouse import ensure_table
+
+    ensure_table(conn, "trading.account_equity", {"event_time": "TIMESTAMP", "broker": "VARCHAR",
+                                                    "equity": "DOUBLE", "run_id": "VARCHAR"})
+    t = pd.Timestamp(now).tz_convert("UTC").tz_localize(None)
+    conn.execute("INSERT INTO trading.account_equity VALUES (?, ?, ?, ?)", [t, broker, float(equity), run_id])
+    out = []
+    for label, start, limit in (("day", t.floor("D"), daily_dd), ("week", (t - pd.Timedelta(days=t.dayofweek))
+                                                                   .floor("D"), weekly_dd)):
+        first = conn.execute("SELECT equity FROM trading.account_equity WHERE broker = ? AND event_time >= ? "
+                             "ORDER BY event_time LIMIT 1", [broker, start]).fetchone()
+        if first and first[0] > 0 and equity / first[0] - 1 <= -limit:
+            out.append(f"account breaker: equity {equity:,.2f} USDT is {equity / first[0] - 1:+.2%} since the "
+                       f"{label}'s start ({first[0]:,.2f}; limit -{limit:.0%}): entries pause until the next {label}")
+    return "; ".join(out) or None

@@ -38,3 +38,16 @@ def test_a_journal_that_lost_a_fill_no_longer_matches_the_paper_account():
     assert broker.position() == journal.position("paper") == pytest.approx(0.01)
     conn.execute("DELETE FROM trading.order_events WHERE client_order_id = 's-1-entry'")
     assert journal.position("paper") == 0.0 and broker.position() == pytest.approx(0.01)
+
+
+def test_the_account_breaker_pauses_entries_on_the_accounts_own_drawdown():
+    from btc_assets.lib.trading.session import account_breaker
+    conn = duckdb.connect()
+    day = pd.Timestamp("2024-01-03 00:05", tz="UTC")  # a Wednesday
+    assert account_breaker(conn, "paper", 10_000.0, day, 0.05, 0.15) is None  # the day's (and week's) start
+    assert account_breaker(conn, "paper", 9_600.0, day + pd.Timedelta(hours=1), 0.05, 0.15) is None  # -4 %
+    why = account_breaker(conn, "paper", 9_400.0, day + pd.Timedelta(hours=2), 0.05, 0.15)
+    assert why.startswith("account breaker: equity 9,400.00 USDT is -6.00% since the day's start")
+    assert account_breaker(conn, "paper", 9_400.0, day + pd.Timedelta(days=1), 0.05, 0.15) is None  # next day
+    assert "week" in account_breaker(conn, "paper", 8_400.0, day + pd.Timedelta(days=1, hours=1), 0.5, 0.15)
+    assert account_breaker(conn, "binance", 9_000.0, day + pd.Timedelta(hours=3), 0.05, 0.15) is None  # per broker
