@@ -115,7 +115,7 @@ def bench(args, overrides: dict | None, storage: str) -> None:
         closer.start()
         t0 = time.perf_counter()
         worker = trade_forever(defs, instance, root / "cursor.json", tick_seconds=args.tick,
-                               should_stop=finished.is_set)
+                               should_stop=finished.is_set, max_wait_s=args.tick)  # bars close every few seconds
         print(f"worker: {worker} over {time.perf_counter() - t0:.0f} s")
 
         first_ack: dict[int, float] = {}

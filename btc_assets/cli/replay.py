@@ -63,7 +63,8 @@ def replay_sensor(
 
 
 def trade_forever(defs: dg.Definitions, instance: dg.DagsterInstance, cursor_file, tick_seconds: float = 0.25,
-                  should_stop=lambda: False, max_ticks: int | None = None) -> dict[str, int]:
+                  should_stop=lambda: False, max_ticks: int | None = None,
+                  max_wait_s: float | None = None) -> dict[str, int]:
     """The live trader as one long-lived worker: evaluate `live_trading_sensor` and execute the runs it requests in
     this process, against the instance (they show in the UI with their lineage, tagged as the sensor's runs).
 
@@ -76,6 +77,7 @@ def trade_forever(defs: dg.Definitions, instance: dg.DagsterInstance, cursor_fil
     bar's first order is acknowledged about a second after its close (bench_live). Run either this worker or the
     sensor in the daemon, not both: the run keys would keep them from trading twice, but they would race for each
     bar. The cursor is kept in `cursor_file` so a restarted worker resumes after the last bar it requested.
+    `max_wait_s` caps that sleep (a fake exchange closing a bar every few seconds, the bench and the soak).
     """
     from pathlib import Path
 
@@ -115,6 +117,8 @@ def trade_forever(defs: dg.Definitions, instance: dg.DagsterInstance, cursor_fil
             tmp.replace(cursor_path)
         due = next_close(json.loads(cursor)) if cursor else None
         wait_until = max(time.time() + tick_seconds, due or 0.0)
+        if max_wait_s is not None:
+            wait_until = min(wait_until, time.time() + max_wait_s)
         while not should_stop() and time.time() < wait_until:  # a stop request is honoured within a tick
             time.sleep(min(tick_seconds, max(0.0, wait_until - time.time())))
     return {"ticks": ticks, "runs": runs, "failed_runs": failed}
