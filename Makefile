@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export BTC_DATA_DIR ?= $(CURDIR)/data
 SAMPLE_ARCHIVE := $(CURDIR)/btc_assets/sample_data/archive
 
-.PHONY: install demo test test-slow ui bench metrics collect trade generate-sample clean
+.PHONY: install demo test test-slow ui bench soak metrics collect trade generate-sample clean
 
 install: $(STAMP)
 
@@ -47,6 +47,10 @@ bench: install
 	$(BIN)/python -m btc_assets_tests.bench_collector --seconds 60
 	$(BIN)/python -m btc_assets_tests.bench_live --bars 200
 	$(BIN)/python -m btc_assets_tests.bench_live --bars 120 --postgres
+
+# The live worker on the fake exchange for 1,000 bars with faults injected, invariants after every bar (~15 min).
+soak: install
+	$(BIN)/python -m btc_assets_tests.soak --bars 1000
 
 # Record the live market streams (kline_1m, aggTrade, depth20@100ms, markPrice@1s, forceOrder) until Ctrl-C/SIGTERM.
 collect: install

@@ -1,0 +1,40 @@
+"""The soak's shortened form (CI): the worker on the fake exchange with faults injected keeps every invariant;
+and each invariant's check fires when its violation is planted."""
+
+import pandas as pd
+
+from btc_assets_tests.fakes.binance.orders import Order
+from btc_assets_tests.soak import INVARIANTS, soak
+
+
+def test_a_short_soak_under_faults_keeps_every_invariant():
+    res = soak(bars=12, fault_rate=0.5, seed=7)
+    assert res["faults_injected"] >= 4
+    assert res["violations"] == dict.fromkeys(INVARIANTS, 0), res
+
+
+def test_each_invariant_fires_when_its_violation_is_planted():
+    def plant(i, p, fx):
+        ex = fx.exchange
+        bar_s = int(ex.bar[0] // 1000)
+        if i == 2:  # an id journaled NEW twice
+            p.sql("INSERT INTO trading.order_events SELECT * REPLACE (seq + 1000 AS seq) FROM trading.order_events "
+                  "WHERE event = 'NEW' LIMIT 1")
+        if i == 3:  # an entry the exchange accepted long after its bar closed
+            late = Order(order_id=99_999_999, client_order_id=f"soak-{bar_s - 600}-entry-mk", symbol=ex.symbol,
+                         side="BUY", type="MARKET", time_in_force="GTC", orig_qty=0.01, price=0.0,
+                         reduce_only=False, time=bar_s * 1000)
+            ex.orders[late.order_id] = late
+        if i == 4:  # an entry left NEW, never resolved
+            p.sql("INSERT INTO trading.order_events (client_order_id, event, event_time, bar_time, side, qty, price, "
+                  "fee, broker, run_id, note, seq) VALUES ('soak-1-entry', 'NEW', now(), ?, 'BUY', 0.01, NULL, 0, "
+                  "'binance-testnet', 'x', '', 100000)", [pd.Timestamp("2024-01-11 00:00")])
+        if i in (5, 6):  # a position the journal does not know, and no stop for it
+            ex.account.position(ex.symbol).amount = 0.5
+            for a in ex.algo_orders.values():
+                a.status = "CANCELED"
+
+    res = soak(bars=8, fault_rate=0.0, seed=1, plant=plant)
+    v = res["violations"]
+    assert v["unique_ids"] >= 1 and v["lost_orders"] >= 1 and v["protected"] >= 1 and v["position"] >= 1, v
+    assert v["late_entries"] >= 1, v
