@@ -8,6 +8,7 @@ backtest share the same rules and state.
 from __future__ import annotations
 
 import json
+import logging
 import time
 
 import numpy as np
@@ -15,6 +16,8 @@ import pandas as pd
 
 from btc_assets.lib.trading import trader
 from btc_assets.lib.trading.journal import Journal, OrderEvent, client_order_id
+
+log = logging.getLogger(__name__)
 
 SESSION_WARMUP = pd.Timedelta(minutes=60)  # bars before the first decision: ATR(14) and the 60-bar volatility exist
 
@@ -106,8 +109,6 @@ def send_bar_orders(broker, journal: Journal, strategy: str, step_size: float, t
     if exits and allowed(exit_cid):
         entries = [trader.entry_of(strategy, e["entry_time"]) for e in exits]
         held = journal.orders_by_id(entries)
-        for cid in entries:
-            broker.cancel_protection(cid, row.bar_time)
         position = journal.position(broker.name)
         qty = min(sum(r["qty"] for r in held.values() if r["event"] == "FILLED"), abs(position))
         if exit_cid in started:
@@ -116,7 +117,15 @@ def send_bar_orders(broker, journal: Journal, strategy: str, step_size: float, t
             side = "SELL" if position > 0 else "BUY"
             if exit_cid in started:
                 side = started[exit_cid]["side"]
-            sent += bool(broker.submit(exit_cid, row.bar_time, side, qty, reduce_only=True))
+            try:
+                sent += bool(broker.submit(exit_cid, row.bar_time, side, qty, reduce_only=True))
+            except Exception as e:  # noqa: BLE001 - journaled by the broker; the position keeps its protection
+                log.error("exit %s failed (%s): the position keeps its stop and target; the next run repairs it "
+                          "against the plan", exit_cid, str(e)[:200])
+                return sent
+        # the protection goes only once the exit is out: a failed exit leaves the position protected
+        for cid in entries:
+            broker.cancel_protection(cid, row.bar_time)
     entry_cid = trader.entry_id(strategy, row.bar_time)
     if isinstance(row.action, str) and "enter_" in row.action and row.entry_qty > 0 and allowed(entry_cid):
         side = "BUY" if row.action.endswith("long") else "SELL"
@@ -162,8 +171,12 @@ def repair_against_plan(broker, strategy: str, bar_time: pd.Timestamp, planned_s
         return ""
     if held != 0:
         cid = client_order_id(strategy, bar_time, "repair")
+        try:  # close first, then cancel what is left: a failed close keeps the position's protection
+            broker.submit(cid, bar_time, "SELL" if held > 0 else "BUY", abs(position), reduce_only=True)
+        except Exception as e:  # noqa: BLE001 - journaled by the broker; retried with the next bar's id
+            return (f"repair failed: the exchange holds {position:+.3f} BTC while the plan is "
+                    f"{'flat' if planned_side == 0 else 'on the other side'}; {cid}: {str(e)[:150]}; retried next bar")
         broker.cancel_all()
-        broker.submit(cid, bar_time, "SELL" if held > 0 else "BUY", abs(position), reduce_only=True)
         return (f"repaired: the exchange held {position:+.3f} BTC while the plan is "
                 f"{'flat' if planned_side == 0 else 'on the other side'}; closed by {cid} (reduce-only market)")
     return (f"the plan holds a {'long' if planned_side > 0 else 'short'} the exchange does not (its stop or "

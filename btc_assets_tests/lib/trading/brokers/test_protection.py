@@ -110,3 +110,27 @@ def test_a_position_the_plan_does_not_hold_is_closed_and_a_missing_one_is_not_op
     before = len(fx.exchange.orders)
     said = repair_against_plan(s.broker, "rep", BAR + pd.Timedelta(minutes=2), 1, 0.001)  # plan long, exchange flat
     assert "not opened now" in said and len(fx.exchange.orders) == before
+
+
+def test_a_refused_exit_leaves_the_position_protected_and_the_run_going(fx, journal):
+    """Found by the soak: the protection was cancelled before the exit was sent, so a refused exit left the position
+    naked for good. Now the legs go only once the exit is out, and the refusal does not stop the run."""
+    import json
+    from types import SimpleNamespace
+
+    from btc_assets.lib.trading import trader
+    from btc_assets.lib.trading.session import send_bar_orders
+    s = make_session(fx, journal)
+    s.broker.start()
+    entry_bar = BAR
+    cid = trader.entry_id("prot", entry_bar)
+    s.broker.submit(cid, entry_bar, "BUY", 0.01, stop_distance=500.0, take_profit_r=2.0)
+    assert len(s.broker.reconcile().open_algo_orders) == 2
+    exit_bar = BAR + pd.Timedelta(minutes=5)
+    row = SimpleNamespace(bar_time=exit_bar, action="exit", entry_qty=0.0, stop_distance=0.0,
+                          exits=json.dumps([{"entry_time": str(entry_bar + pd.Timedelta(minutes=1)), "reason": "time"}]))
+    fx.faults.error(-2019, "injected", method="POST", path="/fapi/v1/order")
+    assert send_bar_orders(s.broker, journal, "prot", 0.001, 2.0, row) == 0  # refused, no exception
+    assert s.broker.position() == pytest.approx(0.01)
+    assert len(s.broker.reconcile().open_algo_orders) == 2  # still protected
+    assert not journal.open_protective_legs("binance").empty
