@@ -135,7 +135,7 @@ def soak(bars: int, fault_rate: float, seed: int, quiet: bool = True, plant=None
         p.resources["trading"] = trading
         p.resources["live_feed"] = LiveFeedResource(source="rest", rest_url=fx.rest_url)
         defs = dg.Definitions(assets=ALL_ASSETS, jobs=[trading_job], resources=p.resources)
-        cursor, mismatch, failed = root / "cursor.json", False, 0
+        cursor, mismatch, failed, unmet = root / "cursor.json", False, 0, 0
         t1 = time.perf_counter()
         for i in range(bars):
             kind = inject(rng, fx, fault_rate)
@@ -144,6 +144,7 @@ def soak(bars: int, fault_rate: float, seed: int, quiet: bool = True, plant=None
             out = trade_forever(defs, instance, cursor, tick_seconds=0.01, max_ticks=1, max_wait_s=0.0)
             failed += out["failed_runs"]
             fx.exchange.clock_skew_ms = 0  # a clock jump lasts one bar (the broker resyncs on -1021)
+            unmet += fx.faults.clear()  # so does any fault: one no request met must not wait for the next order
             if plant is not None:
                 plant(i, p, fx)
             found, mismatch = check(p, fx, strategy, trading.max_order_delay_s, mismatch)
@@ -154,7 +155,7 @@ def soak(bars: int, fault_rate: float, seed: int, quiet: bool = True, plant=None
         soak_s = time.perf_counter() - t1
         entries = p.sql("SELECT count(*) FROM trading.order_events WHERE event = 'FILLED' AND "
                         "client_order_id LIKE 'soak-%-entry'")[0][0]
-    return {"bars": bars, "faults_injected": sum(faults.values()), "faults": dict(faults),
+    return {"bars": bars, "faults_injected": sum(faults.values()), "faults": dict(faults), "faults_unmet": unmet,
             "violations": {k: int(totals.get(k, 0)) for k in INVARIANTS}, "failed_runs": failed,
             "entries_filled": int(entries), "setup_s": round(setup_s, 1), "soak_s": round(soak_s, 1)}
 
@@ -167,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     res = soak(args.bars, args.fault_rate, args.seed, quiet=False)
     print(f"{res['bars']} bars in {res['soak_s']} s (setup {res['setup_s']} s), {res['failed_runs']} failed runs, "
-          f"{res['entries_filled']} entries filled")
+          f"{res['entries_filled']} entries filled; {res['faults_unmet']} faults met no request in their bar")
     print("faults injected: " + ", ".join(f"{k} {v}" for k, v in sorted(res["faults"].items())))
     print("violations: " + ", ".join(f"{k} {v}" for k, v in res["violations"].items()))
     print(json.dumps({k: res[k] for k in ("bars", "faults_injected", "violations")}))

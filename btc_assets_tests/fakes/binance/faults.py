@@ -77,6 +77,9 @@ class Faults:
                     return f
         return None
 
-    def clear(self) -> None:
+    def clear(self) -> int:
+        """Drop the faults no request has met yet (a soak's fault lasts one bar); how many were dropped."""
         with self._lock:
+            n = len(self._faults)
             self._faults.clear()
+        return n
