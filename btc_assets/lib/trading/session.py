@@ -139,9 +139,14 @@ def send_bar_orders(broker, journal: Journal, strategy: str, step_size: float, t
             return sent
         if entry_cid in started:
             qty = float(started[entry_cid]["qty"])  # resuming: the quantity journaled when it was first sent
-        sent += bool(broker.submit(entry_cid, row.bar_time, side, qty,
-                                   stop_distance=float(row.stop_distance),
-                                   take_profit_r=take_profit_r))
+        try:
+            sent += bool(broker.submit(entry_cid, row.bar_time, side, qty,
+                                       stop_distance=float(row.stop_distance),
+                                       take_profit_r=take_profit_r))
+        except Exception as e:  # noqa: BLE001 - a refused entry is journaled REJECTED by the broker; the run goes on
+            if getattr(e, "code", None) is None:  # not the exchange's refusal (network, ban): the run must say so
+                raise
+            log.warning("entry %s refused by the exchange (%s)", entry_cid, str(e)[:200])
     return sent
 
 

@@ -134,3 +134,16 @@ def test_a_refused_exit_leaves_the_position_protected_and_the_run_going(fx, jour
     assert s.broker.position() == pytest.approx(0.01)
     assert len(s.broker.reconcile().open_algo_orders) == 2  # still protected
     assert not journal.open_protective_legs("binance").empty
+
+
+def test_an_entry_the_exchange_refuses_is_journaled_and_the_run_goes_on(fx, journal):
+    from types import SimpleNamespace
+
+    from btc_assets.lib.trading.session import send_bar_orders
+    s = make_session(fx, journal)
+    s.broker.start()
+    row = SimpleNamespace(bar_time=BAR, action="enter_long", entry_qty=0.01, stop_distance=500.0, exits=None)
+    fx.faults.error(-2019, "Margin is insufficient.", method="POST", path="/fapi/v1/order")
+    assert send_bar_orders(s.broker, journal, "ref", 0.001, 2.0, row) == 0  # no exception out of the bar
+    (state,) = journal.orders()["event"].tolist()
+    assert state == "REJECTED" and s.broker.position() == 0.0
