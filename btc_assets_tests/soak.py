@@ -12,7 +12,8 @@ Each bar: maybe a fault is injected on a trading or feed endpoint (-1021 clock, 
 - position: exchange position = journal position (a difference may last one bar: the next run repairs it);
 - protected: an open position has its stop on the exchange;
 - unique ids: no client order id sent twice (the journal's NEW events, the exchange's orders);
-- late entries: no entry accepted by the exchange later than max_order_delay_s after its bar's close;
+- late entries: no entry accepted by the exchange later than max_order_delay_s after its bar's close (counted
+  once per order; an entry's stop or target firing later is an exit, not a late entry);
 - lost orders: no entry or exit still NEW (neither filled, rejected, cancelled nor skipped) a bar later.
 
 Not injected here: killing the trading process (the crash tests in lib/trading/brokers/test_crash_recovery.py kill a
@@ -88,13 +89,16 @@ def check(p, fx, strategy: str, max_delay_s: float, prev_mismatch: bool) -> tupl
                   "GROUP BY 1 HAVING count(*) > 1)")[0][0]
     ids = Counter(o.client_order_id for o in orders)
     out["unique_ids"] = int(twice) + sum(1 for n in ids.values() if n > 1)
-    late = 0
+    late = set()
     for o in orders:
         parts = o.client_order_id.split("-")
-        if o.client_order_id.startswith(strategy) and "entry" in parts and parts[1].isdigit():
+        # an entry's legs (its quotes and market remainder); its stop and target (-sl/-tp) are exits
+        if (o.client_order_id.startswith(strategy) and "entry" in parts and parts[1].isdigit()
+                and parts[-1] not in ("sl", "tp")):
             close_ms = int(parts[1]) * 1000 + 60_000
-            late += (o.time - close_ms) / 1000 > max_delay_s
-    out["late_entries"] = late
+            if (o.time - close_ms) / 1000 > max_delay_s:
+                late.add(o.client_order_id)
+    out["late_entries"] = late  # ids: counted once each over the soak
     stuck = p.sql("SELECT count(*) FROM (SELECT client_order_id, arg_max(event, seq) AS last, max(bar_time) AS bar "
                   "FROM trading.order_events WHERE event <> 'ACK' GROUP BY 1) WHERE last = 'NEW' AND "
                   "NOT regexp_matches(client_order_id, '-(sl|tp)$') AND bar < (SELECT max(bar_time) - INTERVAL 1 "
@@ -135,7 +139,7 @@ def soak(bars: int, fault_rate: float, seed: int, quiet: bool = True, plant=None
         p.resources["trading"] = trading
         p.resources["live_feed"] = LiveFeedResource(source="rest", rest_url=fx.rest_url)
         defs = dg.Definitions(assets=ALL_ASSETS, jobs=[trading_job], resources=p.resources)
-        cursor, mismatch, failed, unmet = root / "cursor.json", False, 0, 0
+        cursor, mismatch, failed, unmet, late_ids = root / "cursor.json", False, 0, 0, set()
         t1 = time.perf_counter()
         for i in range(bars):
             kind = inject(rng, fx, fault_rate)
@@ -148,13 +152,17 @@ def soak(bars: int, fault_rate: float, seed: int, quiet: bool = True, plant=None
             if plant is not None:
                 plant(i, p, fx)
             found, mismatch = check(p, fx, strategy, trading.max_order_delay_s, mismatch)
+            new_late = found.pop("late_entries") - late_ids
+            late_ids |= new_late
             totals.update({k: v for k, v in found.items() if v})
+            found["late_entries"] = len(new_late)
             if not quiet and any(found.values()):
                 print(f"bar {i}: {kind or 'no fault'}: {found}", flush=True)
             fx.exchange.advance()
         soak_s = time.perf_counter() - t1
         entries = p.sql("SELECT count(*) FROM trading.order_events WHERE event = 'FILLED' AND "
                         "client_order_id LIKE 'soak-%-entry'")[0][0]
+    totals["late_entries"] = len(late_ids)
     return {"bars": bars, "faults_injected": sum(faults.values()), "faults": dict(faults), "faults_unmet": unmet,
             "violations": {k: int(totals.get(k, 0)) for k in INVARIANTS}, "failed_runs": failed,
             "entries_filled": int(entries), "setup_s": round(setup_s, 1), "soak_s": round(soak_s, 1)}
