@@ -32,6 +32,10 @@ from btc_assets.lib.storage.warehouse import ensure_table, read_window, replace_
 
 TRAIN_WEEKS = 4
 train_mapping = dg.TimeWindowPartitionMapping(start_offset=-TRAIN_WEEKS, end_offset=-1)
+# What a weekly model asset reads: the gold features and labels of the TRAIN_WEEKS before its week.
+TRAINING_INS = {
+    "features": dg.AssetIn(["gold", "features"], partition_mapping=train_mapping, dagster_type=dg.Nothing),
+    "labels": dg.AssetIn(["gold", "labels"], partition_mapping=train_mapping, dagster_type=dg.Nothing)}
 same_week = dg.TimeWindowPartitionMapping()
 OOS_TYPES = {"week_start": "TIMESTAMP", "family": "VARCHAR", "open_time": "TIMESTAMP", "fold": "SMALLINT",
              "label": "TINYINT", "fwd_return": "DOUBLE", "p_sell": "DOUBLE", "p_hold": "DOUBLE", "p_buy": "DOUBLE",
@@ -139,17 +143,24 @@ def decision_policy(conn, rows: pd.DataFrame, trading, settings: PromotionSettin
                                    meta_labelling=settings.meta_labelling, rule=settings.decision)
 
 
-def economic_evidence(conn, wf: WalkForwardResult, trading, settings: PromotionSettings) -> Evidence:
-    """Trade the fit's out-of-sample predictions fold by fold with the backtest engine and the trading resource's
-    rules and costs (silver 1m bars, funding, the mark price where silver has it), pooled."""
-    p = wf.predictions
-    lo, hi = p["open_time"].min(), p["open_time"].max() + pd.Timedelta(minutes=2)
+def market_inputs(conn, lo: pd.Timestamp, hi: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame | None,
+                                                                     pd.DataFrame | None]:
+    """What the backtest engine trades a window [lo, hi) on: silver 1m bars, funding (from a day before, so the
+    window's first settlement is known) and the mark price where silver has it."""
     bars = read_window(conn, "silver.klines_1m", "open_time", lo, hi,
                        ["open_time", "open", "high", "low", "close", "quote_volume"])
     funding = (read_window(conn, "silver.funding_rates", "funding_time", lo - pd.Timedelta(days=1), hi,
                            ["funding_time", "rate"]) if table_exists(conn, "silver.funding_rates") else None)
     mark = (read_window(conn, "silver.mark_price_1m", "open_time", lo, hi, ["open_time", "open", "high", "low", "close"])
             if table_exists(conn, "silver.mark_price_1m") else None)
+    return bars, funding, mark
+
+
+def economic_evidence(conn, wf: WalkForwardResult, trading, settings: PromotionSettings) -> Evidence:
+    """Trade the fit's out-of-sample predictions fold by fold with the backtest engine and the trading resource's
+    rules and costs (market_inputs), pooled."""
+    p = wf.predictions
+    bars, funding, mark = market_inputs(conn, p["open_time"].min(), p["open_time"].max() + pd.Timedelta(minutes=2))
     rule = settings.rule()
     figures, per_fold = walk_forward_economics(p, bars, funding, mark=mark, costs=trading.costs(),
                                                risk=trading.risk_config(), initial_equity=trading.notional_usdt,

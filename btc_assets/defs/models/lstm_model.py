@@ -55,8 +55,7 @@ DEMO_CONFIG = {"window": 30, "hidden": 32, "dense": 16, "epochs": 3, "stride": 1
 
 @dg.asset(
     key=KEY,
-    ins={"features": dg.AssetIn(["gold", "features"], partition_mapping=common.train_mapping, dagster_type=dg.Nothing),
-         "labels": dg.AssetIn(["gold", "labels"], partition_mapping=common.train_mapping, dagster_type=dg.Nothing)},
+    ins=common.TRAINING_INS,
     group_name="models",
     partitions_def=partitions.weekly,
     pool="duckdb",

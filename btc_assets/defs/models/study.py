@@ -29,7 +29,6 @@ from btc_assets.lib.research.features import FEATURE_NAMES
 from btc_assets.lib.research.models import study as lib
 from btc_assets.lib.research.models.tracking import ui_url
 from btc_assets.lib.research.models.xgb import XgbParams
-from btc_assets.lib.storage.warehouse import read_window, table_exists
 
 KEY = ["models", "study"]
 CHECK = "study_not_overfit"
@@ -72,13 +71,8 @@ class StudySettings(common.WalkForwardSettings):
 
 def _market(conn, rows: pd.DataFrame, horizon: int, trading: TradingResource) -> lib.Market:
     """Silver 1m bars over the rows and their labels' look-ahead, funding and mark price, with the trading rules."""
-    lo, hi = rows["open_time"].min(), rows["open_time"].max() + pd.Timedelta(minutes=horizon + 2)
-    bars = read_window(conn, "silver.klines_1m", "open_time", lo, hi,
-                       ["open_time", "open", "high", "low", "close", "quote_volume"])
-    funding = (read_window(conn, "silver.funding_rates", "funding_time", lo - pd.Timedelta(days=1), hi,
-                           ["funding_time", "rate"]) if table_exists(conn, "silver.funding_rates") else None)
-    mark = (read_window(conn, "silver.mark_price_1m", "open_time", lo, hi, ["open_time", "open", "high", "low", "close"])
-            if table_exists(conn, "silver.mark_price_1m") else None)
+    bars, funding, mark = common.market_inputs(conn, rows["open_time"].min(),
+                                               rows["open_time"].max() + pd.Timedelta(minutes=horizon + 2))
     return lib.Market(bars, funding, mark, trading.costs(), trading.risk_config(), trading.notional_usdt)
 
 
@@ -168,8 +162,7 @@ def _metadata(res: lib.StudyResult, run: StudyRun) -> dict:
 
 @dg.asset(
     key=KEY,
-    ins={"features": dg.AssetIn(["gold", "features"], partition_mapping=common.train_mapping, dagster_type=dg.Nothing),
-         "labels": dg.AssetIn(["gold", "labels"], partition_mapping=common.train_mapping, dagster_type=dg.Nothing)},
+    ins=common.TRAINING_INS,
     group_name="models",
     partitions_def=partitions.weekly,
     pool="duckdb",

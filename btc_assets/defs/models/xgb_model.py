@@ -33,8 +33,7 @@ DEMO_CONFIG = {"n_folds": 2, "learning_rate": 0.1}
 
 @dg.asset(
     key=KEY,
-    ins={"features": dg.AssetIn(["gold", "features"], partition_mapping=common.train_mapping, dagster_type=dg.Nothing),
-         "labels": dg.AssetIn(["gold", "labels"], partition_mapping=common.train_mapping, dagster_type=dg.Nothing)},
+    ins=common.TRAINING_INS,
     group_name="models",
     partitions_def=partitions.weekly,
     pool="duckdb",

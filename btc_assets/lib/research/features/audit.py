@@ -26,7 +26,7 @@ Two checks are built on these observed availabilities:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -128,24 +128,13 @@ class Observed:
     avail_ns: dict[str, np.ndarray]
     rules: dict[str, str]
 
-    _arrays: dict = None  # type: ignore[assignment]
+    _arrays: dict = field(default_factory=dict)
 
     def arrays(self, name: str) -> dict[str, np.ndarray]:
         """The kline columns of a klines_* frame as float64 arrays (built once)."""
-        if self._arrays is None:
-            self._arrays = {}
         if name not in self._arrays:
             self._arrays[name] = {c: self.frames[name][c].to_numpy("float64") for c in _KLINE_COLS}
         return self._arrays[name]
-
-    def cut(self, cutoff_ns: int, history_start_ns: int | None = None) -> dict[str, pd.DataFrame]:
-        """Every frame reduced to the rows observed available at or before cutoff (and, if given, not older)."""
-        out = {}
-        for name, df in self.frames.items():
-            hi = int(np.searchsorted(self.avail_ns[name], cutoff_ns, side="right"))
-            lo = 0 if history_start_ns is None else int(np.searchsorted(self.avail_ns[name], history_start_ns))
-            out[name] = df.iloc[lo:hi]
-        return out
 
 
 def observe(frames: dict[str, pd.DataFrame]) -> Observed:
