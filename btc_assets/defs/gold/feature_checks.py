@@ -14,7 +14,7 @@ from btc_assets.lib.data import schemas
 from btc_assets.lib.research.features import WARMUP_BARS_1M, audit, checks, drift, pit
 
 ASSET = ["gold", "features"]
-PIT_CUTOFFS = 1  # sampled cut-offs besides the last bar, where every family is recomputed
+PIT_CUTOFFS = 1  # sampled cut-offs per UTC day of the partition window, where every family is recomputed
 SPECS = [
     dg.AssetCheckSpec("features_match_schema", asset=ASSET, blocking=True,
                       description="pandera schema generated from the feature registry."),
@@ -29,7 +29,7 @@ SPECS = [
                       description="Features recomputed from silver physically cut by the data's own timestamps "
                                   "(never by the declarations) equal the stored ones: just before and just after "
                                   "every 5m/15m/1h close of the partition (features of those bars and metrics) and "
-                                  f"at {PIT_CUTOFFS} sampled cut-offs plus the last bar (every family)."),
+                                  f"at {PIT_CUTOFFS} sampled cut-off per day (every family)."),
     dg.AssetCheckSpec("features_warmup_confirmed", asset=ASSET, blocking=True,
                       description="At a sampled cut-off, each warm-up group recomputed from exactly its declared "
                                   "warm-up equals the same features recomputed from a longer history."),
@@ -69,7 +69,7 @@ def availability(frames: dict, observed: audit.Observed) -> dg.AssetCheckResult:
 
 def point_in_time(out: pd.DataFrame, observed: audit.Observed, start: pd.Timestamp, end: pd.Timestamp,
                   seed: int) -> dg.AssetCheckResult:
-    sampled = checks.sample_cutoffs(out["open_time"], PIT_CUTOFFS, seed)
+    sampled = checks.daily_cutoffs(out["open_time"], PIT_CUTOFFS, seed)
     mismatches, covered = audit.recompute_mismatches(out, observed, start, end, sampled, checks.TOLERANCE)
     named = sorted({m.split(" ", 1)[0] for m in mismatches})
     return dg.AssetCheckResult(

@@ -21,7 +21,7 @@ Two checks are built on these observed availabilities:
   (physically cut, so a family that bypassed the declared join is caught too) against the stored ones. Cut-offs
   are every 5m close of the partition, just before (the bar ending there must not be visible yet) and just after
   (it must be used), for the features reading the sources that gain a row there (5m/15m/1h klines, metrics), plus
-  sampled cut-offs (the partition's last bar included) where every feature of every family is recomputed.
+  a sampled cut-off per UTC day where every feature of every family is recomputed from the physically cut data.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ MEANING: dict[str, tuple[str, str]] = {
 }
 # The sources whose new rows arrive on the 5-minute grid: the boundary cut-offs recompute the features reading them.
 BOUNDARY_SOURCES = ("klines_5m", "klines_15m", "klines_1h", "metrics")
+MEASURE_ROWS = 576  # metrics rows (two days of 5-minute stamps) the measured publication delay is decided on
 METRICS_MATCH = 0.02  # median relative error below which the taker-ratio match decides the metrics window
 # 1m bars of history the sampled recomputation needs: the longest warm-up of a feature made of 1m-grid sources only
 # (higher-timeframe klines keep their whole loaded history in a recomputation, so a feature mixing 1m bars with them
@@ -74,10 +75,11 @@ def minutes(td: pd.Timedelta) -> str:
     return f"{sec / 60:g} min" if sec % 60 == 0 else f"{sec:g} s"
 
 
-def measured_period(times: pd.Series) -> pd.Timedelta | None:
+def measured_period(times) -> pd.Timedelta | None:
     """The table's own spacing: the median step between consecutive distinct keys (None below 2 keys). On a grid
-    with gaps (missing bars) the median is still the grid's step; it is never smaller than the grid's."""
-    t = _ns(times)
+    with gaps (missing bars) the median is still the grid's step; it is never smaller than the grid's.
+    `times`: the sorted times, or their int64 nanoseconds."""
+    t = times if isinstance(times, np.ndarray) else _ns(times)
     d = np.diff(t)
     d = d[d > 0]
     if len(d) == 0:
@@ -94,7 +96,16 @@ def measure_metrics_delay(metrics: pd.DataFrame, one: pd.DataFrame) -> tuple[pd.
     if metrics is None or metrics.empty or one is None or one.empty:
         return FIVE, "not measurable (no metrics or no 1m klines): assumed 5 minutes (the later convention)"
     five = FIVE.value
-    bucket = _ns(one["open_time"]) // five
+    # the last MEASURE_ROWS metrics rows decide (two days: plenty for a median, and the check stays cheap)
+    if not metrics["create_time"].is_monotonic_increasing:
+        metrics = metrics.sort_values("create_time", kind="stable")
+    if not one["open_time"].is_monotonic_increasing:
+        one = one.sort_values("open_time", kind="stable")
+    metrics = metrics.iloc[-MEASURE_ROWS:]
+    t1 = _ns(one["open_time"])
+    lo = int(np.searchsorted(t1, _ns(metrics["create_time"].iloc[:1])[0] - 2 * five))
+    one = one.iloc[lo:]
+    bucket = t1[lo:] // five
     starts, inv = np.unique(bucket, return_inverse=True)
     buy = np.bincount(inv, weights=one["taker_buy_volume"].to_numpy(float))
     sell = np.bincount(inv, weights=(one["volume"] - one["taker_buy_volume"]).to_numpy(float))
@@ -124,11 +135,17 @@ def measure_metrics_delay(metrics: pd.DataFrame, one: pd.DataFrame) -> tuple[pd.
 class Observed:
     """Each source's observed availability (ns, aligned with the frame sorted by its time column)."""
 
-    frames: dict[str, pd.DataFrame]  # sorted by time column, fresh index
+    frames: dict[str, pd.DataFrame]  # sorted by time column (read by position, never by index label)
     avail_ns: dict[str, np.ndarray]
     rules: dict[str, str]
+    times: dict[str, np.ndarray] = field(default_factory=dict)  # each frame's time column, int64 ns
 
     _arrays: dict = field(default_factory=dict)
+
+    def time_ns(self, name: str) -> np.ndarray:
+        if name not in self.times:
+            self.times[name] = _ns(self.frames[name][MEANING[name][0]])
+        return self.times[name]
 
     def arrays(self, name: str) -> dict[str, np.ndarray]:
         """The kline columns of a klines_* frame as float64 arrays (built once)."""
@@ -140,7 +157,7 @@ class Observed:
 def observe(frames: dict[str, pd.DataFrame]) -> Observed:
     """The observed availability of every non-empty source frame (klines_1m included)."""
     one = frames.get("klines_1m")
-    sorted_frames, avail, rules = {}, {}, {}
+    sorted_frames, avail, rules, times = {}, {}, {}, {}
     for name, df in frames.items():
         if df is None or df.empty:
             continue
@@ -149,10 +166,10 @@ def observe(frames: dict[str, pd.DataFrame]) -> Observed:
                            "MEANING in btc_assets/lib/research/features/audit.py")
         col, kind = MEANING[name]
         d = df if df[col].is_monotonic_increasing else df.sort_values(col, kind="stable")
-        d = d.reset_index(drop=True)
         t = _ns(d[col])
+        times[name] = t
         if kind == "period":
-            period = measured_period(d[col])
+            period = measured_period(t)
             if period is None:  # a single row: its period cannot be measured; the name's interval is the only hint
                 period = pd.Timedelta(name.split("_")[-1].replace("m", "min"))
             avail[name], rules[name] = t + period.value, f"{col} + {minutes(period)} (the table's own spacing)"
@@ -162,7 +179,7 @@ def observe(frames: dict[str, pd.DataFrame]) -> Observed:
         else:
             avail[name], rules[name] = t, f"{col} (the row's own time)"
         sorted_frames[name] = d
-    return Observed(sorted_frames, avail, rules)
+    return Observed(sorted_frames, avail, rules, times)
 
 
 def declaration_leaks(frames: dict[str, pd.DataFrame], observed: Observed, declared: dict) -> list[str]:
@@ -260,20 +277,22 @@ def recompute_row(observed: Observed, t: pd.Timestamp, grid_bars: int, families:
     return values
 
 
-def boundary_cutoffs(start: pd.Timestamp, end: pd.Timestamp) -> list[tuple[pd.Timestamp, str, tuple[str, ...]]]:
-    """(bar open time, label, sources gaining a row) just before and just after every 5m close in [start, end)."""
+def boundary_cutoffs(start: pd.Timestamp, end: pd.Timestamp) -> list[tuple[int, str]]:
+    """(bar open time in ns, label) just before and just after every 5m close in [start, end), in time order.
+
+    The sources gaining a row at a close are the label's timeframes (5m, plus 15m and 1h at their closes) and the
+    metrics stamp of that close."""
     out = []
-    for close in pd.date_range(start + FIVE, end, freq="5min"):
-        srcs = ["klines_5m", "metrics"]
-        if close.minute % 15 == 0:
-            srcs.append("klines_15m")
-        if close.minute == 0:
-            srcs.append("klines_1h")
-        tag = "/".join(s.removeprefix("klines_") for s in srcs if s.startswith("klines_"))
+    lo, hi, five, minute = int(start.value), int(end.value), FIVE.value, MINUTE.value
+    first = -(-(lo + five) // five) * five  # the first 5m close after start
+    for close in range(first, hi + 1, five):
+        m = (close // minute) % 60
+        tag = "5m/15m/1h" if m == 0 else "5m/15m" if m % 15 == 0 else "5m"
+        hm = f"{(close // (60 * minute)) % 24:02d}:{m:02d}"
         # before: the bar known one minute before the close; after: the bar known at the close
-        for t, when in ((close - 2 * MINUTE, "before"), (close - MINUTE, "after")):
-            if start <= t < end:
-                out.append((t, f"just {when} the {tag} close at {close:%H:%M}", tuple(srcs)))
+        for t, when in ((close - 2 * minute, "before"), (close - minute, "after")):
+            if lo <= t < hi:
+                out.append((t, f"just {when} the {tag} close at {hm}"))
     return out
 
 
@@ -288,11 +307,12 @@ def compare(stored: dict[str, float], values: dict[str, float], label: str, tole
             for i, n in enumerate(names) if bad[i]]
 
 
-def _grid_context(observed: Observed, rows: list[pd.Timestamp], shift_ns: int, names: list[str]) -> Context:
-    """A Context whose 1m grid is only `rows` and whose boundary sources are seen shift_ns later (all their rows)."""
+def _grid_context(observed: Observed, rows_ns: np.ndarray, shift_ns: int, names: list[str]) -> Context:
+    """A Context whose 1m grid is only the rows opening at rows_ns and whose boundary sources are seen shift_ns
+    later (all their rows)."""
     a1 = observed.avail_ns["klines_1m"]
     t1 = observed.frames["klines_1m"]["open_time"]
-    idx = np.searchsorted(_ns(t1), _ns(pd.DatetimeIndex(rows)))
+    idx = np.searchsorted(observed.time_ns("klines_1m"), rows_ns)
     arrays = observed.arrays("klines_1m")
     one = Bars(tf="1m", avail_ns=a1[idx], **{c: arrays[c][idx] for c in _KLINE_COLS})
     bars, sources = {"1m": one}, {}
@@ -323,73 +343,91 @@ def _clear_of(observed: Observed, cutoffs_ns: np.ndarray, lo: int, hi: int) -> n
     return ok
 
 
-def boundary_mismatches(stored: StoredRows, observed: Observed, boundary: list, tolerance: dict) -> list[str]:
-    """Every boundary cut-off at once: rows just before a close from a run with the boundary sources SHIFT later,
-    rows just after from a run with them SHIFT earlier (each equal to the data cut at the row's close, checked
-    per row; a row where it is not is recomputed from the physically cut data instead)."""
+def boundary_mismatches(stored: "StoredRows", observed: Observed, boundary: list[tuple[int, str]],
+                        tolerance: dict) -> list[str]:
+    """Every boundary cut-off at once, in two runs: rows just before a close from a run with the boundary sources
+    SHIFT later, rows just after from a run with them SHIFT earlier, so that a row becoming available at the close
+    is out of the first and in the second whatever the join's own comparison (the join is what is audited: a join
+    reading a bar one minute early must not see it in the first run either). Each run equals the data cut at the
+    row's close where no boundary-source row becomes available within SHIFT of it (checked per row); a row where
+    one does is recomputed from the physically cut data instead."""
     names = [f.name for f in FEATURES if _SOURCES_OF[f.name] & set(BOUNDARY_SOURCES)
              and not _SOURCES_OF[f.name] - set(BOUNDARY_SOURCES)]
     fams = list(dict.fromkeys(BY_NAME[n].family for n in names))
     out: list[str] = []
     for when, shift in (("before", SHIFT.value), ("after", -SHIFT.value)):
-        rows = [(t, label) for t, label, _ in boundary if label.startswith(f"just {when}")]
+        rows = [b for b in boundary if b[1].startswith(f"just {when}")]
         if not rows:
             continue
-        cut = _ns(pd.DatetimeIndex([t for t, _ in rows])) + MINUTE.value
+        t_ns = np.fromiter((t for t, _ in rows), dtype=np.int64, count=len(rows))
+        cut = t_ns + MINUTE.value
         exact = _clear_of(observed, cut, -SHIFT.value, 0) if shift > 0 else _clear_of(observed, cut, 0, SHIFT.value)
-        grid = [r for r, ok in zip(rows, exact) if ok]
-        if grid:
-            ctx = _grid_context(observed, [t for t, _ in grid], shift, names)
+        grid = np.flatnonzero(exact)
+        if len(grid):
+            ctx = _grid_context(observed, t_ns[grid], shift, names)
             have = {f"klines_{k}" for k in ctx.bars} | set(ctx.sources)
             values: dict[str, np.ndarray] = {}
             for fam in fams:
                 values |= {n: np.asarray(v, float) for n, v in FAMILIES[fam].compute(ctx).items()
                            if n in names and _SOURCES_OF[n] <= have}
             cols = list(values)
-            a = stored.block([t for t, _ in grid], cols)
+            a = stored.block(t_ns[grid], cols)
             b = np.column_stack([values[c] for c in cols]) if cols else np.zeros((len(grid), 0))
             bad = np.isfinite(a) & ~np.isclose(a, b, equal_nan=True, **tolerance)
             for i, j in zip(*np.nonzero(bad)):
-                t, label = grid[i]
-                out.append(f"{cols[j]} ({BY_NAME[cols[j]].family}) at {t} ({label}): stored {a[i, j]!r}, "
-                           f"recomputed {b[i, j]!r}")
-        for (t, label), ok in zip(rows, exact):
-            if not ok:  # an irregular stamp near this cut-off: the physically cut data, row by row
-                out += compare(stored.at(t), recompute_row(observed, t, 2, fams, names), f"{t} ({label})", tolerance)
+                t, label = rows[grid[i]]
+                out.append(f"{cols[j]} ({BY_NAME[cols[j]].family}) at {pd.Timestamp(t, tz='UTC')} ({label}): "
+                           f"stored {a[i, j]!r}, recomputed {b[i, j]!r}")
+        for k in np.flatnonzero(~exact):  # an irregular stamp near this cut-off: the physically cut data, row by row
+            t, label = rows[k]
+            ts = pd.Timestamp(t, tz="UTC")
+            out += compare(stored.at(t), recompute_row(observed, ts, 2, fams, names), f"{ts} ({label})", tolerance)
     return out
 
 
 class StoredRows:
-    """The stored feature rows by open time, as float arrays."""
+    """The stored feature rows by open time (int64 ns, in time order), as float arrays."""
 
     def __init__(self, stored: pd.DataFrame):
-        self.row_of = {t: i for i, t in enumerate(stored["open_time"])}
+        self.t_ns = _ns(stored["open_time"])
         self.cols = [f.name for f in FEATURES]
         self.col_of = {c: j for j, c in enumerate(self.cols)}
         self.matrix = stored[self.cols].to_numpy("float64")
 
+    def rows(self, t_ns: np.ndarray) -> np.ndarray:
+        """The row of each time, -1 where there is none."""
+        i = np.searchsorted(self.t_ns, t_ns)
+        found = i < len(self.t_ns)
+        found[found] = self.t_ns[i[found]] == t_ns[found]
+        return np.where(found, i, -1)
+
     def __contains__(self, t) -> bool:
-        return t in self.row_of
+        return bool(self.rows(np.array([_ts_ns(t)]))[0] >= 0)
 
-    def at(self, t: pd.Timestamp) -> dict[str, float]:
-        return dict(zip(self.cols, self.matrix[self.row_of[t]]))
+    def at(self, t) -> dict[str, float]:
+        return dict(zip(self.cols, self.matrix[self.rows(np.array([_ts_ns(t)]))[0]]))
 
-    def block(self, times: list[pd.Timestamp], cols: list[str]) -> np.ndarray:
-        return self.matrix[np.ix_([self.row_of[t] for t in times], [self.col_of[c] for c in cols])]
+    def block(self, t_ns: np.ndarray, cols: list[str]) -> np.ndarray:
+        return self.matrix[np.ix_(self.rows(t_ns), [self.col_of[c] for c in cols])]
+
+
+def _ts_ns(t) -> int:
+    return int(t) if isinstance(t, (int, np.integer)) else int(pd.Timestamp(t).value)
 
 
 def recompute_mismatches(stored: pd.DataFrame, observed: Observed, start: pd.Timestamp, end: pd.Timestamp,
                          sampled: list[pd.Timestamp], tolerance: dict) -> tuple[list[str], dict]:
     """Mismatches at every boundary cut-off of [start, end) and at the sampled cut-offs, and what was covered."""
     rows = StoredRows(stored)
-    boundary = [b for b in boundary_cutoffs(start, end) if b[0] in rows]
+    boundary = boundary_cutoffs(start, end)
+    if boundary:
+        present = rows.rows(np.fromiter((t for t, _ in boundary), dtype=np.int64, count=len(boundary))) >= 0
+        boundary = [b for b, ok in zip(boundary, present) if ok]
     out = boundary_mismatches(rows, observed, boundary, tolerance)
     every, all_names = list(FAMILIES), [f.name for f in FEATURES]
+    sampled = [t for t in sampled if t in rows]
     for t in sampled:
-        if t not in rows:
-            continue
         values = recompute_row(observed, t, SAMPLED_HISTORY_1M, every, all_names)
         out += compare(rows.at(t), values, f"{t} (sampled, every family)", tolerance)
-    covered = {"boundary_cutoffs": len(boundary), "sampled_cutoffs": len([t for t in sampled if t in rows]),
-               "families": len(FAMILIES)}
+    covered = {"boundary_cutoffs": len(boundary), "sampled_cutoffs": len(sampled), "families": len(FAMILIES)}
     return out, covered

@@ -100,6 +100,21 @@ def not_finite_after_warmup(full: pd.DataFrame, absent_sources: set[str]) -> dic
     return bad
 
 
+def daily_cutoffs(open_times: pd.Series, per_day: int, seed: int) -> list[pd.Timestamp]:
+    """per_day bar times drawn reproducibly from every UTC day of `open_times` (each day its own draw), so that a
+    window of many days is covered day by day. The window's last bar is not favoured: the features there were
+    computed from data that ends at its close, so a recomputation cut at that close sees the very same data."""
+    out: list[pd.Timestamp] = []
+    if open_times.empty:
+        return out
+    days = open_times.dt.floor("D")
+    for i, (day, times) in enumerate(open_times.groupby(days, sort=True)):
+        rng = np.random.default_rng([seed, int(day.timestamp())])
+        picks = rng.choice(len(times), size=min(per_day, len(times)), replace=False)
+        out += [times.iloc[j] for j in sorted(picks.tolist())]
+    return out
+
+
 def sample_cutoffs(open_times: pd.Series, k: int, seed: int) -> list[pd.Timestamp]:
     """k bar times drawn reproducibly (always including the last bar, where a one-bar leak shows first)."""
     if open_times.empty:

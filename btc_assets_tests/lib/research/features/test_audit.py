@@ -120,3 +120,12 @@ def test_a_table_with_no_stated_meaning_is_refused():
     with pytest.raises(KeyError, match="MEANING"):
         audit.observe({"klines_1m": pd.DataFrame({"open_time": [pd.Timestamp("2024-01-01", tz="UTC")]}),
                        "mystery": pd.DataFrame({"t": [1]})})
+
+
+def test_a_window_of_many_days_is_sampled_day_by_day():
+    """A single-run backfill still gets a full-family recomputation on every one of its days, reproducibly."""
+    t = pd.Series(pd.date_range("2024-01-01", periods=3 * 1440, freq="1min", tz="UTC"))
+    cut = checks.daily_cutoffs(t, 1, seed=7)
+    assert [c.floor("D") for c in cut] == list(pd.date_range("2024-01-01", periods=3, freq="D", tz="UTC"))
+    assert cut == checks.daily_cutoffs(t, 1, seed=7) and cut != checks.daily_cutoffs(t, 1, seed=8)
+    assert len(checks.daily_cutoffs(t, 2, seed=7)) == 6 and checks.daily_cutoffs(t.iloc[:0], 1, 7) == []
