@@ -14,7 +14,8 @@ from btc_assets.defs.resources.trading import LiveFeedResource, ReplayResource, 
 from btc_assets.defs.trading.decisions import NO_MODEL
 from btc_assets.defs.trading.market import BARS_FROM, BARS_TO
 from btc_assets.defs.trading.specs import REQUESTED_AT
-from btc_assets.defs.trading.checks import decisions_match_backtest
+from btc_assets.defs.trading.checks import decisions_match_backtest, live_features_match_batch
+from btc_assets.lib.research.features import serving
 from btc_assets.defs.trading.sensors import due_bars, live_trading_sensor
 from btc_assets_tests.defs.conftest import ALL_ASSETS, train_config
 from btc_assets_tests.lib.trading.test_live_bars import gzip_lines, kline
@@ -299,3 +300,38 @@ def test_due_bars_follow_the_replay_clock():
     assert due_bars(c, 1000.0 + 0.9) == []  # the first bar closes one replayed minute after the start
     assert [t.strftime("%H:%M") for t in due_bars(c, 1000.0 + 3)] == ["10:00", "10:01", "10:02"]
     assert len(due_bars(c, 1000.0 + 10**6)) == 120  # never past the end of the window
+
+
+def test_a_few_new_bars_are_decided_from_the_shortest_history_and_their_features_checked_against_batch(trained):
+    """The live path's usual run (a bar or a few): features from about a day of 1m bars instead of the warm-up
+    window, journaled per decision, equal to gold's once gold has the day -- and the check names a difference."""
+    built, _ = trained
+    tags = {BARS_FROM: "2024-01-10T20:00:00+00:00", BARS_TO: "2024-01-10T20:04:00+00:00",
+            REQUESTED_AT: f"{time.time():.3f}"}
+    res = built.run([["trading", "decisions"], ["trading", "orders"]], partition_key="2024-01-10", tags=tags)
+    meta = next(e.event_specific_data.materialization.metadata for e in res.get_asset_materialization_events()
+                if e.event_specific_data.materialization.asset_key.path == ["trading", "decisions"])
+    assert meta["bars"].value == 5 and meta["feature_history"].value.startswith("recent")
+    assert built.sql("SELECT count(*) FROM trading.decisions d JOIN models.signals s ON s.open_time = d.bar_time "
+                     "WHERE d.bar_time >= '2024-01-10 20:00:00' AND (s.signal <> d.signal "
+                     "OR abs(s.p_buy - d.p_buy) > 1e-9)") == [(0,)]
+    wh = built.resources["warehouse"]
+    ok = live_features_match_batch(warehouse=wh)
+    assert ok.passed and ok.metadata["minutes_compared"].value >= 5, ok.metadata
+    assert ok.metadata["features_compared"].value == len(serving.servable())  # the model reads only those
+    name = serving.servable()[3]
+    built.sql(f'UPDATE trading.live_features SET "{name}" = "{name}" + 1 WHERE bar_time = \'2024-01-10 20:02:00\'')
+    bad = live_features_match_batch(warehouse=wh)
+    built.sql(f'UPDATE trading.live_features SET "{name}" = "{name}" - 1 WHERE bar_time = \'2024-01-10 20:02:00\'')
+    assert not bad.passed and bad.metadata["features_differing"].value == {name: 1}
+    assert name in bad.description and "2024-01-10 20:02:00" in bad.metadata["first_differences"].value[0]
+    # before the archive has the day (every live minute, at first), it says it could not compare
+    built.sql("CREATE TABLE gold.features_kept AS SELECT * FROM gold.features WHERE open_time >= '2024-01-10'")
+    built.sql("DELETE FROM gold.features WHERE open_time >= '2024-01-10'")
+    try:
+        blind = live_features_match_batch(warehouse=wh)
+    finally:
+        built.sql("INSERT INTO gold.features SELECT * FROM gold.features_kept")
+        built.sql("DROP TABLE gold.features_kept")
+    assert not blind.passed and blind.severity == dg.AssetCheckSeverity.WARN
+    assert blind.description.startswith("could not compare the live features with batch: gold/features has none")

@@ -21,7 +21,7 @@ import dagster as dg
 import pandas as pd
 
 from btc_assets.lib.research.labels import DEFAULT_HORIZON
-from btc_assets.lib.research.features import FEATURE_NAMES
+from btc_assets.lib.research.features import serving
 from btc_assets.lib.research.models import decision, leakage, tracking
 from btc_assets.lib.research.models.registry import REGISTRY_TYPES, registry_table
 from btc_assets.lib.research.models.economics import ECONOMIC_NAMES, PromotionRule, walk_forward_economics
@@ -76,6 +76,15 @@ class WalkForwardSettings(PromotionSettings):
     # Walk-forwards re-run on labels moved in blocks (leakage.block_permuted): each must fail its baselines.
     # 0 turns the permutation test off (stated in the registry reason and the metadata).
     permutation_runs: int = 1
+    # "live": only the features the live path can serve at decision time (lib/research/features/serving.py), for
+    # a model that trades; "all": every gold feature (research: the live path cannot serve some of them).
+    features: str = "live"
+
+    def feature_list(self) -> list[str]:
+        try:
+            return serving.feature_set(self.features)
+        except ValueError as e:
+            raise dg.Failure(f"model settings: {e}") from None
 
     def walk_forward(self, horizon: int) -> WalkForwardConfig:
         return WalkForwardConfig(
@@ -171,11 +180,12 @@ def economic_evidence(conn, wf: WalkForwardResult, trading, settings: PromotionS
 
 def record(conn, family: str, week_start: pd.Timestamp, logged, wf: WalkForwardResult, rows: pd.DataFrame,
            blockers: list[str] | None = None, evidence: Evidence | None = None,
-           decided: dict | None = None) -> dict:
+           decided: dict | None = None, features: list[str] | None = None) -> dict:
     """Decide promotion, write the registry row and the out-of-sample predictions; return the registry row.
 
     `blockers`: further reasons not to promote (the ensemble's members that are not promoted).
     `decided`: the final model's decision ({"rule": EdgeRule JSON, "text": what it does}), when it stores one.
+    `features`: the feature columns the model reads (None: the members' own, an ensemble).
     """
     m = wf.overall
     beats, why = beats_baselines(m)
@@ -196,6 +206,8 @@ def record(conn, family: str, week_start: pd.Timestamp, logged, wf: WalkForwardR
         "promotion_rule": evidence.rule if evidence else "after_costs",
         "decision_rule": (decided.get("rule") or "") if decided else "",
         "decision": decided.get("text", "most probable class") if decided else "most probable class",
+        "features": ",".join(features) if features is not None else "",
+        "features_excluded": serving.excluded_text(features) if features is not None else "",
     }
     week_end = week_start + pd.Timedelta(weeks=1)
     ensure_table(conn, registry_table(family), REGISTRY_TYPES)
@@ -257,7 +269,8 @@ def train_family(context: dg.AssetExecutionContext, family: str, config: WalkFor
         policy = decision_policy(conn, rows, trading, config) if policy_aware else None
     if policy is not None:  # the family's callbacks decide with the policy (calibrated, beyond the costs)
         fold_fit_predict, fit_final = fold_fit_predict(policy), (lambda split, f=fit_final: f(split, policy))
-    leaks = leakage.too_informative(rows, FEATURE_NAMES)  # a feature that knows the label: refused, named
+    features = config.feature_list()
+    leaks = leakage.too_informative(rows, features)  # a feature that knows the label: refused, named
     wf = run_walk_forward(rows, fold_fit_predict, config.walk_forward(horizon), horizon)
     leaks += leakage.beyond_oracle(wf.overall, wf.predictions)
     checks_run = permutation_test(rows, fold_fit_predict, config, horizon)
@@ -269,14 +282,14 @@ def train_family(context: dg.AssetExecutionContext, family: str, config: WalkFor
                                 purge_minutes=horizon)
     final = fit_final(split)
     logged = tracking.log_run(
-        mlflow, family, params={**final.params, **config.model_dump(), "n_features": len(FEATURE_NAMES),
+        mlflow, family, params={**final.params, **config.model_dump(), "n_features": len(features),
                                 "label_horizon_minutes": horizon},
         overall={**wf.overall, **final.overall, **evidence.figures, **checks_run}, fold_metrics=wf.fold_metrics,
         tags={"week_start": f"{week_start:%Y-%m-%d}", "dagster_run_id": context.run.run_id},
         log_model=final.log_model)
     with warehouse.get_connection() as conn:
         row = record(conn, family, week_start, logged, wf, rows, blockers=leaks, evidence=evidence,
-                     decided=final.decided)
+                     decided=final.decided, features=features)
     tracking.tag_run(mlflow, logged.run_id, {"promoted": str(bool(row["promoted"])).lower(),
                                              "promotion_reason": row["reason"][:500]})
     context.log.info(f"{family} week {week_start:%Y-%m-%d}: {'promoted' if row['promoted'] else 'NOT promoted'} "
@@ -284,6 +297,7 @@ def train_family(context: dg.AssetExecutionContext, family: str, config: WalkFor
     yield dg.MaterializeResult(metadata=metadata(logged, wf, row, {
         "train_rows": len(split.train), "validation_rows": len(split.validation), **final.metadata,
         **economic_metadata(evidence), **checks_run, "decision": row["decision"],
+        "features_used": len(features), "features_excluded": row["features_excluded"],
         "oos_signals_traded": float((wf.predictions["signal"] != 1).mean()) if len(wf.predictions) else 0.0}))
     yield promotion_check(f"{family}_model_beats_baselines", row)
 

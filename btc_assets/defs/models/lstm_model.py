@@ -16,7 +16,6 @@ from btc_assets.defs import partitions
 from btc_assets.defs.models import common
 from btc_assets.defs.resources.storage import MlflowResource
 from btc_assets.defs.resources.trading import TradingResource
-from btc_assets.lib.research.features import FEATURE_NAMES
 from btc_assets.lib.research.models import tracking
 from btc_assets.lib.research.models.device import select_device
 
@@ -70,12 +69,13 @@ def lstm_model(context: dg.AssetExecutionContext, config: LstmTrainingConfig, wa
     from btc_assets.lib.research.models import lstm  # torch loads here, not in every process that loads the definitions
 
     params = config.params()
+    features = config.feature_list()
     device = select_device(params.device)
 
     def fit_final(split, policy) -> common.FinalModel:
-        model = lstm.train(split.train, split.validation, FEATURE_NAMES, params)
+        model = lstm.train(split.train, split.validation, features, params)
         said = lstm.attach_decision(model.net, split.train, split.validation, policy)
-        x = split.validation[FEATURE_NAMES].to_numpy(dtype=np.float32)
+        x = split.validation[features].to_numpy(dtype=np.float32)
         ends = lstm.window_ends(split.validation["open_time"], params.window)[-2:]
         speed = float(np.mean(model.samples_per_second))
         return common.FinalModel(
@@ -87,5 +87,5 @@ def lstm_model(context: dg.AssetExecutionContext, config: LstmTrainingConfig, wa
             decided={"rule": model.net.decision_json, "text": said})
 
     yield from common.train_family(context, "lstm", config, warehouse, mlflow, trading,
-                                   lambda policy: lstm.fit_predict(FEATURE_NAMES, params, policy), fit_final,
+                                   lambda policy: lstm.fit_predict(features, params, policy), fit_final,
                                    policy_aware=True)

@@ -8,7 +8,6 @@ from btc_assets.defs import partitions
 from btc_assets.defs.models import common
 from btc_assets.defs.resources.storage import MlflowResource
 from btc_assets.defs.resources.trading import TradingResource
-from btc_assets.lib.research.features import FEATURE_NAMES
 from btc_assets.lib.research.models import tracking, xgb
 
 KEY = ["models", "xgb_model"]
@@ -46,17 +45,18 @@ DEMO_CONFIG = {"n_folds": 2, "learning_rate": 0.1}
 def xgb_model(context: dg.AssetExecutionContext, config: XgbTrainingConfig, warehouse: DuckDBResource,
               mlflow: MlflowResource, trading: TradingResource):
     params = config.params()
+    features = config.feature_list()
 
     def fit_final(split, policy) -> common.FinalModel:
-        booster = xgb.train(split.train, split.validation, FEATURE_NAMES, params)
+        booster = xgb.train(split.train, split.validation, features, params)
         # calibrated on the last (validation) slice, edge rule from the training slice: stored on the booster
-        said = xgb.attach_decision(booster, split.train, split.validation, FEATURE_NAMES, policy)
+        said = xgb.attach_decision(booster, split.train, split.validation, features, policy)
         return common.FinalModel(
             params={**params.as_dict(), "decision_cost": policy.cost},
-            log_model=tracking.xgb_logger(booster, FEATURE_NAMES, split.validation[FEATURE_NAMES].tail(5)),
+            log_model=tracking.xgb_logger(booster, features, split.validation[features].tail(5)),
             metadata={"best_iteration": int(getattr(booster, "best_iteration", -1)), "decision_fit": said},
             decided={"rule": booster.attr("decision"), "text": said})
 
     yield from common.train_family(context, "xgb", config, warehouse, mlflow, trading,
-                                   lambda policy: xgb.fit_predict(FEATURE_NAMES, params, policy), fit_final,
+                                   lambda policy: xgb.fit_predict(features, params, policy), fit_final,
                                    policy_aware=True)

@@ -10,6 +10,7 @@ engine run over the session's bars with the batch signals. Fills are not compare
 import json
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
@@ -18,7 +19,11 @@ from btc_assets.defs.trading.specs import ORDERS
 from btc_assets.lib.trading.session import SESSION_WARMUP, session_start
 from btc_assets.defs.trading.market import rules_entries, rules_inputs
 from btc_assets.lib.research.backtest import simulate
+from btc_assets.lib.research.features import checks as feature_checks
+from btc_assets.lib.research.features import serving
 from btc_assets.lib.research.labels import HOLD
+from btc_assets.lib.research.models import registry
+from btc_assets.lib.trading.journal import LIVE_FEATURES
 from btc_assets.lib.storage.warehouse import table_exists
 
 PROBA_TOLERANCE = 1e-6
@@ -107,4 +112,84 @@ def decisions_match_backtest(warehouse: DuckDBResource, trading: TradingResource
         },
         description=None if ok else "the live path drifted from the backtest: compare the features and plans of "
         "the bars listed",
+    )
+
+
+FEATURE_CHECK_DAYS = 3  # the live minutes compared per run: the last days decided (gold has them a day later)
+
+
+def compared_features(conn, versions: set[str]) -> tuple[list[str], list[str]]:
+    """The features to compare: every servable one, and every feature a deciding model reads (a model trained on
+    features="all" reads some the live path cannot serve: they are compared too, and named when they differ).
+    Second value: the deciding versions whose feature list the registries do not state."""
+    names = list(serving.servable())
+    unknown = []
+    for v in versions:
+        if v.startswith("none:"):
+            continue
+        reg, _, ver = v.split(" ")[0].partition("/")
+        found = []
+        for family in ("xgb", "lstm", "ensemble"):
+            table = registry.registry_table(family)
+            if table_exists(conn, table) and "features" in {c[0] for c in conn.execute(f"DESCRIBE {table}").fetchall()}:
+                found += conn.execute(f"SELECT features FROM {table} WHERE registered_name = ? AND model_version = ?",
+                                      [reg, ver]).fetchall()
+        lists = [r[0] for r in found if r[0]]
+        if not lists:
+            unknown.append(v)
+        for text in lists:
+            names += [n for n in text.split(",") if n not in names]
+    return names, unknown
+
+
+@dg.asset_check(asset=["trading", "decisions"], additional_deps=[ORDERS.key],
+                description="Every minute the live path decided, once gold has it: the features the decision was "
+                "made on (trading.live_features) equal the batch features recomputed from the archive "
+                "(gold.features) within float tolerance; a differing feature is named with its minutes. The "
+                "minutes gold does not have yet are counted and said, never passed over.")
+def live_features_match_batch(warehouse: DuckDBResource) -> dg.AssetCheckResult:
+    def cannot(why: str, **figures) -> dg.AssetCheckResult:
+        return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.WARN,
+                                   description=f"could not compare the live features with batch: {why}",
+                                   metadata={"minutes_compared": 0, "why_not_compared": why, **figures})
+
+    with warehouse.get_connection() as conn:
+        if not table_exists(conn, LIVE_FEATURES):
+            return cannot("no live decision recorded its features yet")
+        last = conn.execute(f"SELECT max(bar_time) FROM {LIVE_FEATURES}").fetchone()[0]
+        if last is None:
+            return cannot("no live decision recorded its features yet")
+        since = pd.Timestamp(last) - pd.Timedelta(days=FEATURE_CHECK_DAYS)
+        live = conn.execute(f"SELECT * FROM {LIVE_FEATURES} WHERE bar_time >= ? ORDER BY bar_time", [since]).df()
+        versions = {r[0] for r in conn.execute("SELECT DISTINCT model_version FROM trading.decisions "
+                                               "WHERE bar_time >= ?", [since]).fetchall()}
+        names, unknown = compared_features(conn, versions)
+        names = [n for n in names if n in live.columns]
+        if not table_exists(conn, "gold.features"):
+            return cannot("gold/features is not materialized", minutes_not_in_gold_yet=len(live))
+        batch = conn.execute(
+            f"SELECT open_time, {', '.join(chr(34) + n + chr(34) for n in names)} FROM gold.features "
+            "WHERE open_time >= ? AND open_time <= ? ORDER BY open_time", [live["bar_time"].min(), last]).df()
+    both = live.merge(batch, left_on="bar_time", right_on="open_time", suffixes=("", "__batch"))
+    waiting = len(live) - len(both)
+    if both.empty:
+        return cannot(f"gold/features has none of the {len(live)} minutes decided since {since:%Y-%m-%d %H:%M} yet "
+                      "(it runs once the archive has the day)", minutes_not_in_gold_yet=waiting)
+    a = both[names].to_numpy("float64")
+    b = both[[f"{n}__batch" for n in names]].to_numpy("float64")
+    bad = ~np.isclose(a, b, equal_nan=True, **feature_checks.TOLERANCE)
+    per_feature = {names[j]: int(c) for j, c in enumerate(bad.sum(axis=0)) if c}
+    first = [f"{names[j]} at {both['bar_time'].iloc[i]}: live {a[i, j]!r}, batch {b[i, j]!r}"
+             for i, j in zip(*np.nonzero(bad))][:20]
+    unservable = serving.unservable()
+    return dg.AssetCheckResult(
+        passed=not per_feature,
+        metadata={"minutes_compared": len(both), "minutes_not_in_gold_yet": waiting, "features_compared": len(names),
+                  "features_differing": per_feature, "first_differences": first,
+                  "versions_without_feature_list": sorted(unknown), "tolerance": str(feature_checks.TOLERANCE)},
+        description=None if not per_feature else (
+            f"the live path traded on features that differ from batch: {', '.join(list(per_feature)[:8])}"
+            + ("; not servable live (their sources arrive with the next day's archive): "
+               + ", ".join(n for n in per_feature if n in unservable) if set(per_feature) & set(unservable) else "")
+            + "; retrain with features=live, or fix the live inputs of the features named"),
     )

@@ -11,10 +11,18 @@ import pandas as pd
 
 from btc_assets.defs.resources.storage import MlflowResource
 from btc_assets.defs.resources.trading import TradingResource
-from btc_assets.defs.trading.market import feature_inputs, one_minute, rules_entries, rules_inputs, tagged_bars
+from btc_assets.defs.trading.market import (
+    feature_inputs,
+    one_minute,
+    recent_inputs,
+    rules_entries,
+    rules_inputs,
+    tagged_bars,
+)
 from btc_assets.defs.trading.specs import DECISIONS, REQUESTED_AT
 from btc_assets.lib.research.backtest.simulation import decide
-from btc_assets.lib.research.features.window import WARMUP, features_until
+from btc_assets.lib.research.features import FEATURES
+from btc_assets.lib.research.features.window import WARMUP, features_until, recent_features
 from btc_assets.lib.research.labels import CLASS_NAMES, HOLD
 from btc_assets.lib.research.models import predict, registry
 from btc_assets.lib.trading import trader
@@ -23,6 +31,21 @@ from btc_assets.lib.trading.session import SESSION_WARMUP, session_signals, sess
 
 MINUTE = pd.Timedelta(minutes=1)
 NO_MODEL = "none: no promoted model this week (nothing enters)"
+RECENT_MAX = 30  # bars a run decides from the shortest history (the live path's new bars); more: the whole window
+_SOURCES_OF = {f.name: set(f.sources) for f in FEATURES}
+
+
+def sources_read(models: list[dict]) -> set[str] | None:
+    """The extra tables the deciding models' features read (None: every table, for a model that does not state its
+    feature list -- trained before it was stored -- or an ensemble, whose members state theirs)."""
+    out: set[str] = set()
+    for m in models:
+        names = m.get("features") or ""
+        if not isinstance(names, str) or not names:
+            return None
+        for n in names.split(","):
+            out |= _SOURCES_OF.get(n, set())
+    return out
 
 
 class Decided(NamedTuple):
@@ -56,8 +79,25 @@ def decide_bars(context: dg.AssetExecutionContext, journal: Journal, mlflow: Mlf
         return Decided(dg.MaterializeResult(asset_key=DECISIONS.key, metadata={
             "bars": 0, "note": "nothing new to decide"}), [], [])
     first, last = bars_to_decide[0], bars_to_decide[-1]
-    one, higher = feature_inputs(conn, first - WARMUP, last + MINUTE)
-    feats = features_until(one, higher, last + MINUTE)  # time-sorted: rows are found by position, not copied
+    weeks = pd.DatetimeIndex(bars_to_decide).tz_localize(None).to_period("W-SUN")
+    models: dict = {}
+    for week in weeks.unique():
+        try:  # promoted only; while the week's model is not trained yet, the previous promoted one (handover)
+            models[week] = registry.trading_model(conn, week.start_time.tz_localize("UTC"),
+                                                  handover=trading.model_handover)
+        except registry.NoModel as e:
+            models[week] = e
+    if len(bars_to_decide) <= RECENT_MAX:
+        # the new bar(s): their rows from the shortest history the features need, not the whole warm-up window
+        from_ = first - predict.CONTEXT
+        one, higher, since = recent_inputs(conn, from_, last + MINUTE, sources_read(
+            [m[0] for m in models.values() if not isinstance(m, Exception)]))
+        feats = recent_features(one, higher, from_, last + MINUTE, history_start=since)
+        history = f"recent: the shortest history the features need ({len(one)} 1m bars)"
+    else:  # a backlog or a manual run over a day: the whole window at once
+        one, higher = feature_inputs(conn, first - WARMUP, last + MINUTE)
+        feats = features_until(one, higher, last + MINUTE)  # time-sorted: rows are found by position, not copied
+        history = f"window: the whole warm-up ({len(one)} 1m bars)"
     times = pd.DatetimeIndex(feats["open_time"])
     missing = [t for t in bars_to_decide if t not in times]
     if missing:
@@ -66,21 +106,20 @@ def decide_bars(context: dg.AssetExecutionContext, journal: Journal, mlflow: Mlf
     rows = feats.iloc[times.get_indexer(bars_to_decide)].reset_index(drop=True)
     frames, infer_ms, unpromoted, handovers = [], [], [], []
     for week, week_rows in rows.groupby(rows["open_time"].dt.tz_localize(None).dt.to_period("W-SUN")):
-        try:  # promoted only; while the week's model is not trained yet, the previous promoted one (handover)
-            model, handover = registry.trading_model(conn, week.start_time.tz_localize("UTC"),
-                                                     handover=trading.model_handover)
-        except registry.NoModel as e:
+        found = models[week]
+        if isinstance(found, registry.NoModel):
             # Nothing promoted to trade the week (refused, or nothing trained and nothing to hand over): no signal,
             # no entry; the rules still decide the exits of what is open — a missing model never blocks an exit.
             # Stated on every decision of the week (model_version) and in the metadata.
-            context.log.warning(str(e))
-            unpromoted.append(str(e))
+            context.log.warning(str(found))
+            unpromoted.append(str(found))
             infer_ms += [0.0] * len(week_rows)
             frames.append(pd.DataFrame({
                 "bar_time": week_rows["open_time"].array, "model_version": NO_MODEL,
                 "p_sell": float("nan"), "p_hold": float("nan"), "p_buy": float("nan"),
                 "signal": np.full(len(week_rows), HOLD, dtype="int8")}))
             continue
+        model, handover = found
         if handover:
             context.log.warning(handover)
             handovers.append(handover)
@@ -119,6 +158,7 @@ def decide_bars(context: dg.AssetExecutionContext, journal: Journal, mlflow: Mlf
     new["requested_at"] = pd.Timestamp(float(requested), unit="s", tz="UTC") if requested else pd.NaT
     new["run_id"] = context.run.run_id
     journal.record_decisions(new)
+    journal.record_features(list(new["decision_id"]), rows)
     previously = bool(was_paused[0][0]) if was_paused and was_paused[0][0] is not None else False
     alerts = []
     for p in plans:
@@ -134,7 +174,7 @@ def decide_bars(context: dg.AssetExecutionContext, journal: Journal, mlflow: Mlf
     ) for row in new.itertuples()]
     return Decided(dg.MaterializeResult(asset_key=DECISIONS.key, metadata={
         "bars": len(new), "first_bar": str(first), "last_bar": str(last), "session_start": str(session),
-        "models": sorted(new["model_version"].unique().tolist()),
+        "models": sorted(new["model_version"].unique().tolist()), "feature_history": history,
         "weeks_without_promoted_model": unpromoted, "model_handovers": handovers,
         "signals": {CLASS_NAMES[k]: int(v) for k, v in new["signal"].value_counts().items()},
         "actions": {str(k): int(v) for k, v in new["action"].value_counts().items()},

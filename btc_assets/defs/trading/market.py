@@ -11,7 +11,7 @@ import time
 import dagster as dg
 import pandas as pd
 
-from btc_assets.lib.research.features.window import load_bars
+from btc_assets.lib.research.features.window import EXTRA_SOURCES, HISTORY, RECENT_SPAN, load_bars
 from btc_assets.defs.resources.sources import StreamRecordingsResource
 from btc_assets.defs.resources.trading import LiveFeedResource
 from btc_assets.lib.data import bars
@@ -67,6 +67,38 @@ def feature_inputs(conn, start: pd.Timestamp, end: pd.Timestamp) -> tuple[pd.Dat
     for interval in ("5m", "15m", "1h"):
         higher[interval] = bars.resample_bars(one, interval)
     return one, higher
+
+
+_TF = {"5m": pd.Timedelta(minutes=5), "15m": pd.Timedelta(minutes=15), "1h": pd.Timedelta(hours=1)}
+
+
+def recent_inputs(conn, first: pd.Timestamp, end: pd.Timestamp,
+                  sources: set[str] | None = None) -> tuple[pd.DataFrame, dict[str, pd.DataFrame], pd.Timestamp]:
+    """What window.recent_features needs for the bars opening in [first, end): each source from HISTORY[source]
+    before `first` only (about a day of 1m bars, the 5m/15m/1h bars and the extra tables their features read), with
+    live bars where silver has none. A higher timeframe is silver's bars, then the bars rebuilt from the merged 1m
+    bars after silver's last one (as silver builds them). `sources`: the extra tables to read (None: all).
+    Third value: the first 1m bar within RECENT_SPAN before `first` (warm-up counts from it)."""
+    start = {name: first - h for name, h in HISTORY.items()}
+    higher = {tf: read_window(conn, f"silver.klines_{tf}", "open_time", start[f"klines_{tf}"], end) for tf in _TF}
+    after = {tf: (df["open_time"].max() + _TF[tf]) if len(df) else start[f"klines_{tf}"] for tf, df in higher.items()}
+    one_from = min(start["klines_1m"], *after.values())
+    one = one_minute(conn, one_from, end)
+    for tf, df in higher.items():
+        if after[tf] < end and len(one) and one["open_time"].iloc[-1] >= after[tf]:
+            tail = bars.resample_bars(one[one["open_time"] >= after[tf]], tf)
+            higher[tf] = pd.concat([df, tail.reindex(columns=df.columns)], ignore_index=True) if len(df) else tail
+    since = first - RECENT_SPAN
+    begins = [pd.Timestamp(r[0], tz="UTC") for table in ("silver.klines_1m", LIVE_TABLE) if table_exists(conn, table)
+              for r in conn.execute(f"SELECT min(open_time) FROM {table} WHERE open_time >= ? AND open_time < ?",
+                                    [since.tz_localize(None), end.tz_localize(None)]).fetchall() if r[0] is not None]
+    history_start = min(begins) if begins else first
+    one = one[one["open_time"] >= start["klines_1m"]].reset_index(drop=True)
+    out = {f"{tf}": df for tf, df in higher.items()}
+    for src in EXTRA_SOURCES:
+        if (sources is None or src.name in sources) and table_exists(conn, src.table):
+            out[src.name] = read_window(conn, src.table, src.time_column, start[src.name] - src.delay, end)
+    return one, out, history_start
 
 
 def rules_entries(signals: pd.Series, k: pd.DataFrame) -> pd.Series:

@@ -20,6 +20,7 @@ from btc_assets.lib.storage.warehouse import ensure_table
 
 DECISIONS = "trading.decisions"
 ORDER_EVENTS = "trading.order_events"
+LIVE_FEATURES = "trading.live_features"  # the feature row each decision was made on, as the live path computed it
 DECISION_TYPES = {
     "decision_id": "VARCHAR", "bar_time": "TIMESTAMP", "decided_at": "TIMESTAMP", "run_id": "VARCHAR",
     "model_version": "VARCHAR", "p_sell": "DOUBLE", "p_hold": "DOUBLE", "p_buy": "DOUBLE", "signal": "TINYINT",
@@ -85,6 +86,24 @@ class Journal:
             f"WHERE d.decision_id NOT IN (SELECT decision_id FROM {DECISIONS})"
         )
         self.conn.unregister("_decisions")
+
+    def record_features(self, decision_ids: list[str], rows: pd.DataFrame) -> None:
+        """The feature rows (gold.features columns, `open_time` = the bar) the decisions were made on, once per
+        decision: what the live-vs-batch feature check compares with gold once the archive has the day."""
+        if rows.empty:
+            return
+        names = [c for c in rows.columns if c not in ("open_time", "available_at", "warmed_up")]
+        types = {"decision_id": "VARCHAR", "bar_time": "TIMESTAMP", **{n: "DOUBLE" for n in names}}
+        ensure_table(self.conn, LIVE_FEATURES, types)
+        frame = rows[names].astype("float64")
+        frame.insert(0, "bar_time", pd.to_datetime(rows["open_time"], utc=True).dt.tz_localize(None).to_numpy())
+        frame.insert(0, "decision_id", list(decision_ids))
+        self.conn.register("_live_features", frame)
+        cols = ", ".join(f'"{c}"' for c in frame.columns)
+        self.conn.execute(
+            f"INSERT INTO {LIVE_FEATURES} ({cols}) SELECT {cols} FROM _live_features f "
+            f"WHERE f.decision_id NOT IN (SELECT decision_id FROM {LIVE_FEATURES})")
+        self.conn.unregister("_live_features")
 
     def append(self, ev: OrderEvent) -> None:
         row = asdict(ev)

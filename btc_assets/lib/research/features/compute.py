@@ -118,13 +118,17 @@ def null_reasons(higher: dict[str, pd.DataFrame] | None, sources: dict[str, pd.D
 
 def compute_features(bars_1m: pd.DataFrame, higher: dict[str, pd.DataFrame] | None = None,
                      sources: dict[str, pd.DataFrame] | None = None,
-                     timings: dict[str, float] | None = None) -> pd.DataFrame:
+                     timings: dict[str, float] | None = None,
+                     history_start: pd.Timestamp | None = None) -> pd.DataFrame:
     """Features for every 1m bar of `bars_1m` (UTC open_time), with `higher` {"5m": df, ...} bars and `sources`.
 
     sources: extra frames by pit.SOURCES name (order_flow_1m, book_depth, metrics, funding_rates, mark_price_1m,
     index_price_1m, premium_index_1m, liquidations); absent ones give null features (see null_reasons).
     Returns open_time, available_at, one column per feature and `warmed_up` (ROW_WARMUP_BARS_1M bars of history
     preceded the row; slower features are null until their own warm-up). timings, if given, gets seconds per family.
+    history_start: when the inputs' history begins, if earlier than the first 1m bar (window.recent_features: the
+    higher timeframes and sources reach back as far as their features need, the 1m grid only as far as its own);
+    warm-up is counted from it.
     """
     bars_by_tf, extra = _split_inputs(higher, sources)
     b = _sorted(bars_1m, "open_time")
@@ -140,7 +144,10 @@ def compute_features(bars_1m: pd.DataFrame, higher: dict[str, pd.DataFrame] | No
         if timings is not None:
             timings[family] = timings.get(family, 0.0) + time.perf_counter() - t0
     t0 = time.perf_counter()
-    history = (ctx.at_ns - ctx.at_ns[0]) // MINUTE.value if ctx.n else np.zeros(0, dtype="int64")
+    origin = ctx.at_ns[0] if ctx.n else 0
+    if history_start is not None and ctx.n:
+        origin = min(origin, int(pd.Timestamp(history_start).value) + MINUTE.value)  # a bar's at_ns is its close
+    history = (ctx.at_ns - origin) // MINUTE.value if ctx.n else np.zeros(0, dtype="int64")
     # One (features x rows) block, handed to pandas transposed: the frame is built without copying 100+ columns.
     block = np.empty((len(FEATURES), ctx.n))
     for i, f in enumerate(FEATURES):

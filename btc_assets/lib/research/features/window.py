@@ -41,3 +41,46 @@ def features_until(one: pd.DataFrame, higher: dict[str, pd.DataFrame], cutoff: p
     frames = pit.cut_to(checks.frames_of(one, higher, None), cutoff)
     known = frames.pop("klines_1m")
     return compute_features(known, {k.removeprefix("klines_"): v for k, v in frames.items()})
+
+
+_HIGHER = {"klines_5m", "klines_15m", "klines_1h"}
+_PERIOD = {"klines_5m": 5, "klines_15m": 15, "klines_1h": 60, "metrics": 5}
+
+
+def _history() -> dict[str, pd.Timedelta]:
+    """How far back each source must reach before a row for that row to equal the full computation: the longest
+    warm-up of the features reading it plus two of its periods (a day for funding, settled every 8 hours). A
+    feature mixing 1m bars with a higher timeframe counts its warm-up on the higher timeframe (its 1m part is an
+    indicator of the same kind as the 1m-only ones), so the 1m grid reaches back the longest 1m-only warm-up."""
+    from btc_assets.lib.research.features import FEATURES
+
+    out: dict[str, int] = {}
+    for f in FEATURES:
+        for src in f.sources:
+            if src == "klines_1m" and set(f.sources) & _HIGHER:
+                continue
+            margin = 1440 if src == "funding_rates" else 2 * _PERIOD.get(src, 1)
+            out[src] = max(out.get(src, 0), f.warmup_bars_1m + margin)
+    return {k: pd.Timedelta(minutes=v) for k, v in out.items()}
+
+
+HISTORY = _history()
+RECENT_SPAN = max(HISTORY.values())  # the nominal history of a recent_features computation
+
+
+def recent_features(one: pd.DataFrame, higher: dict[str, pd.DataFrame], first: pd.Timestamp,
+                    cutoff: pd.Timestamp, history_start: pd.Timestamp | None = None) -> pd.DataFrame:
+    """The feature rows of the 1m bars opening in [first, cutoff), computed from the shortest history they need
+    (HISTORY: about a day of 1m bars instead of the whole warm-up) -- what the live path does for a new bar, a few
+    ms instead of recomputing the window. Only inputs available by `cutoff` are used; the rows equal those of
+    features_until over the full window (tested, and checked live by live_features_match_batch). The inputs must
+    reach back HISTORY[source] before `first`. `history_start`: the first 1m bar there is at or after
+    first - RECENT_SPAN (warm-up counts from it, as in the full computation; None: a full RECENT_SPAN exists)."""
+    grid_from = first - HISTORY["klines_1m"]
+    frames = pit.cut_to(checks.frames_of(one, higher, None), cutoff)
+    known = frames.pop("klines_1m")
+    i0 = int(known["open_time"].searchsorted(grid_from))
+    out = compute_features(known.iloc[i0:], {k.removeprefix("klines_"): v for k, v in frames.items()},
+                           history_start=max(first - RECENT_SPAN, history_start) if history_start is not None
+                           else first - RECENT_SPAN)
+    return out.iloc[int(out["open_time"].searchsorted(first)):].reset_index(drop=True)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from btc_assets.lib.research.features import FEATURE_NAMES
 from btc_assets.lib.research.models import ensemble, tracking, xgb
 from btc_assets.lib.research.models.tracking import MlflowStore
 
@@ -19,7 +18,8 @@ def _one(store: MlflowStore, family: str, uri: str, rows: pd.DataFrame, context:
 
         return lstm.predict_proba(tracking.load_lstm(store, uri), rows, context)
     if family == "xgb":
-        return xgb.predict_proba(tracking.load_xgb(store, uri), rows, FEATURE_NAMES)
+        booster = tracking.load_xgb(store, uri)
+        return xgb.predict_proba(booster, rows, xgb.features_of(booster))
     raise ValueError(f"no predictor for model family {family!r} ({uri}); expected xgb, lstm or ensemble")
 
 
@@ -42,7 +42,8 @@ def predict_signal(store: MlflowStore, model: dict, rows: pd.DataFrame,
     calibrated probabilities, the expected edge beyond the round-trip cost, the optional meta-label veto; LSTM:
     the same without the veto); the most probable class of the ensemble's agreement rule and of older models."""
     if model["family"] == "xgb":
-        return xgb.predict_signal(tracking.load_xgb(store, model["model_uri"]), rows, FEATURE_NAMES)
+        booster = tracking.load_xgb(store, model["model_uri"])
+        return xgb.predict_signal(booster, rows, xgb.features_of(booster))
     if model["family"] == "lstm":
         from btc_assets.lib.research.models import lstm
 

@@ -21,6 +21,8 @@ REGISTRY_TYPES = {
     "wf_funding": "DOUBLE", "wf_net_pnl": "DOUBLE", "promotion_rule": "VARCHAR",
     # how the model's probabilities become trades (lib/research/models/decision.py): EdgeRule JSON and in words
     "decision_rule": "VARCHAR", "decision": "VARCHAR",
+    # the feature columns the model reads (comma-separated) and what it leaves out (lib/research/features/serving)
+    "features": "VARCHAR", "features_excluded": "VARCHAR",
 }
 
 

@@ -119,6 +119,13 @@ def _meta_booster(text: str) -> xgb.Booster:
     return b
 
 
+def features_of(booster: xgb.Booster) -> list[str]:
+    """The feature columns the booster was trained on (stored with it), in order."""
+    if not booster.feature_names:
+        raise ValueError("the booster has no stored feature names: it was not trained by xgb.train here; retrain it")
+    return list(booster.feature_names)
+
+
 def _raw_proba(booster: xgb.Booster, df: pd.DataFrame, features: list[str]) -> np.ndarray:
     if list(booster.feature_names or features) != list(features):
         raise ValueError(f"the booster was trained on features {booster.feature_names[:3]}... but asked to predict "
