@@ -61,7 +61,7 @@ def line(label: str, values, unit: str = "s", scale: float = 1.0, target: str = 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--bars", type=int, default=200)
-    ap.add_argument("--bar-seconds", type=float, default=2.5, help="wall seconds between two bar closes")
+    ap.add_argument("--bar-seconds", type=float, default=2.0, help="wall seconds between two bar closes")
     ap.add_argument("--tick", type=float, default=0.25, help="the worker's polling interval (make trade's default)")
     ap.add_argument("--postgres", action="store_true",
                     help="the Dagster instance on PostgreSQL (Debian's server on 127.0.0.1), as in production")
@@ -88,11 +88,15 @@ def bench(args, overrides: dict | None, storage: str) -> None:
             run_in_thread(bars, KEY, SECRET, exchange=Exchange(bars, market_clock=True)) as fx:
         t0 = time.perf_counter()
         p = ten_days(root / "data", SAMPLE, instance)
+        # A strategy that trades often, for the latency figures: labels at a tiny threshold (the model calls BUY or
+        # SELL on most bars), the most probable class traded, every position closed after one bar.
+        p.run([["gold", "labels"]], first="2024-01-01", last="2024-01-10",
+              run_config={"ops": {"gold__labels": {"config": {"threshold": 0.0004}}}})
         p.run([["models", "xgb_model"]], partition_key="2024-01-08", run_config=train_config())
         print(f"setup (10 sample days bronze..gold, one weekly XGBoost): {time.perf_counter() - t0:.0f} s")
         p.resources["trading"] = TradingResource(
             strategy="bench_live", mode="testnet", binance_url=fx.rest_url, api_key=dg.EnvVar("BINANCE_API_KEY"),
-            api_secret=dg.EnvVar("BINANCE_API_SECRET"), maker_tries=1, requote_after_s=0.2,
+            api_secret=dg.EnvVar("BINANCE_API_SECRET"), maker_tries=1, requote_after_s=0.2, max_hold_bars=1,
             session_start="2024-01-11T00:00:00")
         p.resources["live_feed"] = LiveFeedResource(source="rest", rest_url=fx.rest_url)
         # The trading job as the project's Definitions have it: the trading/live step, then the parity check.
@@ -123,7 +127,7 @@ def bench(args, overrides: dict | None, storage: str) -> None:
             parts = o.client_order_id.split("-")
             if len(parts) >= 3 and parts[1].isdigit() and o.client_order_id.startswith("bench_live"):
                 bar_ms = int(parts[1]) * 1000
-                first_ack[bar_ms] = min(first_ack.get(bar_ms, float("inf")), o.time / 1000)
+                first_ack[bar_ms] = min(first_ack.get(bar_ms, float("inf")), o.accepted_wall)
         ends, orders_out, work = {}, {}, {"live_bars": [], "decisions": [], "orders": []}
         created, step_start = {}, {}
         for rec in instance.get_run_records(dg.RunsFilter(job_name="trading_job")):

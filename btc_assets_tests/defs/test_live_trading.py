@@ -20,6 +20,8 @@ import pytest
 
 from btc_assets.defs.resources.trading import LiveFeedResource, TradingResource
 from btc_assets.defs.trading.sensors import live_trading_sensor, next_close, trading_job
+from btc_assets.lib.trading import trader
+from btc_assets.lib.trading.journal import leg_id
 from btc_assets_tests.fakes.binance import Exchange, run_in_thread
 from btc_assets_tests.conftest import real_klines
 from btc_assets_tests.defs.conftest import ALL_ASSETS, ten_days, train_config
@@ -217,3 +219,28 @@ def test_the_trading_worker_runs_the_next_bar_and_resumes_from_its_cursor(sessio
     (run,) = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/run_key": f"bar-{newest:%Y%m%dT%H%M}"}))
     assert run.tags["dagster/sensor_name"] == "live_trading_sensor"
     assert trade_forever(defs, instance, cursor, tick_seconds=0.01, max_ticks=1)["runs"] == 0  # resumed, no repeat
+
+
+def test_the_exchange_stop_and_target_are_moved_to_the_plans_prices(session):
+    """The entry fills on the exchange at its own price; the plan's stop and target are around its fill model's
+    price. The run after the fill moves the exchange's legs onto the plan's prices (new legs first, then the old
+    ones cancelled), so that the plan's stop exits are the exchange's."""
+    p, _, fx, _, _ = session
+    tick = 0.1
+    algo = {a.client_algo_id: a for a in fx.exchange.algo_orders.values()}
+    opened = [json.loads(r[0]) for r in p.sql("SELECT opened FROM trading.decisions WHERE opened IS NOT NULL")]
+    assert opened, "the sample's bars should open at least one position"
+    moved = 0
+    for o in opened:
+        entry = trader.entry_of("live_canary", o["entry_time"])
+        first_stop, first_target = algo[leg_id(entry, "sl")], algo[leg_id(entry, "tp")]
+        plan_stop, plan_target = round(o["stop"] / tick) * tick, round(o["target"] / tick) * tick
+        if abs(first_stop.trigger_price - plan_stop) < tick / 2 and abs(first_target.trigger_price - plan_target) < tick / 2:
+            continue  # placed at the plan's prices already
+        stop, target = algo[leg_id(entry, "s1")], algo[leg_id(entry, "t1")]
+        assert stop.trigger_price == pytest.approx(plan_stop) and target.trigger_price == pytest.approx(plan_target)
+        assert first_stop.status == "CANCELED" and first_target.status == "CANCELED"
+        moved += 1
+    assert moved, "the real fills should differ from the fill model's: nothing was moved"
+    notes = p.sql("SELECT note FROM trading.order_events WHERE event = 'NEW' AND client_order_id LIKE '%-s1'")
+    assert notes and all("moved to the plan's price" in n for (n,) in notes)

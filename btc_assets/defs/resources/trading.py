@@ -40,6 +40,8 @@ class TradingResource(dg.ConfigurableResource):
     daily_drawdown: float = Field(default=0.05, description="the rules' equity this far below the day's opening "
                                   "pauses entries until the next UTC day (and alerts)")
     weekly_drawdown: float = 0.15
+    max_hold_bars: int = Field(default=15, description="the time exit: a position is closed at market after this "
+                               "many 1m bars (the backtest's rules and the live path alike)")
     leverage: int = Field(default=2, description="one setting for the rules' sizing and liquidation guard and for "
                           "the exchange (set at start and verified before every run)")
     margin_mode: str = Field(default="ISOLATED", description="ISOLATED or CROSSED, set on the exchange and verified")
@@ -75,7 +77,8 @@ class TradingResource(dg.ConfigurableResource):
         from btc_assets.lib.research.risk import RiskConfig
 
         return RiskConfig(max_positions=self.max_positions, daily_dd=self.daily_drawdown,
-                          weekly_dd=self.weekly_drawdown, leverage=float(self.leverage))
+                          weekly_dd=self.weekly_drawdown, leverage=float(self.leverage),
+                          max_hold_bars=self.max_hold_bars)
 
     def costs(self):
         from btc_assets.lib.research.backtest import Costs

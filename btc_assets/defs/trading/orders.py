@@ -2,6 +2,7 @@
 bar, send the plan's exits and entry through the broker (none while the kill switch is engaged, no new one when
 the run is late), then reconcile with the broker and report."""
 
+import json
 import time
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from btc_assets.defs.trading.specs import CLOCK_SPEED, ORDERS, REQUESTED_AT
 from btc_assets.lib.research.features.window import WARMUP
 from btc_assets.lib.trading import metrics as trading_metrics
 from btc_assets.lib.trading.journal import Journal, mirror_journal
-from btc_assets.lib.trading import kill_switch
+from btc_assets.lib.trading import kill_switch, trader
 from btc_assets.lib.trading.kill_switch import KillSwitch, stop_trading
 from btc_assets.lib.trading.live_market import RecordedMarket
 from btc_assets.lib.trading.session import (account_breaker, account_sized, entry_late_reason, not_live_reason,
@@ -108,6 +109,23 @@ def send_orders(context: dg.AssetExecutionContext, journal: Journal, warehouse: 
         if plan_repair:
             alerts.send("position repaired against the plan" if plan_repair.startswith("repaired")
                         else "plan and exchange differ", f"{trading.strategy} ({trading.mode}): {plan_repair}")
+    # the exchange's stop and target at the plan's prices (placed around the real fill, the plan's are around its
+    # fill model's): checked every live run for the position the plan holds, moved when a tick or more apart
+    aligned = ""
+    if broker.name != "paper" and not kill and late is None and len(plans) and hasattr(broker, "align_protection"):
+        last_row = next(plans.tail(1).itertuples())
+        held = planned_side_after(last_row, fills_at_once=True)
+        opened = conn.execute("SELECT opened FROM trading.decisions WHERE opened IS NOT NULL AND bar_time <= ? "
+                              "ORDER BY bar_time DESC LIMIT 1", [last_row.bar_time.tz_localize(None)]).fetchall()
+        o = json.loads(opened[0][0]) if opened else None
+        if o and held == o["side"]:
+            try:
+                aligned = broker.align_protection(trader.entry_of(trading.strategy, o["entry_time"]),
+                                                  last_row.bar_time, float(o["stop"]), float(o["target"]))
+            except Exception as e:  # noqa: BLE001 - the old legs stay until the new ones are on: still protected
+                aligned = f"could not move the protection to the plan's prices: {str(e)[:200]} (retried next run)"
+            if aligned:
+                context.log.warning(f"{trading.strategy} ({trading.mode}): {aligned}")
     # protection always: a leg the exchange does not have while a position is open is placed again, every run
     replaced = broker.ensure_protection() if hasattr(broker, "ensure_protection") and not kill else []
     if hasattr(broker, "fill_unplanned"):
@@ -155,7 +173,8 @@ def send_orders(context: dg.AssetExecutionContext, journal: Journal, warehouse: 
                               else "fill model on bars"),
         "kill_switch": kill, "orders_today": len(day), "new_orders_withheld": late or "",
         "entries_skipped_late": len(skipped), "entries_skipped_reasons": skipped[:5],
-        "protection_replaced": replaced, "account_breaker": breaker or "", "plan_reconciliation": plan_repair or "the exchange holds the plan's side", "account_equity_usdt": equity, "account_available_usdt": available,
+        "protection_replaced": replaced, "account_breaker": breaker or "", "plan_reconciliation": plan_repair or "the exchange holds the plan's side",
+        "protection_aligned": aligned or "the exchange's stop and target are the plan's (or no position)", "account_equity_usdt": equity, "account_available_usdt": available,
         "entry_sizing": sizing[:5],
         "open_orders": int((day["event"] == "NEW").sum()) if len(day) else 0,
         "position_btc": actual, "journal_position_btc": expected,

@@ -33,7 +33,7 @@ def ensure_table(conn: duckdb.DuckDBPyConnection, table: str, columns: dict[str,
     # Tables evolve by adding columns: a warehouse written by an older version gains them (null in old rows).
     schema, _, name = table.rpartition(".")
     existing = {r[0] for r in conn.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_name = ? AND table_schema = ?",
+        "SELECT column_name FROM duckdb_columns() WHERE table_name = ? AND schema_name = ?",
         [name, schema or "main"]).fetchall()}
     for c, t in columns.items():
         if c not in existing:
@@ -95,13 +95,16 @@ def read_window(
 ) -> pd.DataFrame:
     """Rows with time_column in [start, end), sorted by it, time columns returned as tz-aware UTC."""
     table = _ident(table)
-    if not table_exists(conn, table):
-        raise LookupError(f"table {table} does not exist yet: materialize the asset that writes it first")
     cols = ", ".join(_ident(c) for c in columns) if columns else "*"
-    df = conn.execute(
-        f"SELECT {cols} FROM {table} WHERE {_ident(time_column)} >= ? AND {time_column} < ? ORDER BY {time_column}",
-        [_naive(start), _naive(end)],
-    ).df()
+    try:
+        df = conn.execute(
+            f"SELECT {cols} FROM {table} WHERE {_ident(time_column)} >= ? AND {time_column} < ? ORDER BY {time_column}",
+            [_naive(start), _naive(end)],
+        ).df()
+    except duckdb.CatalogException:
+        if not table_exists(conn, table):
+            raise LookupError(f"table {table} does not exist yet: materialize the asset that writes it first") from None
+        raise
     for col in df.columns:
         if pd.api.types.is_datetime64_dtype(df[col]) and not isinstance(df[col].dtype, pd.DatetimeTZDtype):
             # DuckDB hands back microsecond precision; the rest of the code (and pandera) speaks nanoseconds.
@@ -111,10 +114,10 @@ def read_window(
 
 def table_exists(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
     schema, _, name = table.rpartition(".")
-    q = "SELECT count(*) FROM information_schema.tables WHERE table_name = ?"
+    q = "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?"  # cheaper than information_schema
     params = [name]
     if schema:
-        q += " AND table_schema = ?"
+        q += " AND schema_name = ?"
         params.append(schema)
     return conn.execute(q, params).fetchone()[0] > 0
 

@@ -20,7 +20,12 @@ from btc_assets.lib.storage.warehouse import ensure_table
 
 DECISIONS = "trading.decisions"
 ORDER_EVENTS = "trading.order_events"
-LIVE_FEATURES = "trading.live_features"  # the feature row each decision was made on, as the live path computed it
+LIVE_FEATURES = "trading.live_features"
+# an entry's protective legs: -sl / -tp as first placed, -s<n> / -t<n> once moved to the plan's prices (same length,
+# so the entry's id is always the leg's id less its last three characters)
+PROTECTIVE_LEG = r".*-(sl|tp|s[1-9]|t[1-9])$"
+STOP_SUFFIXES = ("sl", *(f"s{i}" for i in range(1, 10)))
+TARGET_SUFFIXES = ("tp", *(f"t{i}" for i in range(1, 10)))  # the feature row each decision was made on, as the live path computed it
 DECISION_TYPES = {
     "decision_id": "VARCHAR", "bar_time": "TIMESTAMP", "decided_at": "TIMESTAMP", "run_id": "VARCHAR",
     "model_version": "VARCHAR", "p_sell": "DOUBLE", "p_hold": "DOUBLE", "p_buy": "DOUBLE", "signal": "TINYINT",
@@ -155,11 +160,12 @@ class Journal:
         return {r["client_order_id"]: r for r in self.orders(ids=ids).to_dict("records")}
 
     def open_protective_legs(self, broker: str) -> pd.DataFrame:
-        """The stop and target legs (ids ending -sl / -tp) of `broker` that are still NEW."""
+        """The stop and target legs (ids ending -sl / -tp, or -s1.. / -t1.. once moved to the plan's prices) of
+        `broker` that are still NEW."""
         o = self.orders()
         if not len(o):
             return o
-        return o[(o["event"] == "NEW") & (o["broker"] == broker) & o["client_order_id"].str.match(r".*-(sl|tp)$")]
+        return o[(o["event"] == "NEW") & (o["broker"] == broker) & o["client_order_id"].str.match(PROTECTIVE_LEG)]
 
     def position(self, broker: str | None = None) -> float:
         """Net filled position in base units (of one broker's orders when named: paper and exchange books differ)."""

@@ -133,7 +133,7 @@ class Exchange:
                 raise errors.post_only_rejected()
             self._next_id += 1
             o = Order(self._next_id, cid, self.symbol, side, otype, tif, float(qty), float(price or 0), reduce_only,
-                      self.now_ms())
+                      self.now_ms(), accepted_wall=time.time())
             self.orders[o.order_id] = o
             self.by_client_id[cid] = o
             self._publish_order(o, "NEW")

@@ -24,6 +24,7 @@ class Order:
     update_time: int = 0
     orig_type: str = ""
     stop_price: float = 0.0
+    accepted_wall: float = 0.0  # this machine's clock when the exchange accepted it (time is the market's clock)
 
     def rest(self) -> dict:
         """The shape of POST/GET/DELETE /fapi/v1/order replies."""

@@ -22,7 +22,7 @@ from btc_assets.lib.trading.brokers.base import Broker
 from btc_assets.lib.trading.brokers.binance_legs import DUPLICATE_ID, NO_CHANGE, UNKNOWN_ORDER, OrderLegs
 from btc_assets.lib.data.rest.errors import AckUncertain, BinanceError
 from btc_assets.lib.trading.brokers.binance_rest import BinanceRest
-from btc_assets.lib.trading.journal import Journal, OrderEvent, leg_id
+from btc_assets.lib.trading.journal import STOP_SUFFIXES, TARGET_SUFFIXES, Journal, OrderEvent, leg_id
 from btc_assets.lib.trading.sizing import round_step
 
 log = logging.getLogger(__name__)
@@ -203,7 +203,7 @@ class BinanceBroker(Broker):
             if status in ("TRIGGERED", "FINISHED"):
                 continue
             trigger = float(str(row.note).rsplit("trigger ", 1)[1])
-            kind = "STOP_MARKET" if cid.endswith("-sl") else "TAKE_PROFIT_MARKET"
+            kind = "STOP_MARKET" if cid[-2:] in STOP_SUFFIXES else "TAKE_PROFIT_MARKET"
             self._place_leg(cid, row.side, kind, trigger)
             placed.append(cid)
         return placed
@@ -268,6 +268,59 @@ class BinanceBroker(Broker):
         if failed is not None:
             raise failed
 
+    def align_protection(self, entry_order_id: str, bar_time: pd.Timestamp, stop: float, target: float) -> str:
+        """Move the entry's stop and target to the plan's prices when they differ by a tick or more (the exchange's
+        legs were placed around the real fill, the plan's around its fill model's): the new legs (-s<n>/-t<n>,
+        journaled with their triggers first) go on before the old ones are cancelled, so the position is never
+        without a stop. Returns what was done ("" when the legs already are the plan's)."""
+        if self.journal is None:
+            return ""
+        ids = {s: leg_id(entry_order_id, s) for s in (*STOP_SUFFIXES, *TARGET_SUFFIXES)}
+        known = self.journal.orders_by_id(list(ids.values()))
+        live = {cid: r for cid, r in known.items() if r["event"] == "NEW"}
+        def gen(cid: str) -> int:
+            return 0 if cid[-2:] in ("sl", "tp") else int(cid[-1])
+
+        stops = sorted((c for c in live if c[-2:] in STOP_SUFFIXES), key=gen)
+        targets = sorted((c for c in live if c[-2:] in TARGET_SUFFIXES), key=gen)
+        if not stops or not targets:  # fired, cancelled, or never placed: settle/ensure_protection's business
+            return ""
+
+        def trigger(cid: str) -> float:
+            return float(str(live[cid]["note"]).rsplit("trigger ", 1)[1])
+
+        def on_tick(p: float) -> float:
+            return round(p / self.tick) * self.tick
+
+        def cancel(cids, why: str) -> None:
+            for cid in cids:
+                try:
+                    self.rest.call("DELETE", "/fapi/v1/algoOrder", {"symbol": self.config.symbol, "clientAlgoId": cid})
+                except BinanceError as e:
+                    if e.code != UNKNOWN_ORDER:
+                        raise
+                self._journal(cid, "CANCELED", bar_time, live[cid]["side"], live[cid]["qty"], None, 0.0, note=why)
+
+        stop_now, target_now = stops[-1], targets[-1]
+        if (abs(trigger(stop_now) - on_tick(stop)) < self.tick / 2
+                and abs(trigger(target_now) - on_tick(target)) < self.tick / 2):
+            cancel([*stops[:-1], *targets[:-1]], f"replaced by the plan's protection ({stop_now})")
+            return ""
+        n = max(gen(c) for c in known if c[-2:] in (*STOP_SUFFIXES, *TARGET_SUFFIXES)) + 1
+        if n > 9:
+            return f"{entry_order_id}: protection moved 9 times already; left at {trigger(stop_now):.1f}"
+        close_side = live[stop_now]["side"]
+        qty = float(live[stop_now]["qty"])
+        new = (("s", "STOP_MARKET", stop), ("t", "TAKE_PROFIT_MARKET", target))
+        for prefix, otype, price in new:
+            self._journal(leg_id(entry_order_id, f"{prefix}{n}"), "NEW", bar_time, close_side, qty, None, 0.0,
+                          note=f"{otype} closePosition trigger {on_tick(price):.1f} (moved to the plan's price)")
+        for prefix, otype, price in new:
+            self._place_leg(leg_id(entry_order_id, f"{prefix}{n}"), close_side, otype, price)
+        cancel([*stops, *targets], f"replaced by the plan's protection ({leg_id(entry_order_id, f's{n}')})")
+        return (f"{entry_order_id}: stop {trigger(stop_now):.1f} -> {on_tick(stop):.1f}, target "
+                f"{trigger(target_now):.1f} -> {on_tick(target):.1f} (the plan's)")
+
     def _place_leg(self, cid: str, close_side: str, otype: str, price: float) -> None:
         params = {"symbol": self.config.symbol, "algoType": "CONDITIONAL", "side": close_side, "type": otype,
                   "triggerPrice": f"{round(price / self.tick) * self.tick:.2f}", "closePosition": "true",
@@ -307,7 +360,7 @@ class BinanceBroker(Broker):
         """Cancel the entry's protective legs still open on the exchange (journaled CANCELED)."""
         if self.journal is None:
             return
-        legs = [leg_id(entry_order_id, s) for s in ("sl", "tp")]
+        legs = [leg_id(entry_order_id, s) for s in (*STOP_SUFFIXES, *TARGET_SUFFIXES)]
         for cid, row in self.journal.orders_by_id(legs).items():
             if row["event"] != "NEW":
                 continue
