@@ -97,6 +97,7 @@ def bench(args, overrides: dict | None, storage: str) -> None:
         p.resources["trading"] = TradingResource(
             strategy="bench_live", mode="testnet", binance_url=fx.rest_url, api_key=dg.EnvVar("BINANCE_API_KEY"),
             api_secret=dg.EnvVar("BINANCE_API_SECRET"), maker_tries=1, requote_after_s=0.2, max_hold_bars=1,
+            daily_drawdown=1.0, weekly_drawdown=1.0,  # a latency bench: the breakers would stop it trading
             session_start="2024-01-11T00:00:00")
         p.resources["live_feed"] = LiveFeedResource(source="rest", rest_url=fx.rest_url)
         # The trading job as the project's Definitions have it: the trading/live step, then the parity check.

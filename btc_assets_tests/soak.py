@@ -29,6 +29,7 @@ import datetime as dt
 import json
 import os
 import random
+import re
 import sys
 import tempfile
 import time
@@ -92,16 +93,17 @@ def check(p, fx, strategy: str, max_delay_s: float, prev_mismatch: bool) -> tupl
     late = set()
     for o in orders:
         parts = o.client_order_id.split("-")
-        # an entry's legs (its quotes and market remainder); its stop and target (-sl/-tp) are exits
+        # an entry's legs (its quotes and market remainder); its stop and target (-sl/-tp, moved: -s1/-t1..) are
+        # exits
         if (o.client_order_id.startswith(strategy) and "entry" in parts and parts[1].isdigit()
-                and parts[-1] not in ("sl", "tp")):
+                and not re.fullmatch(r"sl|tp|s[1-9]|t[1-9]", parts[-1])):
             close_ms = int(parts[1]) * 1000 + 60_000
             if (o.time - close_ms) / 1000 > max_delay_s:
                 late.add(o.client_order_id)
     out["late_entries"] = late  # ids: counted once each over the soak
     stuck = p.sql("SELECT count(*) FROM (SELECT client_order_id, arg_max(event, seq) AS last, max(bar_time) AS bar "
                   "FROM trading.order_events WHERE event <> 'ACK' GROUP BY 1) WHERE last = 'NEW' AND "
-                  "NOT regexp_matches(client_order_id, '-(sl|tp)$') AND bar < (SELECT max(bar_time) - INTERVAL 1 "
+                  "NOT regexp_matches(client_order_id, '-(sl|tp|s[1-9]|t[1-9])$') AND bar < (SELECT max(bar_time) - INTERVAL 1 "
                   "MINUTE FROM trading.order_events)")[0][0]
     out["lost_orders"] = int(stuck)
     return out, mismatch

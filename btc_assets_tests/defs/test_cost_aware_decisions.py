@@ -4,7 +4,6 @@ XGBoost whose stored edge rule and meta-label model decide the walk-forward, the
 import dagster as dg
 import pytest
 
-from btc_assets.lib.research.features import FEATURE_NAMES
 from btc_assets.lib.research.models import decision, tracking, xgb
 from btc_assets_tests.defs.conftest import ten_days, train_config
 
@@ -60,6 +59,6 @@ def test_batch_signals_are_the_stored_decision(meta):
     with p.resources["warehouse"].get_connection() as conn:
         feats = conn.execute("SELECT * FROM gold.features WHERE open_time >= '2024-01-08' "
                              "AND open_time < '2024-01-10' ORDER BY open_time").df()
-    _, expected = xgb.predict_signal(booster, feats, FEATURE_NAMES)
+    _, expected = xgb.predict_signal(booster, feats, xgb.features_of(booster))
     got = [r[0] for r in p.sql("SELECT signal FROM models.signals ORDER BY open_time")]
     assert len(got) == len(expected) and (got == expected.tolist())

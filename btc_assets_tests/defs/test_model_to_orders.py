@@ -306,25 +306,37 @@ def test_a_few_new_bars_are_decided_from_the_shortest_history_and_their_features
     """The live path's usual run (a bar or a few): features from about a day of 1m bars instead of the warm-up
     window, journaled per decision, equal to gold's once gold has the day -- and the check names a difference."""
     built, _ = trained
-    tags = {BARS_FROM: "2024-01-10T20:00:00+00:00", BARS_TO: "2024-01-10T20:04:00+00:00",
+    tags = {BARS_FROM: "2024-01-10T19:00:00+00:00", BARS_TO: "2024-01-10T19:04:00+00:00",
             REQUESTED_AT: f"{time.time():.3f}"}
     res = built.run([["trading", "decisions"], ["trading", "orders"]], partition_key="2024-01-10", tags=tags)
     meta = next(e.event_specific_data.materialization.metadata for e in res.get_asset_materialization_events()
                 if e.event_specific_data.materialization.asset_key.path == ["trading", "decisions"])
     assert meta["bars"].value == 5 and meta["feature_history"].value.startswith("recent")
     assert built.sql("SELECT count(*) FROM trading.decisions d JOIN models.signals s ON s.open_time = d.bar_time "
-                     "WHERE d.bar_time >= '2024-01-10 20:00:00' AND (s.signal <> d.signal "
+                     "WHERE d.bar_time >= '2024-01-10 19:00:00' AND (s.signal <> d.signal "
+                     "OR abs(s.p_buy - d.p_buy) > 1e-9)") == [(0,)]
+    # the next bars one by one, as the trading worker runs them: the previous run's inputs updated with the new
+    # bar (the 19:10 close rebuilds the 19:05 5m bar from them)
+    for m in range(5, 10):
+        one_bar = {BARS_FROM: f"2024-01-10T19:0{m}:00+00:00", BARS_TO: f"2024-01-10T19:0{m}:00+00:00",
+                   REQUESTED_AT: f"{time.time():.3f}"}
+        res = built.run([["trading", "decisions"], ["trading", "orders"]], partition_key="2024-01-10", tags=one_bar)
+        meta = next(e.event_specific_data.materialization.metadata for e in res.get_asset_materialization_events()
+                    if e.event_specific_data.materialization.asset_key.path == ["trading", "decisions"])
+        assert "previous run's inputs updated" in meta["feature_history"].value
+    assert built.sql("SELECT count(*) FROM trading.decisions d JOIN models.signals s ON s.open_time = d.bar_time "
+                     "WHERE d.bar_time >= '2024-01-10 19:00:00' AND (s.signal <> d.signal "
                      "OR abs(s.p_buy - d.p_buy) > 1e-9)") == [(0,)]
     wh = built.resources["warehouse"]
     ok = live_features_match_batch(warehouse=wh)
-    assert ok.passed and ok.metadata["minutes_compared"].value >= 5, ok.metadata
+    assert ok.passed and ok.metadata["minutes_compared"].value >= 10, ok.metadata
     assert ok.metadata["features_compared"].value == len(serving.servable())  # the model reads only those
     name = serving.servable()[3]
-    built.sql(f'UPDATE trading.live_features SET "{name}" = "{name}" + 1 WHERE bar_time = \'2024-01-10 20:02:00\'')
+    built.sql(f'UPDATE trading.live_features SET "{name}" = "{name}" + 1 WHERE bar_time = \'2024-01-10 19:02:00\'')
     bad = live_features_match_batch(warehouse=wh)
-    built.sql(f'UPDATE trading.live_features SET "{name}" = "{name}" - 1 WHERE bar_time = \'2024-01-10 20:02:00\'')
+    built.sql(f'UPDATE trading.live_features SET "{name}" = "{name}" - 1 WHERE bar_time = \'2024-01-10 19:02:00\'')
     assert not bad.passed and bad.metadata["features_differing"].value == {name: 1}
-    assert name in bad.description and "2024-01-10 20:02:00" in bad.metadata["first_differences"].value[0]
+    assert name in bad.description and "2024-01-10 19:02:00" in bad.metadata["first_differences"].value[0]
     # before the archive has the day (every live minute, at first), it says it could not compare
     built.sql("CREATE TABLE gold.features_kept AS SELECT * FROM gold.features WHERE open_time >= '2024-01-10'")
     built.sql("DELETE FROM gold.features WHERE open_time >= '2024-01-10'")

@@ -69,6 +69,8 @@ def live_trading(context: dg.AssetExecutionContext, warehouse: DuckDBResource, l
             if ORDERS.key in selected:
                 market = RecordedMarket(streams.files) if live_feed.source == "collector" else None
                 done += send_orders(context, journal, warehouse, trading, notifier, market)
+            if decided is not None:  # the feature rows the decisions were made on: off the order path
+                journal.record_features(*decided.features)
     except Exception:
         yield from _finish(context, done, decided, notifier)  # what was done before the failure stays recorded
         raise

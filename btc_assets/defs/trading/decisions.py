@@ -6,15 +6,17 @@ import time
 from typing import NamedTuple
 
 import dagster as dg
+import duckdb
 import numpy as np
 import pandas as pd
 
 from btc_assets.defs.resources.storage import MlflowResource
 from btc_assets.defs.resources.trading import TradingResource
 from btc_assets.defs.trading.market import (
+    database_of,
     feature_inputs,
     one_minute,
-    recent_inputs,
+    live_inputs,
     rules_entries,
     rules_inputs,
     tagged_bars,
@@ -35,16 +37,42 @@ RECENT_MAX = 30  # bars a run decides from the shortest history (the live path's
 _SOURCES_OF = {f.name: set(f.sources) for f in FEATURES}
 
 
+_MODELS: dict = {}  # (database, week, handover) -> (the registry's state, the lookup): the worker's previous runs
+
+
+def week_model(conn, week: pd.Period, handover: str):
+    """registry.trading_model for the week (promoted only; while the week's model is not trained yet, the previous
+    promoted one), or the NoModel it raised. Looked up again only when the registry changed since this process last
+    asked (every field of its rows in one small query on the order path)."""
+    table = registry.registry_table(registry.TRADING_FAMILY)
+    try:
+        state = conn.execute(  # every field the lookup reads, as one string
+            "SELECT string_agg(concat_ws('|', week_start, family, run_id, model_uri, registered_name, model_version, "
+            f"promoted, trained_at, features), ',' ORDER BY week_start, trained_at) FROM {table}").fetchone()
+    except duckdb.CatalogException:
+        state = None
+    key = (database_of(conn), str(week), handover)
+    hit = _MODELS.get(key)
+    if hit is not None and state is not None and hit[0] == state:
+        return hit[1]
+    try:
+        found = registry.trading_model(conn, week.start_time.tz_localize("UTC"), handover=handover)
+    except registry.NoModel as e:
+        found = e
+    _MODELS[key] = (state, found)
+    return found
+
+
 def sources_read(models: list[dict]) -> set[str] | None:
-    """The extra tables the deciding models' features read (None: every table, for a model that does not state its
-    feature list -- trained before it was stored -- or an ensemble, whose members state theirs)."""
+    """The extra tables (beyond the klines) the deciding models' features read (None: every table, for a model that
+    does not state its feature list -- trained before it was stored -- or an ensemble, whose members state theirs)."""
     out: set[str] = set()
     for m in models:
         names = m.get("features") or ""
         if not isinstance(names, str) or not names:
             return None
         for n in names.split(","):
-            out |= _SOURCES_OF.get(n, set())
+            out |= {s for s in _SOURCES_OF.get(n, set()) if not s.startswith("klines_")}
     return out
 
 
@@ -52,6 +80,7 @@ class Decided(NamedTuple):
     result: dg.MaterializeResult
     observations: list  # one AssetObservation per decided bar
     alerts: list  # (title, text) of breaker trips, sent once the orders are out
+    features: tuple = ((), None)  # (decision ids, their feature rows): journaled once the orders are out
 
 
 def bar_range(context: dg.AssetExecutionContext, journal: Journal) -> list[pd.Timestamp]:
@@ -82,18 +111,15 @@ def decide_bars(context: dg.AssetExecutionContext, journal: Journal, mlflow: Mlf
     weeks = pd.DatetimeIndex(bars_to_decide).tz_localize(None).to_period("W-SUN")
     models: dict = {}
     for week in weeks.unique():
-        try:  # promoted only; while the week's model is not trained yet, the previous promoted one (handover)
-            models[week] = registry.trading_model(conn, week.start_time.tz_localize("UTC"),
-                                                  handover=trading.model_handover)
-        except registry.NoModel as e:
-            models[week] = e
+        models[week] = week_model(conn, week, trading.model_handover)
     if len(bars_to_decide) <= RECENT_MAX:
         # the new bar(s): their rows from the shortest history the features need, not the whole warm-up window
         from_ = first - predict.CONTEXT
-        one, higher, since = recent_inputs(conn, from_, last + MINUTE, sources_read(
+        one, higher, since, updated = live_inputs(conn, from_, last + MINUTE, sources_read(
             [m[0] for m in models.values() if not isinstance(m, Exception)]))
         feats = recent_features(one, higher, from_, last + MINUTE, history_start=since)
-        history = f"recent: the shortest history the features need ({len(one)} 1m bars)"
+        history = (f"recent: the shortest history the features need ({len(one)} 1m bars"
+                   + (", the previous run's inputs updated with the new bars)" if updated else ", read afresh)"))
     else:  # a backlog or a manual run over a day: the whole window at once
         one, higher = feature_inputs(conn, first - WARMUP, last + MINUTE)
         feats = features_until(one, higher, last + MINUTE)  # time-sorted: rows are found by position, not copied
@@ -158,7 +184,6 @@ def decide_bars(context: dg.AssetExecutionContext, journal: Journal, mlflow: Mlf
     new["requested_at"] = pd.Timestamp(float(requested), unit="s", tz="UTC") if requested else pd.NaT
     new["run_id"] = context.run.run_id
     journal.record_decisions(new)
-    journal.record_features(list(new["decision_id"]), rows)
     previously = bool(was_paused[0][0]) if was_paused and was_paused[0][0] is not None else False
     alerts = []
     for p in plans:
@@ -181,4 +206,4 @@ def decide_bars(context: dg.AssetExecutionContext, journal: Journal, mlflow: Mlf
         "breaker_paused_bars": int(sum(p.paused for p in plans)),
         "decide_ms_p50": float(pd.Series(infer_ms).median()),
         "seconds": round(time.perf_counter() - t_start, 3),
-    }), observations, alerts)
+    }), observations, alerts, (list(new["decision_id"]), rows))

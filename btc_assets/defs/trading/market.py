@@ -7,6 +7,7 @@ the higher timeframes (5m/15m/1h) are rebuilt from exactly the 1m bars the trade
 """
 
 import time
+from dataclasses import dataclass
 
 import dagster as dg
 import pandas as pd
@@ -99,6 +100,66 @@ def recent_inputs(conn, first: pd.Timestamp, end: pd.Timestamp,
         if (sources is None or src.name in sources) and table_exists(conn, src.table):
             out[src.name] = read_window(conn, src.table, src.time_column, start[src.name] - src.delay, end)
     return one, out, history_start
+
+
+@dataclass
+class _Window:
+    end: pd.Timestamp  # the inputs hold every bar opening before this
+    one: pd.DataFrame
+    higher: dict[str, pd.DataFrame]
+    since: pd.Timestamp
+
+
+_WINDOWS: dict[str, _Window] = {}  # by database: the trading worker's previous run's inputs (make trade's process)
+_WINDOW_GAP = pd.Timedelta(minutes=10)  # a cached window older than this is read afresh
+
+
+def database_of(conn) -> str:
+    """The warehouse file of the connection (the key of what the trading worker keeps between runs)."""
+    return str(conn.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()")
+               .fetchone()[0])
+
+
+def live_inputs(conn, first: pd.Timestamp, end: pd.Timestamp,
+                sources: set[str] | None) -> tuple[pd.DataFrame, dict[str, pd.DataFrame], pd.Timestamp, bool]:
+    """recent_inputs, updated incrementally between the runs of one process (the trading worker's): when the models
+    read only the 1m-derived sources and the previous run's window ends at most a few minutes before `end`, only the
+    bars since are read (silver, then live) and the 5m/15m/1h bars they touch rebuilt from the window's own 1m bars
+    (as recent_inputs builds those after silver's last bar). Anything else reads the window afresh. Fourth value:
+    whether the previous window was updated (True) or read afresh."""
+    key = database_of(conn)
+    c = _WINDOWS.get(key)
+    updated = False
+    if sources != set() or c is None or not (end - _WINDOW_GAP <= c.end <= end) or c.end <= first - HISTORY["klines_1m"]:
+        one, higher, since = recent_inputs(conn, first, end, sources)
+    else:
+        new = one_minute(conn, c.end, end)
+        expected = pd.date_range(c.end, end, freq="1min", inclusive="left")
+        if len(new) != len(expected) or not (new["open_time"].to_numpy() == expected.to_numpy()).all():
+            one, higher, since = recent_inputs(conn, first, end, sources)  # a gap: read it whole
+        else:
+            one = pd.concat([c.one, new[c.one.columns]], ignore_index=True) if len(new) else c.one
+            one = one[one["open_time"] >= first - HISTORY["klines_1m"]].reset_index(drop=True)
+            higher = dict(c.higher)
+            for tf, step in _TF.items():
+                # a 5m/15m/1h bar is used only once it has closed: rebuild the ones that closed since the last run
+                kept = c.higher[tf]
+                kept = kept[kept["open_time"] >= first - HISTORY[f"klines_{tf}"]]
+                opens = pd.date_range((c.end - step).floor(step), end - step, freq=step)
+                closed = [t for t in opens if c.end < t + step <= end]
+                t1 = one["open_time"]
+                rows = [bars.one_bar(one[(t1 >= t) & (t1 < t + step)], t) for t in closed
+                        if ((t1 >= t) & (t1 < t + step)).any()]
+                if rows:
+                    rows = pd.DataFrame(rows)
+                    kept = pd.concat([kept[kept["open_time"] < rows["open_time"].iloc[0]],
+                                      rows.reindex(columns=kept.columns)],
+                                     ignore_index=True)
+                higher[tf] = kept
+            since, updated = c.since, True
+    if sources == set():
+        _WINDOWS[key] = _Window(end, one, higher, since)
+    return one, higher, since, updated
 
 
 def rules_entries(signals: pd.Series, k: pd.DataFrame) -> pd.Series:

@@ -172,6 +172,20 @@ def resample_bars(df_1m: pd.DataFrame, interval: str) -> pd.DataFrame:
     return out.reset_index()
 
 
+def one_bar(df_1m: pd.DataFrame, open_time: pd.Timestamp) -> dict:
+    """The `resample_bars` row of the 1m bars `df_1m` (those of one bar, opening at `open_time`), without pandas'
+    resampler: the live path rebuilds a just-closed 5m/15m/1h bar this way on every bar close."""
+    halt = df_1m["is_halt"].to_numpy(bool)
+    return {
+        "open_time": open_time, "open": float(df_1m["open"].iloc[0]), "high": float(df_1m["high"].max()),
+        "low": float(df_1m["low"].min()), "close": float(df_1m["close"].iloc[-1]),
+        "volume": float(df_1m["volume"].sum()), "quote_volume": float(df_1m["quote_volume"].sum()),
+        "trades": int(df_1m["trades"].sum()), "taker_buy_volume": float(df_1m["taker_buy_volume"].sum()),
+        "taker_buy_quote_volume": float(df_1m["taker_buy_quote_volume"].sum()), "minutes": len(df_1m),
+        "halt_minutes": int(halt.sum()), "is_halt": bool(halt.all()),
+    }
+
+
 def expected_minutes(interval: str) -> int:
     return int(pd.Timedelta(RESAMPLE_RULES[interval]) / MINUTE)
 

@@ -85,6 +85,13 @@ class Journal:
         frame = df.reindex(columns=list(DECISION_TYPES)).copy()  # requested_at is optional (manual runs)
         for col in ("bar_time", "decided_at", "requested_at"):
             frame[col] = pd.to_datetime(frame[col], utc=True).dt.tz_localize(None)
+        if len(frame) <= 5:  # the live path's bar: plain parameters, no DataFrame scan (it is on the order path)
+            cols = list(DECISION_TYPES)
+            marks = ", ".join("?" for _ in cols)
+            for row in frame.astype(object).where(frame.notna(), None).itertuples(index=False):
+                self.conn.execute(f"INSERT INTO {DECISIONS} ({', '.join(cols)}) SELECT {marks} WHERE NOT EXISTS "
+                                  f"(SELECT 1 FROM {DECISIONS} WHERE decision_id = ?)", [*row, row[0]])
+            return
         self.conn.register("_decisions", frame)
         self.conn.execute(
             f"INSERT INTO {DECISIONS} SELECT {', '.join(DECISION_TYPES)} FROM _decisions d "
@@ -95,7 +102,7 @@ class Journal:
     def record_features(self, decision_ids: list[str], rows: pd.DataFrame) -> None:
         """The feature rows (gold.features columns, `open_time` = the bar) the decisions were made on, once per
         decision: what the live-vs-batch feature check compares with gold once the archive has the day."""
-        if rows.empty:
+        if rows is None or rows.empty:
             return
         names = [c for c in rows.columns if c not in ("open_time", "available_at", "warmed_up")]
         types = {"decision_id": "VARCHAR", "bar_time": "TIMESTAMP", **{n: "DOUBLE" for n in names}}

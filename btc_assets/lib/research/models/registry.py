@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from btc_assets.lib.storage.warehouse import ensure_table, read_window
+from btc_assets.lib.storage.warehouse import ensure_table, read_window, table_exists
 
 TRADING_FAMILY = "xgb"  # the promoted family whose predictions become models/signals and trade ("ensemble", ...)
 REGISTRY_TYPES = {
@@ -41,7 +41,8 @@ class NotPromoted(NoModel):
 def model_for_week(conn, week_start: pd.Timestamp, family: str = TRADING_FAMILY) -> dict:
     """The promoted model of `family` for the week; NoModel / NotPromoted naming the cause otherwise."""
     table = registry_table(family)
-    ensure_table(conn, table, REGISTRY_TYPES)
+    if not table_exists(conn, table):
+        ensure_table(conn, table, REGISTRY_TYPES)
     found = read_window(conn, table, "week_start", week_start, week_start + pd.Timedelta(seconds=1))
     if found.empty:
         raise NoModel(f"no {family} model for the week starting {week_start:%Y-%m-%d}: materialize "

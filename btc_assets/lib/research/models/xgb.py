@@ -128,8 +128,13 @@ def features_of(booster: xgb.Booster) -> list[str]:
 
 def _raw_proba(booster: xgb.Booster, df: pd.DataFrame, features: list[str]) -> np.ndarray:
     if list(booster.feature_names or features) != list(features):
-        raise ValueError(f"the booster was trained on features {booster.feature_names[:3]}... but asked to predict "
-                         f"with {list(features)[:3]}...; use the feature list it was trained with")
+        trained, asked = list(booster.feature_names), list(features)
+        missing = [f for f in trained if f not in asked][:3]
+        extra = [f for f in asked if f not in trained][:3]
+        raise ValueError(f"the booster was trained on {len(trained)} features but asked to predict with {len(asked)} "
+                         f"(missing {missing or 'none'}, not trained on {extra or 'none'}"
+                         f"{', same names in another order' if not missing and not extra else ''}); "
+                         f"predict with xgb.features_of(booster)")
     best = getattr(booster, "best_iteration", None)
     rng = (0, best + 1) if best is not None else (0, 0)
     x = df[features].to_numpy(dtype=np.float32)
