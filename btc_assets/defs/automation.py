@@ -52,7 +52,9 @@ funding_job = dg.define_asset_job(
 weekly_model_job = dg.define_asset_job(
     "weekly_model_job", selection=dg.AssetSelection.assets(["models", "xgb_model"], ["models", "lstm_model"],
                                                           ["models", "ensemble"]), partitions_def=partitions.weekly,
-    tags={"btc/workload": "training", **TRAINING})
+    # No run retries for training: a model that is not promoted is a result, and a crashed fit is retrained by
+    # hand after reading why (the instance retries other runs once, dagster.yaml).
+    tags={"btc/workload": "training", "dagster/max_retries": "0", **TRAINING})
 
 daily_archive_schedule = dg.build_schedule_from_partitioned_job(
     daily_archive_job, hour_of_day=7, minute_of_hour=0, default_status=SCHEDULE_STATUS)

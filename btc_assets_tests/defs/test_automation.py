@@ -51,6 +51,20 @@ def test_off_locally_on_in_production(monkeypatch):
         importlib.reload(automation)
 
 
+def test_every_sensor_and_schedule_is_off_locally():
+    from btc_assets.definitions import defs
+
+    for s in defs.schedules:
+        assert s.default_status == dg.DefaultScheduleStatus.STOPPED, s.name
+    for s in defs.sensors:
+        assert s.default_status == dg.DefaultSensorStatus.STOPPED, s.name
+    assert {s.name for s in defs.sensors} >= {"rest_partitions_now_in_archive", "eager_downstream"}
+
+
+def test_training_runs_are_not_retried():
+    assert automation.weekly_model_job.tags["dagster/max_retries"] == "0"
+
+
 class Hook(http.server.BaseHTTPRequestHandler):
     received: list = []
 

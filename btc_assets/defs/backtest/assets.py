@@ -19,7 +19,8 @@ from btc_assets.defs.resources.trading import TradingResource
 from btc_assets.lib.research.backtest import signals_from_classes, simulate
 from btc_assets.lib.research.backtest.metrics import evaluate
 from btc_assets.lib.research.models import registry
-from btc_assets.lib.research.backtest.report import headline, render_report
+from btc_assets.defs.table_metadata import fmt, frame_table
+from btc_assets.lib.research.backtest.report import PERCENT, breakdown, headline, render_report, trade_versions
 from btc_assets.lib.storage.warehouse import table_exists
 
 REPORT_PATH = "reports/backtest.html"
@@ -28,6 +29,20 @@ HEADLINE = ("total_return", "period_days", "annualised_return", "sharpe", "sorti
             "funding_paid", "longest_win_streak", "longest_loss_streak", "probabilistic_sharpe", "deflated_sharpe",
             "final_equity")
 COMPARED = ("total_return", "sharpe", "max_drawdown", "n_trades", "win_rate")
+
+
+def _round(v) -> float:
+    v = float(v)
+    return round(v, 6) if abs(v) < 1000 else round(v, 2)
+
+
+def metrics_table(ev) -> dg.MetadataValue:
+    """Strategy, buy-and-hold and random entry side by side, formatted (percentages as %, money in USDT)."""
+    cols = ("strategy", "buy_and_hold", "random_entry")
+    rows = [dg.TableRecord({"metric": k, **{c: fmt(getattr(ev, c).get(k), k in PERCENT) for c in cols}})
+            for k in HEADLINE]
+    return dg.MetadataValue.table(rows, schema=dg.TableSchema(
+        [dg.TableColumn("metric", "string"), *(dg.TableColumn(c, "string") for c in cols)]))
 
 
 def _load(conn, lo: pd.Timestamp, hi: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:
@@ -99,26 +114,36 @@ def report(context: dg.AssetExecutionContext, warehouse: DuckDBResource, lake: L
     if result.mark_source != "mark":
         context.log.warning(f"mark price: {result.mark_source} — silver.mark_price_1m is missing or incomplete, "
                             "liquidation and funding use the last traded price there")
+    versions = sig.set_index("open_time")["model_version"]
     html = render_report(result, ev, title=f"Backtest: {trading.strategy}", slippage_impact=slippage_impact,
+                         versions=versions,
                          subtitle=f"{lo:%Y-%m-%d %H:%M} .. {hi:%Y-%m-%d %H:%M} UTC · {len(bars):,} bars · "
                                   + (no_model or f"out-of-sample signals of {len(models)} model version(s): "
                                                  f"{', '.join(models)}"))
     uri = lake.write_bytes(REPORT_PATH, html.encode("utf-8"))  # a local file or an S3 object, per profile
-    run_url = log_backtest(mlflow, result, ev, models, html, period=(lo, hi))
+    run_url, report_url = log_backtest(mlflow, result, ev, models, html, period=(lo, hi))
     m, b, r = ev.strategy, ev.buy_and_hold, ev.random_entry
     text, waterfall = headline(ev, slippage_impact)
     return dg.MaterializeResult(metadata={
         "headline": (no_model + ". " if no_model else "") + text,
-        "costs_waterfall_usdt": dg.MetadataValue.json({k: round(v, 2) for k, v in waterfall.items()}),
+        "metrics": metrics_table(ev),
+        "costs_waterfall": dg.MetadataValue.table(
+            [dg.TableRecord({"step": k, "usdt": f"{v:+,.2f}"}) for k, v in waterfall.items()],
+            schema=dg.TableSchema([dg.TableColumn("step", "string"), dg.TableColumn("usdt", "string")])),
+        "by_regime": frame_table(ev.by_regime.reset_index(), percent=("share_of_time", "strategy_return",
+                                 "buy_and_hold_return", "random_entry_return", "win_rate")),
+        "by_model_version": frame_table(breakdown(result.trades, trade_versions(result.trades, versions))
+                                        .rename_axis("model_version").reset_index(), percent=("win_rate",)),
         "slippage_impact_usdt": round(slippage_impact, 2),
-        **{k: float(m[k]) for k in HEADLINE},
-        **{f"buy_and_hold_{k}": float(b[k]) for k in COMPARED},
-        **{f"random_entry_{k}": float(r[k]) for k in COMPARED},
+        # The same figures as numbers (rounded), so the UI can plot them across materializations.
+        **{k: _round(m[k]) for k in HEADLINE},
+        **{f"buy_and_hold_{k}": _round(b[k]) for k in COMPARED},
+        **{f"random_entry_{k}": _round(r[k]) for k in COMPARED},
         **{f"skipped_{k}": v for k, v in result.skipped.items()},
-        "by_regime": dg.MetadataValue.md(ev.by_regime.to_markdown(floatfmt=".4f")),
         "bars": len(bars), "period": f"{lo} .. {hi}", "models": models,
         "price_for_liquidation_and_funding": result.mark_source, "exchange_rules": result.rules.version,
         "engine_and_metrics_seconds": round(t1 - t0, 3),
-        "report": dg.MetadataValue.url(uri),
+        "report": dg.MetadataValue.url(report_url),  # opens the page in the MLflow UI (a browser refuses file://)
+        "report_path": dg.MetadataValue.path(uri),
         "mlflow_run": dg.MetadataValue.url(run_url),
     })

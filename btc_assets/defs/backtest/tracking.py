@@ -17,6 +17,7 @@ from btc_assets.lib.research.backtest.metrics import Evaluation
 from btc_assets.lib.research.models.tracking import ui_url
 
 EXPERIMENT = "btc_assets.backtest"
+REPORT_ARTIFACT = "backtest.html"
 
 
 def _finite(prefix: str, d: dict[str, float]) -> dict[str, float]:
@@ -24,8 +25,8 @@ def _finite(prefix: str, d: dict[str, float]) -> dict[str, float]:
 
 
 def log_backtest(store: MlflowResource, result: BacktestResult, ev: Evaluation, models: list[str], report_html: str,
-                 period: tuple[pd.Timestamp, pd.Timestamp]) -> str:
-    """Log the run and return its MLflow UI link."""
+                 period: tuple[pd.Timestamp, pd.Timestamp]) -> tuple[str, str]:
+    """Log the run; return its MLflow UI link and the link that opens the report page in the UI."""
     import mlflow
 
     experiment_id = store.activate(EXPERIMENT)
@@ -39,5 +40,5 @@ def log_backtest(store: MlflowResource, result: BacktestResult, ev: Evaluation, 
         mlflow.log_params(params)
         mlflow.log_metrics({**_finite("", ev.strategy), **_finite("buy_and_hold.", ev.buy_and_hold),
                             **_finite("random_entry.", ev.random_entry)})
-        mlflow.log_text(report_html, "backtest.html")  # from memory: works with local and S3 artifact stores
-    return ui_url(experiment_id, run.info.run_id)
+        mlflow.log_text(report_html, REPORT_ARTIFACT)  # from memory: works with local and S3 artifact stores
+    return ui_url(experiment_id, run.info.run_id), ui_url(experiment_id, run.info.run_id, REPORT_ARTIFACT)

@@ -16,6 +16,7 @@ import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
+from btc_assets.defs.automation import SENSOR_STATUS
 from btc_assets.defs.bronze.assets import MANIFEST_TABLE, REST_SOURCE
 from btc_assets.defs.bronze.market import DATASETS
 from btc_assets.defs.resources.sources import ArchiveResource
@@ -83,7 +84,7 @@ def published(rows: pd.DataFrame, client: ArchiveClient, symbol: str, checked: d
     return out, checked
 
 
-@dg.sensor(minimum_interval_seconds=3600, default_status=dg.DefaultSensorStatus.RUNNING,
+@dg.sensor(minimum_interval_seconds=3600, default_status=SENSOR_STATUS,
            description="Re-materializes bronze partitions taken from the REST API once the archive publishes them.")
 def rest_partitions_now_in_archive(context: dg.SensorEvaluationContext, warehouse: DuckDBResource,
                                    archive: ArchiveResource) -> dg.SensorResult:

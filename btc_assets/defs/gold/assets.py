@@ -14,6 +14,7 @@ from dagster_duckdb import DuckDBResource
 from btc_assets.defs import partitions
 from btc_assets.defs.gold import feature_checks
 from btc_assets.defs.publish import publish
+from btc_assets.defs.table_metadata import frame_table, per_partition, table_metadata
 from btc_assets.lib.research.features import (FAMILIES, FEATURE_NAMES, FEATURES, audit, checks,
                                               compute_features, null_reasons, pit)
 from btc_assets.lib.research.features.window import EXTRA_SOURCES, WARMUP, load_bars
@@ -30,7 +31,8 @@ MINUTE = pd.Timedelta(minutes=1)
 # Funding is monthly: the day's window, widened by the warm-up, maps to the months it touches.
 SOURCE_DEPS = [
     dg.AssetDep(["silver", s.name], partition_mapping=(
-        dg.TimeWindowPartitionMapping(start_offset=-2 * partitions.WARMUP_DAYS) if s.name == "funding_rates"
+        dg.TimeWindowPartitionMapping(start_offset=-2 * partitions.WARMUP_DAYS,
+                                      allow_nonexistent_upstream_partitions=True) if s.name == "funding_rates"
         else partitions.warmup_mapping))
     for s in EXTRA_SOURCES if not s.live_only
 ]
@@ -83,7 +85,10 @@ def features(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
         written, visible = publish(feature_checks.SPECS, results, lambda: replace_window(
             conn, "gold.features", FEATURE_TYPES, out, "open_time", start, end), len(out))
     warm = int(out["warmed_up"].sum())
+    per_partition(context, out, "open_time", visible["written"],
+                  extra=lambda day: {"warmed_up_rows": int(day["warmed_up"].sum())})
     yield dg.MaterializeResult(metadata={
+        **table_metadata(out, {f.name: f.description for f in FEATURES}),
         "rows": written, **visible, "features": len(FEATURES), "warmed_up_rows": warm,
         "compute_seconds": round(compute_s, 3), "point_in_time_checks_seconds": round(pit_s, 3),
         "first_bar": str(out["open_time"].min()) if len(out) else "",
@@ -91,9 +96,9 @@ def features(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
         "features_per_family": {fam: sum(f.family == fam for f in FEATURES) for fam in FAMILIES},
         "null_sources": reasons,
         "null_features": len([f for f in FEATURES if set(f.sources) & set(reasons)]),
-        "feature_list": dg.MetadataValue.md(
-            "| name | family | warm-up (1m bars) | description |\n|---|---|---|---|\n"
-            + "\n".join(f"| {f.name} | {f.family} | {f.warmup_bars_1m} | {f.description} |" for f in FEATURES)),
+        "feature_list": frame_table(pd.DataFrame(
+            [{"name": f.name, "family": f.family, "warm-up (1m bars)": f.warmup_bars_1m, "description": f.description}
+             for f in FEATURES])),
     })
     yield from results
 
@@ -162,12 +167,16 @@ def labels(context: dg.AssetExecutionContext, config: LabelsConfig, warehouse: D
         written = replace_window(conn, "gold.labels", LABEL_TYPES, lab, "open_time", start, end)
     per_day = balance_by_partition(lab)
     balance = class_balance(lab["label"])
+    per_partition(context, lab, "open_time", True, extra=lambda day: {
+        "unknown_future": int(day["label"].isna().sum()),
+        **{f"share_{k}": v for k, v in class_balance(day["label"]).items()}})
     return dg.MaterializeResult(
-        metadata={"rows": written, "unknown_future": int(lab["label"].isna().sum()), "label_kind": cfg.kind,
+        metadata={**table_metadata(lab), "rows": written, "unknown_future": int(lab["label"].isna().sum()), "label_kind": cfg.kind,
                   "horizon_minutes": cfg.horizon,
                   **({"label_threshold": float(day_threshold[(day_threshold.index >= start)
                                                                  & (day_threshold.index < end)].mean()),
                       "label_threshold_rule": rule} if cfg.kind == "next_return" else {}),
                   **{f"share_{k}": v for k, v in balance.items()},
-                  "class_balance_per_day": dg.MetadataValue.md(per_day.round(4).to_markdown()) if len(per_day) else ""}
+                  "class_balance_per_day": frame_table(per_day.rename_axis("day").reset_index(),
+                                                       percent=set(per_day.columns) - {"n"}) if len(per_day) else ""}
     )

@@ -7,12 +7,14 @@ Two walk-forwards, one inside the other:
 * inner: folds inside those weeks (lib/models/walk_forward.py: purge >= the label horizon, embargo after each test
   fold). Their pooled out-of-sample metrics, beside the baselines, decide promotion; their predictions are stored
   in models.oos_predictions (the ensemble's evaluation reads them).
-A model is promoted only if it beats its baselines (evaluation.beats_baselines); a blocking check says so in the UI
-and models/signals and trading use promoted models only.
+A model is promoted only if it beats its baselines after costs (evaluation.beats_baselines, economics); a WARN check
+says why in the UI when it is not (the run stays green: "not promoted" is an honest result), and models/signals
+and trading use promoted models only.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,7 +33,8 @@ from btc_assets.lib.research.models.xgb import chronological_split
 from btc_assets.lib.storage.warehouse import ensure_table, read_window, replace_window, table_exists
 
 TRAIN_WEEKS = 4
-train_mapping = dg.TimeWindowPartitionMapping(start_offset=-TRAIN_WEEKS, end_offset=-1)
+train_mapping = dg.TimeWindowPartitionMapping(start_offset=-TRAIN_WEEKS, end_offset=-1,
+                                              allow_nonexistent_upstream_partitions=True)
 # What a weekly model asset reads: the gold features and labels of the TRAIN_WEEKS before its week.
 TRAINING_INS = {
     "features": dg.AssetIn(["gold", "features"], partition_mapping=train_mapping, dagster_type=dg.Nothing),
@@ -263,7 +266,7 @@ def train_family(context: dg.AssetExecutionContext, family: str, config: WalkFor
     fold), the after-cost trading of its out-of-sample predictions, the final fit on every row (fit_final(split)),
     the MLflow run and registration, the registry row with the promotion decision, then the materialization and
     the blocking promotion check."""
-    week_start = week_of(context)
+    week_start, started = week_of(context), time.time()
     with warehouse.get_connection() as conn:
         rows, horizon = load_training_rows(conn, week_start, config.min_train_days)
         policy = decision_policy(conn, rows, trading, config) if policy_aware else None
@@ -283,15 +286,16 @@ def train_family(context: dg.AssetExecutionContext, family: str, config: WalkFor
     final = fit_final(split)
     logged = tracking.log_run(
         mlflow, family, params={**final.params, **config.model_dump(), "n_features": len(features),
-                                "label_horizon_minutes": horizon},
+                                "label_horizon_minutes": horizon, "train_rows": len(rows),
+                                "train_first_bar": f"{rows['open_time'].min():%Y-%m-%d %H:%M}",
+                                "train_last_bar": f"{rows['open_time'].max():%Y-%m-%d %H:%M}"},
         overall={**wf.overall, **final.overall, **evidence.figures, **checks_run}, fold_metrics=wf.fold_metrics,
         tags={"week_start": f"{week_start:%Y-%m-%d}", "dagster_run_id": context.run.run_id},
-        log_model=final.log_model)
+        log_model=final.log_model, started_at=started, predictions=wf.predictions)
     with warehouse.get_connection() as conn:
         row = record(conn, family, week_start, logged, wf, rows, blockers=leaks, evidence=evidence,
                      decided=final.decided, features=features)
-    tracking.tag_run(mlflow, logged.run_id, {"promoted": str(bool(row["promoted"])).lower(),
-                                             "promotion_reason": row["reason"][:500]})
+    tracking.record_verdict(mlflow, logged, row, dagster_run_id=context.run.run_id)
     context.log.info(f"{family} week {week_start:%Y-%m-%d}: {'promoted' if row['promoted'] else 'NOT promoted'} "
                      f"({row['reason']})")
     yield dg.MaterializeResult(metadata=metadata(logged, wf, row, {
@@ -332,23 +336,27 @@ def economic_metadata(evidence: Evidence) -> dict:
 
 
 def promotion_check(check_name: str, row: dict) -> dg.AssetCheckResult:
-    """Blocking: a model that does not beat its baselines is logged but not promoted, and the UI says so."""
+    """The promotion verdict, at WARN: a model that is not promoted is a correct, successful outcome (trained, logged
+    in MLflow, registered with promoted=false) and the check says why. What must not happen -- signals or trading
+    from it -- is refused where it would happen (registry.trading_model reads `promoted`)."""
     text = ("promoted: " if row["promoted"] else "NOT promoted (trained and logged in MLflow, kept out of "
             "trading): ") + row["reason"]
-    return dg.AssetCheckResult(check_name=check_name, passed=bool(row["promoted"]), severity=dg.AssetCheckSeverity.ERROR,
+    return dg.AssetCheckResult(check_name=check_name, passed=bool(row["promoted"]), severity=dg.AssetCheckSeverity.WARN,
                                description=text, metadata={
-                                   "verdict": text, "test_log_loss": row["test_log_loss"],
+                                   "verdict": text, "promoted": bool(row["promoted"]),
+                                   "test_log_loss": row["test_log_loss"],
                                    "majority_log_loss": row["baseline_log_loss"], "test_accuracy": row["test_accuracy"],
                                    **{k: float(row[k]) for k in ECONOMIC_NAMES if k in row},
                                    "promotion_rule": row.get("promotion_rule", "after_costs")})
 
 
 def promotion_spec(family: str, key: list[str]) -> dg.AssetCheckSpec:
-    return dg.AssetCheckSpec(f"{family}_model_beats_baselines", asset=key, blocking=True,
+    return dg.AssetCheckSpec(f"{family}_model_beats_baselines", asset=key,
                              description="Pooled walk-forward out-of-sample log-loss and Brier below the majority "
                              "class's, accuracy above persistence, and the folds' predictions traded by the backtest "
                              "engine after every cost: net P&L > 0, probabilistic Sharpe of daily returns >= 0.95 and "
-                             "above 95 % of random-entry runs; otherwise not promoted (kept out of trading).")
+                             "above 95 % of random-entry runs; otherwise not promoted (WARN: the model is registered with "
+                             "promoted=false and nothing trades it).")
 
 
 

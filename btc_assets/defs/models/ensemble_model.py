@@ -2,6 +2,8 @@
 walk-forward out-of-sample predictions (models.oos_predictions), so it needs no training of its own."""
 
 
+import time
+
 import dagster as dg
 import numpy as np
 import pandas as pd
@@ -61,11 +63,11 @@ class EnsembleConfig(common.PromotionSettings):
     check_specs=[common.promotion_spec("ensemble", KEY)],
     description="XGBoost + LSTM of the week: mean probabilities, signal only where both agree (else HOLD). "
     "Evaluated on the members' walk-forward out-of-sample rows beside the baselines; promoted only if it beats them "
-    "and both members are promoted. In a run with its members, a member's failed promotion check blocks it.",
+    "and both members are promoted (an unpromoted member makes the ensemble unpromoted, and says so).",
 )
 def ensemble(context: dg.AssetExecutionContext, config: EnsembleConfig, warehouse: DuckDBResource,
              mlflow: MlflowResource, trading: TradingResource):
-    week_start = common.week_of(context)
+    week_start, started = common.week_of(context), time.time()
     with warehouse.get_connection() as conn:
         both, members = member_predictions(conn, week_start)
         labels = conn.execute("SELECT open_time, label, horizon_minutes FROM gold.labels WHERE open_time >= ? AND open_time < ? "
@@ -98,8 +100,8 @@ def ensemble(context: dg.AssetExecutionContext, config: EnsembleConfig, warehous
         overall={**overall, **evidence.figures}, fold_metrics=folds,
         tags={"week_start": f"{week_start:%Y-%m-%d}", "dagster_run_id": context.run.run_id,
               **{f"{f}_model_uri": m["model_uri"] for f, m in members.items()}},
-        log_model=tracking.ensemble_logger(both.head(5)))
-    registered = f"{logged.registered_name} v{logged.version}"
+        log_model=tracking.ensemble_logger(both.head(5)), started_at=started)
+    registered, combiner = f"{logged.registered_name} v{logged.version}", logged
     # Trading the ensemble loads its members (the combiner above is the registered model of the rule itself).
     logged = tracking.LoggedModel(run_id=logged.run_id, registered_name="ensemble", run_url=logged.run_url,
                                   model_uri="|".join(members[f]["model_uri"] for f in MEMBERS),
@@ -112,8 +114,7 @@ def ensemble(context: dg.AssetExecutionContext, config: EnsembleConfig, warehous
         # Its members passed their own permutation tests; the combined score must still stay under the oracle.
         blockers += leakage.beyond_oracle(overall, preds)
         row = common.record(conn, "ensemble", week_start, logged, wf, preds, blockers, evidence)
-    tracking.tag_run(mlflow, logged.run_id, {"promoted": str(bool(row["promoted"])).lower(),
-                                             "promotion_reason": row["reason"][:500]})
+    tracking.record_verdict(mlflow, combiner, row, dagster_run_id=context.run.run_id)
     yield dg.MaterializeResult(metadata=common.metadata(logged, wf, row, {
         "members": dg.MetadataValue.json(versions), "share_of_bars_traded": agree,
         "registered_combiner": registered,

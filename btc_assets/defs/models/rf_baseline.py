@@ -4,6 +4,8 @@ it is judged like every family: its out-of-sample daily calls traded by the back
 the next day's open, hold one day, fees, fixed slippage, funding), the same after-cost gate and names."""
 
 
+import time
+
 import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
@@ -42,6 +44,7 @@ class RfDailyConfig(common.PromotionSettings):
 )
 def rf_daily_baseline(context: dg.AssetExecutionContext, config: RfDailyConfig, warehouse: DuckDBResource,
                       mlflow: MlflowResource, trading: TradingResource):
+    started = time.time()
     with warehouse.get_connection() as conn:
         bars = conn.execute("SELECT open_time, open, high, low, close, volume, quote_volume FROM silver.klines_1m "
                             "ORDER BY open_time").df()
@@ -62,13 +65,13 @@ def rf_daily_baseline(context: dg.AssetExecutionContext, config: RfDailyConfig, 
     logged = tracking.log_run(mlflow, "rf_daily", params={**p.as_dict(), **config.model_dump(), "days": len(data)},
                               overall={**wf.overall, **evidence.figures}, fold_metrics=wf.fold_metrics,
                               tags={"dagster_run_id": context.run.run_id},
-                              log_model=tracking.sklearn_logger(final, data[rf_daily.DAILY_FEATURES].tail(3)))
+                              log_model=tracking.sklearn_logger(final, data[rf_daily.DAILY_FEATURES].tail(3)),
+                              started_at=started, predictions=wf.predictions)
     # the registry row of the week its last training day belongs to (same columns as every family)
     week_start = (data["open_time"].max() - pd.Timedelta(days=data["open_time"].max().dayofweek)).floor("D")
     with warehouse.get_connection() as conn:
         row = common.record(conn, "rf_daily", week_start, logged, wf, data, evidence=evidence)
-    tracking.tag_run(mlflow, logged.run_id, {"promoted": str(bool(row["promoted"])).lower(),
-                                             "promotion_reason": row["reason"][:500]})
+    tracking.record_verdict(mlflow, logged, row, dagster_run_id=context.run.run_id)
     m = wf.overall
     yield dg.MaterializeResult(metadata={
         "mlflow_run": dg.MetadataValue.url(logged.run_url), "model_version": f"{logged.registered_name} v{logged.version}",

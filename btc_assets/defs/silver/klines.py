@@ -8,6 +8,7 @@ from dagster_duckdb import DuckDBResource
 
 from btc_assets.defs import partitions
 from btc_assets.defs.publish import publish
+from btc_assets.defs.table_metadata import per_partition, table_metadata
 from btc_assets.defs.resources.sources import ArchiveResource
 from btc_assets.defs.resources.storage import LakeResource
 from btc_assets.lib.data import bars, schemas
@@ -96,8 +97,11 @@ def klines_1m(
     with warehouse.get_connection() as conn:
         written, visible = publish(CHECKS_1M, checks, lambda: replace_window(
             conn, "silver.klines_1m", KLINE_TYPES, df, "open_time", start, end), len(df))
+    per_partition(context, df, "open_time", visible["written"], extra=lambda day: {
+        "halt_minutes": int(day["is_halt"].sum())})
     yield dg.MaterializeResult(
         metadata={
+            **table_metadata(df),
             "rows": written,
             **visible,
             "days": len(days),
@@ -107,7 +111,6 @@ def klines_1m(
             "rows_out_of_order_in_file": sum(p.unsorted_rows for p in parsed),
             "missing_minutes": len(missing),
             "halt_minutes": int(df["is_halt"].sum()),
-            "preview": dg.MetadataValue.md(df.tail(5).to_markdown(index=False)),
         }
     )
     yield from checks

@@ -1,8 +1,10 @@
 """One self-contained, offline HTML page for a backtest (plotly.js inlined once, no CDN).
 
-Sections: metrics (strategy, buy-and-hold, random entry), regimes, what was skipped and the assumptions in force,
-then the charts: equity against buy-and-hold and random entry, drawdown, monthly returns heatmap, hour x weekday
-win-rate heatmap, rolling Sharpe, trades marked on price, fees and funding over time.
+Sections: the headline (after costs, beside buy-and-hold and random entry; annualised only over a year, from daily
+returns), the costs waterfall, metrics, regimes, what was skipped, per-week and per-model-version breakdowns and
+the assumptions in force; then the charts: equity against buy-and-hold and random entry, drawdown, monthly returns
+(only the months covered, with trade counts), hour x weekday win rate (with counts), rolling Sharpe, trades marked
+on price, fees and funding over time; last, the sortable trade list with each exit's reason.
 
 Lines are resampled to at most ``max_points`` time buckets (last value per bucket; the drawdown keeps each bucket's
 worst) because plotly.js is ~4.8 MB already and a screen has fewer pixels than a year has minutes; the tables use
@@ -24,7 +26,7 @@ from btc_assets.lib.research.backtest.metrics import DAYS_PER_YEAR, Evaluation, 
 from btc_assets.lib.research.backtest.simulation import BacktestResult
 
 CHARTS = 7
-PERCENT = {"total_return", "annualised_return", "max_drawdown", "win_rate", "exposure", "probabilistic_sharpe",
+PERCENT = {"total_return", "win_rate", "annualised_return", "max_drawdown", "win_rate", "exposure", "probabilistic_sharpe",
            "deflated_sharpe", "share_of_time", "strategy_return", "buy_and_hold_return", "random_entry_return"}
 STYLE = ("body{font-family:system-ui,sans-serif;margin:1.5rem;color:#222}h1{margin-bottom:.2rem}.sub{color:#555}"
          "table{border-collapse:collapse;margin:.6rem 1.2rem .6rem 0;display:inline-table;vertical-align:top}"
@@ -80,18 +82,25 @@ def _figures(res: BacktestResult, ev: Evaluation, max_points: int) -> list[tuple
     f_dd.update_yaxes(tickformat=".1%")
     monthly = eq.resample("MS").last()
     m_ret = monthly / np.concatenate([[init], monthly.to_numpy()[:-1]]) - 1.0
-    grid = pd.DataFrame({"y": m_ret.index.year, "m": m_ret.index.month, "r": m_ret.to_numpy()}).pivot(
-        index="y", columns="m", values="r").reindex(columns=range(1, 13))
-    f_month = go.Figure(go.Heatmap(z=grid.to_numpy(), x=[pd.Timestamp(2000, m, 1).strftime("%b") for m in range(1, 13)],
-                                   y=[str(y) for y in grid.index], colorscale="RdYlGn", zmid=0,
-                                   texttemplate="%{z:.1%}", hovertemplate="%{y} %{x}: %{z:.2%}<extra></extra>"))
     tr = res.trades
     et = pd.DatetimeIndex(tr["entry_time"])
+    m_n = pd.Series(1, index=et).resample("MS").sum().reindex(m_ret.index, fill_value=0) if len(tr) else \
+        pd.Series(0, index=m_ret.index)
+    # Only the months the backtest covers (a 2-month test is a 2-cell heatmap), each with its trade count.
+    labels = [f"{t:%Y %b}" for t in m_ret.index]
+    f_month = go.Figure(go.Heatmap(z=[m_ret.to_numpy()], x=labels, y=["return"], colorscale="RdYlGn", zmid=0,
+                                   text=[[f"{r:+.1%}<br>{n:,d} trades" for r, n in zip(m_ret, m_n)]],
+                                   texttemplate="%{text}", hovertemplate="%{x}: %{z:.2%}<extra></extra>"))
+    days_ = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
     wins = pd.DataFrame({"d": et.dayofweek, "h": et.hour, "w": (tr["net_pnl"] > 0).to_numpy(float)})
     wr = wins.pivot_table(index="d", columns="h", values="w", aggfunc="mean").reindex(index=range(7), columns=range(24))
-    f_hw = go.Figure(go.Heatmap(z=wr.to_numpy(), x=list(range(24)), y=["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
-                                colorscale="RdYlGn", zmin=0, zmax=1,
-                                hovertemplate="%{y} %{x}h: %{z:.0%}<extra></extra>"))
+    wn = wins.pivot_table(index="d", columns="h", values="w", aggfunc="count").reindex(
+        index=range(7), columns=range(24)).fillna(0).astype(int)
+    cell = np.where(wn.to_numpy() > 0, np.char.add(np.char.add(np.char.mod("%.0f%%", np.nan_to_num(wr.to_numpy()) * 100),
+                                                              "<br>n="), wn.to_numpy().astype(str)), "")
+    f_hw = go.Figure(go.Heatmap(z=wr.to_numpy(), x=list(range(24)), y=days_, colorscale="RdYlGn", zmin=0, zmax=1,
+                                text=cell, texttemplate="%{text}", customdata=wn.to_numpy(),
+                                hovertemplate="%{y} %{x}h: %{z:.0%} of %{customdata} trades<extra></extra>"))
     days = pd.DatetimeIndex(eq.index).floor("D").unique()
     dr = pd.Series(daily_returns(eq.to_numpy(), init, eq.index), index=days)
     window = int(min(30, max(3, len(dr) // 3)))
@@ -140,9 +149,75 @@ def headline(ev: Evaluation, slippage_impact: float | None = None) -> tuple[str,
     return text, waterfall
 
 
+TRADE_LIST_MAX = 5_000
+SORT = ("<script>document.querySelectorAll('table.sortable th').forEach(function(th,i){th.style.cursor='pointer';"
+        "th.addEventListener('click',function(){var t=th.closest('table'),b=t.tBodies[0],r=Array.from(b.rows),"
+        "d=th.dataset.dir==='a'?-1:1;th.dataset.dir=d>0?'a':'d';r.sort(function(x,y){var p=x.cells[i].dataset.v,"
+        "q=y.cells[i].dataset.v;var m=parseFloat(p),n=parseFloat(q);return (isNaN(m)||isNaN(n)?p.localeCompare(q)"
+        ":m-n)*d});r.forEach(function(e){b.appendChild(e)})})})</script>")
+
+
+def trade_versions(trades: pd.DataFrame, versions: pd.Series | None) -> pd.Series:
+    """The model version whose signal opened each trade: the last signal bar at or before the fill."""
+    if versions is None or versions.empty or trades.empty:
+        return pd.Series(["n/a"] * len(trades), index=trades.index, dtype=object)
+    v = versions.sort_index()
+    pos = np.searchsorted(pd.DatetimeIndex(v.index).asi8, pd.DatetimeIndex(trades["entry_time"]).asi8, side="right") - 1
+    return pd.Series(np.where(pos >= 0, v.to_numpy()[np.clip(pos, 0, None)], "n/a"), index=trades.index, dtype=object)
+
+
+def breakdown(trades: pd.DataFrame, key: pd.Series) -> pd.DataFrame:
+    """Trades, win rate and the gross -> fees -> funding -> net P&L of each group (week, model version)."""
+    g = trades.assign(_k=key.to_numpy(), _w=(trades["net_pnl"] > 0).astype(float)).groupby("_k", observed=True)
+    out = pd.DataFrame({"trades": g.size().astype(float), "win_rate": g["_w"].mean(), "gross_pnl": g["gross_pnl"].sum(),
+                        "fees": -g["fees"].sum(), "funding": -g["funding"].sum(), "net_pnl": g["net_pnl"].sum()})
+    out.index.name = None
+    return out
+
+
+def _trade_list(trades: pd.DataFrame, versions: pd.Series) -> str:
+    shown = trades.tail(TRADE_LIST_MAX)
+    cols = (("entry (UTC)", "entry_time"), ("exit (UTC)", "exit_time"), ("side", "side"), ("model", None),
+            ("entry price", "entry_price"), ("exit price", "exit_price"), ("qty BTC", "qty"),
+            ("gross USDT", "gross_pnl"), ("fees", "fees"), ("funding", "funding"), ("net USDT", "net_pnl"),
+            ("R", "r_multiple"), ("exit reason", "exit_reason"))
+    head = "".join(f"<th>{c}</th>" for c, _ in cols)
+    body = []
+    for i, t in shown.iterrows():
+        cells = []
+        for _, k in cols:
+            v = versions.loc[i] if k is None else t[k]
+            if isinstance(v, pd.Timestamp):
+                txt, key = f"{v:%Y-%m-%d %H:%M}", str(v.value)
+            elif isinstance(v, (float, np.floating)):
+                txt = "n/a" if not np.isfinite(v) else (f"{v:.4f}" if k == "qty" else f"{v:,.2f}")
+                key = repr(float(v)) if np.isfinite(v) else ""
+            else:
+                txt = key = str(v)
+            cells.append(f"<td data-v='{html_lib.escape(key)}'>{html_lib.escape(txt)}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    cap = (f"Trade list ({len(shown):,} of {len(trades):,}, the last ones; click a header to sort)"
+           if len(shown) < len(trades) else f"Trade list ({len(trades):,} trades; click a header to sort)")
+    if trades.empty:
+        return "<p class='note'>Trade list: no trade was taken.</p>"
+    return (f"<table class='sortable' id='trade-list'><caption>{cap}</caption><thead><tr>{head}</tr></thead>"
+            f"<tbody>{''.join(body)}</tbody></table>")
+
+
+def _frame_table(df: pd.DataFrame, title: str) -> str:
+    if df.empty:
+        return f"<p class='note'>{html_lib.escape(title)}: no trade.</p>"
+    return (f"<table><caption>{html_lib.escape(title)}</caption><tr><th></th>"
+        + "".join(f"<th>{html_lib.escape(str(c))}</th>" for c in df.columns) + "</tr>"
+        + "".join(f"<tr><td>{html_lib.escape(str(k))}</td>" + "".join(f"<td>{_fmt(c, row[c])}</td>" for c in df.columns)
+                  + "</tr>" for k, row in df.iterrows()) + "</table>")
+
+
 def render_report(res: BacktestResult, ev: Evaluation, *, title: str, subtitle: str = "",
-                  max_points: int = 3_000, slippage_impact: float | None = None) -> str:
-    """The whole page as a string; works offline."""
+                  max_points: int = 3_000, slippage_impact: float | None = None,
+                  versions: pd.Series | None = None) -> str:
+    """The whole page as a string; works offline. ``versions`` (model version per signal bar) splits the trades
+    by the model that opened them."""
     if len(res.equity) < 2:
         raise ValueError("the backtest has fewer than 2 bars; there is nothing to report")
     parts = []
@@ -156,6 +231,11 @@ def render_report(res: BacktestResult, ev: Evaluation, *, title: str, subtitle: 
                      "Metrics (after costs; Sharpe and Sortino from daily returns)")
               + _table({k: row.to_dict() for k, row in ev.by_regime.iterrows()}, "By regime (trailing 24 h return)")
               + _table({"count": {k: float(v) for k, v in res.skipped.items()}}, "Entries not taken"))
+    tv = trade_versions(res.trades, versions)
+    weeks = pd.DatetimeIndex(res.trades["entry_time"]).tz_localize(None).to_period("W-SUN").start_time
+    tables += (_frame_table(breakdown(res.trades, pd.Series([f"{w:%Y-%m-%d}" for w in weeks], index=res.trades.index)),
+                            "By week (Monday of the entry's week; P&L in USDT)")
+               + _frame_table(breakdown(res.trades, tv), "By model version (the one whose signal opened the trade)"))
     note = (f"{len(res.equity):,} bars {res.equity.index[0]} .. {res.equity.index[-1]} UTC. Fills on the bar after the "
             f"signal; taker {res.costs.taker_fee:.3%}, maker {res.costs.maker_fee:.3%}, slippage "
             f"{res.costs.slippage_bps} bps + {res.costs.slippage_vol_mult} x 1m volatility; entries: "
@@ -165,7 +245,7 @@ def render_report(res: BacktestResult, ev: Evaluation, *, title: str, subtitle: 
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html_lib.escape(title)}</title>"
             f"<style>{STYLE}</style></head><body>{WATCH}<h1>{html_lib.escape(title)}</h1><p class='sub'>"
             f"{html_lib.escape(subtitle)}</p>{tables}<p class='note'>{html_lib.escape(note)}</p>"
-            + "".join(parts) + STATUS + "</body></html>")
+            + "".join(parts) + _trade_list(res.trades, tv) + SORT + STATUS + "</body></html>")
 
 
 def write_report(html: str, path: Path) -> Path:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
@@ -30,6 +31,22 @@ FAMILIES = {
     "rf_daily": Family("btc_assets.rf_daily", "btc_assets_rf_daily_next1d"),
 }
 XGB_EXPERIMENT, XGB_REGISTERED_NAME = FAMILIES["xgb"].experiment, FAMILIES["xgb"].registered_name
+DESCRIPTIONS = {
+    "xgb": "XGBoost (hist, CPU) on the point-in-time 1m features: SELL/HOLD/BUY over the next 3 minutes, one model "
+           "per trading week, trained on the weeks before it.",
+    "lstm": "PyTorch LSTM over windows of the point-in-time 1m features: SELL/HOLD/BUY over the next 3 minutes, one "
+            "model per trading week.",
+    "ensemble": "XGBoost + LSTM of the week: mean class probabilities, a signal only where both agree.",
+    "rf_daily": "Random forest on daily bars: next day's direction, the daily swing strategy's model.",
+}
+EVIDENCE_NOTE = ("Every run is one model: walk-forward out-of-sample metrics beside the majority-class and "
+                 "persistence baselines (test_* / majority_* / persistence_*) and the folds' predictions traded by "
+                 "the backtest engine after fees, slippage and funding (wf_net_return, wf_psr, "
+                 "wf_random_entry_percentile, wf_trades). Tag promoted=true|false says whether it may trade; the "
+                 "registered version with alias `champion` is the family's latest promoted model.")
+CHAMPION = "champion"
+# What an experiment is, for the MLflow UI: model training (not GenAI traces), with a description.
+EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
 
 
 class MlflowStore(Protocol):
@@ -47,9 +64,35 @@ class LoggedModel:
     run_url: str
 
 
-def ui_url(experiment_id: str, run_id: str) -> str:
-    base = os.environ.get("MLFLOW_UI_URL", "http://127.0.0.1:5000").rstrip("/")
-    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
+def ui_base() -> str:
+    """The MLflow UI's address for links: MLFLOW_UI_URL, else 127.0.0.1 on BTC_UI_MLFLOW_PORT (default 5000)."""
+    port = os.environ.get("BTC_UI_MLFLOW_PORT", "5000")
+    return os.environ.get("MLFLOW_UI_URL", f"http://127.0.0.1:{port}").rstrip("/")
+
+
+def dagster_base() -> str:
+    """The Dagster UI's address for links: DAGSTER_UI_URL, else 127.0.0.1 on BTC_UI_DAGSTER_PORT (default 3000)."""
+    port = os.environ.get("BTC_UI_DAGSTER_PORT", "3000")
+    return os.environ.get("DAGSTER_UI_URL", f"http://127.0.0.1:{port}").rstrip("/")
+
+
+def ui_url(experiment_id: str, run_id: str, artifact: str | None = None) -> str:
+    """A run's page in the MLflow UI, or (``artifact``) that run's artifact opened in the UI's viewer (HTML pages
+    render there; the raw download endpoint serves them as attachments)."""
+    url = f"{ui_base()}/#/experiments/{experiment_id}/runs/{run_id}"
+    return f"{url}/artifactPath/{artifact}" if artifact else url
+
+
+def describe_experiment(experiment_id: str, family: str) -> None:
+    """Type the experiment as model training and give it its description (idempotent)."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    tags = client.get_experiment(experiment_id).tags
+    wanted = {**EXPERIMENT_TAGS, "mlflow.note.content": f"{DESCRIPTIONS.get(family, family)}\n\n{EVIDENCE_NOTE}"}
+    for k, v in wanted.items():
+        if tags.get(k) != v:
+            client.set_experiment_tag(experiment_id, k, v)
 
 
 def _finite(d: dict[str, float]) -> dict[str, float]:
@@ -72,22 +115,32 @@ def log_run(
     fold_metrics: list[dict[str, float]],
     tags: dict[str, str],
     log_model: Callable[[str | None], Any] | None = None,
+    started_at: float | None = None,
+    predictions: pd.DataFrame | None = None,
 ) -> LoggedModel:
     """One run in the family's experiment: params, metrics beside baselines, and (via `log_model`) the model.
 
     `overall` and each of `fold_metrics` use walk_forward.evaluate's names (accuracy, majority_accuracy, ...).
     `log_model(registered_name)` logs and registers the model inside the run and returns mlflow's ModelInfo.
+    `started_at` (time.time() when training began) makes the run's duration the training's, not the logging's;
+    `predictions` (label, signal) adds the out-of-sample confusion matrix as an artifact.
     """
     import mlflow
 
     fam = FAMILIES[family]
     experiment_id = store.activate(fam.experiment)
-    with mlflow.start_run(experiment_id=experiment_id, run_name=f"{family} {tags.get('week_start', '')}") as run:
-        mlflow.set_tags({"model_family": family, **tags})
+    describe_experiment(experiment_id, family)
+    client = mlflow.MlflowClient()
+    created = client.create_run(experiment_id, start_time=int((started_at or time.time()) * 1000),
+                                run_name=f"{family} {tags.get('week_start', '')}".strip(),
+                                tags={"model_family": family, **tags})
+    with mlflow.start_run(run_id=created.info.run_id) as run:
         mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
         mlflow.log_metrics({_metric_name(k): v for k, v in _finite(overall).items()})
         for i, fold in enumerate(fold_metrics):
             mlflow.log_metrics({f"fold_{_metric_name(k)}": v for k, v in _finite(fold).items()}, step=i)
+        if predictions is not None and {"label", "signal"} <= set(predictions.columns) and len(predictions):
+            mlflow.log_table(confusion_matrix(predictions), "evaluation/confusion_matrix.json")
         info = log_model(fam.registered_name) if log_model else None
     return LoggedModel(
         run_id=run.info.run_id,
@@ -96,6 +149,74 @@ def log_run(
         version=str(info.registered_model_version) if info and fam.registered_name else "",
         run_url=ui_url(experiment_id, run.info.run_id),
     )
+
+
+CLASSES = ("SELL", "HOLD", "BUY")
+
+
+def confusion_matrix(predictions: pd.DataFrame) -> pd.DataFrame:
+    """Out-of-sample counts of true label (rows) by predicted signal (columns), with each row's share right."""
+    t = pd.crosstab(predictions["label"].astype(int), predictions["signal"].astype(int)).reindex(
+        index=range(3), columns=range(3), fill_value=0)
+    out = pd.DataFrame({"true": list(CLASSES)})
+    for j, c in enumerate(CLASSES):
+        out[f"predicted_{c}"] = t[j].to_numpy()
+    out["rows"] = t.sum(axis=1).to_numpy()
+    out["recall"] = [float(t.iloc[i, i] / r) if r else float("nan") for i, r in enumerate(out["rows"])]
+    return out
+
+
+def importance_table(scores: dict[str, float]) -> pd.DataFrame:
+    """Features by importance, largest first, with each one's share of the total."""
+    df = pd.DataFrame({"feature": list(scores), "importance": [float(v) for v in scores.values()]})
+    df = df.sort_values("importance", ascending=False, ignore_index=True)
+    total = df["importance"].sum()
+    df["share"] = df["importance"] / total if total else 0.0
+    return df
+
+
+def record_verdict(store: MlflowStore, logged: LoggedModel, row: dict, *, dagster_run_id: str) -> None:
+    """The promotion verdict everywhere MLflow shows a model: the run's tags, the registered version's tags and
+    description, and the family's `champion` alias on the latest week's promoted version."""
+    import mlflow
+
+    promoted = bool(row["promoted"])
+    week = f"{pd.Timestamp(row['week_start']):%Y-%m-%d}"
+    data_range = f"{pd.Timestamp(row['train_from']):%Y-%m-%d %H:%M} .. {pd.Timestamp(row['train_to']):%Y-%m-%d %H:%M}"
+    tags = {"promoted": str(promoted).lower(), "promotion_reason": str(row["reason"])[:500], "week_start": week,
+            "data_range": data_range, "dagster_run": f"{dagster_base()}/runs/{dagster_run_id}"}
+    client = mlflow.MlflowClient(tracking_uri=store.tracking_uri, registry_uri=store.tracking_uri)
+    for k, v in tags.items():
+        client.set_tag(logged.run_id, k, v)
+    if not logged.version:
+        return
+    name, version = logged.registered_name, logged.version
+    for k, v in tags.items():
+        client.set_model_version_tag(name, version, k, v)
+    net = row.get("wf_net_return", float("nan"))
+    headline = (f"out of sample after costs: net {net:+.2%} over {int(row.get('wf_trades', 0) or 0)} trades, "
+                f"PSR {row.get('wf_psr', float('nan')):.2f}, random-entry percentile "
+                f"{row.get('wf_random_entry_percentile', float('nan')):.0f}" if math.isfinite(net) else
+                "no after-cost evidence")
+    client.update_model_version(name, version, description=(
+        f"Week {week} ({'PROMOTED' if promoted else 'NOT promoted'}): {row['reason']}. Trained on {data_range} UTC; "
+        f"{headline}."))
+    family = row.get("family", "")
+    try:
+        registered = client.get_registered_model(name)
+        if not registered.description:
+            client.update_registered_model(name, description=DESCRIPTIONS.get(family, name))
+        current = registered.aliases.get(CHAMPION)
+        current = None if current is None else str(current)
+    except mlflow.exceptions.MlflowException:
+        current = None
+    if not promoted:
+        return
+    if current is not None and current != version:
+        held = client.get_model_version(name, current).tags.get("week_start", "")
+        if held > week:  # a backfill of an older week does not take the alias from a newer champion
+            return
+    client.set_registered_model_alias(name, CHAMPION, version)
 
 
 def tag_run(store: MlflowStore, run_id: str, tags: dict[str, str]) -> None:
@@ -114,6 +235,8 @@ def xgb_logger(booster, features: list[str], example: pd.DataFrame) -> Callable[
         from mlflow.models import infer_signature
 
         proba = booster.predict(xgb.DMatrix(example[features], feature_names=features))
+        mlflow.log_table(importance_table(booster.get_score(importance_type="gain")),
+                         "evaluation/feature_importance.json")
         return mlflow.xgboost.log_model(
             booster, name="model", signature=infer_signature(example[features], proba),
             input_example=example[features], registered_model_name=name,
@@ -165,6 +288,9 @@ def sklearn_logger(model, example: pd.DataFrame) -> Callable[[str | None], Any]:
         import sklearn
         from mlflow.models import infer_signature
 
+        if hasattr(model, "feature_importances_"):
+            mlflow.log_table(importance_table(dict(zip(example.columns, model.feature_importances_))),
+                             "evaluation/feature_importance.json")
         return mlflow.sklearn.log_model(
             model, name="model", signature=infer_signature(example, model.predict_proba(example)),
             input_example=example, registered_model_name=name,

@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import time
 
+import pandas as pd
 import pytest
 
 from btc_assets.lib.research.backtest import simulate
@@ -58,3 +59,38 @@ def test_charts_render_in_headless_chromium_without_script_errors(page, tmp_path
     attrs = dict(re.findall(r'([\w-]+)="([^"]*)"', status.group(1)))
     assert attrs.get("data-errors") == "0", f"script errors in the report: {status.group(2)}"
     assert attrs.get("data-plots") == str(CHARTS), f"{attrs.get('data-plots')} of {CHARTS} charts drew"
+
+
+def test_breakdowns_trade_list_and_heatmaps_say_what_exists(page):
+    from btc_assets.lib.research.backtest.report import _figures
+
+    _, html, _ = page
+    assert "By week (Monday" in html and "By model version" in html
+    assert "id='trade-list'" in html and "exit reason" in html and "click a header to sort" in html
+    bars = random_bars(4_000)
+    funding = eight_hourly_funding(bars)
+    res = simulate(bars, random_signals(bars), funding)
+    figs = dict(_figures(res, evaluate(res, bars, funding), 3_000))
+    month = figs["Monthly returns"].data[0]
+    # 4,000 bars is under 3 days: the heatmap has the month(s) covered, not twelve, each with its trade count
+    assert len(month.x) == len(pd.DatetimeIndex(bars["open_time"]).to_period("M").unique())
+    assert all(f"{len(res.trades):,d} trades" in t or "trades" in t for t in month.text[0])
+    hw = figs["Win rate by entry hour (UTC) and weekday"].data[0]
+    assert sum(int(c.split("n=")[1]) for row in hw.text for c in row if c) == len(res.trades)
+
+
+def test_trades_are_split_by_the_model_version_that_opened_them():
+    import pandas as pd
+    from btc_assets.lib.research.backtest.report import breakdown, trade_versions
+
+    t = pd.DatetimeIndex(["2024-01-01 00:05", "2024-01-08 00:05", "2024-01-08 03:00"], tz="UTC")
+    trades = pd.DataFrame({"entry_time": t, "net_pnl": [5.0, -2.0, 1.0], "gross_pnl": [6.0, -1.0, 2.0],
+                           "fees": [1.0, 1.0, 1.0], "funding": [0.0, 0.0, 0.0]})
+    versions = pd.Series(["xgb:1", "xgb:2"], index=pd.DatetimeIndex(["2024-01-01", "2024-01-08"], tz="UTC"))
+    tv = trade_versions(trades, versions)
+    assert list(tv) == ["xgb:1", "xgb:2", "xgb:2"]
+    b = breakdown(trades, tv)
+    assert b.loc["xgb:2", "trades"] == 2 and b.loc["xgb:2", "net_pnl"] == -1.0 and b.loc["xgb:1", "fees"] == -1.0
+    assert b.loc["xgb:2", "win_rate"] == 0.5
+    early = trades.assign(entry_time=pd.DatetimeIndex(["2023-12-31 00:00"] * 3, tz="UTC"))
+    assert list(trade_versions(early, versions)) == ["n/a"] * 3  # before any model: said, not guessed

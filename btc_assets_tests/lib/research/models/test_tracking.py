@@ -1,0 +1,73 @@
+"""MLflow as a comparison tool: typed, described experiments; each version tagged with its verdict and described;
+the family's `champion` alias on the latest week's promoted version only; a run lasting as long as its training."""
+
+import time
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.ensemble import RandomForestClassifier
+
+from btc_assets.defs.resources.storage import MlflowResource
+from btc_assets.lib.research.models import tracking
+
+
+@pytest.fixture()
+def store(tmp_path):
+    return MlflowResource(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", artifact_root=str(tmp_path / "artifacts"))
+
+
+def _train(store, week: str, started: float | None = None) -> tracking.LoggedModel:
+    rng = np.random.default_rng(0)
+    x = pd.DataFrame(rng.normal(size=(60, 3)), columns=["a", "b", "c"])
+    y = rng.integers(0, 3, size=60)
+    model = RandomForestClassifier(n_estimators=3, random_state=0).fit(x, y)
+    preds = pd.DataFrame({"label": y, "signal": model.predict(x)})
+    return tracking.log_run(store, "rf_daily", params={"week": week}, overall={"accuracy": 0.5},
+                            fold_metrics=[], tags={"week_start": week}, started_at=started, predictions=preds,
+                            log_model=tracking.sklearn_logger(model, x.head(3)))
+
+
+def _row(week: str, promoted: bool) -> dict:
+    return {"week_start": pd.Timestamp(week), "family": "rf_daily", "promoted": promoted,
+            "reason": "promoted on after costs" if promoted else "loses after costs (net -1.2 %)",
+            "train_from": pd.Timestamp("2024-01-01"), "train_to": pd.Timestamp(week) - pd.Timedelta(minutes=1),
+            "wf_net_return": 0.012 if promoted else -0.012, "wf_trades": 7, "wf_psr": 0.97,
+            "wf_random_entry_percentile": 96.0}
+
+
+def test_versions_carry_the_verdict_and_the_champion_is_the_latest_promoted_week(store, monkeypatch):
+    monkeypatch.setenv("DAGSTER_UI_URL", "http://dagster.example:3000")
+    client = mlflow.MlflowClient(tracking_uri=store.tracking_uri, registry_uri=store.tracking_uri)
+    name = tracking.FAMILIES["rf_daily"].registered_name
+
+    v1 = _train(store, "2024-01-08", started=time.time() - 30)
+    tracking.record_verdict(store, v1, _row("2024-01-08", False), dagster_run_id="r1")
+    assert tracking.CHAMPION not in client.get_registered_model(name).aliases  # refused: no champion
+    mv = client.get_model_version(name, v1.version)
+    assert mv.tags["promoted"] == "false" and mv.tags["week_start"] == "2024-01-08"
+    assert mv.tags["dagster_run"] == "http://dagster.example:3000/runs/r1" and "NOT promoted" in mv.description
+    run = client.get_run(v1.run_id)
+    assert run.data.tags["promoted"] == "false" and run.info.end_time - run.info.start_time >= 29_000
+
+    v2 = _train(store, "2024-01-15")
+    tracking.record_verdict(store, v2, _row("2024-01-15", True), dagster_run_id="r2")
+    assert str(client.get_registered_model(name).aliases[tracking.CHAMPION]) == v2.version
+    # a backfilled older week, promoted, does not take the alias from the newer champion
+    v0 = _train(store, "2024-01-01")
+    tracking.record_verdict(store, v0, _row("2024-01-01", True), dagster_run_id="r0")
+    assert str(client.get_registered_model(name).aliases[tracking.CHAMPION]) == v2.version
+    assert "net +1.20 % over 7 trades" in client.get_model_version(name, v2.version).description.replace("%", " %")
+
+    exp = client.get_experiment_by_name(tracking.FAMILIES["rf_daily"].experiment)
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert "after fees" in exp.tags["mlflow.note.content"]
+    artifacts = {a.path for a in client.list_artifacts(v1.run_id, "evaluation")}
+    assert {"evaluation/confusion_matrix.json", "evaluation/feature_importance.json"} <= artifacts
+
+
+def test_the_confusion_matrix_counts_each_true_class_by_prediction():
+    cm = tracking.confusion_matrix(pd.DataFrame({"label": [0, 0, 1, 2, 2, 2], "signal": [0, 1, 1, 2, 2, 0]}))
+    assert cm["predicted_SELL"].tolist() == [1, 0, 1] and cm["rows"].tolist() == [2, 1, 3]
+    assert cm["recall"].round(3).tolist() == [0.5, 1.0, 0.667]
