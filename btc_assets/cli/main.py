@@ -177,10 +177,15 @@ def kill_command(clear: bool, reason: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from btc_assets.cli.settings import help_text, quiet_libraries, validate
+
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    p = argparse.ArgumentParser(prog="btc-assets", description=__doc__.splitlines()[0])
+    quiet_libraries()
+    p = argparse.ArgumentParser(prog="btc-assets", description=__doc__.splitlines()[0], epilog=help_text(),
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
-    d = sub.add_parser("demo", help="materialize the whole graph over a date range (default: the bundled sample)")
+    d = sub.add_parser("demo", help="materialize the whole graph over a date range (default: the bundled sample)",
+                       epilog=help_text(), formatter_class=argparse.RawDescriptionHelpFormatter)
     d.add_argument("--start", type=dt.date.fromisoformat, default=dt.date(2024, 1, 1))
     d.add_argument("--end", type=dt.date.fromisoformat, default=dt.date(2024, 2, 29))
     d.add_argument("--replay-hours", type=float, default=4.0)
@@ -205,18 +210,22 @@ def main(argv: list[str] | None = None) -> int:
                    "until Ctrl-C/SIGTERM (options: btc-assets collect --help)")
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["collect"]:  # the collector parses its own options
+        validate("collect")
         prepare_environment()
         from btc_assets.lib.data.collector.main import main as collect
 
         return collect(argv[1:])
     args = p.parse_args(argv)
-    root = prepare_environment()
-    if args.cmd == "demo":
+    if args.cmd == "demo" and not os.environ.get("BINANCE_ARCHIVE_URL"):
+        # The demo is offline: the bundled sample unless told otherwise (before the definitions load, so the
+        # partitions start at the sample's first day).
         from btc_assets.defs.resources.sources import SAMPLE_ARCHIVE
 
-        if not os.environ.get("BINANCE_ARCHIVE_URL"):  # the demo is offline: the bundled sample unless told otherwise
-            os.environ["BINANCE_ARCHIVE_URL"] = str(SAMPLE_ARCHIVE)
-            log.info("BINANCE_ARCHIVE_URL not set: the demo reads the bundled sample (%s)", SAMPLE_ARCHIVE)
+        os.environ["BINANCE_ARCHIVE_URL"] = str(SAMPLE_ARCHIVE)
+        log.info("BINANCE_ARCHIVE_URL not set: the demo reads the bundled sample (%s)", SAMPLE_ARCHIVE)
+    validate(args.cmd)  # before anything is recorded or run: every problem named with its variable
+    root = prepare_environment()
+    if args.cmd == "demo":
         t0 = time.perf_counter()
         timings = run_demo(args.start, args.end, args.replay_hours, args.replay_speed)
         from btc_assets.cli.summary import print_summary

@@ -8,12 +8,11 @@ otherwise the listing date of the USD-M perpetual (its first funding, 2019-09-10
 import datetime as dt
 import os
 import re
-from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 import dagster as dg
 import pandas as pd
 
+from btc_assets.lib.data.archive.local import local_root
 from btc_assets.lib.research.features.window import WARMUP_DAYS
 
 # The USD-M BTCUSDT perpetual's first funding (GET /fapi/v1/fundingRate) was 2019-09-10 08:00 UTC.
@@ -23,19 +22,10 @@ _DAILY_FILE = re.compile(r"-1m-(\d{4}-\d{2}-\d{2})\.zip$")
 _MONTHLY_FILE = re.compile(r"-1m-(\d{4}-\d{2})\.zip$")
 
 
-def _local_root(url: str) -> Path | None:
-    scheme = urlparse(url).scheme.lower()
-    if scheme == "file":
-        return Path(unquote(urlparse(url).path))
-    if url and len(scheme) <= 1:
-        return Path(url).expanduser()
-    return None
-
-
 def first_archive_day(url: str, symbol: str = "BTCUSDT") -> str | None:
     """The first day of 1m klines a local mirror holds (daily or monthly files); None for a remote archive or a
     mirror without klines."""
-    root = _local_root(url)
+    root = local_root(url)
     if root is None:
         return None
     days = []
