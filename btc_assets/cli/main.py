@@ -135,6 +135,7 @@ def run_demo(start: dt.date, end: dt.date, replay_hours: float, replay_speed: fl
     timed("trading/pnl (replayed days)", lambda: [_must_succeed(
         pnl_job.execute_in_process(instance=instance, partition_key=d.isoformat(), raise_on_error=False),
         f"trading/pnl {d}") for d in replay_days])
+    timed("trading/dashboard", lambda: _plain_run(defs, instance, [["trading", "dashboard"]]))
     return timings
 
 

@@ -89,6 +89,13 @@ def test_trading_run_decides_each_bar_once_and_orders_fill_by_the_backtest_fill_
     res = built.run([["trading", "decisions"], ["trading", "orders"]], partition_key="2024-01-10", tags=tags)
     obs = [e for e in res.all_events if e.event_type_value == "ASSET_OBSERVATION"]
     assert len(obs) == 60  # one identifiable event per bar
+    [omat] = [e.event_specific_data.materialization for e in res.get_asset_materialization_events()
+              if e.asset_key == dg.AssetKey(["trading", "orders"])]
+    table = [r.data for r in omat.metadata["orders"].value.records]  # a real table, not a Markdown dialog
+    filled = [r for r in table if r["state"] == "FILLED"]
+    assert filled and all(r["price"] not in ("n/a", "market", "nan") and r["decision_id"] != "n/a"
+                          and r["model_version"] not in ("n/a", "none") for r in filled)
+    assert any(r["realised_pnl_usdt"] for r in filled if not r["client_order_id"].endswith("-entry"))
     orders_before = built.sql("SELECT count(DISTINCT client_order_id) FROM trading.order_events")
     built.run([["trading", "decisions"], ["trading", "orders"]], partition_key="2024-01-10", tags=tags)  # a retry
     # ...after fills have changed the position: it must send nothing new
@@ -133,6 +140,15 @@ def test_trading_run_decides_each_bar_once_and_orders_fill_by_the_backtest_fill_
                             "AND bar_time >= '2024-01-10'")[0]
     assert meta["fills"].value == fills and meta["fees"].value == pytest.approx(fees)
     assert meta["pnl"].value == pytest.approx(meta["equity_end"].value - meta["equity_start"].value)
+    board = built.run([["trading", "dashboard"]])
+    meta = board.get_asset_materialization_events()[0].event_specific_data.materialization.metadata
+    assert meta["equity_usdt"].value == pytest.approx(day_equity := meta["equity_usdt"].value) and day_equity > 0
+    assert meta["closing_fills"].value >= 1 and "/artifactPath/live_dashboard.html" in meta["dashboard"].value
+    page = (built.root / "lake" / "reports" / "live_dashboard.html").read_text()
+    assert "Rolling Sharpe" in page and "Recent orders" in page and "<script src" not in page
+    again = built.run([["trading", "dashboard"]])  # refreshed: the same MLflow run, its page replaced
+    assert again.get_asset_materialization_events()[0].event_specific_data.materialization.metadata[
+        "dashboard"].value == meta["dashboard"].value
     prom = (built.root / "metrics" / "trading.prom").read_text()  # the trader's Prometheus snapshot
     assert "btc_equity_usdt" in prom and 'stage="decision"' in prom
 

@@ -20,7 +20,7 @@ WEEK = "2024-01-08"
 def models(model_pipeline):
     members = model_pipeline.run([["models", "xgb_model"], ["models", "lstm_model"]], partition_key=WEEK,
                                  run_config=train_config(lstm=True), raise_on_error=False)
-    # Its own run: in the members' run a member's failed (blocking) promotion check would skip it.
+    # Its own run, with its own config (promotion on the baselines only, so the tiny test members can be combined).
     ens = model_pipeline.run([["models", "ensemble"]], partition_key=WEEK, raise_on_error=False,
                              run_config={"ops": {"models__ensemble": {"config": {"promotion": "baselines_only"}}}})
     return model_pipeline, Results(members, ens)
@@ -74,11 +74,14 @@ def test_every_family_logs_the_same_metrics_beside_the_baselines(models):
     assert meta_of(res, ["models", "lstm_model"])["train_samples_per_second"].value > 0
 
 
-def test_promotion_is_a_blocking_check_that_says_so(models):
+def test_promotion_is_a_warn_check_that_says_so_and_the_run_stays_green(models):
     built, res = models
     checks = {ev.check_name: ev for ev in res.get_asset_check_evaluations()}
     assert set(checks) == {"xgb_model_beats_baselines", "lstm_model_beats_baselines", "ensemble_model_beats_baselines"}
-    assert all(spec.blocking for a in (xgb_model, lstm_model, ensemble) for spec in a.check_specs)
+    # "not promoted" is an honest outcome, not a failure: nothing downstream is blocked by it (signals and trading
+    # read `promoted` from the registry and refuse an unpromoted model themselves)
+    assert not any(spec.blocking for a in (xgb_model, lstm_model, ensemble) for spec in a.check_specs)
+    assert all(ev.severity == dg.AssetCheckSeverity.WARN for ev in checks.values()) and all(r.success for r in res.runs)
     rows = dict(built.sql("SELECT family, promoted FROM models.xgb_models UNION ALL SELECT family, promoted FROM "
                           "models.lstm_models UNION ALL SELECT family, promoted FROM models.ensemble_models"))
     for name, ev in checks.items():

@@ -12,6 +12,7 @@ from dagster_duckdb import DuckDBResource
 
 from btc_assets.defs.resources.trading import NotifierResource, TradingResource
 from btc_assets.defs.trading.market import one_minute, tagged_bars
+from btc_assets.defs.table_metadata import fmt
 from btc_assets.defs.trading.specs import CLOCK_SPEED, ORDERS, REQUESTED_AT
 from btc_assets.lib.research.features.window import WARMUP
 from btc_assets.lib.trading import metrics as trading_metrics
@@ -183,8 +184,7 @@ def send_orders(context: dg.AssetExecutionContext, journal: Journal, warehouse: 
         "send_seconds": round(send_seconds, 3),
         "rate_limit_headroom": headroom or "paper: no exchange limits",
         "journal_rows_mirrored": mirrored or "local profile: no mirror",
-        "orders": dg.MetadataValue.md(day.tail(20).drop(columns=["run_id", "seq"], errors="ignore")
-                                      .to_markdown(index=False)) if len(day) else "",
+        "orders": orders_table(conn, day, end) if len(day) else "no order today",
     }), dg.AssetCheckResult(asset_key=ORDERS.key, check_name="orders_after_their_decision",
                             passed=doubled.empty and early.empty,
                             metadata={"filled_twice": doubled["client_order_id"].tolist(),
@@ -194,6 +194,45 @@ def send_orders(context: dg.AssetExecutionContext, journal: Journal, warehouse: 
                             metadata={"broker_position": actual, "journal_position": expected,
                                       "tolerance": trading.reconcile_tolerance,
                                       "orders_open_on_one_side_only": orphans})]
+
+
+ORDERS_SHOWN = 50
+
+
+def orders_table(conn, day: pd.DataFrame, end: pd.Timestamp) -> dg.MetadataValue:
+    """The day's orders (latest state each, the last ORDERS_SHOWN) as a table: bar time, the decision and model
+    version behind it, side, quantity, price ("market" for an unfilled market order), fee and the realised P&L of
+    its fills (average cost over the whole journal up to the day's end)."""
+    fills = conn.execute("SELECT client_order_id, side, qty, price, fee FROM trading.order_events WHERE event = "
+                         "'FILLED' AND bar_time < ? ORDER BY event_time, seq", [end.tz_localize(None)]).df()
+    realised = (trading_metrics.realised_pnl(fills).assign(client_order_id=fills["client_order_id"])
+                .groupby("client_order_id")[["gross_pnl", "net_pnl"]].sum() if len(fills) else None)
+    shown = day.tail(ORDERS_SHOWN)
+    dec = conn.execute("SELECT bar_time, decision_id, model_version FROM trading.decisions WHERE list_contains(?, "
+                       "bar_time)", [[pd.Timestamp(t).tz_localize(None) if pd.Timestamp(t).tzinfo else pd.Timestamp(t)
+                                      for t in shown["bar_time"]]]).df()
+    by_bar = {pd.Timestamp(r.bar_time): r for r in dec.itertuples()}
+    rows = []
+    for o in shown.itertuples():
+        bar = pd.Timestamp(o.bar_time).tz_localize(None) if pd.Timestamp(o.bar_time).tzinfo else pd.Timestamp(o.bar_time)
+        d = by_bar.get(bar)
+        pnl = realised.loc[o.client_order_id] if realised is not None and o.client_order_id in realised.index else None
+        rows.append(dg.TableRecord({
+            "bar_time": f"{bar:%Y-%m-%d %H:%M}", "client_order_id": o.client_order_id, "state": o.event,
+            "decision_id": d.decision_id if d is not None else "n/a",
+            "model_version": (d.model_version or "none") if d is not None else "n/a",
+            "side": o.side, "qty_btc": float(o.qty),
+            "price": fmt(o.price) if pd.notna(o.price) else ("market" if o.event == "NEW" else "n/a"),
+            "fee_usdt": fmt(o.fee) if pd.notna(o.fee) else "0",
+            "realised_pnl_usdt": fmt(pnl["net_pnl"]) if pnl is not None and pnl["gross_pnl"] != 0 else "",
+        }))
+    return dg.MetadataValue.table(rows, schema=dg.TableSchema([
+        dg.TableColumn("bar_time", "string", description="the decided bar (UTC)"),
+        dg.TableColumn("client_order_id", "string"), dg.TableColumn("state", "string"),
+        dg.TableColumn("decision_id", "string"), dg.TableColumn("model_version", "string"),
+        dg.TableColumn("side", "string"), dg.TableColumn("qty_btc", "float"), dg.TableColumn("price", "string"),
+        dg.TableColumn("fee_usdt", "string"),
+        dg.TableColumn("realised_pnl_usdt", "string", description="net of fees; empty for a fill that only opens")]))
 
 
 # A failed data-quality check upstream, or a position the broker does not confirm, stops trading (the model

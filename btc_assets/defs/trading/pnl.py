@@ -1,13 +1,16 @@
-"""The day's paper P&L from the journal, stored per day and sent as the daily summary alert."""
+"""The day's paper P&L from the journal, stored per day and sent as the daily summary alert; the live dashboard."""
 
 import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from btc_assets.defs import partitions
+from btc_assets.defs.resources.storage import LakeResource, MlflowResource
 from btc_assets.defs.resources.trading import NotifierResource, TradingResource
+from btc_assets.defs.table_metadata import frame_table
+from btc_assets.lib.research.models import tracking
 from btc_assets.lib.trading import metrics as trading_metrics
-from btc_assets.lib.storage.warehouse import replace_window
+from btc_assets.lib.storage.warehouse import replace_window, table_exists
 
 PNL_TYPES = {"day": "TIMESTAMP", "equity_start": "DOUBLE", "equity_end": "DOUBLE", "pnl": "DOUBLE",
              "fees": "DOUBLE", "fills": "BIGINT", "position_end": "DOUBLE", "decisions": "BIGINT"}
@@ -42,3 +45,55 @@ def pnl(context: dg.AssetExecutionContext, warehouse: DuckDBResource, trading: T
         f"P&L {r['pnl']:+,.2f} USDT after {r['fees']:,.2f} fees; {int(r['fills'])} fills over {int(r['decisions'])} "
         f"decisions; equity {r['equity_end']:,.2f}; position {r['position_end']:+.3f} BTC")
     return dg.MaterializeResult(metadata={**{k: float(v) for k, v in r.items() if k != "day"}, "alert_sent": sent})
+
+
+DASHBOARD_PATH = "reports/live_dashboard.html"
+DASHBOARD_EXPERIMENT = "btc_assets.live_dashboard"
+
+
+@dg.asset(
+    key=["trading", "dashboard"],
+    deps=[dg.AssetKey(["trading", "orders"]), dg.AssetKey(["trading", "pnl"])],
+    group_name="trading",
+    pool="duckdb",
+    kinds={"plotly", "mlflow"},
+    automation_condition=dg.AutomationCondition.eager(),
+    description="The live account's dashboard (plotly, the backtest report's look): equity curve, daily P&L, "
+    "drawdown, rolling Sharpe from daily returns, win rate by hour and weekday, open position and orders, breaker "
+    "and kill-switch state, recent orders with realised P&L. Refreshed after the trading runs; the `dashboard` "
+    "link opens it in the MLflow UI (one run per strategy, its page replaced on each refresh).",
+)
+def dashboard(context: dg.AssetExecutionContext, warehouse: DuckDBResource, trading: TradingResource,
+              lake: LakeResource, mlflow: MlflowResource) -> dg.MaterializeResult:
+    from btc_assets.lib.trading import dashboard as live_dashboard
+
+    with warehouse.get_connection() as conn:
+        if not table_exists(conn, "trading.decisions"):
+            raise dg.Failure("trading.decisions does not exist: run the live trading sensor (or `make demo`) first")
+        st = live_dashboard.state(conn, trading.notional_usdt)
+    try:
+        page = live_dashboard.render(st, trading.notional_usdt, f"Live account: {trading.strategy} ({trading.mode})")
+    except ValueError as e:
+        raise dg.Failure(str(e)) from None
+    uri = lake.write_bytes(DASHBOARD_PATH, page.html.encode("utf-8"))
+    url = publish_page(mlflow, trading.strategy, trading.mode, page.html)
+    return dg.MaterializeResult(metadata={
+        "dashboard": dg.MetadataValue.url(url), "dashboard_path": dg.MetadataValue.path(uri),
+        **{k: (round(float(v), 6) if v == v else float("nan")) for k, v in page.figures.items()},
+        "recent_orders": frame_table(st["orders"]) if len(st["orders"]) else "no order yet",
+    })
+
+
+def publish_page(store: MlflowResource, strategy: str, mode: str, html: str) -> str:
+    """Put the page on the strategy's one dashboard run in MLflow (created once) and return its UI link."""
+    import mlflow
+
+    experiment_id = store.activate(DASHBOARD_EXPERIMENT)
+    client = mlflow.MlflowClient()
+    found = client.search_runs([experiment_id], f"tags.strategy = '{strategy}' and tags.mode = '{mode}'",
+                               max_results=1)
+    run_id = found[0].info.run_id if found else client.create_run(
+        experiment_id, run_name=f"live dashboard {strategy} ({mode})", tags={"strategy": strategy, "mode": mode}
+    ).info.run_id
+    client.log_text(run_id, html, "live_dashboard.html")
+    return tracking.ui_url(experiment_id, run_id, "live_dashboard.html")

@@ -70,10 +70,8 @@ def snapshot(conn, initial_equity: float, until: pd.Timestamp | None = None) -> 
     )
 
 
-def _max_drawdown(dec: pd.DataFrame, fills: pd.DataFrame, sign: np.ndarray, initial: float) -> float:
-    """Worst peak-to-trough of equity marked at each decision's price (fills at bar t+1 count from bar t+1)."""
-    if dec.empty:
-        return 0.0
+def _equity_path(dec: pd.DataFrame, fills: pd.DataFrame, sign: np.ndarray, initial: float) -> np.ndarray:
+    """Equity marked at each decision's price (fills at bar t+1 count from bar t+1)."""
     times = pd.to_datetime(dec["bar_time"]).to_numpy()
     fill_times = (pd.to_datetime(fills["bar_time"]) + pd.Timedelta(minutes=1)).to_numpy() if len(fills) else times[:0]
     idx = np.searchsorted(times, fill_times, side="left")  # the first decision bar at or after each fill
@@ -83,9 +81,60 @@ def _max_drawdown(dec: pd.DataFrame, fills: pd.DataFrame, sign: np.ndarray, init
         np.add.at(d_cash, idx, -sign * fills["qty"].to_numpy(float) * fills["price"].to_numpy(float)
                   - fills["fee"].to_numpy(float))
     pos, cash = np.cumsum(d_pos)[:-1], initial + np.cumsum(d_cash)[:-1]
-    equity = cash + pos * dec["price"].to_numpy(float)
+    return cash + pos * dec["price"].to_numpy(float)
+
+
+def _max_drawdown(dec: pd.DataFrame, fills: pd.DataFrame, sign: np.ndarray, initial: float) -> float:
+    """Worst peak-to-trough of equity marked at each decision's price."""
+    if dec.empty:
+        return 0.0
+    equity = _equity_path(dec, fills, sign, initial)
     peak = np.maximum.accumulate(np.maximum(equity, initial))
     return float((equity / peak - 1.0).min())
+
+
+def equity_curve(conn, initial_equity: float) -> pd.DataFrame:
+    """The paper account's equity at each decided bar (bar_time, position_btc, equity_usdt), from the journal."""
+    fills = conn.execute("SELECT bar_time, side, qty, price, fee FROM trading.order_events WHERE event = 'FILLED' "
+                         "ORDER BY bar_time").df()
+    dec = conn.execute("SELECT bar_time, price FROM trading.decisions ORDER BY bar_time").df()
+    if dec.empty:
+        return pd.DataFrame({"bar_time": pd.DatetimeIndex([], tz="UTC"), "equity_usdt": [], "position_btc": []})
+    sign = fills["side"].map({"BUY": 1.0, "SELL": -1.0}).to_numpy() if len(fills) else np.zeros(0)
+    times = pd.to_datetime(dec["bar_time"])
+    pos = np.zeros(len(dec))
+    if len(fills):
+        idx = np.searchsorted(times.to_numpy(), (pd.to_datetime(fills["bar_time"]) + pd.Timedelta(minutes=1))
+                              .to_numpy(), side="left")
+        d = np.zeros(len(dec) + 1)
+        np.add.at(d, idx, sign * fills["qty"].to_numpy(float))
+        pos = np.cumsum(d)[:-1]
+    return pd.DataFrame({"bar_time": times.dt.tz_localize("UTC"), "position_btc": pos,
+                         "equity_usdt": _equity_path(dec, fills, sign, initial_equity)})
+
+
+def realised_pnl(fills: pd.DataFrame) -> pd.DataFrame:
+    """Each fill's realised P&L at average cost: `gross_pnl` on the part that reduces the open position (0 for a
+    fill that only adds to it), `net_pnl` after the fill's fee, and the position after it. ``fills`` in time order
+    (side BUY/SELL, qty, price, fee)."""
+    pos, avg = 0.0, 0.0
+    gross, after = np.zeros(len(fills)), np.zeros(len(fills))
+    for i, (side, qty, price) in enumerate(zip(fills["side"], fills["qty"].astype(float),
+                                              fills["price"].astype(float))):
+        q = qty if side == "BUY" else -qty
+        if pos and np.sign(q) != np.sign(pos):
+            closed = min(abs(q), abs(pos))
+            gross[i] = closed * (price - avg) * np.sign(pos)
+            rest = q + pos
+            if abs(q) > abs(pos):  # reversed: the remainder opens at this price
+                avg = price
+            pos = rest if abs(rest) > 1e-12 else 0.0
+        else:
+            avg = (avg * abs(pos) + price * abs(q)) / (abs(pos) + abs(q))
+            pos += q
+        after[i] = pos
+    return pd.DataFrame({"gross_pnl": gross, "net_pnl": gross - fills["fee"].to_numpy(float), "position_after": after},
+                        index=fills.index)
 
 
 def _quantiles(name: str, delta: pd.Series) -> dict[str, float]:

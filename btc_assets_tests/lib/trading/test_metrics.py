@@ -82,3 +82,18 @@ def test_server_serves_the_snapshot_and_its_age(tmp_path, journal):
             urllib.request.urlopen(url.replace("/metrics", "/other"))
     finally:
         server.shutdown()
+
+
+def test_realised_pnl_per_fill_at_average_cost():
+    import pandas as pd
+
+    from btc_assets.lib.trading.metrics import realised_pnl
+
+    fills = pd.DataFrame({"side": ["BUY", "BUY", "SELL", "SELL", "BUY"], "qty": [1.0, 1.0, 1.5, 1.5, 1.0],
+                          "price": [100.0, 110.0, 120.0, 90.0, 80.0], "fee": [0.1] * 5})
+    r = realised_pnl(fills)
+    # opens 1 @100, adds 1 @110 (avg 105); sells 1.5 @120: +22.5; sells 1.5 @90: closes 0.5 (-7.5), opens short 1
+    # @90; buys 1 @80: +10 on the short
+    assert r["gross_pnl"].tolist() == [0.0, 0.0, 22.5, -7.5, 10.0]
+    assert r["position_after"].tolist() == [1.0, 2.0, 0.5, -1.0, 0.0]
+    assert r["net_pnl"].iloc[2] == 22.5 - 0.1
