@@ -98,6 +98,49 @@ def test_mlflow_shows_the_experiment_and_run(served, browser):
     assert not errors, errors
 
 
+def _graphql(page, base: str, query: str) -> dict:
+    res = page.request.post(f"{base}/graphql", data={"query": query})
+    assert res.ok, res.text()
+    return res.json()["data"]
+
+
+def test_dagster_lists_only_partitions_the_sample_can_fill_and_no_failed_run(served, browser):
+    page = browser.new_page()
+    base = served[1][0]
+    node = _graphql(page, base, '{assetNodeOrError(assetKey: {path: ["silver", "klines_1m"]}) '
+                                '{... on AssetNode {partitionKeys}}}')["assetNodeOrError"]
+    keys = node["partitionKeys"]
+    assert keys[0] == "2024-01-01" and keys[-1] == "2024-02-29" and len(keys) == 60  # the sample's days, no others
+    runs = _graphql(page, base, '{runsOrError(filter: {statuses: [FAILURE]}) {... on Runs {results {runId}}}}')
+    assert runs["runsOrError"]["results"] == []  # an unpromoted model is a green run with a WARN check
+    page.goto(f"{base}/assets/models/xgb_model?view=checks", wait_until="networkidle")
+    page.get_by_text("xgb_model_beats_baselines").first.wait_for(timeout=30_000)
+    _dismiss_dialog(page)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "dagster_xgb_promotion_check.png"))
+
+
+def test_mlflow_versions_carry_their_verdict_and_the_experiment_is_model_training(served, browser):
+    page = browser.new_page(viewport={"width": 1600, "height": 1000})
+    base = served[1][1]
+    exp = page.request.get(f"{base}/ajax-api/2.0/mlflow/experiments/get-by-name?experiment_name=btc_assets.xgboost")
+    tags = {t["key"]: t["value"] for t in exp.json()["experiment"].get("tags", [])}
+    assert tags.get("mlflow.experimentKind") == "custom_model_development" and tags.get("mlflow.note.content")
+    found = page.request.get(f"{base}/ajax-api/2.0/mlflow/model-versions/search?filter=name%3D%27btc_assets_xgb_next3m%27")
+    [version] = found.json()["model_versions"]
+    vtags = {t["key"]: t["value"] for t in version.get("tags", [])}
+    assert {"week_start", "promoted", "promotion_reason", "data_range", "dagster_run"} <= set(vtags)
+    assert vtags["week_start"] == "2024-01-08" and vtags["dagster_run"].startswith("http://127.0.0.1:")
+    assert version.get("description")  # the after-cost headline
+    model = page.request.get(f"{base}/ajax-api/2.0/mlflow/registered-models/get?name=btc_assets_xgb_next3m").json()
+    aliases = {a["alias"]: a["version"] for a in model["registered_model"].get("aliases", [])}
+    assert (aliases.get("champion") == version["version"]) == (vtags["promoted"] == "true")
+    page.goto(f"{base}/#/models/btc_assets_xgb_next3m/versions/{version['version']}", wait_until="domcontentloaded")
+    page.get_by_text("promotion_reason").first.wait_for(timeout=30_000)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "mlflow_model_version.png"))
+
+
 def test_one_ctrl_c_stops_both_uis(served, browser):
     proc, urls, _ = served
     proc.send_signal(signal.SIGINT)

@@ -20,7 +20,10 @@ log = logging.getLogger("btc_assets.cli.replay")
 def run_as_sensor(job, instance: dg.DagsterInstance, req: dg.RunRequest, raise_on_error: bool = False):
     """Execute a run request of live_trading_sensor in this process, tagged as the sensor's run (as the daemon
     would launch it)."""
+    from btc_assets.cli.settings import run_logs
+
     return job.execute_in_process(instance=instance, partition_key=req.partition_key, raise_on_error=raise_on_error,
+                                  run_config=run_logs(),
                                   tags={**req.tags, "dagster/sensor_name": "live_trading_sensor",
                                         "dagster/run_key": req.run_key})
 

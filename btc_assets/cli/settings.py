@@ -22,6 +22,7 @@ SETTINGS: tuple[tuple[str, str, str], ...] = (
     ("BINANCE_ARCHIVE_URL", "https://data.binance.vision (make demo: the bundled sample)",
      "the public archive, or a local mirror (path or file://) of its data/futures/um layout"),
     ("BTC_PARTITIONS_START", "the mirror's first 1m day, else 2019-09-10", "first daily partition (YYYY-MM-DD)"),
+    ("BTC_PARTITIONS_END", "the bundled sample's last day, else open (today)", "last daily partition (YYYY-MM-DD)"),
     ("BTC_SYMBOL", "BTCUSDT", "the USD-M symbol"),
     ("BINANCE_REST_URL", "https://fapi.binance.com", "REST market data (recent days)"),
     ("BINANCE_WS_URL", "wss://fstream.binance.com", "market streams (collector)"),
@@ -81,16 +82,24 @@ def _archive(url: str) -> list[str]:
     return []
 
 
+def _is_sample(url: str) -> bool:
+    from btc_assets.defs.resources.sources import SAMPLE_ARCHIVE
+
+    root = local_root(url.strip())
+    return root is not None and root.resolve() == SAMPLE_ARCHIVE.resolve()
+
+
 def problems(command: str, env: Mapping[str, str] | None = None) -> list[str]:
     """Every problem of the configuration for `command` (demo, ui, trade, ...)."""
     env = os.environ if env is None else env
     out = _archive(env.get("BINANCE_ARCHIVE_URL", "").strip())
-    start = env.get("BTC_PARTITIONS_START", "").strip()
-    if start:
-        try:
-            dt.date.fromisoformat(start)
-        except ValueError:
-            out.append(f"BTC_PARTITIONS_START={start!r} is not a date: set YYYY-MM-DD or unset it")
+    for var in ("BTC_PARTITIONS_START", "BTC_PARTITIONS_END"):
+        day = env.get(var, "").strip()
+        if day:
+            try:
+                dt.date.fromisoformat(day)
+            except ValueError:
+                out.append(f"{var}={day!r} is not a date: set YYYY-MM-DD or unset it")
     for var, schemes in URL_VARS.items():
         v = env.get(var, "").strip()
         if v and (urlparse(v).scheme.lower() not in schemes or not urlparse(v).netloc):
@@ -102,6 +111,11 @@ def problems(command: str, env: Mapping[str, str] | None = None) -> list[str]:
     source = env.get("BTC_LIVE_SOURCE", "").strip()
     if source and source not in LIVE_SOURCES:
         out.append(f"BTC_LIVE_SOURCE={source!r} is unknown: set one of {', '.join(LIVE_SOURCES)}")
+    elif command == "trade" and source in ("collector", "rest") and _is_sample(env.get("BINANCE_ARCHIVE_URL", "")) \
+            and not env.get("BTC_PARTITIONS_END"):
+        out.append(f"BTC_LIVE_SOURCE={source} trades today's bars, but BINANCE_ARCHIVE_URL is the bundled sample, "
+                   "whose partitions end on its last day: set BINANCE_ARCHIVE_URL to https://data.binance.vision or "
+                   "your mirror (or BTC_LIVE_SOURCE=replay to replay the sample)")
     mode = env.get(MODE_VAR, "paper").strip().lower() or "paper"
     if mode not in MODES:
         out.append(f"{MODE_VAR}={mode!r} is not a trading mode: set paper (default), testnet or live")
@@ -154,5 +168,30 @@ def quiet_libraries(env: Mapping[str, str] | None = None) -> None:
                 warnings.filterwarnings("ignore", category=cls)
     except ImportError:  # pragma: no cover - dagster is a dependency
         pass
-    for name in ("alembic", "alembic.runtime.migration", "mlflow.store.db.utils", "mlflow.store.tracking.sqlalchemy_store"):
+    for name in ("alembic", "alembic.runtime.migration", "mlflow.store.db.utils", "mlflow.store.tracking.sqlalchemy_store",
+                 "mlflow.tracking._model_registry.fluent", "mlflow.models.model", "mlflow.models.signature"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # MLflow's advice on pickled pyfunc models and type hints is for its users' code, said once per model logged
+    logging.getLogger("mlflow.pyfunc").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method.*")
+
+
+def run_logs(run_config: dict | None = None, env: Mapping[str, str] | None = None) -> dict:
+    """`run_config` with Dagster's console logger at WARNING for runs the command line executes in process (each
+    run's events stay in the instance and the UI); BTC_DEBUG keeps every event on the console."""
+    env = os.environ if env is None else env
+    out = dict(run_config or {})
+    if not env.get("BTC_DEBUG"):
+        out.setdefault("loggers", {"console": {"config": {"log_level": "WARNING"}}})
+    return out
+
+
+def quiet_mlflow_prints(env: Mapping[str, str] | None = None) -> None:
+    """MLflow prints each registration ("Registered model ... already exists. Creating a new version ...") straight
+    to stderr; the demo's summary states every version and its verdict, so those lines go unless BTC_DEBUG."""
+    env = os.environ if env is None else env
+    if env.get("BTC_DEBUG"):
+        return
+    import mlflow.utils.logging_utils as mlflow_logging
+
+    mlflow_logging.MLFLOW_LOGGING_STREAM = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process

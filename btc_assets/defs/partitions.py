@@ -3,7 +3,9 @@
 Partitions start at the first day the configured archive has, so the UI never lists years of "missing" partitions
 that no source could fill: BTC_PARTITIONS_START (YYYY-MM-DD) if set; otherwise, for a local mirror
 (BINANCE_ARCHIVE_URL a path or file:// URL, the bundled sample included), the day of its first 1m kline file;
-otherwise the listing date of the USD-M perpetual (its first funding, 2019-09-10)."""
+otherwise the listing date of the USD-M perpetual (its first funding, 2019-09-10). They end at BTC_PARTITIONS_END
+if set, at the bundled sample's last day when it is the archive, and are open-ended (one more each UTC day)
+otherwise."""
 
 import datetime as dt
 import os
@@ -18,6 +20,7 @@ from btc_assets.lib.research.features.window import WARMUP_DAYS
 # The USD-M BTCUSDT perpetual's first funding (GET /fapi/v1/fundingRate) was 2019-09-10 08:00 UTC.
 LISTING_DATE = "2019-09-10"
 START_VARIABLE = "BTC_PARTITIONS_START"
+END_VARIABLE = "BTC_PARTITIONS_END"
 _DAILY_FILE = re.compile(r"-1m-(\d{4}-\d{2}-\d{2})\.zip$")
 _MONTHLY_FILE = re.compile(r"-1m-(\d{4}-\d{2})\.zip$")
 
@@ -36,6 +39,45 @@ def first_archive_day(url: str, symbol: str = "BTCUSDT") -> str | None:
     return min(days) if days else None
 
 
+def last_archive_day(url: str, symbol: str = "BTCUSDT") -> str | None:
+    """The last day of 1m klines a local mirror holds (a monthly file counts to its month's last day)."""
+    root = local_root(url)
+    if root is None:
+        return None
+    days = []
+    for freq, pattern in (("daily", _DAILY_FILE), ("monthly", _MONTHLY_FILE)):
+        folder = root / "data" / "futures" / "um" / freq / "klines" / symbol / "1m"
+        if folder.is_dir():
+            for f in folder.iterdir():
+                if m := pattern.search(f.name):
+                    day = pd.Timestamp(m.group(1))
+                    days.append(day if freq == "daily" else day + pd.offsets.MonthEnd(0))
+    return f"{max(days):%Y-%m-%d}" if days else None
+
+
+def partitions_end(env=os.environ) -> str | None:
+    """The last daily partition, or None (open-ended: a partition appears each UTC day). BTC_PARTITIONS_END if set;
+    for the bundled sample (a fixed 60 days, nothing can be added to it) its last day, so the UI does not list every
+    day since as missing; any other archive, local mirrors included, stays open (live trading needs today)."""
+    explicit = env.get(END_VARIABLE, "").strip()
+    if explicit:
+        try:
+            return dt.date.fromisoformat(explicit).isoformat()
+        except ValueError:
+            raise ValueError(f"{END_VARIABLE}={explicit!r} is not a date: set it to the last day to partition, "
+                             "as YYYY-MM-DD, or unset it for partitions up to today") from None
+    from btc_assets.defs.resources.sources import SAMPLE_ARCHIVE
+
+    root = local_root(env.get("BINANCE_ARCHIVE_URL", ""))
+    if root is not None and root.resolve() == SAMPLE_ARCHIVE.resolve():
+        return last_archive_day(str(root), env.get("BTC_SYMBOL", "BTCUSDT") or "BTCUSDT")
+    return None
+
+
+def _after(day: str | None, **offset) -> str | None:
+    return None if day is None else f"{pd.Timestamp(day) + pd.DateOffset(**offset):%Y-%m-%d}"
+
+
 def partitions_start(env=os.environ) -> str:
     """The first daily partition (see the module docstring); a malformed BTC_PARTITIONS_START is refused by name."""
     explicit = env.get(START_VARIABLE, "").strip()
@@ -51,11 +93,17 @@ def partitions_start(env=os.environ) -> str:
 
 
 ARCHIVE_START = partitions_start()
+ARCHIVE_END = partitions_end()  # the last day, inclusive (Dagster's end_date is exclusive)
 
-daily = dg.DailyPartitionsDefinition(start_date=ARCHIVE_START, timezone="UTC")
-monthly = dg.MonthlyPartitionsDefinition(start_date=ARCHIVE_START[:8] + "01", timezone="UTC")
-# Models are trained for a week of trading that starts on Monday 00:00 UTC, on data strictly before it.
-weekly = dg.WeeklyPartitionsDefinition(start_date=ARCHIVE_START, day_offset=1, timezone="UTC")
+daily = dg.DailyPartitionsDefinition(start_date=ARCHIVE_START, end_date=_after(ARCHIVE_END, days=1), timezone="UTC")
+monthly = dg.MonthlyPartitionsDefinition(
+    start_date=ARCHIVE_START[:8] + "01",
+    end_date=None if ARCHIVE_END is None else f"{pd.Timestamp(ARCHIVE_END) + pd.offsets.MonthBegin(1):%Y-%m-%d}",
+    timezone="UTC")
+# Models are trained for a week of trading that starts on Monday 00:00 UTC, on data strictly before it (a week
+# that starts within the data exists even when the data end before its Sunday).
+weekly = dg.WeeklyPartitionsDefinition(start_date=ARCHIVE_START, end_date=_after(ARCHIVE_END, days=7), day_offset=1,
+                                       timezone="UTC")
 
 # gold reads WARMUP_DAYS previous days of silver to warm its indicators up (lib/research/features/window.py).
 # Before the first partition there is nothing to read: the warm-up is counted from the data there is.

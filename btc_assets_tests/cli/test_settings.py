@@ -60,6 +60,10 @@ def test_production_profile_urls_ports_and_dates():
     assert "BTC_UI_MLFLOW_PORT='50o0'" in one("ui", BTC_UI_MLFLOW_PORT="50o0")
     assert "BTC_PARTITIONS_START='2024-13-01'" in one("demo", BTC_PARTITIONS_START="2024-13-01")
     assert "BTC_LIVE_SOURCE='kafka'" in one("trade", BTC_LIVE_SOURCE="kafka")
+    assert "BTC_PARTITIONS_END='soon'" in one("demo", BTC_PARTITIONS_END="soon")
+    msg = one("trade", BTC_LIVE_SOURCE="collector", BINANCE_ARCHIVE_URL=str(SAMPLE_ARCHIVE))
+    assert "partitions end on its last day" in msg  # today's bars would have no partition
+    assert problems("trade", {"BTC_LIVE_SOURCE": "replay", "BINANCE_ARCHIVE_URL": str(SAMPLE_ARCHIVE)}) == []
 
 
 def test_every_problem_is_reported_at_once():
@@ -106,3 +110,19 @@ def test_beta_warnings_and_migration_lines_are_quiet_unless_debugging():
         quiet_libraries({"BTC_DEBUG": "1"})
         warnings.warn("beta", dg.BetaWarning)
         assert len(seen) == 1 and logging.getLogger("alembic").level == logging.NOTSET
+
+
+def test_in_process_runs_log_warnings_only_unless_debugging():
+    import dagster as dg
+
+    from btc_assets.cli.settings import run_logs
+
+    assert run_logs({"ops": {}}, {}) == {"ops": {}, "loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    assert run_logs(None, {"BTC_DEBUG": "1"}) == {}
+
+    @dg.asset
+    def one() -> None:
+        return None
+
+    job = dg.Definitions(assets=[one]).resolve_implicit_global_asset_job_def()
+    assert job.execute_in_process(run_config=run_logs(env={})).success  # a config the job's schema accepts

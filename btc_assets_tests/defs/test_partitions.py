@@ -37,3 +37,30 @@ def test_the_first_partition_warms_up_from_the_data_there_is():
     up = partitions.warmup_mapping.get_upstream_mapped_partitions_result_for_partitions(
         partitions.daily.empty_subset().with_partition_keys([first]), partitions.daily, partitions.daily)
     assert list(up.partitions_subset.get_partition_keys()) == [first]
+
+
+def test_the_bundled_sample_ends_at_its_last_day_and_every_other_archive_stays_open(sample_archive, tmp_path):
+    assert partitions.partitions_end({"BINANCE_ARCHIVE_URL": str(sample_archive)}) == "2024-02-29"
+    assert partitions.partitions_end({"BINANCE_ARCHIVE_URL": "https://data.binance.vision"}) is None
+    folder = tmp_path / "data/futures/um/monthly/klines/BTCUSDT/1m"
+    folder.mkdir(parents=True)
+    (folder / "BTCUSDT-1m-2023-11.zip").write_bytes(b"")
+    assert partitions.partitions_end({"BINANCE_ARCHIVE_URL": str(tmp_path)}) is None  # a mirror grows: open
+    assert partitions.last_archive_day(str(tmp_path)) == "2023-11-30"  # a monthly file counts to its month's end
+    assert partitions.partitions_end({"BTC_PARTITIONS_END": "2024-06-30"}) == "2024-06-30"
+    with pytest.raises(ValueError, match="BTC_PARTITIONS_END='June' is not a date"):
+        partitions.partitions_end({"BTC_PARTITIONS_END": "June"})
+
+
+def test_with_the_sample_every_partition_is_one_the_data_can_fill(sample_archive):
+    """Loaded as `make demo`/`make ui` load it: 60 daily partitions, the weeks that start within them."""
+    import subprocess
+    import sys
+
+    code = ("from btc_assets.defs import partitions as p; d = p.daily.get_partition_keys(); "
+            "w = p.weekly.get_partition_keys(); m = p.monthly.get_partition_keys(); "
+            "print(len(d), d[0], d[-1], w[0], w[-1], m)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={"BINANCE_ARCHIVE_URL": str(sample_archive), "PATH": "/usr/bin:/bin"}).stdout.split()
+    # the last week (Monday 2024-02-26) starts within the data, so the demo trains it
+    assert out == ["60", "2024-01-01", "2024-02-29", "2024-01-01", "2024-02-26", "['2024-01-01',", "'2024-02-01']"], out
