@@ -60,6 +60,7 @@ def print_summary(root: Path, timings: dict[str, float], wall_s: float) -> None:
     print(f"  {'total':<40} {wall_s:6.1f} s")
     print("\n== Where to look ==")
     print(f"  backtest report   {root / 'lake' / 'reports' / 'backtest.html'}")
+    print(f"  live dashboard    {root / 'lake' / 'reports' / 'live_dashboard.html'} (also: trading/dashboard in the UI)")
     print(f"  DuckDB warehouse  {db}")
     print(f"  raw archive files {root / 'lake' / 'bronze'}")
     print(f"  MLflow store      {root / 'mlflow'}")

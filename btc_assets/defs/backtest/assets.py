@@ -97,6 +97,8 @@ def report(context: dg.AssetExecutionContext, warehouse: DuckDBResource, lake: L
         bars, funding, mark = _load(conn, lo, hi)
     if len(bars) < 2:
         raise dg.Failure(f"silver.klines_1m has {len(bars)} bars in {lo} .. {hi}: materialize silver/klines_1m there")
+    last = pd.Timestamp(bars["open_time"].max())
+    hi = min(hi, last.tz_localize(None) if pd.Timestamp(hi).tzinfo is None else last)  # weeks may reach past the data
     sig["open_time"] = pd.to_datetime(sig["open_time"]).dt.tz_localize("UTC")
     entries = signals_from_classes(sig.set_index("open_time")["signal"])
     # A signal for a minute silver lacks cannot be traded; a bar without a signal (no model yet) gets no entry.
