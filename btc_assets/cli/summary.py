@@ -61,6 +61,8 @@ def print_summary(root: Path, timings: dict[str, float], wall_s: float) -> None:
     print("\n== Where to look ==")
     print(f"  backtest report   {root / 'lake' / 'reports' / 'backtest.html'}")
     print(f"  live dashboard    {root / 'lake' / 'reports' / 'live_dashboard.html'} (also: trading/dashboard in the UI)")
+    print("  model comparison  MLflow experiment btc_assets.model_comparison: a run per week, each family's after-cost "
+          "figures side by side, the winner and what was promoted")
     print(f"  DuckDB warehouse  {db}")
     print(f"  raw archive files {root / 'lake' / 'bronze'}")
     print(f"  MLflow store      {root / 'mlflow'}")

@@ -188,6 +188,7 @@ def record_verdict(store: MlflowStore, logged: LoggedModel, row: dict, *, dagste
     client = mlflow.MlflowClient(tracking_uri=store.tracking_uri, registry_uri=store.tracking_uri)
     for k, v in tags.items():
         client.set_tag(logged.run_id, k, v)
+    compare_week(store, row, logged.run_id)
     if not logged.version:
         return
     name, version = logged.registered_name, logged.version
@@ -217,6 +218,48 @@ def record_verdict(store: MlflowStore, logged: LoggedModel, row: dict, *, dagste
         if held > week:  # a backfill of an older week does not take the alias from a newer champion
             return
     client.set_registered_model_alias(name, CHAMPION, version)
+
+
+COMPARISON_EXPERIMENT = "btc_assets.model_comparison"
+COMPARED = ("wf_net_return", "wf_net_sharpe", "wf_psr", "wf_trades", "wf_random_entry_percentile")
+COMPARISON_NOTE = ("Which family wins out of sample after costs, week by week: one run per trading week, the metrics "
+                   "`<family>.wf_net_return`, `.wf_psr`, `.wf_trades`, ... and `<family>.promoted` (1/0) of every "
+                   "family trained for it, the tag `winner_after_costs` (the best pooled walk-forward net return, "
+                   "promoted or not) and `promoted_families`. Sort or chart by a column; each family's own run is "
+                   "linked in the tag `<family>.run`. " + EVIDENCE_NOTE)
+
+
+def compare_week(store: MlflowStore, row: dict, family_run_id: str) -> str:
+    """Add a family's after-cost verdict of a week to that week's run in the comparison experiment (created on
+    first use) and re-rank the week; returns the week's run id."""
+    import mlflow
+
+    family, week = str(row.get("family", "")), f"{pd.Timestamp(row['week_start']):%Y-%m-%d}"
+    experiment_id = store.activate(COMPARISON_EXPERIMENT)
+    client = mlflow.MlflowClient(tracking_uri=store.tracking_uri)
+    exp = client.get_experiment(experiment_id)
+    if exp.tags.get("mlflow.note.content") != COMPARISON_NOTE:
+        client.set_experiment_tag(experiment_id, "mlflow.note.content", COMPARISON_NOTE)
+        client.set_experiment_tag(experiment_id, "mlflow.experimentKind", "custom_model_development")
+    found = client.search_runs([experiment_id], f"tags.week_start = '{week}'", max_results=1)
+    run_id = found[0].info.run_id if found else client.create_run(
+        experiment_id, run_name=f"week {week}", tags={"week_start": week}).info.run_id
+    for k in COMPARED:
+        v = row.get(k)
+        if v is not None and math.isfinite(float(v)):
+            client.log_metric(run_id, f"{family}.{k}", float(v))
+    client.log_metric(run_id, f"{family}.promoted", float(bool(row["promoted"])))
+    client.set_tag(run_id, f"{family}.run", ui_url(
+        client.get_run(family_run_id).info.experiment_id, family_run_id))
+    metrics = client.get_run(run_id).data.metrics
+    nets = {k.removesuffix(".wf_net_return"): v for k, v in metrics.items() if k.endswith(".wf_net_return")}
+    promoted = sorted(k.removesuffix(".promoted") for k, v in metrics.items() if k.endswith(".promoted") and v)
+    if nets:
+        best = max(nets, key=nets.get)
+        client.set_tag(run_id, "winner_after_costs", f"{best} ({nets[best]:+.2%})")
+    client.set_tag(run_id, "promoted_families", ", ".join(promoted) or "none: nothing trades this week")
+    client.set_terminated(run_id)
+    return run_id
 
 
 def tag_run(store: MlflowStore, run_id: str, tags: dict[str, str]) -> None:

@@ -71,3 +71,25 @@ def test_the_confusion_matrix_counts_each_true_class_by_prediction():
     cm = tracking.confusion_matrix(pd.DataFrame({"label": [0, 0, 1, 2, 2, 2], "signal": [0, 1, 1, 2, 2, 0]}))
     assert cm["predicted_SELL"].tolist() == [1, 0, 1] and cm["rows"].tolist() == [2, 1, 3]
     assert cm["recall"].round(3).tolist() == [0.5, 1.0, 0.667]
+
+
+def test_one_comparison_run_per_week_ranks_the_families_after_costs(store):
+    mlflow.set_tracking_uri(store.tracking_uri)
+    logged = _train(store, "2024-01-15")
+    week = "2024-01-15"
+    tracking.compare_week(store, {**_row(week, False), "family": "xgb", "wf_net_return": -0.03}, logged.run_id)
+    tracking.compare_week(store, {**_row(week, True), "family": "rf_daily", "wf_net_return": 0.01}, logged.run_id)
+    run_id = tracking.compare_week(store, {**_row(week, False), "family": "lstm", "wf_net_return": float("nan")},
+                                   logged.run_id)
+    tracking.compare_week(store, {**_row("2024-01-22", False), "family": "xgb"}, logged.run_id)
+    exp = mlflow.get_experiment_by_name(tracking.COMPARISON_EXPERIMENT)
+    runs = mlflow.search_runs([exp.experiment_id], output_format="list")
+    assert sorted(r.data.tags["week_start"] for r in runs) == ["2024-01-15", "2024-01-22"]  # one run per week
+    run = mlflow.get_run(run_id)
+    assert run.data.tags["winner_after_costs"] == "rf_daily (+1.00%)"
+    assert run.data.tags["promoted_families"] == "rf_daily"
+    assert run.data.metrics["xgb.wf_net_return"] == -0.03 and "lstm.wf_net_return" not in run.data.metrics
+    assert run.data.metrics["lstm.promoted"] == 0.0 and run.info.status == "FINISHED"
+    other = [r for r in runs if r.data.tags["week_start"] == "2024-01-22"][0]
+    assert other.data.tags["promoted_families"] == "none: nothing trades this week"
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
