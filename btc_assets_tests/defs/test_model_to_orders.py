@@ -91,6 +91,12 @@ def test_trading_run_decides_each_bar_once_and_orders_fill_by_the_backtest_fill_
     assert len(obs) == 60  # one identifiable event per bar
     [omat] = [e.event_specific_data.materialization for e in res.get_asset_materialization_events()
               if e.asset_key == dg.AssetKey(["trading", "orders"])]
+    [dmat] = [e.event_specific_data.materialization for e in res.get_asset_materialization_events()
+              if e.asset_key == dg.AssetKey(["trading", "decisions"])]
+    decided = [r.data for r in dmat.metadata["decisions"].value.records]  # each bar labelled by its own time
+    assert len(decided) == 60 and decided[0]["bar_time"] == "2024-01-10 18:00" and decided[-1]["bar_time"] == \
+        "2024-01-10 18:59" and len({r["decision_id"] for r in decided}) == 60
+    assert {r["signal"] for r in decided} <= {"BUY", "SELL", "HOLD"}
     table = [r.data for r in omat.metadata["orders"].value.records]  # a real table, not a Markdown dialog
     filled = [r for r in table if r["state"] == "FILLED"]
     assert filled and all(r["price"] not in ("n/a", "market", "nan") and r["decision_id"] != "n/a"

@@ -21,6 +21,7 @@ from btc_assets.defs.trading.market import (
     rules_inputs,
     tagged_bars,
 )
+from btc_assets.defs.table_metadata import frame_table
 from btc_assets.defs.trading.specs import DECISIONS, REQUESTED_AT
 from btc_assets.lib.research.backtest.simulation import decide
 from btc_assets.lib.research.features import FEATURES
@@ -204,6 +205,22 @@ def decide_bars(context: dg.AssetExecutionContext, journal: Journal, mlflow: Mlf
         "signals": {CLASS_NAMES[k]: int(v) for k, v in new["signal"].value_counts().items()},
         "actions": {str(k): int(v) for k, v in new["action"].value_counts().items()},
         "breaker_paused_bars": int(sum(p.paused for p in plans)),
+        "decisions": decisions_table(new),
         "decide_ms_p50": float(pd.Series(infer_ms).median()),
         "seconds": round(time.perf_counter() - t_start, 3),
     }), observations, alerts, (list(new["decision_id"]), rows))
+
+
+DECISIONS_SHOWN = 60
+
+
+def decisions_table(new: pd.DataFrame) -> dg.MetadataValue:
+    """The run's decisions (the last DECISIONS_SHOWN), one row per bar labelled by its bar time, not the run's."""
+    cols = ["bar_time", "decision_id", "model_version", "signal", "p_buy", "p_sell", "action", "entry_qty",
+            "skip_reason", "breaker_paused"]
+    shown = new.reindex(columns=cols).tail(DECISIONS_SHOWN).copy()
+    shown["bar_time"] = pd.to_datetime(shown["bar_time"])
+    shown["signal"] = shown["signal"].map(lambda v: CLASS_NAMES.get(int(v), str(v)) if pd.notna(v) else "none")
+    shown["model_version"] = shown["model_version"].fillna("none (nothing promoted)")
+    shown["skip_reason"] = shown["skip_reason"].fillna("")
+    return frame_table(shown)
