@@ -133,3 +133,19 @@ def test_triple_barrier_label_through_the_labels_asset(built):
     built.run([["gold", "labels"]], partition_key="2024-01-07")  # back to the default label for the other tests
     assert built.sql("SELECT max(horizon_minutes) FROM gold.labels WHERE open_time >= '2024-01-07' "
                      "AND open_time < '2024-01-08'") == [(3,)]
+
+
+def test_a_range_run_gives_each_partition_its_own_rows_range_and_schema(built):
+    res = built.run([["silver", "klines_1m"], ["gold", "features"]], first="2024-01-08", last="2024-01-09")
+    meta = {(tuple(e.asset_key.path), e.partition): e.event_specific_data.materialization.metadata
+            for e in res.get_asset_materialization_events()}
+    for layer in (("silver", "klines_1m"), ("gold", "features")):
+        day = meta[(layer, "2024-01-09")]
+        assert day["rows"].value == 1440 and day["first_bar"].value == "2024-01-09 00:00"
+        assert day["last_bar"].value == "2024-01-09 23:59"
+        assert meta[(layer, "2024-01-08")]["first_bar"].value == "2024-01-08 00:00"
+        names = [c.name for c in day["dagster/column_schema"].value.columns]
+        assert names[0] == "open_time" and len(day["preview"].value.records) == 5
+    assert meta[(("gold", "features"), "2024-01-09")]["warmed_up_rows"].value == 1440
+    assert "rsi_14_1m" in [c.name for c in meta[(("gold", "features"), "2024-01-09")]["dagster/column_schema"]
+                           .value.columns]

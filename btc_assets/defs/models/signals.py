@@ -14,6 +14,7 @@ from dagster_duckdb import DuckDBResource
 from btc_assets.defs import partitions
 from btc_assets.defs.models import common
 from btc_assets.defs.resources.storage import MlflowResource
+from btc_assets.defs.table_metadata import per_partition, table_metadata
 from btc_assets.lib.research.labels import CLASS_NAMES
 from btc_assets.lib.research.models import predict, registry
 from btc_assets.lib.research.models.registry import TRADING_FAMILY
@@ -68,7 +69,8 @@ def signals(context: dg.AssetExecutionContext, warehouse: DuckDBResource, mlflow
         out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(SIGNAL_TYPES))
         written = replace_window(conn, "models.signals", SIGNAL_TYPES, out, "open_time", start, end)
     counts = out["signal"].astype(int).map(CLASS_NAMES).value_counts().to_dict() if written else {}
+    per_partition(context, out, "open_time", True)
     return dg.MaterializeResult(metadata={
-        "rows": written, "family": TRADING_FAMILY, "models": sorted(out["model_version"].unique().tolist()),
+        **table_metadata(out), "rows": written, "family": TRADING_FAMILY, "models": sorted(out["model_version"].unique().tolist()),
         "weeks_without_promoted_model": dg.MetadataValue.json(skipped),
         **{f"signals_{k}": int(v) for k, v in counts.items()}})

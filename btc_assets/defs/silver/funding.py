@@ -8,6 +8,7 @@ from dagster_duckdb import DuckDBResource
 from btc_assets.defs import partitions
 from btc_assets.defs.resources.sources import ArchiveResource
 from btc_assets.defs.resources.storage import LakeResource
+from btc_assets.defs.table_metadata import table_metadata
 from btc_assets.lib.data.archive.files import monthly_file
 from btc_assets.lib.data.archive.layouts import FUNDING_RATE
 from btc_assets.lib.data.archive.csv_reader import read_archive_csv
@@ -42,6 +43,7 @@ def funding_rates(
         written = replace_window(conn, "silver.funding_rates", FUNDING_TYPES, df, "funding_time", start, end)
     return dg.MaterializeResult(
         metadata={
+            **table_metadata(df),
             "rows": written,
             "first": str(df["funding_time"].min()),
             "last": str(df["funding_time"].max()),

@@ -158,7 +158,9 @@ def _resampled_asset(interval: str) -> dg.AssetsDefinition:
             )]
             written, visible = publish(specs, checks, lambda: replace_window(
                 conn, table, RESAMPLED_TYPES, out, "open_time", start, end), len(out))
-        yield dg.MaterializeResult(metadata={"rows": written, **visible, "first_bar": str(out["open_time"].min()),
+        per_partition(context, out, "open_time", visible["written"])
+        yield dg.MaterializeResult(metadata={**table_metadata(out), "rows": written, **visible,
+                                             "first_bar": str(out["open_time"].min()),
                                              "last_bar": str(out["open_time"].max())})
         yield from checks
 

@@ -24,6 +24,7 @@ from btc_assets.defs import partitions
 from btc_assets.defs.publish import publish
 from btc_assets.defs.resources.sources import read_recording
 from btc_assets.defs.resources.storage import LakeResource
+from btc_assets.defs.table_metadata import per_partition, table_metadata
 from btc_assets.lib.data.collector import quality, tables
 from btc_assets.lib.storage.warehouse import replace_window
 
@@ -91,7 +92,8 @@ def _materialize(context, lake: LakeResource, warehouse: DuckDBResource, kinds: 
         with warehouse.get_connection() as conn:
             written, visible = publish(
                 specs, checks, lambda: replace_window(conn, table, types, df, "time", start, end), len(df))
-        return dg.MaterializeResult(metadata={"rows": written, **visible, **meta})
+        per_partition(context, df, "time", visible["written"])
+        return dg.MaterializeResult(metadata={**table_metadata(df), "rows": written, **visible, **meta})
 
     back = typed.back_in_file
     back = back[(back["time"] >= start) & (back["time"] < end)] if len(back) else back

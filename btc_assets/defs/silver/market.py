@@ -15,6 +15,7 @@ from btc_assets.lib.data.market.datasets import archive_file
 from btc_assets.defs.resources.sources import ArchiveResource
 from btc_assets.defs.resources.storage import LakeResource
 from btc_assets.defs.silver.order_flow import synthetic_files
+from btc_assets.defs.table_metadata import per_partition, table_metadata
 from btc_assets.lib.data.archive.layouts import BOOK_DEPTH, KLINES, METRICS, CsvLayout
 from btc_assets.lib.data.archive.csv_reader import read_archive_csv
 from btc_assets.lib.data.market import book_depth as lib_depth
@@ -77,7 +78,8 @@ def book_depth(context: dg.AssetExecutionContext, archive: ArchiveResource, lake
     with warehouse.get_connection() as conn:
         written, visible = publish(DEPTH_CHECKS, checks, lambda: replace_window(
             conn, "silver.book_depth", lib_depth.TYPES, df, "snapshot_time", *_window(days)), len(df))
-    yield dg.MaterializeResult(metadata={
+    per_partition(context, df, "snapshot_time", visible["written"])
+    yield dg.MaterializeResult(metadata={**table_metadata(df),
         "rows": written, **visible, "snapshots": sum(p.snapshots for p in parsed), "days": len(days),
         "synthetic": synthetic_files(warehouse, files) > 0,
         "duplicates_dropped": sum(p.duplicates_dropped for p in parsed),
@@ -111,7 +113,8 @@ def metrics(context: dg.AssetExecutionContext, archive: ArchiveResource, lake: L
     with warehouse.get_connection() as conn:
         written, visible = publish(METRICS_CHECKS, checks, lambda: replace_window(
             conn, "silver.metrics", lib_metrics.TYPES, df, "create_time", *_window(days)), len(df))
-    yield dg.MaterializeResult(metadata={
+    per_partition(context, df, "create_time", visible["written"])
+    yield dg.MaterializeResult(metadata={**table_metadata(df),
         "rows": written, **visible, "days": len(days), "synthetic": synthetic_files(warehouse, files) > 0,
         "duplicates_dropped": sum(p.duplicates_dropped for p in parsed),
         "rows_out_of_order_in_file": sum(p.unsorted_rows for p in parsed),
@@ -169,7 +172,8 @@ def _price_asset(name: str, bronze: str, what: str) -> dg.AssetsDefinition:
                               if len(far) else ""}))
             written, visible = publish(checks, results, lambda: replace_window(
                 conn, table, lib_prices.TYPES, df, "open_time", start, end), len(df))
-        yield dg.MaterializeResult(metadata={
+        per_partition(context, df, "open_time", visible["written"])
+        yield dg.MaterializeResult(metadata={**table_metadata(df),
             "rows": written, **visible, "days": len(days), "synthetic": synthetic_files(warehouse, files) > 0,
             "duplicates_dropped": sum(p.duplicates_dropped for p in parsed),
             "first_bar": str(df["open_time"].min()), "last_bar": str(df["open_time"].max()),

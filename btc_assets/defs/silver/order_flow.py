@@ -15,6 +15,7 @@ from btc_assets.lib.data.archive.files import SYNTHETIC_SOURCE
 from btc_assets.lib.data.market.datasets import archive_file
 from btc_assets.defs.resources.sources import ArchiveResource
 from btc_assets.defs.resources.storage import LakeResource
+from btc_assets.defs.table_metadata import per_partition, table_metadata
 from btc_assets.lib.data.archive.layouts import AGG_TRADES
 from btc_assets.lib.data.archive.csv_reader import read_archive_csv
 from btc_assets.lib.data.market import agg_trades as lib_agg
@@ -92,7 +93,8 @@ def agg_trades(context: dg.AssetExecutionContext, archive: ArchiveResource, lake
     with warehouse.get_connection() as conn:
         written, visible = publish(AGG_CHECKS, checks, lambda: replace_window(
             conn, "silver.agg_trades", lib_agg.TYPES, df, "transact_time", start, end), len(df))
-    yield dg.MaterializeResult(metadata={
+    per_partition(context, df, "transact_time", visible["written"])
+    yield dg.MaterializeResult(metadata={**table_metadata(df),
         "rows": written, **visible, "days": len(days), "synthetic": synthetic_files(warehouse, files) > 0,
         "first_trade": str(df["transact_time"].iat[0]), "last_trade": str(df["transact_time"].iat[-1]),
         "duplicates_dropped": sum(p.duplicates_dropped for p in parsed),
