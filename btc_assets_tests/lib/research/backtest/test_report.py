@@ -73,7 +73,7 @@ def test_breakdowns_trade_list_and_heatmaps_say_what_exists(page):
     figs = dict(_figures(res, evaluate(res, bars, funding), 3_000))
     month = figs["Monthly returns"].data[0]
     # 4,000 bars is under 3 days: the heatmap has the month(s) covered, not twelve, each with its trade count
-    assert len(month.x) == len(pd.DatetimeIndex(bars["open_time"]).to_period("M").unique())
+    assert len(month.x) == len(pd.DatetimeIndex(bars["open_time"]).tz_localize(None).to_period("M").unique())
     assert all(f"{len(res.trades):,d} trades" in t or "trades" in t for t in month.text[0])
     hw = figs["Win rate by entry hour (UTC) and weekday"].data[0]
     assert sum(int(c.split("n=")[1]) for row in hw.text for c in row if c) == len(res.trades)
