@@ -40,11 +40,21 @@ def served(tmp_path_factory, sample_archive):
     home = root / "dagster_home"
     home.mkdir()
     shutil.copy(Path(__file__).resolve().parents[1] / "dagster.yaml", home / "dagster.yaml")
-    with dg.DagsterInstance.from_config(str(home)) as instance:
-        p = Pipeline(root, sample_archive, instance)
-        p.run(DAILY, first="2024-01-01", last="2024-01-08")
-        p.run([["models", "xgb_model"]], partition_key="2024-01-08", run_config=train_config())
     ports = free_port(), free_port()
+    saved = os.environ.get("BTC_UI_MLFLOW_PORT")
+    os.environ["BTC_UI_MLFLOW_PORT"] = str(ports[1])  # the links in metadata point at the MLflow UI served below
+    try:
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            p = Pipeline(root, sample_archive, instance)
+            p.run([["bronze", "funding_rates"], ["silver", "funding_rates"]], partition_key="2024-01-01")
+            p.run(DAILY, first="2024-01-01", last="2024-01-08")
+            p.run([["models", "xgb_model"]], partition_key="2024-01-08", run_config=train_config())
+            p.run([["models", "signals"]], partition_key="2024-01-08")
+            res = p.run([["backtest", "report"]])
+            report_url = res.get_asset_materialization_events()[0].event_specific_data.materialization.metadata[
+                "report"].value
+    finally:
+        os.environ.pop("BTC_UI_MLFLOW_PORT") if saved is None else os.environ.update(BTC_UI_MLFLOW_PORT=saved)
     env = {**os.environ, "BTC_DATA_DIR": str(root), "DAGSTER_HOME": str(home), "BINANCE_ARCHIVE_URL": str(sample_archive),
            "BTC_UI_DAGSTER_PORT": str(ports[0]), "BTC_UI_MLFLOW_PORT": str(ports[1])}
     proc = subprocess.Popen([str(Path(sys.executable).parent / "btc-assets"), "ui"], env=env, start_new_session=True,
@@ -53,7 +63,7 @@ def served(tmp_path_factory, sample_archive):
     deadline = time.time() + 120
     while time.time() < deadline and not (_up(f"{urls[0]}/server_info") and _up(urls[1])):
         time.sleep(1)
-    yield proc, urls, chromium
+    yield proc, urls, chromium, report_url
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGKILL)
 
@@ -126,6 +136,10 @@ def test_mlflow_versions_carry_their_verdict_and_the_experiment_is_model_trainin
     exp = page.request.get(f"{base}/ajax-api/2.0/mlflow/experiments/get-by-name?experiment_name=btc_assets.xgboost")
     tags = {t["key"]: t["value"] for t in exp.json()["experiment"].get("tags", [])}
     assert tags.get("mlflow.experimentKind") == "custom_model_development" and tags.get("mlflow.note.content")
+    backtests = page.request.get(f"{base}/ajax-api/2.0/mlflow/experiments/get-by-name?experiment_name="
+                                 "btc_assets.backtest").json()["experiment"]
+    assert {t["key"]: t["value"] for t in backtests.get("tags", [])}.get(
+        "mlflow.experimentKind") == "custom_model_development"  # opens in the model-training view, not GenAI
     found = page.request.get(f"{base}/ajax-api/2.0/mlflow/model-versions/search?filter=name%3D%27btc_assets_xgb_next3m%27")
     [version] = found.json()["model_versions"]
     vtags = {t["key"]: t["value"] for t in version.get("tags", [])}
@@ -141,8 +155,24 @@ def test_mlflow_versions_carry_their_verdict_and_the_experiment_is_model_trainin
     page.screenshot(path=str(ARTIFACTS / "mlflow_model_version.png"))
 
 
+def test_the_report_link_opens_the_page_in_the_mlflow_ui(served, browser):
+    report_url = served[3]
+    assert report_url.startswith(served[1][1] + "/#/experiments/") and report_url.endswith("/backtest.html")
+    page = browser.new_page(viewport={"width": 1600, "height": 1000})
+    page.goto(report_url, wait_until="domcontentloaded")
+    page.get_by_text("backtest.html").first.wait_for(timeout=30_000)
+    deadline = time.time() + 90  # MLflow fetches the 5 MB page before its viewer renders it
+    while time.time() < deadline and not any("After costs the strategy returned" in (f.content() or "")
+                                             for f in page.frames[1:]):
+        time.sleep(0.5)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "mlflow_backtest_report.png"))
+    assert any("After costs the strategy returned" in (f.content() or "") for f in page.frames[1:]), \
+        f"the report page did not render inside MLflow's artifact view: frames {[f.url for f in page.frames]}"
+
+
 def test_one_ctrl_c_stops_both_uis(served, browser):
-    proc, urls, _ = served
+    proc, urls = served[:2]
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=40) == 0
     time.sleep(1)

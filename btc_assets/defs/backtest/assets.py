@@ -47,6 +47,9 @@ def metrics_table(ev) -> dg.MetadataValue:
 
 def _load(conn, lo: pd.Timestamp, hi: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:
     end = hi + pd.Timedelta(minutes=1)
+    for table, asset in (("silver.klines_1m", "silver/klines_1m"), ("silver.funding_rates", "silver/funding_rates")):
+        if not table_exists(conn, table):
+            raise dg.Failure(f"{table} does not exist: materialize {asset} for the backtest's period first")
     bars = conn.execute("SELECT open_time, open, high, low, close, quote_volume FROM silver.klines_1m "
                         "WHERE open_time >= ? AND open_time <= ? ORDER BY open_time", [lo, end]).df()
     funding = conn.execute("SELECT funding_time, rate FROM silver.funding_rates WHERE funding_time >= ? AND "

@@ -108,6 +108,12 @@ class MlflowResource(dg.ConfigurableResource):
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.tracking_uri)
         exp = mlflow.get_experiment_by_name(experiment)
+        # Every experiment of the project is model development: typed so, MLflow opens it in the model-training
+        # view (runs, metrics, artifacts), not the GenAI one (traces, evaluations).
+        kind = {"mlflow.experimentKind": "custom_model_development"}
         if exp is None:
-            return mlflow.create_experiment(experiment, artifact_location=f"{self.artifact_root}/{experiment}")
+            return mlflow.create_experiment(experiment, artifact_location=f"{self.artifact_root}/{experiment}",
+                                            tags=kind)
+        if exp.tags.get("mlflow.experimentKind") != kind["mlflow.experimentKind"]:
+            mlflow.MlflowClient().set_experiment_tag(exp.experiment_id, *next(iter(kind.items())))
         return exp.experiment_id

@@ -135,10 +135,13 @@ def headline(ev: Evaluation, slippage_impact: float | None = None) -> tuple[str,
     period = (f"{days:.0f} days: too short to annualise" if not days >= DAYS_PER_YEAR
               else f"{days / DAYS_PER_YEAR:.1f} years, annualised {m['annualised_return']:+.2%}")
     net = m["final_equity"] - (m["final_equity"] / (1 + m["total_return"]))
+    psr = m.get("probabilistic_sharpe", float("nan"))
+    sharpe = (f"Sharpe {m['sharpe']:+.2f} from daily returns (probabilistic Sharpe vs 0: {psr:.0%})"
+              if math.isfinite(psr) else
+              f"no Sharpe: {int(m.get('days_of_returns', 0))} daily return(s) without spread are too few")
     text = (f"After costs the strategy returned {m['total_return']:+.2%} ({period}) over {int(m['n_trades']):,} "
             f"trades, against {b['total_return']:+.2%} for buy-and-hold and {r['total_return']:+.2%} for random "
-            f"entry with as many trades; Sharpe {m['sharpe']:+.2f} from daily returns (probabilistic Sharpe vs 0: "
-            f"{m['probabilistic_sharpe']:.0%}).")
+            f"entry with as many trades; {sharpe}.")
     waterfall = {"gross P&L (after slippage)": m["realised_pnl"], "fees": -m["fees_paid"],
                  "funding": -m["funding_paid"], "net P&L": net}
     if slippage_impact is not None:

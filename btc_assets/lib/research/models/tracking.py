@@ -224,7 +224,7 @@ COMPARISON_EXPERIMENT = "btc_assets.model_comparison"
 COMPARED = ("wf_net_return", "wf_net_sharpe", "wf_psr", "wf_trades", "wf_random_entry_percentile")
 COMPARISON_NOTE = ("Which family wins out of sample after costs, week by week: one run per trading week, the metrics "
                    "`<family>.wf_net_return`, `.wf_psr`, `.wf_trades`, ... and `<family>.promoted` (1/0) of every "
-                   "family trained for it, the tag `winner_after_costs` (the best pooled walk-forward net return, "
+                   "family trained for it, the tag `winner_net_of_costs` (the best pooled walk-forward net return, "
                    "promoted or not) and `promoted_families`. Sort or chart by a column; each family's own run is "
                    "linked in the tag `<family>.run`. " + EVIDENCE_NOTE)
 
@@ -256,7 +256,7 @@ def compare_week(store: MlflowStore, row: dict, family_run_id: str) -> str:
     promoted = sorted(k.removesuffix(".promoted") for k, v in metrics.items() if k.endswith(".promoted") and v)
     if nets:
         best = max(nets, key=nets.get)
-        client.set_tag(run_id, "winner_after_costs", f"{best} ({nets[best]:+.2%})")
+        client.set_tag(run_id, "winner_net_of_costs", f"{best} ({nets[best]:+.2%})")
     client.set_tag(run_id, "promoted_families", ", ".join(promoted) or "none: nothing trades this week")
     client.set_terminated(run_id)
     return run_id

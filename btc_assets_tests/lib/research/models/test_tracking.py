@@ -86,7 +86,7 @@ def test_one_comparison_run_per_week_ranks_the_families_after_costs(store):
     runs = mlflow.search_runs([exp.experiment_id], output_format="list")
     assert sorted(r.data.tags["week_start"] for r in runs) == ["2024-01-15", "2024-01-22"]  # one run per week
     run = mlflow.get_run(run_id)
-    assert run.data.tags["winner_after_costs"] == "rf_daily (+1.00%)"
+    assert run.data.tags["winner_net_of_costs"] == "rf_daily (+1.00%)"
     assert run.data.tags["promoted_families"] == "rf_daily"
     assert run.data.metrics["xgb.wf_net_return"] == -0.03 and "lstm.wf_net_return" not in run.data.metrics
     assert run.data.metrics["lstm.promoted"] == 0.0 and run.info.status == "FINISHED"
