@@ -25,34 +25,34 @@ _DAILY_FILE = re.compile(r"-1m-(\d{4}-\d{2}-\d{2})\.zip$")
 _MONTHLY_FILE = re.compile(r"-1m-(\d{4}-\d{2})\.zip$")
 
 
-def first_archive_day(url: str, symbol: str = "BTCUSDT") -> str | None:
-    """The first day of 1m klines a local mirror holds (daily or monthly files); None for a remote archive or a
-    mirror without klines."""
+def _archive_days(url: str, symbol: str) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+    """(first, last) day of each 1m kline file a local mirror holds (a monthly file spans its month); [] for a
+    remote archive or a mirror without klines."""
     root = local_root(url)
     if root is None:
-        return None
-    days = []
-    for freq, pattern, fmt in (("daily", _DAILY_FILE, "{}"), ("monthly", _MONTHLY_FILE, "{}-01")):
-        folder = root / "data" / "futures" / "um" / freq / "klines" / symbol / "1m"
-        if folder.is_dir():
-            days += [fmt.format(m.group(1)) for f in folder.iterdir() if (m := pattern.search(f.name))]
-    return min(days) if days else None
-
-
-def last_archive_day(url: str, symbol: str = "BTCUSDT") -> str | None:
-    """The last day of 1m klines a local mirror holds (a monthly file counts to its month's last day)."""
-    root = local_root(url)
-    if root is None:
-        return None
-    days = []
+        return []
+    spans = []
     for freq, pattern in (("daily", _DAILY_FILE), ("monthly", _MONTHLY_FILE)):
         folder = root / "data" / "futures" / "um" / freq / "klines" / symbol / "1m"
         if folder.is_dir():
             for f in folder.iterdir():
                 if m := pattern.search(f.name):
                     day = pd.Timestamp(m.group(1))
-                    days.append(day if freq == "daily" else day + pd.offsets.MonthEnd(0))
-    return f"{max(days):%Y-%m-%d}" if days else None
+                    spans.append((day, day if freq == "daily" else day + pd.offsets.MonthEnd(0)))
+    return spans
+
+
+def first_archive_day(url: str, symbol: str = "BTCUSDT") -> str | None:
+    """The first day of 1m klines a local mirror holds (daily or monthly files); None for a remote archive or a
+    mirror without klines."""
+    spans = _archive_days(url, symbol)
+    return f"{min(a for a, _ in spans):%Y-%m-%d}" if spans else None
+
+
+def last_archive_day(url: str, symbol: str = "BTCUSDT") -> str | None:
+    """The last day of 1m klines a local mirror holds (a monthly file counts to its month's last day)."""
+    spans = _archive_days(url, symbol)
+    return f"{max(b for _, b in spans):%Y-%m-%d}" if spans else None
 
 
 def partitions_end(env=os.environ) -> str | None:

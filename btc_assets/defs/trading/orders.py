@@ -208,13 +208,12 @@ def orders_table(conn, day: pd.DataFrame, end: pd.Timestamp) -> dg.MetadataValue
     realised = (trading_metrics.realised_pnl(fills).assign(client_order_id=fills["client_order_id"])
                 .groupby("client_order_id")[["gross_pnl", "net_pnl"]].sum() if len(fills) else None)
     shown = day.tail(ORDERS_SHOWN)
+    bars = pd.DatetimeIndex(shown["bar_time"]).tz_localize(None)  # journal.orders: UTC; the tables: naive UTC
     dec = conn.execute("SELECT bar_time, decision_id, model_version FROM trading.decisions WHERE list_contains(?, "
-                       "bar_time)", [[pd.Timestamp(t).tz_localize(None) if pd.Timestamp(t).tzinfo else pd.Timestamp(t)
-                                      for t in shown["bar_time"]]]).df()
+                       "bar_time)", [list(bars)]).df()
     by_bar = {pd.Timestamp(r.bar_time): r for r in dec.itertuples()}
     rows = []
-    for o in shown.itertuples():
-        bar = pd.Timestamp(o.bar_time).tz_localize(None) if pd.Timestamp(o.bar_time).tzinfo else pd.Timestamp(o.bar_time)
+    for bar, o in zip(bars, shown.itertuples()):
         d = by_bar.get(bar)
         pnl = realised.loc[o.client_order_id] if realised is not None and o.client_order_id in realised.index else None
         rows.append(dg.TableRecord({

@@ -30,14 +30,10 @@ class Dashboard:
     figures: dict[str, float]  # headline numbers (also the asset's metadata)
 
 
-def _daily(equity: pd.DataFrame, initial: float) -> pd.Series:
-    last = equity.set_index("bar_time")["equity_usdt"].resample("D").last().ffill()
-    return last.diff().fillna(last.iloc[0] - initial) if len(last) else last
-
-
 def state(conn, initial_equity: float) -> dict:
     """What the page shows, read from the journal (trading.decisions, trading.order_events, the kill switch)."""
     from btc_assets.lib.trading import kill_switch
+    from btc_assets.lib.trading.journal import Journal
 
     eq = trading_metrics.equity_curve(conn, initial_equity)
     fills = conn.execute("SELECT client_order_id, bar_time, event_time, side, qty, price, fee FROM "
@@ -45,16 +41,10 @@ def state(conn, initial_equity: float) -> dict:
     realised = trading_metrics.realised_pnl(fills) if len(fills) else pd.DataFrame(
         {"gross_pnl": [], "net_pnl": [], "position_after": []})
     fills = pd.concat([fills, realised], axis=1)
-    orders = conn.execute(
-        "SELECT client_order_id, arg_max(event, event_time) AS state, arg_max(side, event_time) AS side, "
-        "arg_max(qty, event_time) AS qty, arg_max(price, event_time) AS price, max(bar_time) AS bar_time "
-        "FROM trading.order_events WHERE event <> 'ACK' GROUP BY 1 ORDER BY bar_time DESC, client_order_id "
-        f"LIMIT {RECENT_ORDERS}").df()
-    open_orders = conn.execute(
-        "SELECT client_order_id, side, qty, price, bar_time FROM (SELECT client_order_id, arg_max(event, event_time) "
-        "AS state, arg_max(side, event_time) AS side, arg_max(qty, event_time) AS qty, arg_max(price, event_time) AS "
-        "price, max(bar_time) AS bar_time FROM trading.order_events WHERE event <> 'ACK' GROUP BY 1) WHERE state = "
-        "'NEW' ORDER BY bar_time").df()
+    latest = Journal(conn).orders()  # every order's latest state
+    orders = latest.rename(columns={"event": "state"})[["client_order_id", "state", "side", "qty", "price", "bar_time"]]
+    open_orders = orders[orders["state"] == "NEW"].drop(columns="state").reset_index(drop=True)
+    orders = orders.iloc[::-1].head(RECENT_ORDERS).reset_index(drop=True)  # newest first
     last = conn.execute("SELECT bar_time, breaker_paused, model_version, price FROM trading.decisions "
                         "ORDER BY bar_time DESC LIMIT 1").fetchall()
     return {"equity": eq, "fills": fills, "orders": orders, "open_orders": open_orders,
@@ -81,8 +71,8 @@ def render(st: dict, initial_equity: float, title: str) -> Dashboard:
     if eq.empty:
         raise ValueError("the journal has no decided bar yet: run the live trading sensor (or the demo) first")
     s = eq.set_index("bar_time")["equity_usdt"]
-    daily = _daily(eq, initial_equity)
-    days_eq = s.resample("D").last().ffill()
+    days_eq = s.resample("D").last().ffill()  # equity at each UTC day's last decided bar
+    daily = days_eq.diff().fillna(days_eq.iloc[0] - initial_equity)
     r = (days_eq / np.concatenate([[initial_equity], days_eq.to_numpy()[:-1]]) - 1.0).to_numpy()
     sharpe, psr, _ = sharpe_stats(r)
     peak = np.maximum.accumulate(np.maximum(s.to_numpy(), initial_equity))

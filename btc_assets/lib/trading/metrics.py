@@ -70,8 +70,8 @@ def snapshot(conn, initial_equity: float, until: pd.Timestamp | None = None) -> 
     )
 
 
-def _equity_path(dec: pd.DataFrame, fills: pd.DataFrame, sign: np.ndarray, initial: float) -> np.ndarray:
-    """Equity marked at each decision's price (fills at bar t+1 count from bar t+1)."""
+def _path(dec: pd.DataFrame, fills: pd.DataFrame, sign: np.ndarray, initial: float) -> tuple[np.ndarray, np.ndarray]:
+    """Position and equity marked at each decision's price (fills at bar t+1 count from bar t+1)."""
     times = pd.to_datetime(dec["bar_time"]).to_numpy()
     fill_times = (pd.to_datetime(fills["bar_time"]) + pd.Timedelta(minutes=1)).to_numpy() if len(fills) else times[:0]
     idx = np.searchsorted(times, fill_times, side="left")  # the first decision bar at or after each fill
@@ -81,14 +81,14 @@ def _equity_path(dec: pd.DataFrame, fills: pd.DataFrame, sign: np.ndarray, initi
         np.add.at(d_cash, idx, -sign * fills["qty"].to_numpy(float) * fills["price"].to_numpy(float)
                   - fills["fee"].to_numpy(float))
     pos, cash = np.cumsum(d_pos)[:-1], initial + np.cumsum(d_cash)[:-1]
-    return cash + pos * dec["price"].to_numpy(float)
+    return pos, cash + pos * dec["price"].to_numpy(float)
 
 
 def _max_drawdown(dec: pd.DataFrame, fills: pd.DataFrame, sign: np.ndarray, initial: float) -> float:
     """Worst peak-to-trough of equity marked at each decision's price."""
     if dec.empty:
         return 0.0
-    equity = _equity_path(dec, fills, sign, initial)
+    equity = _path(dec, fills, sign, initial)[1]
     peak = np.maximum.accumulate(np.maximum(equity, initial))
     return float((equity / peak - 1.0).min())
 
@@ -101,16 +101,9 @@ def equity_curve(conn, initial_equity: float) -> pd.DataFrame:
     if dec.empty:
         return pd.DataFrame({"bar_time": pd.DatetimeIndex([], tz="UTC"), "equity_usdt": [], "position_btc": []})
     sign = fills["side"].map({"BUY": 1.0, "SELL": -1.0}).to_numpy() if len(fills) else np.zeros(0)
-    times = pd.to_datetime(dec["bar_time"])
-    pos = np.zeros(len(dec))
-    if len(fills):
-        idx = np.searchsorted(times.to_numpy(), (pd.to_datetime(fills["bar_time"]) + pd.Timedelta(minutes=1))
-                              .to_numpy(), side="left")
-        d = np.zeros(len(dec) + 1)
-        np.add.at(d, idx, sign * fills["qty"].to_numpy(float))
-        pos = np.cumsum(d)[:-1]
-    return pd.DataFrame({"bar_time": times.dt.tz_localize("UTC"), "position_btc": pos,
-                         "equity_usdt": _equity_path(dec, fills, sign, initial_equity)})
+    pos, equity = _path(dec, fills, sign, initial_equity)
+    return pd.DataFrame({"bar_time": pd.to_datetime(dec["bar_time"]).dt.tz_localize("UTC"), "position_btc": pos,
+                         "equity_usdt": equity})
 
 
 def realised_pnl(fills: pd.DataFrame) -> pd.DataFrame:
