@@ -77,3 +77,4 @@ def test_report_page_and_mlflow_run_name_the_model_version(materialized):
     assert run.data.tags["model_versions"] == "rule/momentum-test"
     assert run.data.metrics["n_trades"] == meta["n_trades"].value
     assert run.info.experiment_id == mlflow.get_experiment_by_name("btc_assets.backtest").experiment_id
+
