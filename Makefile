@@ -48,9 +48,10 @@ bench: install
 	$(BIN)/python -m btc_assets_tests.bench_live --bars 200
 	$(BIN)/python -m btc_assets_tests.bench_live --bars 120 --postgres
 
-# The live worker on the fake exchange for 1,000 bars with faults injected, invariants after every bar (~15 min).
+# The live worker on the fake exchange for 1,000 bars with faults injected and its process killed on 5 % of them (then
+# restarted), invariants after every bar (~20 min).
 soak: install
-	$(BIN)/python -m btc_assets_tests.soak --bars 1000
+	$(BIN)/python -m btc_assets_tests.soak --bars 1000 --kill-rate 0.05
 
 # Record the live market streams (kline_1m, aggTrade, depth20@100ms, markPrice@1s, forceOrder) until Ctrl-C/SIGTERM.
 collect: install

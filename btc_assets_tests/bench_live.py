@@ -53,7 +53,7 @@ def pct(values, q) -> float:
 
 def line(label: str, values, unit: str = "s", scale: float = 1.0, target: str = "") -> str:
     v = [x * scale for x in values]
-    fmt = "{:.2f}" if unit == "s" else "{:.0f}"
+    fmt = "{:.2f}" if unit == "s" else "{:.1f}"
     return (f"{label:<46} p50 {fmt.format(pct(v, 50)):>6} {unit}, p95 {fmt.format(pct(v, 95)):>6} {unit}, "
             f"max {fmt.format(max(v) if v else float('nan')):>6} {unit}  (n={len(v)}){target}")
 
@@ -62,10 +62,15 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--bars", type=int, default=200)
     ap.add_argument("--bar-seconds", type=float, default=2.0, help="wall seconds between two bar closes")
-    ap.add_argument("--tick", type=float, default=0.25, help="the worker's polling interval (make trade's default)")
+    ap.add_argument("--tick", type=float, default=0.02, help="the worker's polling interval: what it does in the "
+                    "seconds after a bar's expected close (FAST_POLL_S); the fake exchange closes bars on its own clock")
     ap.add_argument("--postgres", action="store_true",
                     help="the Dagster instance on PostgreSQL (Debian's server on 127.0.0.1), as in production")
+    ap.add_argument("--profile", default="", help="write a cProfile of the worker's order path (the work before "
+                    "each run) to this file")
     args = ap.parse_args()
+    if args.profile:
+        profile_order_path(args.profile)
     with contextlib.ExitStack() as stack:
         overrides, storage = None, "sqlite instance"
         if args.postgres:
@@ -75,6 +80,26 @@ def main() -> None:
             overrides = {"storage": {"postgres": {"postgres_url": pg.url("dagster", "postgresql+psycopg2")}}}
             storage = "PostgreSQL instance"
         bench(args, overrides, storage)
+
+
+def profile_order_path(out: str) -> None:
+    """cProfile the trading worker's order path (OrderPath.prepare) of every bar into `out` (pstats)."""
+    import atexit
+    import cProfile
+
+    from btc_assets.defs.trading import ahead
+
+    prof, prepare = cProfile.Profile(), ahead.OrderPath.prepare
+
+    def profiled(self, *a, **k):
+        prof.enable()
+        try:
+            return prepare(self, *a, **k)
+        finally:
+            prof.disable()
+
+    ahead.OrderPath.prepare = profiled
+    atexit.register(prof.dump_stats, out)
 
 
 def bench(args, overrides: dict | None, storage: str) -> None:
@@ -130,7 +155,7 @@ def bench(args, overrides: dict | None, storage: str) -> None:
                 bar_ms = int(parts[1]) * 1000
                 first_ack[bar_ms] = min(first_ack.get(bar_ms, float("inf")), o.accepted_wall)
         ends, orders_out, work = {}, {}, {"live_bars": [], "decisions": [], "orders": []}
-        created, step_start = {}, {}
+        created, step_start, step_parts = {}, {}, {}
         for rec in instance.get_run_records(dg.RunsFilter(job_name="trading_job")):
             run = rec.dagster_run
             bar_ms = int(dt.datetime.fromisoformat(run.tags[BARS_FROM]).timestamp() * 1000)
@@ -149,6 +174,9 @@ def bench(args, overrides: dict | None, storage: str) -> None:
                     work["orders"].append(m.metadata["send_seconds"].value)
                 elif name in work and "seconds" in m.metadata:
                     work[name].append(m.metadata["seconds"].value)
+                    if name == "decisions" and "step_ms" in m.metadata:
+                        for part, ms in m.metadata["step_ms"].value.items():
+                            step_parts.setdefault(part, []).append(ms)
         decide_ms = [r[0] for r in p.sql("SELECT decide_ms FROM trading.decisions")]
         utc = dt.timezone.utc
         decided = {int(t.replace(tzinfo=utc).timestamp() * 1000): d.replace(tzinfo=utc).timestamp()
@@ -165,6 +193,8 @@ def bench(args, overrides: dict | None, storage: str) -> None:
     print(line("bar close -> run finished", [ends[b] - closes[b] for b in ends]))
     for name, values in work.items():
         print(line(f"  in the step: {name}", values, unit="ms", scale=1000))
+    for part, values in step_parts.items():
+        print(line(f"    decision step: {part}", values, unit="ms"))
     print(line("inference + risk per bar (decide_ms)", decide_ms, unit="ms", target="  target p95 < 100 ms"))
     print(json.dumps({"close_to_ack_p95_s": round(pct(to_ack, 95), 3), "close_to_ack_p50_s": round(pct(to_ack, 50), 3),
                       "close_to_ack_n": len(to_ack), "decide_ms_p95": round(pct(decide_ms, 95), 1),

@@ -16,8 +16,14 @@ Each bar: maybe a fault is injected on a trading or feed endpoint (-1021 clock, 
   once per order; an entry's stop or target firing later is an exit, not a late entry);
 - lost orders: no entry or exit still NEW (neither filled, rejected, cancelled nor skipped) a bar later.
 
-Not injected here: killing the trading process (the crash tests in lib/trading/brokers/test_crash_recovery.py kill a
-real process at each point of an order's life) and dropped WebSocket streams (the REST feed is used).
+The trading process is also killed: on a share of the bars (`--kill-rate`) the worker runs in a process of its own
+(the same `trade_forever`, on the same warehouse, instance and exchange) that gets SIGKILL at a random moment of
+the bar -- while polling the feed, deciding, sending, waiting for a fill, or recording the run -- and a new worker
+is started at once, as a supervisor would restart `make trade` (it must find and finish what the dead one left:
+an unfinished run is reported failed and its bar run again, orders resumed by client order id). The invariants are
+checked after the restart; protection must be back within 5 s of the kill.
+The live feed is the REST one, so a dropped feed is a dropped connection on /fapi/v1/klines (the collector's own
+WebSocket reconnects are tested with the collector).
 Prints the faults injected and each invariant's violations, then one JSON line:
 {"bars": ..., "faults_injected": ..., "violations": {invariant: count, ...}}.
 """
@@ -43,6 +49,7 @@ KEY, SECRET = "soak-key", "soak-secret"
 TRADING_PATHS = ["/fapi/v1/order", "/fapi/v1/algoOrder", "/fapi/v2/positionRisk", "/fapi/v1/openOrders",
                  "/fapi/v1/klines", "/fapi/v2/balance"]
 FAULTS = ("-1021", "-2019", "-1111", "-4164", "429", "418", "5xx", "lost_reply", "drop")
+RESTART_WITHIN_S = 5.0  # a killed worker's position is protected again this soon (the restart's run included)
 INVARIANTS = ("position", "protected", "unique_ids", "late_entries", "lost_orders")
 
 
@@ -109,14 +116,90 @@ def check(p, fx, strategy: str, max_delay_s: float, prev_mismatch: bool) -> tupl
     return out, mismatch
 
 
-def soak(bars: int, fault_rate: float, seed: int, quiet: bool = True, plant=None) -> dict:
+def _trading(strategy: str, rest_url: str):
+    from btc_assets.defs.resources.trading import TradingResource
+
+    return TradingResource(
+        strategy=strategy, mode="testnet", binance_url=rest_url, api_key=dg.EnvVar("BINANCE_API_KEY"),
+        api_secret=dg.EnvVar("BINANCE_API_SECRET"), maker_tries=1, requote_after_s=0.2,
+        session_start="2024-01-11T00:00:00")
+
+
+def _defs(resources: dict):
+    from btc_assets.defs.trading.sensors import trading_job
+    from btc_assets_tests.defs.conftest import ALL_ASSETS
+
+    return dg.Definitions(assets=ALL_ASSETS, jobs=[trading_job], resources=resources)
+
+
+def child(spec: dict) -> int:
+    """A trading worker in its own process for one bar (the soak kills it): the soak's resources rebuilt from
+    `spec`, 'ready' printed once imported, then one tick of trade_forever when the soak says go."""
+    from dagster._core.instance.ref import InstanceRef
+    from dagster._serdes import deserialize_value
+
+    from btc_assets.cli.replay import trade_forever
+    from btc_assets.defs.resources import local_resources
+    from btc_assets.defs.resources.trading import LiveFeedResource
+
+    resources = local_resources(Path(spec["root"]), archive_url=spec["archive"])
+    resources["trading"] = _trading(spec["strategy"], spec["rest_url"])
+    resources["live_feed"] = LiveFeedResource(source="rest", rest_url=spec["rest_url"])
+    defs = _defs(resources)
+    with dg.DagsterInstance.from_ref(deserialize_value(spec["instance"], InstanceRef)) as instance:
+        print("ready", flush=True)
+        sys.stdin.readline()
+        trade_forever(defs, instance, spec["cursor"], tick_seconds=0.01, max_ticks=1, max_wait_s=0.0)
+    return 0
+
+
+class Killer:
+    """Workers in their own process, started ahead (imports take seconds) and killed at a random moment."""
+
+    def __init__(self, spec: dict, rng: random.Random) -> None:
+        self.spec, self.rng, self.proc = spec, rng, None
+
+    def _start(self) -> None:
+        import subprocess
+
+        self.proc = subprocess.Popen([sys.executable, "-m", "btc_assets_tests.soak", "--child", json.dumps(self.spec)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        if line.strip() != "ready":
+            raise RuntimeError(f"the soak's worker process did not start: {line!r}")
+
+    def run_and_kill(self, within_s: float) -> tuple[float, bool]:
+        """Start the bar in the worker process and SIGKILL it after a random delay in [0, within_s); returns when
+        it was killed (time.time()) and whether it had already finished by itself."""
+        import signal
+
+        if self.proc is None:
+            self._start()
+        proc, self.proc = self.proc, None
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        time.sleep(self.rng.uniform(0.0, within_s))
+        finished = proc.poll() is not None
+        if not finished:
+            proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        return time.time(), finished
+
+    def close(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def soak(bars: int, fault_rate: float, seed: int, quiet: bool = True, plant=None, kill_rate: float = 0.0) -> dict:
     """The soak; `plant(i, pipeline, fx)`, if given, is called after bar i's run and before its checks (the tests
     plant each kind of violation with it to show the checks fire)."""
+    from dagster._serdes import serialize_value
+
     from btc_assets.cli.replay import trade_forever
-    from btc_assets.defs.resources.trading import LiveFeedResource, TradingResource
-    from btc_assets.defs.trading.sensors import trading_job
+    from btc_assets.defs.resources.trading import LiveFeedResource
     from btc_assets_tests.conftest import SAMPLE, real_klines
-    from btc_assets_tests.defs.conftest import ALL_ASSETS, ten_days, train_config
+    from btc_assets_tests.defs.conftest import ten_days, train_config
     from btc_assets_tests.fakes.binance import Exchange, run_in_thread
 
     rng = random.Random(seed)
@@ -134,26 +217,35 @@ def soak(bars: int, fault_rate: float, seed: int, quiet: bool = True, plant=None
         p = ten_days(root / "data", SAMPLE, instance)
         p.run([["models", "xgb_model"]], partition_key="2024-01-08", run_config=train_config())
         setup_s = time.perf_counter() - t0
-        trading = TradingResource(
-            strategy=strategy, mode="testnet", binance_url=fx.rest_url, api_key=dg.EnvVar("BINANCE_API_KEY"),
-            api_secret=dg.EnvVar("BINANCE_API_SECRET"), maker_tries=1, requote_after_s=0.2,
-            session_start="2024-01-11T00:00:00")
+        trading = _trading(strategy, fx.rest_url)
         p.resources["trading"] = trading
         p.resources["live_feed"] = LiveFeedResource(source="rest", rest_url=fx.rest_url)
-        defs = dg.Definitions(assets=ALL_ASSETS, jobs=[trading_job], resources=p.resources)
+        defs = _defs(p.resources)
         cursor, mismatch, failed, unmet, late_ids = root / "cursor.json", False, 0, 0, set()
+        killer = Killer({"root": str(root / "data"), "archive": str(SAMPLE), "strategy": strategy,
+                         "rest_url": fx.rest_url, "cursor": str(cursor),
+                         "instance": serialize_value(instance.get_ref())}, rng)
+        kills = Counter()
         t1 = time.perf_counter()
         for i in range(bars):
             kind = inject(rng, fx, fault_rate)
             if kind:
                 faults[kind] += 1
+            killed_at = None
+            if kill_rate and rng.random() < kill_rate:
+                killed_at, by_itself = killer.run_and_kill(within_s=1.5)
+                kills["finished before the kill" if by_itself else "killed"] += 1
+            # the worker (restarted at once after a kill, as a supervisor would): finishes what a dead one left
             out = trade_forever(defs, instance, cursor, tick_seconds=0.01, max_ticks=1, max_wait_s=0.0)
             failed += out["failed_runs"]
+            restart_s = time.time() - killed_at if killed_at is not None else 0.0
             fx.exchange.clock_skew_ms = 0  # a clock jump lasts one bar (the broker resyncs on -1021)
             unmet += fx.faults.clear()  # so does any fault: one no request met must not wait for the next order
             if plant is not None:
                 plant(i, p, fx)
             found, mismatch = check(p, fx, strategy, trading.max_order_delay_s, mismatch)
+            if found["protected"] == 0 and restart_s > RESTART_WITHIN_S and _open_position(fx):
+                found["protected"] = 1  # protected again, but later than RESTART_WITHIN_S after the kill
             new_late = found.pop("late_entries") - late_ids
             late_ids |= new_late
             totals.update({k: v for k, v in found.items() if v})
@@ -162,23 +254,39 @@ def soak(bars: int, fault_rate: float, seed: int, quiet: bool = True, plant=None
                 print(f"bar {i}: {kind or 'no fault'}: {found}", flush=True)
             fx.exchange.advance()
         soak_s = time.perf_counter() - t1
+        killer.close()
         entries = p.sql("SELECT count(*) FROM trading.order_events WHERE event = 'FILLED' AND "
                         "client_order_id LIKE 'soak-%-entry'")[0][0]
     totals["late_entries"] = len(late_ids)
+    if kills:
+        faults["process_killed"] = kills["killed"]
     return {"bars": bars, "faults_injected": sum(faults.values()), "faults": dict(faults), "faults_unmet": unmet,
+            "kills": dict(kills),
             "violations": {k: int(totals.get(k, 0)) for k in INVARIANTS}, "failed_runs": failed,
             "entries_filled": int(entries), "setup_s": round(setup_s, 1), "soak_s": round(soak_s, 1)}
+
+
+def _open_position(fx) -> bool:
+    ex = fx.exchange
+    with ex.lock:
+        return abs(ex.account.position(ex.symbol).amount) > 5e-4
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bars", type=int, default=1000)
     ap.add_argument("--fault-rate", type=float, default=0.3, help="share of bars with a fault injected")
+    ap.add_argument("--kill-rate", type=float, default=0.05,
+                    help="share of bars whose worker process is killed at a random moment (then restarted)")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--child", default="", help=argparse.SUPPRESS)  # the soak's own worker process
     args = ap.parse_args(argv)
-    res = soak(args.bars, args.fault_rate, args.seed, quiet=False)
+    if args.child:
+        return child(json.loads(args.child))
+    res = soak(args.bars, args.fault_rate, args.seed, quiet=False, kill_rate=args.kill_rate)
     print(f"{res['bars']} bars in {res['soak_s']} s (setup {res['setup_s']} s), {res['failed_runs']} failed runs, "
-          f"{res['entries_filled']} entries filled; {res['faults_unmet']} faults met no request in their bar")
+          f"{res['entries_filled']} entries filled; {res['faults_unmet']} faults met no request in their bar; "
+          f"worker processes: {res['kills'] or 'none killed'}")
     print("faults injected: " + ", ".join(f"{k} {v}" for k, v in sorted(res["faults"].items())))
     print("violations: " + ", ".join(f"{k} {v}" for k, v in res["violations"].items()))
     print(json.dumps({k: res[k] for k in ("bars", "faults_injected", "violations")}))

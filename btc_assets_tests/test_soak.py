@@ -38,3 +38,11 @@ def test_each_invariant_fires_when_its_violation_is_planted():
     v = res["violations"]
     assert v["unique_ids"] >= 1 and v["lost_orders"] >= 1 and v["protected"] >= 1 and v["position"] >= 1, v
     assert v["late_entries"] >= 1, v
+
+
+def test_a_worker_killed_at_random_moments_is_restarted_and_keeps_every_invariant():
+    """The trading worker's process is SIGKILLed at a random moment of a bar (polling, deciding, sending, waiting
+    for a fill, recording the run), then restarted: it finishes what the dead one left, and every invariant holds."""
+    res = soak(bars=6, fault_rate=0.0, seed=3, kill_rate=0.7)
+    assert res["kills"].get("killed", 0) >= 2, res
+    assert res["violations"] == dict.fromkeys(INVARIANTS, 0), res

@@ -206,7 +206,7 @@ def test_the_trading_worker_runs_the_next_bar_and_resumes_from_its_cursor(sessio
     defs = dg.Definitions(assets=ALL_ASSETS, jobs=[trading_job], resources=p.resources)
     cursor = tmp_path / "cursor.json"
     newest = pd.Timestamp(fx.exchange.bar[0], unit="ms", tz="UTC")  # closed, not decided yet
-    out = trade_forever(defs, instance, cursor, tick_seconds=0.01, max_ticks=2)
+    out = trade_forever(defs, instance, cursor, tick_seconds=0.01, max_ticks=2, max_wait_s=0.2)
     assert out == {"ticks": 2, "runs": 1, "failed_runs": 0}
     assert p.sql("SELECT count(*) FROM trading.decisions WHERE bar_time = ?", [newest.tz_localize(None)]) == [(1,)]
     state = json.loads(cursor.read_text())
@@ -244,3 +244,105 @@ def test_the_exchange_stop_and_target_are_moved_to_the_plans_prices(session):
     assert moved, "the real fills should differ from the fill model's: nothing was moved"
     notes = p.sql("SELECT note FROM trading.order_events WHERE event = 'NEW' AND client_order_id LIKE '%-s1'")
     assert notes and all("moved to the plan's price" in n for (n,) in notes)
+
+
+def _worker_defs(p):
+    return dg.Definitions(assets=ALL_ASSETS, jobs=[trading_job], resources=p.resources)
+
+
+def test_the_worker_sends_a_bars_orders_before_dagster_creates_its_run(session, tmp_path):
+    """The trading worker's order path runs ahead of the run (defs/trading/ahead.py): the bar's decision and orders
+    are journaled under the run's id before the run exists; the run then records them, with the assets' lineage."""
+    from btc_assets.cli.replay import trade_forever
+
+    p, instance, fx, _, _ = session
+    fx.exchange.advance()
+    newest = pd.Timestamp(fx.exchange.bar[0], unit="ms", tz="UTC")
+    assert trade_forever(_worker_defs(p), instance, tmp_path / "c.json", tick_seconds=0.01, max_ticks=1)["runs"] == 1
+    (run,) = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/run_key": f"bar-{newest:%Y%m%dT%H%M}"}))
+    created = instance.get_run_record_by_id(run.run_id).create_timestamp.replace(tzinfo=None)
+    (decided_at, run_id), = p.sql("SELECT decided_at, run_id FROM trading.decisions WHERE bar_time = ?",
+                                  [newest.tz_localize(None)])
+    assert run_id == run.run_id and decided_at.replace(tzinfo=None) < created
+    events = p.sql("SELECT event_time FROM trading.order_events WHERE bar_time = ? AND run_id = ?",
+                   [newest.tz_localize(None), run.run_id])
+    assert all(t.replace(tzinfo=None) < created for (t,) in events)
+    mats = {tuple(e.asset_key.path): e for e in instance.get_records_for_run(run.run_id).records
+            if e.event_log_entry.dagster_event and e.event_log_entry.dagster_event.is_step_materialization
+            for e in [e.event_log_entry.dagster_event]}
+    assert {("trading", "live_bars"), ("trading", "decisions"), ("trading", "orders")} <= set(mats)
+    meta = mats[("trading", "decisions")].event_specific_data.materialization.metadata
+    assert meta["bars"].value == 1 and set(meta["step_ms"].value) >= {"features", "inference", "rules", "journal"}
+    assert run.tags["btc/worker_pid"] == str(os.getpid())
+
+
+def test_a_worker_that_died_after_sending_leaves_its_bar_to_the_next_worker(session, tmp_path):
+    """The worker decided and sent a bar, then died before Dagster created the run: the next worker asks for the
+    same bar (the cursor was not advanced), reports its decision from the journal, resumes its orders by client id
+    (nothing sent twice) and logs the bar's per-bar event, since no run recorded it."""
+    from dagster._core.utils import make_new_run_id
+
+    from btc_assets.cli.replay import sensor_tags, trade_forever
+    from btc_assets.defs.trading import ahead
+
+    p, instance, fx, _, _ = session
+    defs = _worker_defs(p)
+    job = defs.resolve_job_def("trading_job")
+    fx.exchange.advance()
+    newest = pd.Timestamp(fx.exchange.bar[0], unit="ms", tz="UTC")
+    ctx = dg.build_sensor_context(instance=instance, cursor=None, resources=p.resources)
+    (req,) = live_trading_sensor(ctx)
+    cursor = tmp_path / "c.json"
+    before = {**json.loads(ctx.cursor), "last_bar": (newest - pd.Timedelta(minutes=1)).isoformat()}
+    cursor.write_text(json.dumps(before))  # the cursor as the dead worker left it
+    dead_run = make_new_run_id()
+    with ahead.OrderPath(defs, instance) as path:
+        path.prepare(job, req.partition_key, dead_run, sensor_tags(req, worker=True))
+    assert ahead.take(dead_run) is not None  # ... and the process died: nobody records it
+    sent = sorted(o.client_order_id for o in fx.exchange.orders.values())
+    assert p.sql("SELECT run_id FROM trading.decisions WHERE bar_time = ?", [newest.tz_localize(None)]) == [(dead_run,)]
+    assert trade_forever(defs, instance, cursor, tick_seconds=0.01, max_ticks=1) == {
+        "ticks": 1, "runs": 1, "failed_runs": 0}
+    (run,) = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/run_key": req.run_key}))
+    assert run.status == dg.DagsterRunStatus.SUCCESS
+    ids = [o.client_order_id for o in fx.exchange.orders.values()]
+    assert set(sent) <= set(ids)
+    assert len(ids) == len(set(ids)), "an order id was sent twice"
+    recs = instance.get_records_for_run(run.run_id).records
+    mats = [r.event_log_entry.dagster_event.event_specific_data.materialization for r in recs
+            if r.event_log_entry.dagster_event and r.event_log_entry.dagster_event.is_step_materialization]
+    (decisions,) = [m for m in mats if m.asset_key.path == ["trading", "decisions"]]
+    assert "decided before this run" in decisions.metadata["note"].value and "no Dagster run" in \
+        decisions.metadata["note"].value
+    observed = [r.event_log_entry.dagster_event.event_specific_data.asset_observation for r in recs
+                if r.event_log_entry.dagster_event and r.event_log_entry.dagster_event.event_type_value ==
+                "ASSET_OBSERVATION"]
+    assert [o.metadata["bar_time"].value for o in observed] == [str(newest.tz_localize(None))]
+
+
+def test_a_run_left_unfinished_by_a_killed_worker_is_failed_and_its_bar_run_again(session, tmp_path):
+    """A worker killed mid-run leaves the run STARTED forever: the next worker reports it failed (saying why) and
+    runs the bar again; a run of a worker that is still alive, or of the daemon, is left alone."""
+    from btc_assets.cli.replay import WORKER_PID, sensor_tags, trade_forever
+
+    p, instance, fx, _, _ = session
+    defs = _worker_defs(p)
+    job = defs.resolve_job_def("trading_job")
+    fx.exchange.advance()
+    ctx = dg.build_sensor_context(instance=instance, cursor=None, resources=p.resources)
+    (req,) = live_trading_sensor(ctx)
+    dead = instance.create_run_for_job(job, tags={**sensor_tags(req), WORKER_PID: "999999999"},
+                                       status=dg.DagsterRunStatus.STARTED)
+    assert trade_forever(defs, instance, tmp_path / "c.json", tick_seconds=0.01, max_ticks=1)["runs"] == 1
+    assert instance.get_run_by_id(dead.run_id).status == dg.DagsterRunStatus.FAILURE
+    runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/run_key": req.run_key}))
+    assert sorted(r.status.value for r in runs) == ["FAILURE", "SUCCESS"]
+    failure = [e for e in instance.all_logs(dead.run_id) if e.dagster_event and e.dagster_event.is_run_failure]
+    assert "stopped during this run" in failure[0].message
+    # the daemon's unfinished run (no worker pid) is not touched
+    fx.exchange.advance()
+    ctx = dg.build_sensor_context(instance=instance, cursor=None, resources=p.resources)
+    (req,) = live_trading_sensor(ctx)
+    daemons = instance.create_run_for_job(job, tags=sensor_tags(req), status=dg.DagsterRunStatus.STARTED)
+    assert trade_forever(defs, instance, tmp_path / "d.json", tick_seconds=0.01, max_ticks=1)["runs"] == 0
+    assert instance.get_run_by_id(daemons.run_id).status == dg.DagsterRunStatus.STARTED

@@ -16,6 +16,8 @@ boundary in between, and the assets' events are written once the orders are out.
 alone (can_subset): a backfill of trading/decisions needs neither the live feed nor a broker.
 """
 
+from dataclasses import dataclass, field
+
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
@@ -23,6 +25,7 @@ from btc_assets.defs import partitions
 from btc_assets.defs.resources.sources import StreamRecordingsResource
 from btc_assets.defs.resources.storage import MlflowResource
 from btc_assets.defs.resources.trading import LiveFeedResource, NotifierResource, TradingResource
+from btc_assets.defs.trading import ahead
 from btc_assets.defs.trading.decisions import Decided, decide_bars
 from btc_assets.defs.trading.market import take_live_bars
 from btc_assets.defs.trading.orders import send_orders
@@ -54,36 +57,65 @@ def live_trading(context: dg.AssetExecutionContext, warehouse: DuckDBResource, l
     """live bars -> decisions -> orders as one step: a live bar's order leaves as soon as it is decided, on one
     warehouse connection, and the three assets' events are written after it (each Dagster step and event costs
     tens of milliseconds on the order path, see bench_live). Each asset can still be materialized alone (a backfill
-    of trading/decisions decides silver's bars without the live feed or a broker)."""
-    selected = context.selected_asset_keys
-    done: list = []
-    decided = None
+    of trading/decisions decides silver's bars without the live feed or a broker).
+
+    The trading worker (`make trade`) does this step's work for a run before Dagster creates the run (ahead.py:
+    the same functions, under the run's id): the step then records what was done for it, with its log lines."""
+    prepared = ahead.take(context.run.run_id)
+    if prepared is not None:
+        for level, line in prepared.log_lines:
+            getattr(context.log, level)(f"{line} (before the run, in the trading worker)")
+        yield from _finish(context, prepared.results, prepared.decided, notifier)
+        if prepared.error is not None:
+            raise dg.Failure(f"the trading worker's order path failed before this run: "
+                             f"{type(prepared.error).__name__}: {prepared.error}") from prepared.error
+        return
+    work = Work()
     try:
         with warehouse.get_connection() as conn:
-            if LIVE_BARS.key in selected:
-                done.append(take_live_bars(context, conn, live_feed, streams))
-            journal = Journal(conn) if selected & {DECISIONS.key, ORDERS.key} else None
-            if DECISIONS.key in selected:
-                decided = decide_bars(context, journal, mlflow, trading)
-                done.append(decided.result)
-            if ORDERS.key in selected:
-                market = RecordedMarket(streams.files) if live_feed.source == "collector" else None
-                done += send_orders(context, journal, warehouse, trading, notifier, market)
-            if decided is not None:  # the feature rows the decisions were made on: off the order path
-                journal.record_features(*decided.features)
+            trade_bars(context, conn, warehouse, live_feed, streams, mlflow, trading, notifier, work)
     except Exception:
-        yield from _finish(context, done, decided, notifier)  # what was done before the failure stays recorded
+        yield from _finish(context, work.results, work.decided, notifier)  # what was done before stays recorded
         raise
-    yield from _finish(context, done, decided, notifier)
+    yield from _finish(context, work.results, work.decided, notifier)
+
+
+@dataclass
+class Work:
+    """The step's results as they are made (a failure keeps what came before) and its decisions."""
+
+    results: list = field(default_factory=list)
+    decided: Decided | None = None
+
+
+def trade_bars(context, conn, warehouse: DuckDBResource, live_feed: LiveFeedResource, streams: StreamRecordingsResource, mlflow: MlflowResource,
+               trading: TradingResource, notifier: NotifierResource, work: "Work") -> None:
+    """The step's work on one connection, into `work` as it is made: the selected assets' results, the
+    decisions."""
+    selected = context.selected_asset_keys
+    if LIVE_BARS.key in selected:
+        work.results.append(take_live_bars(context, conn, live_feed, streams))
+    journal = Journal(conn) if selected & {DECISIONS.key, ORDERS.key} else None
+    if DECISIONS.key in selected:
+        work.decided = decide_bars(context, journal, mlflow, trading)  # its results: after the orders (_finish)
+    if ORDERS.key in selected:
+        market = RecordedMarket(streams.files) if live_feed.source == "collector" else None
+        work.results += send_orders(context, journal, warehouse, trading, notifier, market)
+    if work.decided is not None:  # the feature rows the decisions were made on: off the order path
+        journal.record_features(*work.decided.features)
 
 
 def _finish(context: dg.AssetExecutionContext, results: list, decided: Decided | None, notifier: NotifierResource):
     """The step's results (checks only when selected), then the decisions' per-bar observations and alerts."""
     checks = context.selected_asset_check_keys
-    yield from (r for r in results if not isinstance(r, dg.AssetCheckResult)
-                or dg.AssetCheckKey(r.asset_key, r.check_name) in checks)
+    kept = [r for r in results if not isinstance(r, dg.AssetCheckResult)
+            or dg.AssetCheckKey(r.asset_key, r.check_name) in checks]
+    yield from (r for r in kept if r.asset_key == LIVE_BARS.key)  # in the assets' order: bars, decisions, orders
     if decided is not None:
-        for obs in decided.observations:
+        yield decided.describe()
+    yield from (r for r in kept if r.asset_key != LIVE_BARS.key)
+    if decided is not None:
+        for obs in decided.observe():
             context.log_event(obs)
         for title, text in decided.alerts:
             notifier.notifier().send(title, text, level="critical")

@@ -3,6 +3,7 @@ features -> the promoted model of the bar's week -> signal -> the risk rules' pl
 journaled in trading.decisions with one AssetObservation per bar."""
 
 import time
+from collections.abc import Callable
 from typing import NamedTuple
 
 import dagster as dg
@@ -78,10 +79,30 @@ def sources_read(models: list[dict]) -> set[str] | None:
 
 
 class Decided(NamedTuple):
-    result: dg.MaterializeResult
-    observations: list  # one AssetObservation per decided bar
+    """The decisions of a run. Their materialization and per-bar observations are built once the orders are out
+    (off the order path)."""
+
+    describe: Callable[[], dg.MaterializeResult]  # trading/decisions' materialization
+    observe: Callable[[], list]  # one AssetObservation per decided bar
     alerts: list  # (title, text) of breaker trips, sent once the orders are out
     features: tuple = ((), None)  # (decision ids, their feature rows): journaled once the orders are out
+
+
+class Laps:
+    """Milliseconds spent in each part of the decision step (its materialization's `step_ms`)."""
+
+    def __init__(self) -> None:
+        self.ms: dict[str, float] = {}
+        self._t = self._t0 = time.perf_counter()
+
+    def lap(self, part: str) -> None:
+        now = time.perf_counter()
+        self.ms[part] = self.ms.get(part, 0.0) + (now - self._t) * 1000
+        self._t = now
+
+    @property
+    def total_s(self) -> float:
+        return self._t - self._t0
 
 
 def bar_range(context: dg.AssetExecutionContext, journal: Journal) -> list[pd.Timestamp]:
@@ -102,27 +123,29 @@ def bar_range(context: dg.AssetExecutionContext, journal: Journal) -> list[pd.Ti
 def decide_bars(context: dg.AssetExecutionContext, journal: Journal, mlflow: MlflowResource,
                 trading: TradingResource) -> Decided:
     """trading/decisions (computed in the trading_live step): the plan of each bar of the run, journaled."""
-    t_start = time.perf_counter()
+    laps = Laps()
     conn = journal.conn
     bars_to_decide = bar_range(context, journal)
     if not bars_to_decide:
-        return Decided(dg.MaterializeResult(asset_key=DECISIONS.key, metadata={
-            "bars": 0, "note": "nothing new to decide"}), [], [])
+        return decided_before(context, journal)
     first, last = bars_to_decide[0], bars_to_decide[-1]
     weeks = pd.DatetimeIndex(bars_to_decide).tz_localize(None).to_period("W-SUN")
     models: dict = {}
     for week in weeks.unique():
         models[week] = week_model(conn, week, trading.model_handover)
+    laps.lap("bars_and_model")
     if len(bars_to_decide) <= RECENT_MAX:
         # the new bar(s): their rows from the shortest history the features need, not the whole warm-up window
         from_ = first - predict.CONTEXT
         one, higher, since, updated = live_inputs(conn, from_, last + MINUTE, sources_read(
             [m[0] for m in models.values() if not isinstance(m, Exception)]))
+        laps.lap("inputs")
         feats = recent_features(one, higher, from_, last + MINUTE, history_start=since)
         history = (f"recent: the shortest history the features need ({len(one)} 1m bars"
                    + (", the previous run's inputs updated with the new bars)" if updated else ", read afresh)"))
     else:  # a backlog or a manual run over a day: the whole window at once
         one, higher = feature_inputs(conn, first - WARMUP, last + MINUTE)
+        laps.lap("inputs")
         feats = features_until(one, higher, last + MINUTE)  # time-sorted: rows are found by position, not copied
         history = f"window: the whole warm-up ({len(one)} 1m bars)"
     times = pd.DatetimeIndex(feats["open_time"])
@@ -131,6 +154,7 @@ def decide_bars(context: dg.AssetExecutionContext, journal: Journal, mlflow: Mlf
         raise dg.Failure(f"bars not in silver or live.klines_1m yet: {', '.join(map(str, missing[:5]))}; "
                          "materialize silver/klines_1m (or trading/live_bars) for them first")
     rows = feats.iloc[times.get_indexer(bars_to_decide)].reset_index(drop=True)
+    laps.lap("features")
     frames, infer_ms, unpromoted, handovers = [], [], [], []
     for week, week_rows in rows.groupby(rows["open_time"].dt.tz_localize(None).dt.to_period("W-SUN")):
         found = models[week]
@@ -161,9 +185,11 @@ def decide_bars(context: dg.AssetExecutionContext, journal: Journal, mlflow: Mlf
             "signal": chosen,
         }))
     new = pd.concat(frames, ignore_index=True)
+    laps.lap("inference")
     session = session_start(conn, trading.session_start, first)
     signals = session_signals(conn, session, new)
     k, funding, mark = rules_inputs(conn, session - SESSION_WARMUP, last + MINUTE)
+    laps.lap("rules_inputs")
     plans = []
     was_paused = conn.execute("SELECT breaker_paused FROM trading.decisions WHERE bar_time < ? "
                               "ORDER BY bar_time DESC LIMIT 1", [first.tz_localize(None)]).fetchall()
@@ -175,6 +201,7 @@ def decide_bars(context: dg.AssetExecutionContext, journal: Journal, mlflow: Mlf
                                     mark=mark[mark["open_time"] <= t] if mark is not None else None, **rules)
         plans.append(trader.plan(res, last_decision))
         infer_ms[i] += (time.perf_counter() - t0) * 1000
+    laps.lap("rules")
     new = pd.concat([new, pd.DataFrame([p.row() for p in plans])], axis=1)
     new["target_position"] = [p.sim_position for p in plans]  # the rules' net position at this close
     new["price"] = one.set_index("open_time").loc[new["bar_time"], "close"].to_numpy()
@@ -185,6 +212,8 @@ def decide_bars(context: dg.AssetExecutionContext, journal: Journal, mlflow: Mlf
     new["requested_at"] = pd.Timestamp(float(requested), unit="s", tz="UTC") if requested else pd.NaT
     new["run_id"] = context.run.run_id
     journal.record_decisions(new)
+    laps.lap("journal")
+    seconds = laps.total_s
     previously = bool(was_paused[0][0]) if was_paused and was_paused[0][0] is not None else False
     alerts = []
     for p in plans:
@@ -192,23 +221,56 @@ def decide_bars(context: dg.AssetExecutionContext, journal: Journal, mlflow: Mlf
             alerts.append(("drawdown breaker tripped", f"{trading.strategy}: no new entries from {p.bar_time} "
                            f"(rules' equity {p.sim_equity:,.2f} USDT); it resets at the next UTC day or week"))
         previously = p.paused
-    observations = [dg.AssetObservation(
+
+    def describe() -> dg.MaterializeResult:
+        return dg.MaterializeResult(asset_key=DECISIONS.key, metadata={
+            "bars": len(new), "first_bar": str(first), "last_bar": str(last), "session_start": str(session),
+            "models": sorted(new["model_version"].unique().tolist()), "feature_history": history,
+            "weeks_without_promoted_model": unpromoted, "model_handovers": handovers,
+            "signals": {CLASS_NAMES[k]: int(v) for k, v in new["signal"].value_counts().items()},
+            "actions": {str(k): int(v) for k, v in new["action"].value_counts().items()},
+            "breaker_paused_bars": int(sum(p.paused for p in plans)),
+            "decisions": decisions_table(new),
+            "decide_ms_p50": float(pd.Series(infer_ms).median()),
+            "seconds": round(seconds, 4),  # the decision step, up to its journal row (the orders are sent next)
+            "step_ms": {k: round(v, 2) for k, v in laps.ms.items()},
+        })
+
+    return Decided(describe, lambda: [_observation(context, row) for row in new.itertuples()], alerts,
+                   (list(new["decision_id"]), rows))
+
+
+def decided_before(context: dg.AssetExecutionContext, journal: Journal) -> Decided:
+    """trading/decisions of a run whose bars were all decided already (a retried run, or a trading worker that died
+    after deciding, before its run was recorded): the journaled decisions of the run's bars, reported as they are
+    (never decided twice). Their per-bar observations are logged when the run that decided them does not exist."""
+    tagged = tagged_bars(context)
+    if tagged is None:
+        return Decided(lambda: dg.MaterializeResult(asset_key=DECISIONS.key, metadata={
+            "bars": 0, "note": "nothing new to decide"}), list, [])
+    lo, hi = tagged
+    rows = journal.conn.execute("SELECT * FROM trading.decisions WHERE bar_time >= ? AND bar_time <= ? "
+                                "ORDER BY bar_time", [lo.tz_localize(None), hi.tz_localize(None)]).df()
+    runs = sorted(set(rows["run_id"].dropna()))
+    orphaned = {r for r in runs if r != context.run.run_id and context.instance.get_run_by_id(r) is None}
+    observations = [_observation(context, row) for row in rows.itertuples() if row.run_id in orphaned]
+    return Decided(lambda: dg.MaterializeResult(asset_key=DECISIONS.key, metadata={
+        "bars": len(rows), "first_bar": str(lo), "last_bar": str(hi),
+        "note": f"decided before this run (runs {', '.join(r[:8] for r in runs)}): reported from the journal, "
+                "not decided again" + (f"; {len(orphaned)} of them have no Dagster run (the worker stopped after "
+                                       "deciding), their per-bar events are logged here" if orphaned else ""),
+        "models": sorted(rows["model_version"].dropna().unique().tolist()),
+        "decisions": decisions_table(rows.assign(bar_time=pd.to_datetime(rows["bar_time"]).dt.tz_localize("UTC"))),
+    }), lambda: observations, [])
+
+
+def _observation(context, row) -> dg.AssetObservation:
+    """The per-bar event of one decision (trading/decisions), labelled by its decision id and bar time."""
+    return dg.AssetObservation(
         asset_key=DECISIONS.key, partition=context.partition_key,
         metadata={"decision_id": row.decision_id, "bar_time": str(row.bar_time), "signal": CLASS_NAMES[row.signal],
                   "p_buy": float(row.p_buy), "p_sell": float(row.p_sell), "action": row.action,
-                  "entry_qty": float(row.entry_qty), "model_version": row.model_version},
-    ) for row in new.itertuples()]
-    return Decided(dg.MaterializeResult(asset_key=DECISIONS.key, metadata={
-        "bars": len(new), "first_bar": str(first), "last_bar": str(last), "session_start": str(session),
-        "models": sorted(new["model_version"].unique().tolist()), "feature_history": history,
-        "weeks_without_promoted_model": unpromoted, "model_handovers": handovers,
-        "signals": {CLASS_NAMES[k]: int(v) for k, v in new["signal"].value_counts().items()},
-        "actions": {str(k): int(v) for k, v in new["action"].value_counts().items()},
-        "breaker_paused_bars": int(sum(p.paused for p in plans)),
-        "decisions": decisions_table(new),
-        "decide_ms_p50": float(pd.Series(infer_ms).median()),
-        "seconds": round(time.perf_counter() - t_start, 3),
-    }), observations, alerts, (list(new["decision_id"]), rows))
+                  "entry_qty": float(row.entry_qty), "model_version": row.model_version})
 
 
 DECISIONS_SHOWN = 60

@@ -167,17 +167,56 @@ def rules_entries(signals: pd.Series, k: pd.DataFrame) -> pd.Series:
     return signals_from_classes(signals).reindex(pd.DatetimeIndex(k["open_time"])).fillna(0).astype("int8")
 
 
+RULES_BARS = ["open_time", "open", "high", "low", "close", "quote_volume"]
+MARK_BARS = ["open_time", "open", "high", "low", "close"]
+
+
+@dataclass
+class _RulesWindow:
+    start: pd.Timestamp
+    end: pd.Timestamp  # the bars opening before this are held
+    bars: pd.DataFrame
+    mark: pd.DataFrame | None
+    read_at: float  # when it was read whole (time.time())
+
+
+_RULES: dict[str, _RulesWindow] = {}  # by database: the trading worker's session bars, extended bar by bar
+RULES_REREAD_S = 3600.0  # read whole again at least this often (the archive's day replaces live bars)
+
+
 def rules_inputs(conn, start: pd.Timestamp, end: pd.Timestamp):
-    """Bars, funding and mark prices for the risk rules (the backtest's inputs) in [start, end)."""
-    k = one_minute(conn, start, end, ["open_time", "open", "high", "low", "close", "quote_volume"])
+    """Bars, funding and mark prices for the risk rules (the backtest's inputs) in [start, end).
+
+    The session's bars are read whole once, then (in the trading worker's process) extended by the bars that
+    closed since the previous run, without reading the session again; read whole again after a gap, a different
+    session start, or RULES_REREAD_S. Funding is read every time (a settlement may be added for any past time)."""
+    key = database_of(conn)
+    c = _RULES.get(key)
+    fresh = (c is not None and c.start == start and c.end <= end and end - c.end <= _WINDOW_GAP
+             and time.time() - c.read_at < RULES_REREAD_S)
+    if fresh and c.end < end:
+        new = one_minute(conn, c.end, end, RULES_BARS)
+        expected = pd.date_range(c.end, end, freq="1min", inclusive="left")
+        fresh = len(new) == len(expected) and bool((new["open_time"].to_numpy() == expected.to_numpy()).all())
+        if fresh:
+            bars_ = pd.concat([c.bars, new], ignore_index=True)
+            mark = c.mark
+            if mark is not None:
+                more = read_window(conn, "silver.mark_price_1m", "open_time", c.end, end, MARK_BARS)
+                mark = pd.concat([mark, more], ignore_index=True) if len(more) == len(new) else None
+            c = _RULES[key] = _RulesWindow(start, end, bars_, mark, c.read_at)
+    if not fresh:
+        bars_ = one_minute(conn, start, end, RULES_BARS)
+        mark = None
+        if table_exists(conn, "silver.mark_price_1m"):
+            mark = read_window(conn, "silver.mark_price_1m", "open_time", start, end, MARK_BARS)
+            if len(mark) < len(bars_):  # the mark of live minutes is not recorded: use the traded price throughout
+                mark = None
+        c = _RULES[key] = _RulesWindow(start, end, bars_, mark, time.time())
     funding = read_window(conn, "silver.funding_rates", "funding_time", start, end, ["funding_time", "rate"]) \
         if table_exists(conn, "silver.funding_rates") else None
-    mark = None
-    if table_exists(conn, "silver.mark_price_1m"):
-        mark = read_window(conn, "silver.mark_price_1m", "open_time", start, end,
-                           ["open_time", "open", "high", "low", "close"])
-        if len(mark) < len(k):  # the mark of live minutes is not recorded: use the traded price throughout
-            mark = None
+    k = c.bars if c.end == end else c.bars[c.bars["open_time"] < end]
+    mark = c.mark if c.mark is None or c.end == end else c.mark[c.mark["open_time"] < end]
     return k, funding, mark
 
 

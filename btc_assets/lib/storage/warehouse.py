@@ -26,17 +26,25 @@ def _ident(name: str) -> str:
 def ensure_table(conn: duckdb.DuckDBPyConnection, table: str, columns: dict[str, str]) -> None:
     """Create the table (and its schema) with explicit column types if it does not exist yet."""
     table = _ident(table)
-    if "." in table:
-        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {table.split('.')[0]}")
-    cols = ", ".join(f"{_ident(c)} {t}" for c, t in columns.items())
-    conn.execute(f"CREATE TABLE IF NOT EXISTS {table} ({cols})")
-    # Tables evolve by adding columns: a warehouse written by an older version gains them (null in old rows).
     schema, _, name = table.rpartition(".")
-    existing = {r[0] for r in conn.execute(
-        "SELECT column_name FROM duckdb_columns() WHERE table_name = ? AND schema_name = ?",
-        [name, schema or "main"]).fetchall()}
+
+    def existing() -> set[str]:
+        return {r[0] for r in conn.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE table_name = ? AND schema_name = ?",
+            [name, schema or "main"]).fetchall()}
+
+    have = existing()  # a read: the usual case (the table is there with every column) writes no DDL
+    if have >= set(columns):
+        return
+    if not have:
+        if schema:
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        cols = ", ".join(f"{_ident(c)} {t}" for c, t in columns.items())
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {table} ({cols})")
+        have = existing()
+    # Tables evolve by adding columns: a warehouse written by an older version gains them (null in old rows).
     for c, t in columns.items():
-        if c not in existing:
+        if c not in have:
             conn.execute(f"ALTER TABLE {table} ADD COLUMN {_ident(c)} {t}")
 
 

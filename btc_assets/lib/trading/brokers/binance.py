@@ -29,6 +29,12 @@ log = logging.getLogger(__name__)
 _STARTED: dict[tuple, tuple[float, float, int]] = {}  # accounts set up by this process: filters, clock offset
 
 
+def journaled_trigger(note: str) -> float:
+    """The trigger price a protective leg was journaled with: "STOP_MARKET closePosition trigger 123.4" (a moved
+    leg's note goes on: "... trigger 123.4 (moved to the plan's price)")."""
+    return float(str(note).rsplit("trigger ", 1)[1].split()[0])
+
+
 @dataclass(frozen=True)
 class ExecutionConfig:
     symbol: str = "BTCUSDT"
@@ -202,7 +208,7 @@ class BinanceBroker(Broker):
                 status = None
             if status in ("TRIGGERED", "FINISHED"):
                 continue
-            trigger = float(str(row.note).rsplit("trigger ", 1)[1])
+            trigger = journaled_trigger(row.note)
             kind = "STOP_MARKET" if cid[-2:] in STOP_SUFFIXES else "TAKE_PROFIT_MARKET"
             self._place_leg(cid, row.side, kind, trigger)
             placed.append(cid)
@@ -287,7 +293,7 @@ class BinanceBroker(Broker):
             return ""
 
         def trigger(cid: str) -> float:
-            return float(str(live[cid]["note"]).rsplit("trigger ", 1)[1])
+            return journaled_trigger(live[cid]["note"])
 
         def on_tick(p: float) -> float:
             return round(p / self.tick) * self.tick

@@ -147,3 +147,33 @@ def test_an_entry_the_exchange_refuses_is_journaled_and_the_run_goes_on(fx, jour
     assert send_bar_orders(s.broker, journal, "ref", 0.001, 2.0, row) == 0  # no exception out of the bar
     (state,) = journal.orders()["event"].tolist()
     assert state == "REJECTED" and s.broker.position() == 0.0
+
+
+def test_protection_moved_to_the_plan_can_be_moved_again(fx, journal):
+    """The plan's stop and target move the exchange's legs (-s1/-t1); a later plan price moves them again (-s2/-t2)
+    reading the moved legs' journaled triggers, and the old legs are cancelled after the new ones are on."""
+    s = make_session(fx, journal)
+    s.broker.start()
+    assert s.broker.submit(CID, BAR, "BUY", 0.01, stop_distance=500.0, take_profit_r=2.0)
+    legs = {r.client_order_id: r for r in journal.open_protective_legs("binance").itertuples()}
+    first_stop = float(legs[f"{CID}-sl"].note.rsplit("trigger ", 1)[1].split()[0])
+    done = s.broker.align_protection(CID, BAR, first_stop - 50.0, first_stop + 2_000.0)
+    assert "(the plan's)" in done
+    done = s.broker.align_protection(CID, BAR, first_stop - 80.0, first_stop + 2_100.0)
+    assert f"{first_stop - 50.0:.1f} -> {first_stop - 80.0:.1f}" in done, done
+    open_legs = {a["clientAlgoId"]: float(a["triggerPrice"]) for a in s.broker.reconcile().open_algo_orders}
+    assert open_legs == {f"{CID}-s2": pytest.approx(first_stop - 80.0), f"{CID}-t2": pytest.approx(first_stop + 2_100.0)}
+    assert s.broker.align_protection(CID, BAR, first_stop - 80.0, first_stop + 2_100.0) == ""  # already the plan's
+
+
+def test_a_refused_moved_leg_is_placed_again_at_its_moved_trigger(fx, journal):
+    s = make_session(fx, journal)
+    s.broker.start()
+    assert s.broker.submit(CID, BAR, "BUY", 0.01, stop_distance=500.0, take_profit_r=2.0)
+    stop = float(s.broker.reconcile().open_algo_orders[0]["triggerPrice"])
+    fx.faults.error(-1008, "server busy", method="POST", path="/fapi/v1/algoOrder", times=1)
+    with pytest.raises(Exception):
+        s.broker.align_protection(CID, BAR, stop - 40.0, stop + 3_000.0)  # the new stop is refused
+    assert f"{CID}-s1" in s.broker.ensure_protection()  # ... and placed again at its journaled (moved) trigger
+    on = {a["clientAlgoId"]: float(a["triggerPrice"]) for a in s.broker.reconcile().open_algo_orders}
+    assert on[f"{CID}-s1"] == pytest.approx(stop - 40.0)
