@@ -37,8 +37,34 @@ def tagged_bars(context) -> tuple[pd.Timestamp, pd.Timestamp] | None:
     return pd.Timestamp(tags[BARS_FROM]), pd.Timestamp(tags[BARS_TO])
 
 
-def _live(conn, start: pd.Timestamp, end: pd.Timestamp, columns: list[str] | None = None) -> pd.DataFrame | None:
-    return read_window(conn, LIVE_TABLE, "open_time", start, end, columns) if table_exists(conn, LIVE_TABLE) else None
+def _read_if_there(conn, table: str, time_column: str, start: pd.Timestamp, end: pd.Timestamp,
+                   columns: list[str] | None = None, small: bool = False) -> pd.DataFrame | None:
+    """read_window, or None when the table does not exist (one query, not an existence check and a read)."""
+    try:
+        return read_window(conn, table, time_column, start, end, columns, small=small)
+    except LookupError:
+        return None
+
+
+def _live(conn, start: pd.Timestamp, end: pd.Timestamp, columns: list[str] | None = None,
+          small: bool = False) -> pd.DataFrame | None:
+    return _read_if_there(conn, LIVE_TABLE, "open_time", start, end, columns, small)
+
+
+_NEW_BARS: dict = {}  # the last few minutes' 1m bars read by the incremental paths, shared between them
+
+
+def new_bars(conn, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+    """one_minute over the few minutes since a cached window's end: read once per bar and shared by the feature
+    window (live_inputs) and the rules' bars (rules_inputs), which both extend by the same bars."""
+    key = (database_of(conn), start, end)
+    hit = _NEW_BARS.get(key)
+    if hit is not None and time.time() - hit[0] < 5.0:
+        return hit[1]
+    df = one_minute(conn, start, end, small=True)
+    _NEW_BARS.clear()
+    _NEW_BARS[key] = (time.time(), df)
+    return df
 
 
 def _with_live(silver: pd.DataFrame, live: pd.DataFrame | None) -> pd.DataFrame:
@@ -51,10 +77,12 @@ def _with_live(silver: pd.DataFrame, live: pd.DataFrame | None) -> pd.DataFrame:
     return pd.concat([silver, live[silver.columns]], ignore_index=True).sort_values("open_time", ignore_index=True)
 
 
-def one_minute(conn, start: pd.Timestamp, end: pd.Timestamp, columns: list[str] | None = None) -> pd.DataFrame:
-    """1m bars in [start, end): silver, plus live bars for the minutes silver does not have."""
-    return _with_live(read_window(conn, "silver.klines_1m", "open_time", start, end, columns),
-                      _live(conn, start, end, columns))
+def one_minute(conn, start: pd.Timestamp, end: pd.Timestamp, columns: list[str] | None = None,
+               small: bool = False) -> pd.DataFrame:
+    """1m bars in [start, end): silver, plus live bars for the minutes silver does not have (`small`: a few
+    minutes, read_window's small read)."""
+    return _with_live(read_window(conn, "silver.klines_1m", "open_time", start, end, columns, small=small),
+                      _live(conn, start, end, columns, small))
 
 
 def feature_inputs(conn, start: pd.Timestamp, end: pd.Timestamp) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
@@ -133,7 +161,7 @@ def live_inputs(conn, first: pd.Timestamp, end: pd.Timestamp,
     if sources != set() or c is None or not (end - _WINDOW_GAP <= c.end <= end) or c.end <= first - HISTORY["klines_1m"]:
         one, higher, since = recent_inputs(conn, first, end, sources)
     else:
-        new = one_minute(conn, c.end, end)
+        new = new_bars(conn, c.end, end)
         expected = pd.date_range(c.end, end, freq="1min", inclusive="left")
         if len(new) != len(expected) or not (new["open_time"].to_numpy() == expected.to_numpy()).all():
             one, higher, since = recent_inputs(conn, first, end, sources)  # a gap: read it whole
@@ -195,14 +223,14 @@ def rules_inputs(conn, start: pd.Timestamp, end: pd.Timestamp):
     fresh = (c is not None and c.start == start and c.end <= end and end - c.end <= _WINDOW_GAP
              and time.time() - c.read_at < RULES_REREAD_S)
     if fresh and c.end < end:
-        new = one_minute(conn, c.end, end, RULES_BARS)
+        new = new_bars(conn, c.end, end)[RULES_BARS]
         expected = pd.date_range(c.end, end, freq="1min", inclusive="left")
         fresh = len(new) == len(expected) and bool((new["open_time"].to_numpy() == expected.to_numpy()).all())
         if fresh:
             bars_ = pd.concat([c.bars, new], ignore_index=True)
             mark = c.mark
             if mark is not None:
-                more = read_window(conn, "silver.mark_price_1m", "open_time", c.end, end, MARK_BARS)
+                more = read_window(conn, "silver.mark_price_1m", "open_time", c.end, end, MARK_BARS, small=True)
                 mark = pd.concat([mark, more], ignore_index=True) if len(more) == len(new) else None
             c = _RULES[key] = _RulesWindow(start, end, bars_, mark, c.read_at)
     if not fresh:
@@ -213,8 +241,8 @@ def rules_inputs(conn, start: pd.Timestamp, end: pd.Timestamp):
             if len(mark) < len(bars_):  # the mark of live minutes is not recorded: use the traded price throughout
                 mark = None
         c = _RULES[key] = _RulesWindow(start, end, bars_, mark, time.time())
-    funding = read_window(conn, "silver.funding_rates", "funding_time", start, end, ["funding_time", "rate"]) \
-        if table_exists(conn, "silver.funding_rates") else None
+    funding = _read_if_there(conn, "silver.funding_rates", "funding_time", start, end, ["funding_time", "rate"],
+                             small=True)  # a settlement every 8 hours: a few rows
     k = c.bars if c.end == end else c.bars[c.bars["open_time"] < end]
     mark = c.mark if c.mark is None or c.end == end else c.mark[c.mark["open_time"] < end]
     return k, funding, mark

@@ -14,6 +14,7 @@ from btc_assets.defs.resources.trading import NotifierResource, TradingResource
 from btc_assets.defs.trading.market import one_minute, tagged_bars
 from btc_assets.defs.table_metadata import fmt
 from btc_assets.defs.trading.specs import CLOCK_SPEED, ORDERS, REQUESTED_AT
+from btc_assets.lib.storage.warehouse import frame_of
 from btc_assets.lib.research.features.window import WARMUP
 from btc_assets.lib.trading import metrics as trading_metrics
 from btc_assets.lib.trading.journal import Journal, mirror_journal
@@ -49,9 +50,9 @@ def send_orders(context: dg.AssetExecutionContext, journal: Journal, warehouse: 
             opens.update(zip(bars["open_time"], bars["open"].astype(float)))
         return opens.get(t)
 
-    plans = conn.execute(
+    plans = frame_of(conn.execute(
         "SELECT * FROM trading.decisions WHERE bar_time >= ? AND bar_time < ? ORDER BY bar_time",
-        [start.tz_localize(None), end.tz_localize(None)]).df()
+        [start.tz_localize(None), end.tz_localize(None)]))
     plans["bar_time"] = pd.to_datetime(plans["bar_time"]).dt.tz_localize("UTC")
     tagged = tagged_bars(context)
     if tagged is not None:  # a live run settles and sends its own bars; the bars before were settled then

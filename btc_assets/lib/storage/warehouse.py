@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from btc_assets.lib.storage import table_mirror
@@ -93,6 +94,32 @@ def replace_window(
     return len(frame)
 
 
+def frame_of(result: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """A query's result as DuckDB's .df() gives it (same dtypes: NULLs as NaN/NaT/None, nullable Int/boolean), built
+    from fetchnumpy: a few hundred microseconds instead of a few milliseconds for the small reads of the live order
+    path. For the column types of the project's tables (numbers, booleans, timestamps, text)."""
+    cols = {}
+    for name, a in result.fetchnumpy().items():
+        if isinstance(a, np.ma.MaskedArray):
+            mask, data = np.ma.getmaskarray(a), np.ma.getdata(a)
+            if not mask.any():
+                a = data
+            elif data.dtype.kind == "f":
+                a = np.where(mask, np.nan, data)
+            elif data.dtype.kind in "mM":
+                a = data.copy()
+                a[mask] = np.datetime64("NaT")
+            elif data.dtype.kind in "iu":
+                a = pd.arrays.IntegerArray(data, mask)
+            elif data.dtype.kind == "b":
+                a = pd.arrays.BooleanArray(data, mask)
+            else:
+                a = data.astype(object)
+                a[mask] = None
+        cols[name] = a
+    return pd.DataFrame(cols)
+
+
 def read_window(
     conn: duckdb.DuckDBPyConnection,
     table: str,
@@ -100,15 +127,18 @@ def read_window(
     start: pd.Timestamp,
     end: pd.Timestamp,
     columns: list[str] | None = None,
+    small: bool = False,
 ) -> pd.DataFrame:
-    """Rows with time_column in [start, end), sorted by it, time columns returned as tz-aware UTC."""
+    """Rows with time_column in [start, end), sorted by it, time columns returned as tz-aware UTC. `small`: a read
+    of a few rows on the live order path, converted by frame_of (the same frame, without .df()'s fixed cost)."""
     table = _ident(table)
     cols = ", ".join(_ident(c) for c in columns) if columns else "*"
     try:
-        df = conn.execute(
+        res = conn.execute(
             f"SELECT {cols} FROM {table} WHERE {_ident(time_column)} >= ? AND {time_column} < ? ORDER BY {time_column}",
             [_naive(start), _naive(end)],
-        ).df()
+        )
+        df = frame_of(res) if small else res.df()
     except duckdb.CatalogException:
         if not table_exists(conn, table):
             raise LookupError(f"table {table} does not exist yet: materialize the asset that writes it first") from None

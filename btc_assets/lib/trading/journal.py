@@ -16,7 +16,7 @@ import duckdb
 import pandas as pd
 
 from btc_assets.lib.storage.table_mirror import S3TableMirror
-from btc_assets.lib.storage.warehouse import ensure_table
+from btc_assets.lib.storage.warehouse import ensure_table, frame_of
 
 DECISIONS = "trading.decisions"
 ORDER_EVENTS = "trading.order_events"
@@ -150,12 +150,12 @@ class Journal:
             where, params = f"{where} AND bar_time >= ? AND bar_time < ?", [_naive(start), _naive(end)]
         if ids is not None:
             where, params = f"{where} AND list_contains(?, client_order_id)", [*params, list(ids)]
-        df = self.conn.execute(
+        df = frame_of(self.conn.execute(  # on the order path (every submit looks its id up): no .df()
             f"SELECT * FROM {ORDER_EVENTS} {where} "
             "QUALIFY row_number() OVER (PARTITION BY client_order_id ORDER BY seq DESC NULLS LAST, event_time DESC, "
             "CASE event WHEN 'NEW' THEN 0 ELSE 1 END DESC) = 1 ORDER BY bar_time, client_order_id",
             params,
-        ).df()
+        ))
         for col in ("bar_time", "event_time"):
             df[col] = pd.to_datetime(df[col]).dt.tz_localize("UTC")
         return df

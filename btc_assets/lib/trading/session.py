@@ -14,6 +14,7 @@ import time
 import numpy as np
 import pandas as pd
 
+from btc_assets.lib.storage.warehouse import frame_of
 from btc_assets.lib.trading import trader
 from btc_assets.lib.trading.journal import Journal, OrderEvent, client_order_id
 
@@ -33,8 +34,8 @@ def session_start(conn, configured: str | None, first_new: pd.Timestamp) -> pd.T
 
 def session_signals(conn, session: pd.Timestamp, new: pd.DataFrame) -> pd.Series:
     """Every signal of the session: the journaled ones from `session` on, then this run's `new` ones."""
-    past = conn.execute("SELECT bar_time, signal FROM trading.decisions WHERE bar_time >= ? ORDER BY bar_time",
-                        [session.tz_localize(None)]).df()
+    past = frame_of(conn.execute("SELECT bar_time, signal FROM trading.decisions WHERE bar_time >= ? "
+                                 "ORDER BY bar_time", [session.tz_localize(None)]))
     past_s = pd.Series(past["signal"].to_numpy(), index=pd.DatetimeIndex(past["bar_time"]).tz_localize("UTC"))
     new_s = pd.Series(new["signal"].to_numpy(), index=pd.DatetimeIndex(new["bar_time"]))
     return pd.concat([past_s, new_s]) if len(past_s) else new_s

@@ -55,3 +55,20 @@ def test_an_older_table_gains_new_columns(tmp_path):
     replace_window(conn, "s.t", newer, frame, "open_time", d1 + pd.Timedelta(days=1), d1 + pd.Timedelta(days=2))
     out = read_window(conn, "s.t", "open_time", d1, d1 + pd.Timedelta(days=2))
     assert out["w"].isna().sum() == 3 and (out["w"].dropna() == 7).all()
+
+
+def test_the_small_read_gives_the_frame_duckdb_gives():
+    """frame_of (the live order path's small reads) builds exactly .df()'s frame: dtypes, NULLs as NaN/NaT/None and
+    nullable Int64/Int8/boolean columns when a column has NULLs, an empty result's columns."""
+    from btc_assets.lib.storage.warehouse import frame_of
+
+    conn = duckdb.connect()
+    conn.execute("CREATE TABLE t (a BIGINT, ts TIMESTAMP, x DOUBLE, b BOOLEAN, s VARCHAR, k TINYINT)")
+    conn.execute("INSERT INTO t VALUES (1, TIMESTAMP '2024-01-01', 1.5, true, 'x', 1), "
+                 "(NULL, NULL, NULL, NULL, NULL, NULL), (3, TIMESTAMP '2024-01-02', 2.5, false, 'y', 2)")
+    for q in ("SELECT * FROM t", "SELECT * FROM t WHERE a IS NOT NULL", "SELECT * FROM t WHERE false"):
+        pd.testing.assert_frame_equal(frame_of(conn.execute(q)), conn.execute(q).df())
+    conn.execute("CREATE TABLE k (open_time TIMESTAMP, close DOUBLE)")
+    conn.execute("INSERT INTO k VALUES (TIMESTAMP '2024-01-01 00:00', 1.0), (TIMESTAMP '2024-01-01 00:01', 2.0)")
+    args = ("k", "open_time", pd.Timestamp("2024-01-01", tz="UTC"), pd.Timestamp("2024-01-02", tz="UTC"))
+    pd.testing.assert_frame_equal(read_window(conn, *args, small=True), read_window(conn, *args))
