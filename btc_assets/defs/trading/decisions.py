@@ -108,7 +108,6 @@ class Laps:
 def bar_range(context: dg.AssetExecutionContext, journal: Journal) -> list[pd.Timestamp]:
     """The bars this run decides: the tagged range (or every bar of the day in silver), less those already decided."""
     start, end = (pd.Timestamp(t) for t in context.partition_time_window)
-    done = journal.decided_bars(start, end)  # a retried run decides nothing twice
     tagged = tagged_bars(context)
     if tagged is not None:
         lo, hi = tagged
@@ -117,6 +116,9 @@ def bar_range(context: dg.AssetExecutionContext, journal: Journal) -> list[pd.Ti
         wanted = list(pd.date_range(lo, hi, freq="1min"))
     else:
         wanted = list(one_minute(journal.conn, start, end, ["open_time"])["open_time"])
+    if not wanted:
+        return []
+    done = journal.decided_bars(wanted[0], wanted[-1] + MINUTE)  # a retried run decides nothing twice
     return [t for t in wanted if t not in done]
 
 
