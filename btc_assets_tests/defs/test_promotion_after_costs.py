@@ -48,6 +48,7 @@ def test_after_cost_figures_are_in_the_registry_mlflow_and_the_check(gated):
     # On these ten real days the model does not earn its costs: refused, saying why, at WARN -- an honest result,
     # so the run is green and nothing trades the week.
     assert not promoted and not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+    assert check.partition == mat.partition  # the week it judges (the UI lists and plots it by week)
     assert res.success and mat.metadata["promoted"].value is False
     assert not p.sql("SELECT count(*) FROM models.xgb_models WHERE promoted")[0][0]
     assert any(w in reason for w in ("loses after costs", "probabilistic Sharpe", "random-entry", "no out-of-sample",

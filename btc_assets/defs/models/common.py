@@ -350,8 +350,10 @@ def promotion_check(check_name: str, row: dict) -> dg.AssetCheckResult:
                                    "promotion_rule": row.get("promotion_rule", "after_costs")})
 
 
-def promotion_spec(family: str, key: list[str]) -> dg.AssetCheckSpec:
-    return dg.AssetCheckSpec(f"{family}_model_beats_baselines", asset=key,
+def promotion_spec(family: str, key: list[str], partitions_def=None) -> dg.AssetCheckSpec:
+    """The promotion check; partitioned like a weekly model, so that each evaluation belongs to the week it judges
+    (the UI lists and plots it by week, not by when the run happened)."""
+    return dg.AssetCheckSpec(f"{family}_model_beats_baselines", asset=key, partitions_def=partitions_def,
                              description="Pooled walk-forward out-of-sample log-loss and Brier below the majority "
                              "class's, accuracy above persistence, and the folds' predictions traded by the backtest "
                              "engine after every cost: net P&L > 0, probabilistic Sharpe of daily returns >= 0.95 and "

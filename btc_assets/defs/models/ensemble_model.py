@@ -60,7 +60,7 @@ class EnsembleConfig(common.PromotionSettings):
     partitions_def=partitions.weekly,
     pool="duckdb",
     kinds={"mlflow"},
-    check_specs=[common.promotion_spec("ensemble", KEY)],
+    check_specs=[common.promotion_spec("ensemble", KEY, partitions.weekly)],
     description="XGBoost + LSTM of the week: mean probabilities, signal only where both agree (else HOLD). "
     "Evaluated on the members' walk-forward out-of-sample rows beside the baselines; promoted only if it beats them "
     "and both members are promoted (an unpromoted member makes the ensemble unpromoted, and says so).",

@@ -59,7 +59,7 @@ DEMO_CONFIG = {"window": 30, "hidden": 32, "dense": 16, "epochs": 3, "stride": 1
     partitions_def=partitions.weekly,
     pool="duckdb",
     kinds={"pytorch", "mlflow"},
-    check_specs=[common.promotion_spec("lstm", KEY)],
+    check_specs=[common.promotion_spec("lstm", KEY, partitions.weekly)],
     description=f"PyTorch LSTM on windows of the last bars of gold features for the trading week, trained on the "
     f"{common.TRAIN_WEEKS} weeks before it; walk-forward metrics beside the baselines; registered in MLflow "
     "(mlflow.pytorch) and promoted only if it beats the baselines.",

@@ -37,7 +37,7 @@ DEMO_CONFIG = {"n_folds": 2, "learning_rate": 0.1}
     partitions_def=partitions.weekly,
     pool="duckdb",
     kinds={"xgboost", "mlflow"},
-    check_specs=[common.promotion_spec("xgb", KEY)],
+    check_specs=[common.promotion_spec("xgb", KEY, partitions.weekly)],
     description=f"XGBoost (hist, CPU) for the trading week, trained on the {common.TRAIN_WEEKS} weeks before it; "
     "walk-forward folds inside them give the out-of-sample metrics beside the baselines; the final model (all "
     "weeks, early-stopped on their last slice) is registered in MLflow and promoted only if it beats the baselines.",
