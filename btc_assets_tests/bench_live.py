@@ -15,7 +15,10 @@ Printed, as p50 / p95 over the bars:
 * close -> trading/orders materialized (orders sent, then reconciled with the exchange), every bar;
 * close -> run finished (every bar);
 * inference + risk alone (features, model, the rules' plan), from the journal's decide_ms;
-* the work inside the step (live bars, decision, orders), from its materialization metadata.
+* the work of the step (live bars, decision, orders), from its materialization metadata -- done by the worker
+  before the run is created (defs/trading/ahead.py) -- and the decision step's parts (step_ms: bar/model lookup,
+  inputs, features, inference, rules' inputs, rules, journal); the decision step is every part but the journal.
+The JSON line: close_to_ack_p50_s/p95_s/n, decide_ms_p95, decision_step_p95_ms, decision_and_journal_p95_ms.
 The Dagster daemon's sensor path (`dagster dev` with the sensor on) adds its polling interval and a fresh process
 per run (the code location's imports) on top: `make trade` is the low-latency path.
 """
@@ -185,7 +188,7 @@ def bench(args, overrides: dict | None, storage: str) -> None:
     to_ack = [first_ack[b] - closes[b] for b in first_ack if b in closes]
     print(f"bars closed: {len(closes)}, runs: {len(ends)} ({failed} failed), bars with orders: {len(to_ack)}; "
           f"one bar every {args.bar_seconds} s, worker polling every {args.tick} s, {storage}")
-    print(line("bar close -> first order acknowledged", to_ack, target="  target p95 < 2 s"))
+    print(line("bar close -> first order acknowledged", to_ack, target="  target p95 < 0.25 s"))
     print(line("bar close -> run created (sensor's request)", [created[b] - closes[b] for b in created]))
     print(line("bar close -> trading/live step starts", [step_start[b] - closes[b] for b in step_start]))
     print(line("bar close -> decision journaled (orders next)", [decided[b] - closes[b] for b in closes if b in decided]))
@@ -195,10 +198,15 @@ def bench(args, overrides: dict | None, storage: str) -> None:
         print(line(f"  in the step: {name}", values, unit="ms", scale=1000))
     for part, values in step_parts.items():
         print(line(f"    decision step: {part}", values, unit="ms"))
+    # the decision step as the issue defines it: features + model + risk for the new bar (every part but the
+    # journal row written after it, printed above; `decision_and_journal` includes it)
+    step = [sum(v[i] for k, v in step_parts.items() if k != "journal") for i in range(len(step_parts.get("journal", [])))]
+    print(line("decision step (features + model + risk)", step, unit="ms", target="  target p95 < 20 ms"))
     print(line("inference + risk per bar (decide_ms)", decide_ms, unit="ms", target="  target p95 < 100 ms"))
     print(json.dumps({"close_to_ack_p95_s": round(pct(to_ack, 95), 3), "close_to_ack_p50_s": round(pct(to_ack, 50), 3),
                       "close_to_ack_n": len(to_ack), "decide_ms_p95": round(pct(decide_ms, 95), 1),
-                      "decision_step_p95_ms": round(pct(work["decisions"], 95) * 1000, 1)}))
+                      "decision_step_p95_ms": round(pct(step, 95), 1),
+                      "decision_and_journal_p95_ms": round(pct(work["decisions"], 95) * 1000, 1)}))
 
 
 if __name__ == "__main__":
