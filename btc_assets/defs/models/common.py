@@ -352,7 +352,8 @@ def promotion_check(check_name: str, row: dict) -> dg.AssetCheckResult:
 
 def promotion_spec(family: str, key: list[str], partitions_def=None) -> dg.AssetCheckSpec:
     """The promotion check; partitioned like a weekly model, so that each evaluation belongs to the week it judges
-    (the UI lists and plots it by week, not by when the run happened)."""
+    (the UI lists and plots it by week, not by when the run happened). Partitioned checks are a preview feature of
+    Dagster; the version is pinned exactly (constraints.txt), so a change arrives only with a deliberate upgrade."""
     return dg.AssetCheckSpec(f"{family}_model_beats_baselines", asset=key, partitions_def=partitions_def,
                              description="Pooled walk-forward out-of-sample log-loss and Brier below the majority "
                              "class's, accuracy above persistence, and the folds' predictions traded by the backtest "

@@ -7,9 +7,11 @@ the higher timeframes (5m/15m/1h) are rebuilt from exactly the 1m bars the trade
 """
 
 import time
+import weakref
 from dataclasses import dataclass
 
 import dagster as dg
+import duckdb
 import pandas as pd
 
 from btc_assets.lib.research.features.window import EXTRA_SOURCES, HISTORY, RECENT_SPAN, load_bars
@@ -20,7 +22,7 @@ from btc_assets.lib.trading import live_bars
 from btc_assets.lib.research.backtest import signals_from_classes
 from btc_assets.lib.data.collector.writer import hour_names
 from btc_assets.lib.data.rest.client import PublicRest
-from btc_assets.lib.storage.warehouse import read_window, replace_window, table_exists
+from btc_assets.lib.storage.warehouse import frame_of, read_window, replace_window, table_exists
 
 LIVE_TABLE = "live.klines_1m"
 LIVE_TYPES = {"open_time": "TIMESTAMP", "open": "DOUBLE", "high": "DOUBLE", "low": "DOUBLE", "close": "DOUBLE",
@@ -51,6 +53,23 @@ def _live(conn, start: pd.Timestamp, end: pd.Timestamp, columns: list[str] | Non
     return _read_if_there(conn, LIVE_TABLE, "open_time", start, end, columns, small)
 
 
+def _few_minutes(conn, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+    """one_minute for a few minutes in one query (silver's bars, then the live bars of the minutes silver lacks)."""
+    cols = ", ".join(LIVE_TYPES)
+    window = "open_time >= ? AND open_time < ?"
+    bounds = [start.tz_convert("UTC").tz_localize(None), end.tz_convert("UTC").tz_localize(None)]
+    try:
+        res = conn.execute(
+            f"SELECT {cols} FROM silver.klines_1m WHERE {window} UNION ALL SELECT {cols} FROM {LIVE_TABLE} WHERE "
+            f"{window} AND open_time NOT IN (SELECT open_time FROM silver.klines_1m WHERE {window}) "
+            "ORDER BY open_time", bounds * 3)
+    except duckdb.CatalogException:  # no live table yet (or no silver): the general path says which
+        return one_minute(conn, start, end, small=True)
+    df = frame_of(res)
+    df["open_time"] = pd.to_datetime(df["open_time"]).dt.tz_localize("UTC").astype("datetime64[ns, UTC]")
+    return df
+
+
 _NEW_BARS: dict = {}  # the last few minutes' 1m bars read by the incremental paths, shared between them
 
 
@@ -61,7 +80,7 @@ def new_bars(conn, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
     hit = _NEW_BARS.get(key)
     if hit is not None and time.time() - hit[0] < 5.0:
         return hit[1]
-    df = one_minute(conn, start, end, small=True)
+    df = _few_minutes(conn, start, end)
     _NEW_BARS.clear()
     _NEW_BARS[key] = (time.time(), df)
     return df
@@ -142,10 +161,22 @@ _WINDOWS: dict[str, _Window] = {}  # by database: the trading worker's previous 
 _WINDOW_GAP = pd.Timedelta(minutes=10)  # a cached window older than this is read afresh
 
 
+_DATABASE_OF: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # connection -> its file, asked once
+
+
 def database_of(conn) -> str:
     """The warehouse file of the connection (the key of what the trading worker keeps between runs)."""
-    return str(conn.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()")
+    try:
+        return _DATABASE_OF[conn]
+    except (KeyError, TypeError):
+        pass
+    path = str(conn.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()")
                .fetchone()[0])
+    try:
+        _DATABASE_OF[conn] = path
+    except TypeError:  # not weakly referenceable: asked every time
+        pass
+    return path
 
 
 def live_inputs(conn, first: pd.Timestamp, end: pd.Timestamp,

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from btc_assets.lib.storage.table_mirror import S3TableMirror
@@ -82,19 +83,19 @@ class Journal:
         """Insert decisions whose decision_id is not journaled yet (a retried run adds nothing twice)."""
         if df.empty:
             return
-        frame = df.reindex(columns=list(DECISION_TYPES)).copy()  # requested_at is optional (manual runs)
-        for col in ("bar_time", "decided_at", "requested_at"):
-            frame[col] = pd.to_datetime(frame[col], utc=True).dt.tz_localize(None)
-        if len(frame) <= 5:  # the live path's bar: plain parameters, no DataFrame scan (it is on the order path)
-            cols = list(DECISION_TYPES)
+        cols = list(DECISION_TYPES)
+        if len(df) <= 5:  # the live path's bar: plain parameters, no DataFrame work (it is on the order path)
             marks = ", ".join("?" for _ in cols)
-            at = cols.index("bar_time")
-            for row in frame.astype(object).where(frame.notna(), None).itertuples(index=False):
+            for i in range(len(df)):
+                row = [_param(df[c].iat[i]) if c in df.columns else None for c in cols]  # requested_at optional
                 # the bar_time filter first: the table's zone maps skip every other day (it grows 1,440 rows a day)
                 self.conn.execute(f"INSERT INTO {DECISIONS} ({', '.join(cols)}) SELECT {marks} WHERE NOT EXISTS "
                                   f"(SELECT 1 FROM {DECISIONS} WHERE bar_time = ? AND decision_id = ?)",
-                                  [*row, row[at], row[0]])
+                                  [*row, row[cols.index("bar_time")], row[0]])
             return
+        frame = df.reindex(columns=cols).copy()  # requested_at is optional (manual runs)
+        for col in ("bar_time", "decided_at", "requested_at"):
+            frame[col] = pd.to_datetime(frame[col], utc=True).dt.tz_localize(None)
         self.conn.register("_decisions", frame)
         self.conn.execute(
             f"INSERT INTO {DECISIONS} SELECT {', '.join(DECISION_TYPES)} FROM _decisions d "
@@ -206,6 +207,17 @@ def mirror_journal(conn: duckdb.DuckDBPyConnection, mirror: S3TableMirror | None
         last = first + pd.Timedelta(days=1)
     return {DECISIONS: mirror.put_merged(conn, DECISIONS, "bar_time", first, last, key=("decision_id",)),
             ORDER_EVENTS: mirror.put_merged(conn, ORDER_EVENTS, "bar_time", first, last)}
+
+
+def _param(v):
+    """One value as a DuckDB parameter: None for NaN/NaT/None, a naive UTC datetime for a timestamp, a Python
+    scalar otherwise."""
+    if v is None or (not isinstance(v, str) and pd.isna(v)):
+        return None
+    if isinstance(v, (pd.Timestamp, np.datetime64)):
+        t = pd.Timestamp(v)
+        return (t.tz_convert("UTC").tz_localize(None) if t.tzinfo else t).to_pydatetime()
+    return v.item() if isinstance(v, np.generic) else v
 
 
 def _naive(ts) -> pd.Timestamp:

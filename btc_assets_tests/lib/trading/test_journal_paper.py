@@ -93,3 +93,31 @@ def test_decisions_are_journaled_once(journal):
     journal.record_decisions(pd.DataFrame([row]))
     assert journal.decided_bars(T0, T0 + MIN) == {T0}
     assert journal.conn.execute("SELECT count(*) FROM trading.decisions").fetchone()[0] == 1
+
+
+def test_a_few_decisions_are_journaled_as_a_batch_would_be():
+    """The live path's few-row insert (plain parameters) writes exactly what the batch insert writes: timestamps as
+    naive UTC, NaN/NaT/None as NULL, requested_at absent -> NULL; and a retried insert adds nothing."""
+    import duckdb
+    import numpy as np
+    import pandas as pd
+
+    from btc_assets.lib.trading.journal import Journal
+
+    t = pd.date_range("2024-01-11 00:00", periods=6, freq="1min", tz="UTC")
+    df = pd.DataFrame({"decision_id": [f"s-{i}-decision" for i in range(6)], "bar_time": t, "run_id": "r",
+                       "decided_at": t + pd.Timedelta(seconds=61), "model_version": ["v1", None, "v1", "v1", "v1", "v1"],
+                       "p_buy": [0.2, np.nan, 0.3, 0.4, 0.5, 0.6], "signal": np.array([1, 1, 2, 0, 1, 1], "int8"),
+                       "action": "hold", "entry_qty": 0.0, "breaker_paused": [False, True, False, False, False, False],
+                       "requested_at": [t[0], pd.NaT, t[2], t[3], t[4], t[5]]})
+    few, many = Journal(duckdb.connect()), Journal(duckdb.connect())
+    for i in range(0, 6, 2):
+        few.record_decisions(df.iloc[i:i + 2])
+    few.record_decisions(df.iloc[:2])  # retried: nothing twice
+    many.record_decisions(df)
+    q = "SELECT * FROM trading.decisions ORDER BY bar_time"
+    pd.testing.assert_frame_equal(few.conn.execute(q).df(), many.conn.execute(q).df())
+    assert few.conn.execute("SELECT count(*) FROM trading.decisions").fetchone()[0] == 6
+    row = few.conn.execute("SELECT p_buy, model_version, requested_at FROM trading.decisions WHERE decision_id = "
+                           "'s-1-decision'").fetchone()
+    assert row == (None, None, None)
