@@ -144,7 +144,7 @@ class Journal:
         return self.conn.execute(q, [client_order_id]).fetchone()[0] > 0
 
     def orders(self, start: pd.Timestamp | None = None, end: pd.Timestamp | None = None,
-               ids: list[str] | None = None) -> pd.DataFrame:
+               ids: list[str] | None = None, legs_of: str | None = None) -> pd.DataFrame:
         """The latest state of every order (optionally with bar_time in [start, end), or of these ids), oldest first.
 
         A broker's ACK rows record one leg each (its qty is that leg's fill), not the order's state: an order
@@ -154,6 +154,9 @@ class Journal:
             where, params = f"{where} AND bar_time >= ? AND bar_time < ?", [_naive(start), _naive(end)]
         if ids is not None:
             where, params = f"{where} AND list_contains(?, client_order_id)", [*params, list(ids)]
+        if legs_of is not None:  # the protective legs of one broker only (filtered before the latest-state pass)
+            where = f"{where} AND broker = ? AND regexp_matches(client_order_id, ?)"
+            params = [*params, legs_of, PROTECTIVE_LEG]
         df = frame_of(self.conn.execute(  # on the order path (every submit looks its id up): no .df()
             f"SELECT * FROM {ORDER_EVENTS} {where} "
             "QUALIFY row_number() OVER (PARTITION BY client_order_id ORDER BY seq DESC NULLS LAST, event_time DESC, "
@@ -173,10 +176,8 @@ class Journal:
     def open_protective_legs(self, broker: str) -> pd.DataFrame:
         """The stop and target legs (ids ending -sl / -tp, or -s1.. / -t1.. once moved to the plan's prices) of
         `broker` that are still NEW."""
-        o = self.orders()
-        if not len(o):
-            return o
-        return o[(o["event"] == "NEW") & (o["broker"] == broker) & o["client_order_id"].str.match(PROTECTIVE_LEG)]
+        o = self.orders(legs_of=broker)  # on the order path (settle, every bar): not the whole journal
+        return o[o["event"] == "NEW"] if len(o) else o
 
     def position(self, broker: str | None = None) -> float:
         """Net filled position in base units (of one broker's orders when named: paper and exchange books differ)."""

@@ -121,3 +121,24 @@ def test_a_few_decisions_are_journaled_as_a_batch_would_be():
     row = few.conn.execute("SELECT p_buy, model_version, requested_at FROM trading.decisions WHERE decision_id = "
                            "'s-1-decision'").fetchone()
     assert row == (None, None, None)
+
+
+def test_open_protective_legs_are_the_brokers_legs_still_new():
+    """Only stop/target legs (-sl/-tp, moved -s<n>/-t<n>) of the named broker whose latest event is NEW: not the
+    entry, its quotes or market leg, a leg that fired or was cancelled, nor another broker's."""
+    import duckdb
+
+    from btc_assets.lib.trading.journal import OrderEvent
+
+    j = Journal(duckdb.connect())
+    bar = pd.Timestamp("2024-01-11 00:00", tz="UTC")
+    for cid, event, broker in [("s-1-entry", "NEW", "binance"), ("s-1-entry-mk", "NEW", "binance"),
+                               ("s-1-entry-sl", "NEW", "binance"), ("s-1-entry-tp", "NEW", "binance"),
+                               ("s-1-entry-tp", "CANCELED", "binance"), ("s-1-entry-s1", "NEW", "binance"),
+                               ("s-2-entry-sl", "NEW", "binance"), ("s-2-entry-sl", "FILLED", "binance"),
+                               ("s-3-entry-sl", "NEW", "paper"), ("s-1-entry-t2", "NEW", "binance")]:
+        j.append(OrderEvent(cid, event, bar, "SELL", 0.01, None, 0.0, broker, "r", "trigger 1.0"))
+    legs = j.open_protective_legs("binance")
+    assert sorted(legs["client_order_id"]) == ["s-1-entry-s1", "s-1-entry-sl", "s-1-entry-t2"]
+    assert list(j.open_protective_legs("paper")["client_order_id"]) == ["s-3-entry-sl"]
+    assert j.open_protective_legs("kraken").empty
