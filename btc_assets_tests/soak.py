@@ -192,6 +192,20 @@ class Killer:
 
 
 def soak(bars: int, fault_rate: float, seed: int, quiet: bool = True, plant=None, kill_rate: float = 0.0) -> dict:
+    """The soak (see _soak), with the environment it sets (keys, testnet mode) put back afterwards."""
+    names = ("BINANCE_API_KEY", "BINANCE_API_SECRET", "BTC_TRADING_MODE")
+    saved = {k: os.environ.get(k) for k in names}
+    try:
+        return _soak(bars, fault_rate, seed, quiet, plant, kill_rate)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _soak(bars: int, fault_rate: float, seed: int, quiet: bool, plant, kill_rate: float) -> dict:
     """The soak; `plant(i, pipeline, fx)`, if given, is called after bar i's run and before its checks (the tests
     plant each kind of violation with it to show the checks fire)."""
     from dagster._serdes import serialize_value
