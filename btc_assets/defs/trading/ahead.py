@@ -64,10 +64,17 @@ class _Lines:
         self.lines.append((level, str(msg)))
         getattr(log, level)(msg)
 
-    def debug(self, msg): self._add("debug", msg)  # noqa: E704
-    def info(self, msg): self._add("info", msg)  # noqa: E704
-    def warning(self, msg): self._add("warning", msg)  # noqa: E704
-    def error(self, msg): self._add("error", msg)  # noqa: E704
+    def debug(self, msg) -> None:
+        self._add("debug", msg)
+
+    def info(self, msg) -> None:
+        self._add("info", msg)
+
+    def warning(self, msg) -> None:
+        self._add("warning", msg)
+
+    def error(self, msg) -> None:
+        self._add("error", msg)
 
 
 @dataclass
