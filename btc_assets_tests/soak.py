@@ -258,8 +258,7 @@ def _soak(bars: int, fault_rate: float, seed: int, quiet: bool, plant, kill_rate
             if plant is not None:
                 plant(i, p, fx)
             found, mismatch = check(p, fx, strategy, trading.max_order_delay_s, mismatch)
-            if found["protected"] == 0 and restart_s > RESTART_WITHIN_S and _open_position(fx):
-                found["protected"] = 1  # protected again, but later than RESTART_WITHIN_S after the kill
+            found["protected"] = protected_in_time(found["protected"], restart_s, _open_position(fx))
             new_late = found.pop("late_entries") - late_ids
             late_ids |= new_late
             totals.update({k: v for k, v in found.items() if v})
@@ -278,6 +277,13 @@ def _soak(bars: int, fault_rate: float, seed: int, quiet: bool, plant, kill_rate
             "kills": dict(kills),
             "violations": {k: int(totals.get(k, 0)) for k in INVARIANTS}, "failed_runs": failed,
             "entries_filled": int(entries), "setup_s": round(setup_s, 1), "soak_s": round(soak_s, 1)}
+
+
+def protected_in_time(unprotected: int, since_kill_s: float, position_open: bool,
+                      within_s: float = RESTART_WITHIN_S) -> int:
+    """The 'protected' invariant after a bar (1: violated): no stop for an open position, or -- after a kill -- a
+    position protected again only later than `within_s` after the kill (`since_kill_s`: 0 without a kill)."""
+    return int(bool(unprotected) or (position_open and since_kill_s > within_s))
 
 
 def _open_position(fx) -> bool:

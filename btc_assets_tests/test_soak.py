@@ -4,7 +4,7 @@ and each invariant's check fires when its violation is planted."""
 import pandas as pd
 
 from btc_assets_tests.fakes.binance.orders import Order
-from btc_assets_tests.soak import INVARIANTS, soak
+from btc_assets_tests.soak import INVARIANTS, protected_in_time, soak
 
 
 def test_a_short_soak_under_faults_keeps_every_invariant():
@@ -46,3 +46,11 @@ def test_a_worker_killed_at_random_moments_is_restarted_and_keeps_every_invarian
     res = soak(bars=6, fault_rate=0.0, seed=3, kill_rate=0.7)
     assert res["kills"].get("killed", 0) >= 2, res
     assert res["violations"] == dict.fromkeys(INVARIANTS, 0), res
+
+
+def test_protection_back_later_than_5_s_after_a_kill_is_a_violation():
+    assert protected_in_time(0, 0.0, position_open=True) == 0  # no kill, stop in place
+    assert protected_in_time(1, 0.0, position_open=True) == 1  # no stop for the open position
+    assert protected_in_time(0, 3.0, position_open=True) == 0  # restarted and protected within 5 s
+    assert protected_in_time(0, 7.5, position_open=True) == 1  # protected, but 7.5 s after the kill
+    assert protected_in_time(0, 7.5, position_open=False) == 0  # flat: nothing to protect
