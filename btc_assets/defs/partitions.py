@@ -55,22 +55,34 @@ def last_archive_day(url: str, symbol: str = "BTCUSDT") -> str | None:
     return f"{max(b for _, b in spans):%Y-%m-%d}" if spans else None
 
 
+def _date_setting(env, variable: str, what: str) -> str | None:
+    """The variable's date (YYYY-MM-DD), None when unset; a malformed one refused by name, saying what to set."""
+    explicit = env.get(variable, "").strip()
+    if not explicit:
+        return None
+    try:
+        return dt.date.fromisoformat(explicit).isoformat()
+    except ValueError:
+        raise ValueError(f"{variable}={explicit!r} is not a date: set it to {what}") from None
+
+
+def _symbol(env) -> str:
+    return env.get("BTC_SYMBOL", "BTCUSDT") or "BTCUSDT"
+
+
 def partitions_end(env=os.environ) -> str | None:
     """The last daily partition, or None (open-ended: a partition appears each UTC day). BTC_PARTITIONS_END if set;
     for the bundled sample (a fixed 60 days, nothing can be added to it) its last day, so the UI does not list every
     day since as missing; any other archive, local mirrors included, stays open (live trading needs today)."""
-    explicit = env.get(END_VARIABLE, "").strip()
+    explicit = _date_setting(env, END_VARIABLE, "the last day to partition, as YYYY-MM-DD, or unset it for "
+                             "partitions up to today")
     if explicit:
-        try:
-            return dt.date.fromisoformat(explicit).isoformat()
-        except ValueError:
-            raise ValueError(f"{END_VARIABLE}={explicit!r} is not a date: set it to the last day to partition, "
-                             "as YYYY-MM-DD, or unset it for partitions up to today") from None
+        return explicit
     from btc_assets.defs.resources.sources import SAMPLE_ARCHIVE
 
     root = local_root(env.get("BINANCE_ARCHIVE_URL", ""))
     if root is not None and root.resolve() == SAMPLE_ARCHIVE.resolve():
-        return last_archive_day(str(root), env.get("BTC_SYMBOL", "BTCUSDT") or "BTCUSDT")
+        return last_archive_day(str(root), _symbol(env))
     return None
 
 
@@ -80,16 +92,9 @@ def _after(day: str | None, **offset) -> str | None:
 
 def partitions_start(env=os.environ) -> str:
     """The first daily partition (see the module docstring); a malformed BTC_PARTITIONS_START is refused by name."""
-    explicit = env.get(START_VARIABLE, "").strip()
-    if explicit:
-        try:
-            return dt.date.fromisoformat(explicit).isoformat()
-        except ValueError:
-            raise ValueError(f"{START_VARIABLE}={explicit!r} is not a date: set it to the first day to partition, "
-                             f"as YYYY-MM-DD (e.g. {LISTING_DATE}), or unset it to start at the archive's first day"
-                             ) from None
-    return first_archive_day(env.get("BINANCE_ARCHIVE_URL", ""), env.get("BTC_SYMBOL", "BTCUSDT") or "BTCUSDT") \
-        or LISTING_DATE
+    explicit = _date_setting(env, START_VARIABLE, f"the first day to partition, as YYYY-MM-DD (e.g. {LISTING_DATE}), "
+                             "or unset it to start at the archive's first day")
+    return explicit or first_archive_day(env.get("BINANCE_ARCHIVE_URL", ""), _symbol(env)) or LISTING_DATE
 
 
 ARCHIVE_START = partitions_start()

@@ -274,9 +274,7 @@ def rules_inputs(conn, start: pd.Timestamp, end: pd.Timestamp):
         c = _RULES[key] = _RulesWindow(start, end, bars_, mark, time.time())
     funding = _read_if_there(conn, "silver.funding_rates", "funding_time", start, end, ["funding_time", "rate"],
                              small=True)  # a settlement every 8 hours: a few rows
-    k = c.bars if c.end == end else c.bars[c.bars["open_time"] < end]
-    mark = c.mark if c.mark is None or c.end == end else c.mark[c.mark["open_time"] < end]
-    return k, funding, mark
+    return c.bars, funding, c.mark  # the window ends at `end` on every path above
 
 
 LIVE_BARS = dg.AssetSpec(
