@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from btc_assets.lib.research.features import pit
 from btc_assets.lib.research.features.compute import Bars, Context
 from btc_assets.lib.research.features.registry import BY_NAME, FAMILIES, FEATURES
 
@@ -55,16 +56,18 @@ METRICS_MATCH = 0.02  # median relative error below which the taker-ratio match 
 # needs only its 1m part's warm-up, an indicator of the same kind).
 SAMPLED_HISTORY_1M = 1 + max(
     f.warmup_bars_1m for f in FEATURES if not set(f.sources) & {"klines_5m", "klines_15m", "klines_1h"})
-# The boundary cut-offs are recomputed in two batched runs whose boundary sources are seen SHIFT later (rows just
-# before a close) or earlier (rows just after): for a row whose cut-off has no boundary-source row becoming
+# The boundary cut-offs are recomputed in one batched run where a row just before a close sees the boundary sources
+# SHIFT later and a row just after SHIFT earlier: for a row whose cut-off has no boundary-source row becoming
 # available within SHIFT of it (checked), that is exactly the data physically cut at its cut-off.
 SHIFT = pd.Timedelta(seconds=30)
 
 
 def _ns(values) -> np.ndarray:
-    idx = pd.DatetimeIndex(values)
-    idx = idx.tz_localize("UTC") if idx.tz is None else idx.tz_convert("UTC")
-    return idx.as_unit("ns").asi8
+    return pit.ns(values)
+
+
+def _ascending(t: np.ndarray) -> bool:
+    return bool(len(t) < 2 or (t[1:] >= t[:-1]).all())
 
 
 def minutes(td: pd.Timedelta) -> str:
@@ -84,7 +87,8 @@ def measured_period(times) -> pd.Timedelta | None:
     d = d[d > 0]
     if len(d) == 0:
         return None
-    return pd.Timedelta(int(np.median(d)), unit="ns")
+    lo, hi = d.min(), d.max()
+    return pd.Timedelta(int(lo if lo == hi else np.median(d)), unit="ns")  # a gapless grid: every step is the median
 
 
 def measure_metrics_delay(metrics: pd.DataFrame, one: pd.DataFrame) -> tuple[pd.Timedelta, str]:
@@ -97,29 +101,38 @@ def measure_metrics_delay(metrics: pd.DataFrame, one: pd.DataFrame) -> tuple[pd.
         return FIVE, "not measurable (no metrics or no 1m klines): assumed 5 minutes (the later convention)"
     five = FIVE.value
     # the last MEASURE_ROWS metrics rows decide (two days: plenty for a median, and the check stays cheap)
-    if not metrics["create_time"].is_monotonic_increasing:
-        metrics = metrics.sort_values("create_time", kind="stable")
-    if not one["open_time"].is_monotonic_increasing:
-        one = one.sort_values("open_time", kind="stable")
-    metrics = metrics.iloc[-MEASURE_ROWS:]
+    mt = _ns(metrics["create_time"])
+    if not _ascending(mt):
+        order = np.argsort(mt, kind="stable")
+        metrics, mt = metrics.iloc[order], mt[order]
     t1 = _ns(one["open_time"])
-    lo = int(np.searchsorted(t1, _ns(metrics["create_time"].iloc[:1])[0] - 2 * five))
-    one = one.iloc[lo:]
+    if not _ascending(t1):
+        order = np.argsort(t1, kind="stable")
+        one, t1 = one.iloc[order], t1[order]
+    metrics, mt = metrics.iloc[-MEASURE_ROWS:], mt[-MEASURE_ROWS:]
+    lo = int(np.searchsorted(t1, mt[0] - 2 * five))
     bucket = t1[lo:] // five
     starts, inv = np.unique(bucket, return_inverse=True)
-    buy = np.bincount(inv, weights=one["taker_buy_volume"].to_numpy(float))
-    sell = np.bincount(inv, weights=(one["volume"] - one["taker_buy_volume"]).to_numpy(float))
-    ratio = pd.Series(np.where(sell > 0, buy / np.where(sell > 0, sell, 1.0), np.nan),
-                      index=pd.DatetimeIndex(starts * five, tz="UTC")).dropna()
-    m = metrics.drop_duplicates("create_time", keep="last").set_index("create_time")["sum_taker_long_short_vol_ratio"]
-    m = m[m > 0]
+    volume = one["volume"].to_numpy(float)[lo:]
+    taker = one["taker_buy_volume"].to_numpy(float)[lo:]
+    buy = np.bincount(inv, weights=taker, minlength=len(starts))
+    sell = np.bincount(inv, weights=volume - taker, minlength=len(starts))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(sell > 0, buy / np.where(sell > 0, sell, 1.0), np.nan)
+    keep = np.isfinite(ratio)
+    starts, ratio = starts[keep] * five, ratio[keep]
+    # one ratio per stamp (the last row of a repeated stamp), positive ones only
+    last = np.append(mt[1:] != mt[:-1], True)
+    value = metrics["sum_taker_long_short_vol_ratio"].to_numpy(float)[last]
+    stamp = mt[last]
+    stamp, value = stamp[value > 0], value[value > 0]
     errors = {}
     for delay in (pd.Timedelta(0), FIVE):
-        start = m.index + delay - FIVE  # the window the ratio would describe
-        ref = ratio.reindex(start).to_numpy()
-        ok = np.isfinite(ref)
+        start = stamp + delay.value - five  # the window the ratio would describe
+        i = np.minimum(np.searchsorted(starts, start), max(len(starts) - 1, 0))
+        ok = (starts[i] == start) if len(starts) else np.zeros(len(start), bool)
         if ok.sum() >= 12:
-            errors[delay] = float(np.median(np.abs(m.to_numpy()[ok] / ref[ok] - 1)))
+            errors[delay] = float(np.median(np.abs(value[ok] / ratio[i[ok]] - 1)))
     if not errors:
         return FIVE, "not measurable (metrics and klines do not overlap): assumed 5 minutes (the later convention)"
     best = min(errors, key=errors.get)
@@ -141,11 +154,31 @@ class Observed:
     times: dict[str, np.ndarray] = field(default_factory=dict)  # each frame's time column, int64 ns
 
     _arrays: dict = field(default_factory=dict)
+    _columns: dict = field(default_factory=dict)
 
     def time_ns(self, name: str) -> np.ndarray:
         if name not in self.times:
             self.times[name] = _ns(self.frames[name][MEANING[name][0]])
         return self.times[name]
+
+    def column_source(self, bounds: dict[str, tuple[int, int]]):
+        """A Context.column_source serving rows lo:hi (bounds by source) of the sorted frames' columns: each column
+        converted once per source, then sliced (a view) for every recomputation."""
+        def get(name: str, col: str, dtype: str | None) -> np.ndarray | None:
+            if name not in bounds:
+                return None
+            key = (name, col, dtype)
+            if key not in self._columns:
+                if col == "@ns":
+                    if MEANING[name][0] != pit.SOURCES[name].time_column:
+                        return None
+                    self._columns[key] = self.time_ns(name)
+                else:
+                    s = self.frames[name][col]
+                    self._columns[key] = s.to_numpy() if dtype is None else s.to_numpy(dtype)
+            lo, hi = bounds[name]
+            return self._columns[key][lo:hi]
+        return get
 
     def arrays(self, name: str) -> dict[str, np.ndarray]:
         """The kline columns of a klines_* frame as float64 arrays (built once)."""
@@ -165,8 +198,12 @@ def observe(frames: dict[str, pd.DataFrame]) -> Observed:
             raise KeyError(f"point-in-time audit: no stated meaning for the time column of {name!r}; add it to "
                            "MEANING in btc_assets/lib/research/features/audit.py")
         col, kind = MEANING[name]
-        d = df if df[col].is_monotonic_increasing else df.sort_values(col, kind="stable")
-        t = _ns(d[col])
+        t = _ns(df[col])
+        if _ascending(t):
+            d = df
+        else:
+            order = np.argsort(t, kind="stable")
+            d, t = df.iloc[order], t[order]
         times[name] = t
         if kind == "period":
             period = measured_period(t)
@@ -198,7 +235,7 @@ def declaration_leaks(frames: dict[str, pd.DataFrame], observed: Observed, decla
             n = len(df) if lead_ns > 0 else 0
             early_max = lead_ns
         else:
-            early = observed.avail_ns[name] - _ns(src.available_at(df))
+            early = observed.avail_ns[name] - src.available_ns(df)
             n, early_max = int((early > 0).sum()), int(early.max())
         if n:
             lead = pd.Timedelta(early_max, unit="ns")
@@ -243,6 +280,7 @@ def recompute_row(observed: Observed, t: pd.Timestamp, grid_bars: int, families:
     need = windows(names)
     bars: dict[str, Bars] = {}
     sources: dict[str, pd.DataFrame] = {}
+    bounds: dict[str, tuple[int, int]] = {}
     one = None
     for name, df in observed.frames.items():
         if name != "klines_1m" and name not in need:
@@ -263,10 +301,12 @@ def recompute_row(observed: Observed, t: pd.Timestamp, grid_bars: int, families:
                 one = df["open_time"].iloc[lo:hi].reset_index(drop=True)
         else:
             sources[name] = df.iloc[lo:hi]
+            bounds[name] = (lo, hi)
     if one is None or one.iloc[-1] != t:
         raise LookupError(f"no 1m bar opening at {t} among the rows observed available at its close: is "
                           "silver.klines_1m complete there?")
-    ctx = Context(one=bars["1m"], open_time=one, bars=bars, sources=sources)
+    ctx = Context(one=bars["1m"], open_time=one, bars=bars, sources=sources,
+                  column_source=observed.column_source(bounds))
     have = {f"klines_{k}" for k in bars} | set(sources)
     wanted = set(names)
     values: dict[str, float] = {}
@@ -277,23 +317,31 @@ def recompute_row(observed: Observed, t: pd.Timestamp, grid_bars: int, families:
     return values
 
 
-def boundary_cutoffs(start: pd.Timestamp, end: pd.Timestamp) -> list[tuple[int, str]]:
-    """(bar open time in ns, label) just before and just after every 5m close in [start, end), in time order.
+def boundary_cutoffs(start: pd.Timestamp, end: pd.Timestamp) -> np.ndarray:
+    """Open times (int64 ns, in time order) of the 1m bars just before and just after every 5m close in [start, end):
+    the bar known one minute before the close and the bar known at the close (`cutoff_label` names them).
 
     The sources gaining a row at a close are the label's timeframes (5m, plus 15m and 1h at their closes) and the
     metrics stamp of that close."""
-    out = []
     lo, hi, five, minute = int(start.value), int(end.value), FIVE.value, MINUTE.value
     first = -(-(lo + five) // five) * five  # the first 5m close after start
-    for close in range(first, hi + 1, five):
-        m = (close // minute) % 60
-        tag = "5m/15m/1h" if m == 0 else "5m/15m" if m % 15 == 0 else "5m"
-        hm = f"{(close // (60 * minute)) % 24:02d}:{m:02d}"
-        # before: the bar known one minute before the close; after: the bar known at the close
-        for t, when in ((close - 2 * minute, "before"), (close - minute, "after")):
-            if lo <= t < hi:
-                out.append((t, f"just {when} the {tag} close at {hm}"))
-    return out
+    closes = np.arange(first, hi + 1, five, dtype=np.int64)
+    t = np.column_stack([closes - 2 * minute, closes - minute]).ravel()
+    return t[(t >= lo) & (t < hi)]
+
+
+def _just_before(t_ns: np.ndarray) -> np.ndarray:
+    """Which boundary cut-offs are the bar just before a close (the others are just after)."""
+    return (t_ns + 2 * MINUTE.value) % FIVE.value == 0
+
+
+def cutoff_label(t_ns: int) -> str:
+    """'just before the 5m/15m close at 10:15' for a boundary cut-off's open time."""
+    when = "before" if _just_before(np.array([t_ns]))[0] else "after"
+    close = t_ns + (2 if when == "before" else 1) * MINUTE.value
+    m = (close // MINUTE.value) % 60
+    tag = "5m/15m/1h" if m == 0 else "5m/15m" if m % 15 == 0 else "5m"
+    return f"just {when} the {tag} close at {(close // (60 * MINUTE.value)) % 24:02d}:{m:02d}"
 
 
 def compare(stored: dict[str, float], values: dict[str, float], label: str, tolerance: dict) -> list[str]:
@@ -307,15 +355,16 @@ def compare(stored: dict[str, float], values: dict[str, float], label: str, tole
             for i, n in enumerate(names) if bad[i]]
 
 
-def _grid_context(observed: Observed, rows_ns: np.ndarray, shift_ns: int, names: list[str]) -> Context:
-    """A Context whose 1m grid is only the rows opening at rows_ns and whose boundary sources are seen shift_ns
-    later (all their rows)."""
-    a1 = observed.avail_ns["klines_1m"]
-    t1 = observed.frames["klines_1m"]["open_time"]
-    idx = np.searchsorted(observed.time_ns("klines_1m"), rows_ns)
+def _grid_context(observed: Observed, rows_ns: np.ndarray, late_ns: np.ndarray, names: list[str]) -> Context:
+    """A Context whose 1m grid is only the rows opening at rows_ns, each row's times (open and close) moved late_ns
+    earlier: every join compares a row's time with a source row's, so each row sees the sources as if every one of
+    their rows arrived late_ns later (earlier where negative). The sources are the history `names` need."""
+    t1 = observed.time_ns("klines_1m")
+    idx = np.searchsorted(t1, rows_ns)
     arrays = observed.arrays("klines_1m")
-    one = Bars(tf="1m", avail_ns=a1[idx], **{c: arrays[c][idx] for c in _KLINE_COLS})
-    bars, sources = {"1m": one}, {}
+    one = Bars(tf="1m", avail_ns=observed.avail_ns["klines_1m"][idx] - late_ns,
+               **{c: arrays[c][idx] for c in _KLINE_COLS})
+    bars, sources, bounds = {"1m": one}, {}, {}
     first_ns = int(one.avail_ns.min()) if len(idx) else 0
     for name, minutes in windows(names).items():
         if name not in observed.frames:
@@ -325,12 +374,13 @@ def _grid_context(observed: Observed, rows_ns: np.ndarray, shift_ns: int, names:
         if name.startswith("klines_"):
             arr = {c: v[lo:] for c, v in observed.arrays(name).items()}
             bars[name.removeprefix("klines_")] = Bars(tf=name.removeprefix("klines_"),
-                                                      avail_ns=observed.avail_ns[name][lo:] + shift_ns, **arr)
+                                                      avail_ns=observed.avail_ns[name][lo:], **arr)
         else:
-            col = MEANING[name][0]
-            df = observed.frames[name].iloc[lo:]
-            sources[name] = df.assign(**{col: df[col] + pd.Timedelta(shift_ns, unit="ns")})
-    return Context(one=one, open_time=t1.iloc[idx].reset_index(drop=True), bars=bars, sources=sources)
+            sources[name] = observed.frames[name].iloc[lo:]
+            bounds[name] = (lo, len(observed.frames[name]))
+    open_time = pd.Series(pd.DatetimeIndex(t1[idx] - late_ns, tz="UTC"))
+    return Context(one=one, open_time=open_time, bars=bars, sources=sources,
+                   column_source=observed.column_source(bounds))
 
 
 def _clear_of(observed: Observed, cutoffs_ns: np.ndarray, lo: int, hi: int) -> np.ndarray:
@@ -343,56 +393,60 @@ def _clear_of(observed: Observed, cutoffs_ns: np.ndarray, lo: int, hi: int) -> n
     return ok
 
 
-def boundary_mismatches(stored: "StoredRows", observed: Observed, boundary: list[tuple[int, str]],
-                        tolerance: dict) -> list[str]:
-    """Every boundary cut-off at once, in two runs: rows just before a close from a run with the boundary sources
-    SHIFT later, rows just after from a run with them SHIFT earlier, so that a row becoming available at the close
-    is out of the first and in the second whatever the join's own comparison (the join is what is audited: a join
-    reading a bar one minute early must not see it in the first run either). Each run equals the data cut at the
-    row's close where no boundary-source row becomes available within SHIFT of it (checked per row); a row where
-    one does is recomputed from the physically cut data instead."""
+def boundary_mismatches(stored: "StoredRows", observed: Observed, boundary: np.ndarray, tolerance: dict) -> list[str]:
+    """Every boundary cut-off in one batched recomputation: a row just before a close sees the boundary sources as
+    if they arrived SHIFT later, a row just after as if SHIFT earlier, so that a source row becoming available at the
+    close is out of the first and in the second whatever the join's own comparison (the join is what is audited: a
+    join reading a bar one minute early must not see it just before the close either). For a row with no
+    boundary-source row becoming available within SHIFT of its close (checked per row) that is exactly the data
+    physically cut at its close; a row where one does is recomputed from the physically cut data instead."""
     names = [f.name for f in FEATURES if _SOURCES_OF[f.name] & set(BOUNDARY_SOURCES)
              and not _SOURCES_OF[f.name] - set(BOUNDARY_SOURCES)]
     fams = list(dict.fromkeys(BY_NAME[n].family for n in names))
     out: list[str] = []
-    for when, shift in (("before", SHIFT.value), ("after", -SHIFT.value)):
-        rows = [b for b in boundary if b[1].startswith(f"just {when}")]
-        if not rows:
-            continue
-        t_ns = np.fromiter((t for t, _ in rows), dtype=np.int64, count=len(rows))
-        cut = t_ns + MINUTE.value
-        exact = _clear_of(observed, cut, -SHIFT.value, 0) if shift > 0 else _clear_of(observed, cut, 0, SHIFT.value)
-        grid = np.flatnonzero(exact)
-        if len(grid):
-            ctx = _grid_context(observed, t_ns[grid], shift, names)
-            have = {f"klines_{k}" for k in ctx.bars} | set(ctx.sources)
-            values: dict[str, np.ndarray] = {}
-            for fam in fams:
-                values |= {n: np.asarray(v, float) for n, v in FAMILIES[fam].compute(ctx).items()
-                           if n in names and _SOURCES_OF[n] <= have}
-            cols = list(values)
-            a = stored.block(t_ns[grid], cols)
-            b = np.column_stack([values[c] for c in cols]) if cols else np.zeros((len(grid), 0))
-            bad = np.isfinite(a) & ~np.isclose(a, b, equal_nan=True, **tolerance)
-            for i, j in zip(*np.nonzero(bad)):
-                t, label = rows[grid[i]]
-                out.append(f"{cols[j]} ({BY_NAME[cols[j]].family}) at {pd.Timestamp(t, tz='UTC')} ({label}): "
-                           f"stored {a[i, j]!r}, recomputed {b[i, j]!r}")
-        for k in np.flatnonzero(~exact):  # an irregular stamp near this cut-off: the physically cut data, row by row
-            t, label = rows[k]
-            ts = pd.Timestamp(t, tz="UTC")
-            out += compare(stored.at(t), recompute_row(observed, ts, 2, fams, names), f"{ts} ({label})", tolerance)
+    before = _just_before(boundary)
+    cut = boundary + MINUTE.value
+    exact = np.where(before, _clear_of(observed, cut, -SHIFT.value, 0), _clear_of(observed, cut, 0, SHIFT.value))
+    grid = boundary[exact]
+    if len(grid):
+        ctx = _grid_context(observed, grid, np.where(before[exact], SHIFT.value, -SHIFT.value), names)
+        have = {f"klines_{k}" for k in ctx.bars} | set(ctx.sources)
+        values: dict[str, np.ndarray] = {}
+        for fam in fams:
+            values |= {n: np.asarray(v, float) for n, v in FAMILIES[fam].compute(ctx).items()
+                       if n in names and _SOURCES_OF[n] <= have}
+        cols = list(values)
+        a = stored.block(grid, cols)
+        b = np.column_stack([values[c] for c in cols]) if cols else np.zeros((len(grid), 0))
+        bad = np.isfinite(a) & ~np.isclose(a, b, equal_nan=True, **tolerance)
+        for i, j in zip(*np.nonzero(bad)):
+            t = int(grid[i])
+            out.append(f"{cols[j]} ({BY_NAME[cols[j]].family}) at {pd.Timestamp(t, tz='UTC')} "
+                       f"({cutoff_label(t)}): stored {a[i, j]!r}, recomputed {b[i, j]!r}")
+    for t in boundary[~exact]:  # an irregular stamp near this cut-off: the physically cut data, row by row
+        ts = pd.Timestamp(int(t), tz="UTC")
+        out += compare(stored.at(int(t)), recompute_row(observed, ts, 2, fams, names),
+                       f"{ts} ({cutoff_label(int(t))})", tolerance)
     return out
 
 
 class StoredRows:
-    """The stored feature rows by open time (int64 ns, in time order), as float arrays."""
+    """The stored feature rows opening at the given times (int64 ns, in time order; those not stored are left out),
+    as float arrays."""
 
-    def __init__(self, stored: pd.DataFrame):
-        self.t_ns = _ns(stored["open_time"])
+    def __init__(self, stored: pd.DataFrame, t_ns: np.ndarray):
+        every = _ns(stored["open_time"])
+        order = None if _ascending(every) else np.argsort(every, kind="stable")
+        if order is not None:
+            every = every[order]
+        i = np.minimum(np.searchsorted(every, t_ns), max(len(every) - 1, 0))
+        found = (every[i] == t_ns) if len(every) else np.zeros(len(t_ns), bool)
+        self.t_ns, i = t_ns[found], i[found]
+        if order is not None:
+            i = order[i]
         self.cols = [f.name for f in FEATURES]
         self.col_of = {c: j for j, c in enumerate(self.cols)}
-        self.matrix = stored[self.cols].to_numpy("float64")
+        self.matrix = stored.iloc[i][self.cols].to_numpy("float64")  # the rows first: a few hundred of them
 
     def rows(self, t_ns: np.ndarray) -> np.ndarray:
         """The row of each time, -1 where there is none."""
@@ -418,11 +472,10 @@ def _ts_ns(t) -> int:
 def recompute_mismatches(stored: pd.DataFrame, observed: Observed, start: pd.Timestamp, end: pd.Timestamp,
                          sampled: list[pd.Timestamp], tolerance: dict) -> tuple[list[str], dict]:
     """Mismatches at every boundary cut-off of [start, end) and at the sampled cut-offs, and what was covered."""
-    rows = StoredRows(stored)
     boundary = boundary_cutoffs(start, end)
-    if boundary:
-        present = rows.rows(np.fromiter((t for t, _ in boundary), dtype=np.int64, count=len(boundary))) >= 0
-        boundary = [b for b, ok in zip(boundary, present) if ok]
+    sampled_ns = np.array(sorted({_ts_ns(t) for t in sampled}), dtype=np.int64)
+    rows = StoredRows(stored, np.union1d(boundary, sampled_ns))
+    boundary = boundary[rows.rows(boundary) >= 0]
     out = boundary_mismatches(rows, observed, boundary, tolerance)
     every, all_names = list(FAMILIES), [f.name for f in FEATURES]
     sampled = [t for t in sampled if t in rows]

@@ -8,6 +8,7 @@ warm-up are null too (never an unconverged number), so any value present is exac
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,7 +39,7 @@ class Bars:
         d = _sorted(df, "open_time")
         src = pit.SOURCES[f"klines_{tf}"]
         cols = {c: d[c].to_numpy("float64") for c in src.columns}
-        return cls(tf=tf, avail_ns=pit.ns(src.available_at(d)), **cols)
+        return cls(tf=tf, avail_ns=src.available_ns(d), **cols)
 
 
 @dataclass
@@ -50,6 +51,11 @@ class Context:
     bars: dict[str, Bars]
     sources: dict[str, pd.DataFrame]
     cache: dict = field(default_factory=dict)
+    # (source, column, dtype) -> that column of sources[source] as an array; (source, "@ns", "int64") is the time
+    # column in UTC nanoseconds. Filled on first use, from `column_source` when given (a caller that already holds
+    # the arrays, the point-in-time audit: it returns them, or None to read the frame).
+    columns: dict = field(default_factory=dict)
+    column_source: Callable[[str, str, str | None], np.ndarray | None] | None = None
 
     @property
     def at_ns(self) -> np.ndarray:
@@ -64,11 +70,42 @@ class Context:
         if tf == "1m":
             return values
         if ("asof", tf) not in self.cache:
-            self.cache[("asof", tf)] = pit.asof_index(self.at_ns, self.bars[tf].avail_ns)
-        return pit.take(values, self.cache[("asof", tf)])
+            idx = pit.asof_index(self.at_ns, self.bars[tf].avail_ns)
+            none = idx < 0
+            self.cache[("asof", tf)] = (np.maximum(idx, 0), none if none.any() else None)
+        rows, none = self.cache[("asof", tf)]
+        if len(values) == 0:
+            return np.full(len(rows), np.nan)
+        out = np.asarray(values, dtype="float64")[rows]  # pit.take, with its row index and gaps worked out once
+        if none is not None:
+            out[none] = np.nan
+        return out
 
     def source(self, name: str) -> pd.DataFrame | None:
         return self.sources.get(name)
+
+    def column(self, name: str, col: str, dtype: str | None = "float64") -> np.ndarray:
+        """Column `col` of source `name` as an array (float64 unless dtype says otherwise; None keeps its own)."""
+        key = (name, col, dtype)
+        if key not in self.columns:
+            got = self.column_source(name, col, dtype) if self.column_source is not None else None
+            if got is None:
+                s = self.sources[name][col]
+                got = s.to_numpy() if dtype is None else s.to_numpy(dtype)
+            self.columns[key] = got
+        return self.columns[key]
+
+    def time_ns(self, name: str) -> np.ndarray:
+        """The time column of source `name` in UTC nanoseconds."""
+        key = (name, "@ns", "int64")
+        if key not in self.columns:
+            got = self.column_source(name, "@ns", "int64") if self.column_source is not None else None
+            self.columns[key] = got if got is not None else pit.ns(self.sources[name][pit.SOURCES[name].time_column])
+        return self.columns[key]
+
+    def available_ns(self, name: str) -> np.ndarray:
+        """When each row of source `name` is available by its declaration (pit.SOURCES), in UTC nanoseconds."""
+        return self.time_ns(name) + pit.SOURCES[name].delay.value
 
 
 def _sorted(df: pd.DataFrame, column: str) -> pd.DataFrame:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-import talib
 
 from btc_assets.lib.research.features.rolling import shift
 from btc_assets.lib.research.features.spec import Feature, ema_bars, in_minutes
+from btc_assets.lib.research.features.ta import talib
 
 FAMILY = "momentum"
 RETURN_HORIZONS = (1, 3, 5, 15, 60, 240, 1440)

@@ -8,7 +8,6 @@ pit.MAX_AGE["book_depth"] (a stale book is null, not carried forward).
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 from btc_assets.lib.research.features import pit
 from btc_assets.lib.research.features.rolling import ratio
@@ -32,19 +31,19 @@ FEATURES: tuple[Feature, ...] = (
 )
 
 
-def wide_book(depth: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+def wide_book(ctx) -> tuple[np.ndarray, np.ndarray]:
     """Snapshot times (ns, sorted) and their cumulative notional at levels -5..-1, 1..5 (missing levels NaN)."""
-    t = pit.ns(depth["snapshot_time"])
+    t = ctx.time_ns("book_depth")
     if len(t) and np.all(t[1:] >= t[:-1]):  # sorted (as silver is read): run starts, without np.unique's sort
         new = np.concatenate([[True], t[1:] != t[:-1]])
         times, row = t[new], np.cumsum(new) - 1
     else:
         times, row = np.unique(t, return_inverse=True)
-    pct = np.rint(depth["percentage"].to_numpy("float64")).astype("int64")
+    pct = np.rint(ctx.column("book_depth", "percentage")).astype("int64")
     col = np.where(pct < 0, pct + 5, pct + 4)
     ok = (np.abs(pct) >= 1) & (np.abs(pct) <= 5)
     wide = np.full((len(times), 10), np.nan)
-    wide[row[ok], col[ok]] = depth["notional"].to_numpy("float64")[ok]  # duplicates: the last row wins
+    wide[row[ok], col[ok]] = ctx.column("book_depth", "notional")[ok]  # duplicates: the last row wins
     return times, wide
 
 
@@ -55,10 +54,9 @@ def _slope(levels: np.ndarray) -> np.ndarray:
 
 
 def compute(ctx) -> dict[str, np.ndarray]:
-    depth = ctx.source("book_depth")
-    if depth is None:
+    if ctx.source("book_depth") is None:
         return {}
-    times, wide = wide_book(depth)
+    times, wide = wide_book(ctx)
     idx = pit.asof_index(ctx.at_ns, times, max_age=pit.MAX_AGE["book_depth"])
     bid = np.column_stack([pit.take(wide[:, 5 - k], idx) for k in LEVELS])
     ask = np.column_stack([pit.take(wide[:, 4 + k], idx) for k in LEVELS])

@@ -57,49 +57,47 @@ FEATURES: tuple[Feature, ...] = (
 
 
 def _funding(ctx, out: dict) -> None:
-    fr = ctx.source("funding_rates")
-    idx = pit.asof_index(ctx.at_ns, pit.ns(pit.SOURCES["funding_rates"].available_at(fr)))
-    rate = fr["rate"].to_numpy("float64")
+    idx = pit.asof_index(ctx.at_ns, ctx.available_ns("funding_rates"))
+    rate = ctx.column("funding_rates", "rate")
     out["funding_rate"] = pit.take(rate, idx)
     out["funding_rate_mean_3"] = pit.take(rmean(rate, 3), idx)
     # The schedule goes on after the last known settlement: the next one is the first grid time after the row, so
     # the countdown stays in [0, interval) even when the last known settlement is old (a month not yet archived).
-    last = pit.take(pit.ns(fr["funding_time"]).astype("float64"), idx)
-    step = pit.take((fr["interval_hours"].to_numpy("int64") * HOUR_NS).astype("float64"), idx)
+    last = pit.take(ctx.time_ns("funding_rates").astype("float64"), idx)
+    step = pit.take((ctx.column("funding_rates", "interval_hours", "int64") * HOUR_NS).astype("float64"), idx)
     with np.errstate(invalid="ignore"):
         k = np.floor((ctx.at_ns - last) / step) + 1
     out["hours_to_next_funding"] = (last + k * step - ctx.at_ns) / HOUR_NS
 
 
 def _one_minute(ctx, name: str) -> np.ndarray | None:
-    df = ctx.source(name)
-    if df is None:
+    if ctx.source(name) is None:
         return None
-    idx = pit.asof_index(ctx.at_ns, pit.ns(pit.SOURCES[name].available_at(df)), max_age=pit.MAX_AGE_1M)
-    return pit.take(df["close"].to_numpy("float64"), idx)
+    idx = pit.asof_index(ctx.at_ns, ctx.available_ns(name), max_age=pit.MAX_AGE_1M)
+    return pit.take(ctx.column(name, "close"), idx)
 
 
 def _metrics(ctx, out: dict) -> None:
-    m = ctx.source(_M).drop_duplicates("create_time", keep="last")
-    idx = pit.asof_index(ctx.at_ns, pit.ns(pit.SOURCES[_M].available_at(m)), max_age=pit.MAX_AGE[_M])
-    oi = np.log(m["sum_open_interest"].to_numpy("float64"))
+    avail = ctx.available_ns(_M)  # sorted by create_time; a repeated stamp counts once, by its last row
+    last = np.append(avail[1:] != avail[:-1], True)
+    col = {c: ctx.column(_M, c)[last] for c in pit.SOURCES[_M].columns}
+    idx = pit.asof_index(ctx.at_ns, avail[last], max_age=pit.MAX_AGE[_M])
+    oi = np.log(col["sum_open_interest"])
     out["oi_change_5m"] = pit.take(oi - shift(oi, 1), idx)
     out["oi_change_1h"] = pit.take(oi - shift(oi, 12), idx)
-    out["oi_to_volume_60"] = ratio(pit.take(m["sum_open_interest_value"].to_numpy("float64"), idx),
-                                   rsum(ctx.one.quote_volume, 60))
-    for col, name in (("sum_toptrader_long_short_ratio", "top_trader_ls_ratio"),
-                      ("count_long_short_ratio", "global_ls_ratio"),
-                      ("sum_taker_long_short_vol_ratio", "taker_ls_vol_ratio")):
-        out[name] = pit.take(m[col].to_numpy("float64"), idx)
+    out["oi_to_volume_60"] = ratio(pit.take(col["sum_open_interest_value"], idx), rsum(ctx.one.quote_volume, 60))
+    for c, name in (("sum_toptrader_long_short_ratio", "top_trader_ls_ratio"),
+                    ("count_long_short_ratio", "global_ls_ratio"),
+                    ("sum_taker_long_short_vol_ratio", "taker_ls_vol_ratio")):
+        out[name] = pit.take(col[c], idx)
 
 
 def _liquidations(ctx, out: dict) -> None:
-    liq = ctx.source("liquidations")
-    t = pit.ns(liq["time"])
-    notional = liq["price"].to_numpy("float64") * liq["quantity"].to_numpy("float64")
+    t = ctx.time_ns("liquidations")
+    notional = ctx.column("liquidations", "price") * ctx.column("liquidations", "quantity")
     qv = rsum(ctx.one.quote_volume, 60)
     for side, name in (("SELL", "liq_long_share_60"), ("BUY", "liq_short_share_60")):
-        cum = np.concatenate([[0.0], np.cumsum(np.where(liq["side"].to_numpy() == side, notional, 0.0))])
+        cum = np.concatenate([[0.0], np.cumsum(np.where(ctx.column("liquidations", "side", None) == side, notional, 0.0))])
         now = np.searchsorted(t, ctx.at_ns, side="right")
         then = np.searchsorted(t, ctx.at_ns - 60 * 60 * 10**9, side="right")
         out[name] = ratio(cum[now] - cum[then], qv)

@@ -32,6 +32,10 @@ class Source:
     def available_at(self, df: pd.DataFrame) -> pd.Series:
         return df[self.time_column] + self.delay
 
+    def available_ns(self, df: pd.DataFrame) -> np.ndarray:
+        """available_at as int64 UTC nanoseconds (what the as-of joins compare)."""
+        return ns(df[self.time_column]) + self.delay.value
+
 
 _KLINE = ("open", "high", "low", "close", "volume", "quote_volume", "taker_buy_volume")
 _PRICE = ("open", "high", "low", "close")
@@ -68,6 +72,9 @@ MAX_AGE_1M = pd.Timedelta(0)
 
 def ns(ts: pd.Series | pd.DatetimeIndex) -> np.ndarray:
     """UTC timestamps as int64 nanoseconds (what the as-of joins compare); naive input is taken as UTC."""
+    if isinstance(ts, (pd.Series, pd.DatetimeIndex)) and ts.dtype.kind == "M":
+        # a datetime column, aware or naive: its int64 values already count from the UTC epoch
+        return (ts.array if isinstance(ts, pd.Series) else ts).as_unit("ns").asi8
     idx = pd.DatetimeIndex(ts)
     idx = idx.tz_localize("UTC") if idx.tz is None else idx.tz_convert("UTC")
     return idx.as_unit("ns").asi8

@@ -8,9 +8,9 @@ across years.
 from __future__ import annotations
 
 import numpy as np
-import talib
 
 from btc_assets.lib.research.features.spec import Feature, converge, ema_bars, in_minutes, wilder_bars
+from btc_assets.lib.research.features.ta import talib
 
 FAMILY = "price_action"
 TIMEFRAMES = ("1m", "5m", "15m", "1h")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-import talib
 
 from btc_assets.lib.research.features.rolling import rank_pct, ratio, rmean, rsum, shift
 from btc_assets.lib.research.features.spec import Feature, wilder_bars
+from btc_assets.lib.research.features.ta import talib
 
 FAMILY = "volatility"
 _HL = ("klines_1m.high", "klines_1m.low")

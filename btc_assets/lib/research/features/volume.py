@@ -54,8 +54,8 @@ def compute(ctx) -> dict[str, np.ndarray]:
         out[f"vwap_distance_{n}"] = b.close / ratio(rsum(b.quote_volume, n), rsum(v, n)) - 1.0
     of = ctx.source(_OF)
     if of is not None:
-        idx = pit.asof_index(ctx.at_ns, pit.ns(pit.SOURCES[_OF].available_at(of)), max_age=pit.MAX_AGE_1M)
-        col = {c: pit.take(of[c].to_numpy("float64"), idx) for c in pit.SOURCES[_OF].columns}
+        idx = pit.asof_index(ctx.at_ns, ctx.available_ns(_OF), max_age=pit.MAX_AGE_1M)
+        col = {c: pit.take(ctx.column(_OF, c), idx) for c in pit.SOURCES[_OF].columns}
         traded = col["buy_volume"] + col["sell_volume"]
         out["of_taker_delta_ratio"] = ratio(col["buy_volume"] - col["sell_volume"], traded)
         out["of_vwap_distance"] = b.close / col["vwap"] - 1.0
