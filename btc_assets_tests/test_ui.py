@@ -14,6 +14,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from btc_assets.cli import in_process
 from btc_assets_tests.conftest import require_service
 from btc_assets_tests.defs.conftest import DAILY, Pipeline, train_config
 from btc_assets_tests.services.postgres import free_port
@@ -53,6 +54,8 @@ def served(tmp_path_factory, sample_archive):
             res = p.run([["backtest", "report"]])
             report_url = res.get_asset_materialization_events()[0].event_specific_data.materialization.metadata[
                 "report"].value
+            for run in instance.get_runs():  # as `make demo` files its in-process runs
+                in_process.file_under_location(instance, run.run_id)
     finally:
         os.environ.pop("BTC_UI_MLFLOW_PORT") if saved is None else os.environ.update(BTC_UI_MLFLOW_PORT=saved)
     env = {**os.environ, "BTC_DATA_DIR": str(root), "DAGSTER_HOME": str(home), "BINANCE_ARCHIVE_URL": str(sample_archive),
@@ -64,8 +67,12 @@ def served(tmp_path_factory, sample_archive):
     while time.time() < deadline and not (_up(f"{urls[0]}/server_info") and _up(urls[1])):
         time.sleep(1)
     yield proc, urls, chromium, report_url
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGKILL)
+    if proc.poll() is None:  # Ctrl-C first: `btc-assets ui` stops the servers it started (their own sessions)
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="module")
@@ -123,11 +130,26 @@ def test_dagster_lists_only_partitions_the_sample_can_fill_and_no_failed_run(ser
     assert keys[0] == "2024-01-01" and keys[-1] == "2024-02-29" and len(keys) == 60  # the sample's days, no others
     runs = _graphql(page, base, '{runsOrError(filter: {statuses: [FAILURE]}) {... on Runs {results {runId}}}}')
     assert runs["runsOrError"]["results"] == []  # an unpromoted model is a green run with a WARN check
+    done = _graphql(page, base, '{runsOrError(filter: {statuses: [SUCCESS]}) {... on Runs {results {runId}}}}')
+    assert len(done["runsOrError"]["results"]) == 5  # the fixture's five runs: the UI serves this instance
     page.goto(f"{base}/assets/models/xgb_model?view=checks", wait_until="networkidle")
     page.get_by_text("xgb_model_beats_baselines").first.wait_for(timeout=30_000)
     _dismiss_dialog(page)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "dagster_xgb_promotion_check.png"))
+
+
+def test_the_overview_timeline_shows_the_runs_that_just_ran(served, browser):
+    """The fixture's in-process runs (as `make demo` makes them) appear on Overview's timeline, under the code
+    location, not "No runs"."""
+    page = browser.new_page(viewport={"width": 1600, "height": 1000})
+    page.goto(f"{served[1][0]}/overview/activity/timeline", wait_until="networkidle")
+    _dismiss_dialog(page)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.wait_for_timeout(3_000)
+    page.screenshot(path=str(ARTIFACTS / "dagster_overview_timeline.png"))
+    page.get_by_text("btc_assets.definitions").first.wait_for(timeout=30_000)
+    assert "No runs" not in page.inner_text("body")
 
 
 def test_mlflow_versions_carry_their_verdict_and_the_experiment_is_model_training(served, browser):

@@ -63,6 +63,7 @@ def _weeks(first_day: dt.date, last_day: dt.date, min_history_days: int) -> list
 def run_demo(start: dt.date, end: dt.date, replay_hours: float, replay_speed: float) -> dict:
     import dagster as dg
 
+    from btc_assets.cli import in_process
     from btc_assets.definitions import defs
     from btc_assets.cli.settings import quiet_mlflow_prints, run_logs
     from btc_assets.lib.data.market.datasets import DATASETS as MARKET_DATASETS
@@ -82,7 +83,7 @@ def run_demo(start: dt.date, end: dt.date, replay_hours: float, replay_speed: fl
     def range_run(keys: list[list[str]], first: str, last: str):
         job = defs.resolve_implicit_global_asset_job_def().get_subset(
             asset_selection={dg.AssetKey(k) for k in keys})
-        result = job.execute_in_process(instance=instance, run_config=run_logs(), tags={
+        result = in_process.execute(job, instance, run_config=run_logs(), tags={
             "dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last})
         if not result.success:
             raise SystemExit(f"run {result.run_id} failed: see `make ui` -> Runs")
@@ -117,13 +118,13 @@ def run_demo(start: dt.date, end: dt.date, replay_hours: float, replay_speed: fl
         for week in weeks:
             # One run per week: XGBoost and LSTM, then their ensemble. A model that is not promoted is a green
             # run with a WARN check saying why; only a real error fails it.
-            _must_succeed(weekly_job.execute_in_process(instance=instance, partition_key=week, tags=NO_RETRY,
+            _must_succeed(in_process.execute(weekly_job, instance, partition_key=week, tags=NO_RETRY,
                                                         run_config=run_logs(demo_config), raise_on_error=False),
                           f"training week {week}")
 
     timed(f"models: xgb, lstm, ensemble ({len(weeks)} weeks)", train_all)
     timed("models/rf_daily_baseline", lambda: _must_succeed(
-        model_subset("rf_daily_baseline").execute_in_process(instance=instance, tags=NO_RETRY, run_config=run_logs(),
+        in_process.execute(model_subset("rf_daily_baseline"), instance, tags=NO_RETRY, run_config=run_logs(),
                                                              raise_on_error=False),
         "models/rf_daily_baseline"))
     timed("models/signals (1 run)", lambda: range_run([["models", "signals"]], weeks[0], end.isoformat()))
@@ -138,7 +139,7 @@ def run_demo(start: dt.date, end: dt.date, replay_hours: float, replay_speed: fl
     pnl_job = defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection={dg.AssetKey(["trading", "pnl"])})
     replay_days = sorted({replay_start.date(), (replay_end - dt.timedelta(minutes=1)).date()})
     timed("trading/pnl (replayed days)", lambda: [_must_succeed(
-        pnl_job.execute_in_process(instance=instance, partition_key=d.isoformat(), run_config=run_logs(),
+        in_process.execute(pnl_job, instance, partition_key=d.isoformat(), run_config=run_logs(),
                                    raise_on_error=False),
         f"trading/pnl {d}") for d in replay_days])
     timed("trading/dashboard", lambda: _plain_run(defs, instance, [["trading", "dashboard"]]))
@@ -148,10 +149,11 @@ def run_demo(start: dt.date, end: dt.date, replay_hours: float, replay_speed: fl
 def _plain_run(defs, instance, keys) -> None:
     import dagster as dg
 
+    from btc_assets.cli import in_process
     from btc_assets.cli.settings import run_logs
 
     job = defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection={dg.AssetKey(k) for k in keys})
-    res = job.execute_in_process(instance=instance, run_config=run_logs())
+    res = in_process.execute(job, instance, run_config=run_logs())
     if not res.success:
         raise SystemExit(f"run {res.run_id} failed")
 

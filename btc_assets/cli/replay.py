@@ -15,6 +15,8 @@ import time
 
 import dagster as dg
 
+from btc_assets.cli import in_process
+
 log = logging.getLogger("btc_assets.cli.replay")
 
 
@@ -67,7 +69,7 @@ def run_as_sensor(job, instance: dg.DagsterInstance, req: dg.RunRequest, raise_o
     would launch it); `run_id`: the id the trading worker's order path already used for it."""
     from btc_assets.cli.settings import run_logs
 
-    return job.execute_in_process(instance=instance, partition_key=req.partition_key, raise_on_error=raise_on_error,
+    return in_process.execute(job, instance, partition_key=req.partition_key, raise_on_error=raise_on_error,
                                   run_config=run_logs(), tags=sensor_tags(req, worker=run_id is not None),
                                   run_id=run_id)
 
@@ -82,7 +84,7 @@ def replay_sensor(
     resources = dict(defs.resources or {})
     resources["replay"] = ReplayResource(start=start.isoformat(), end=end.isoformat(), speed=speed)
     resources["live_feed"] = LiveFeedResource(source="replay")
-    job = defs.get_job_def("trading_job")
+    job = defs.resolve_job_def("trading_job")
     cursor, runs = None, 0
     used_keys: set[str] = set()
     for _ in range(max_ticks):

@@ -151,6 +151,9 @@ def validate(command: str, env: Mapping[str, str] | None = None) -> None:
                             + "\n".join(f"  - {p}" for p in found) + "\n(btc-assets --help lists every variable)")
 
 
+QUIET_WARNINGS = ("Add type hints to the `predict` method",)  # library advice for its users' code, not ours
+
+
 def quiet_libraries(env: Mapping[str, str] | None = None) -> None:
     """Dagster's beta/preview warnings and MLflow's database-migration lines hide the real messages: drop them
     from the command line's output unless BTC_DEBUG is set."""
@@ -173,7 +176,18 @@ def quiet_libraries(env: Mapping[str, str] | None = None) -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     # MLflow's advice on pickled pyfunc models and type hints is for its users' code, said once per model logged
     logging.getLogger("mlflow.pyfunc").setLevel(logging.ERROR)
+    # the LSTM is saved by pickle on purpose (its feature list, window and scaler; see tracking.lstm_logger)
+    logging.getLogger("mlflow.pytorch").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message=".*Add type hints to the `predict` method.*")
+    # ... but MLflow wraps some calls in simplefilter("once", UserWarning), ahead of any filter of ours: drop the
+    # line where it would be shown instead
+    shown = warnings.showwarning
+
+    def showwarning(message, category, filename, lineno, file=None, line=None):
+        if not any(q in str(message) for q in QUIET_WARNINGS):
+            shown(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = showwarning
 
 
 def run_logs(run_config: dict | None = None, env: Mapping[str, str] | None = None) -> dict:

@@ -12,10 +12,29 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 
 
+def served_workspace(root: Path) -> Path:
+    """The project's workspace.yaml with its working directory made absolute, written into the data dir.
+
+    The UI's processes run from the data dir, not the repo: Dagster loads a `.env` from its working directory over
+    the environment it was given, and the repo's `.env` (written by `btc-assets env` for the plain `dagster`/`dg`
+    commands) would then serve that file's instance, not the BTC_DATA_DIR/DAGSTER_HOME of this command."""
+    import yaml
+
+    spec = yaml.safe_load((REPO / "workspace.yaml").read_text())
+    for entry in spec["load_from"]:
+        for target in entry.values():
+            if isinstance(target, dict):
+                target["working_directory"] = str((REPO / target.get("working_directory", ".")).resolve())
+    out = root / "workspace.yaml"
+    out.write_text("# written by `btc-assets ui` from the repo's workspace.yaml (edit that one)\n"
+                   + yaml.safe_dump(spec, sort_keys=False))
+    return out
+
+
 def commands(root: Path, dagster_port: int = 3000, mlflow_port: int = 5000) -> dict[str, list[str]]:
     bin_dir = Path(sys.executable).parent
     return {
-        "dagster": [str(bin_dir / "dagster"), "dev", "-w", str(REPO / "workspace.yaml"), "-h", "127.0.0.1",
+        "dagster": [str(bin_dir / "dagster"), "dev", "-w", str(served_workspace(root)), "-h", "127.0.0.1",
                     "-p", str(dagster_port)],
         "mlflow": [str(bin_dir / "mlflow"), "ui", "--host", "127.0.0.1", "--port", str(mlflow_port),
                    "--backend-store-uri", f"sqlite:///{root / 'mlflow' / 'mlflow.db'}",
@@ -32,13 +51,14 @@ def serve(root: Path) -> int:
     # take both Ctrl-C and SIGTERM back explicitly so that either stops everything.
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
+    root = Path(root).resolve()  # the processes run from there: every path handed to them is absolute
     (root / "mlflow").mkdir(parents=True, exist_ok=True)
     procs: dict[str, subprocess.Popen] = {}
     ports = int(os.environ.get("BTC_UI_DAGSTER_PORT", "3000")), int(os.environ.get("BTC_UI_MLFLOW_PORT", "5000"))
     for name, cmd in commands(root, *ports).items():
         # A fresh process group each, with default signal handlers: `dagster dev` started from a script otherwise
         # ignores SIGINT, and Ctrl-C must stop everything.
-        procs[name] = subprocess.Popen(cmd, cwd=REPO, env=os.environ.copy(), start_new_session=True,
+        procs[name] = subprocess.Popen(cmd, cwd=root, env=os.environ.copy(), start_new_session=True,
                                        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     print(f"Dagster UI: http://127.0.0.1:{ports[0]}   MLflow UI: http://127.0.0.1:{ports[1]}   (Ctrl-C stops both)",
           flush=True)

@@ -126,3 +126,35 @@ def test_in_process_runs_log_warnings_only_unless_debugging():
 
     job = dg.Definitions(assets=[one]).resolve_implicit_global_asset_job_def()
     assert job.execute_in_process(run_config=run_logs(env={})).success  # a config the job's schema accepts
+
+
+def test_mlflows_type_hint_advice_is_dropped_even_under_its_own_once_filter():
+    import warnings
+
+    from btc_assets.cli.settings import quiet_libraries
+
+    shown: list[str] = []
+    saved = warnings.showwarning
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = lambda message, *a, **k: shown.append(str(message))  # what reaches the terminal
+            quiet_libraries({})
+            warnings.simplefilter("once", category=UserWarning)  # what MLflow's filter_user_warnings_once does
+            warnings.warn("\x1b[33mAdd type hints to the `predict` method to enable data validation\x1b[0m")
+            warnings.warn("a real problem", UserWarning)
+        assert shown == ["a real problem"]
+    finally:
+        warnings.showwarning = saved
+
+
+def test_the_ui_serves_the_workspace_from_the_data_dir_with_the_repo_as_working_directory(tmp_path):
+    import yaml
+
+    from btc_assets.cli import ui
+
+    spec = yaml.safe_load(ui.served_workspace(tmp_path).read_text())
+    target = spec["load_from"][0]["python_module"]
+    assert target["module_name"] == "btc_assets.definitions"
+    assert target["working_directory"] == str(ui.REPO)  # absolute: the servers run from the data dir
+    cmd = ui.commands(tmp_path)["dagster"]
+    assert cmd[cmd.index("-w") + 1] == str(tmp_path / "workspace.yaml")
