@@ -83,10 +83,9 @@ def _archive(url: str) -> list[str]:
 
 
 def _is_sample(url: str) -> bool:
-    from btc_assets.defs.resources.sources import SAMPLE_ARCHIVE
+    from btc_assets.defs.resources.sources import is_bundled_sample
 
-    root = local_root(url.strip())
-    return root is not None and root.resolve() == SAMPLE_ARCHIVE.resolve()
+    return is_bundled_sample(local_root(url.strip()))
 
 
 def problems(command: str, env: Mapping[str, str] | None = None) -> list[str]:

@@ -54,11 +54,13 @@ def serve(root: Path) -> int:
     root = Path(root).resolve()  # the processes run from there: every path handed to them is absolute
     (root / "mlflow").mkdir(parents=True, exist_ok=True)
     procs: dict[str, subprocess.Popen] = {}
+    # the code this command runs is the code served (from the data dir, the repo is no longer the import root)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)}
     ports = int(os.environ.get("BTC_UI_DAGSTER_PORT", "3000")), int(os.environ.get("BTC_UI_MLFLOW_PORT", "5000"))
     for name, cmd in commands(root, *ports).items():
         # A fresh process group each, with default signal handlers: `dagster dev` started from a script otherwise
         # ignores SIGINT, and Ctrl-C must stop everything.
-        procs[name] = subprocess.Popen(cmd, cwd=root, env=os.environ.copy(), start_new_session=True,
+        procs[name] = subprocess.Popen(cmd, cwd=root, env=env, start_new_session=True,
                                        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     print(f"Dagster UI: http://127.0.0.1:{ports[0]}   MLflow UI: http://127.0.0.1:{ports[1]}   (Ctrl-C stops both)",
           flush=True)

@@ -78,10 +78,10 @@ def partitions_end(env=os.environ) -> str | None:
                              "partitions up to today")
     if explicit:
         return explicit
-    from btc_assets.defs.resources.sources import SAMPLE_ARCHIVE
+    from btc_assets.defs.resources.sources import is_bundled_sample
 
     root = local_root(env.get("BINANCE_ARCHIVE_URL", ""))
-    if root is not None and root.resolve() == SAMPLE_ARCHIVE.resolve():
+    if is_bundled_sample(root):
         return last_archive_day(str(root), _symbol(env))
     return None
 

@@ -48,6 +48,19 @@ def test_the_bundled_sample_ends_at_its_last_day_and_every_other_archive_stays_o
     assert partitions.partitions_end({"BINANCE_ARCHIVE_URL": str(tmp_path)}) is None  # a mirror grows: open
     assert partitions.last_archive_day(str(tmp_path)) == "2023-11-30"  # a monthly file counts to its month's end
     assert partitions.partitions_end({"BTC_PARTITIONS_END": "2024-06-30"}) == "2024-06-30"
+
+
+def test_a_copy_of_the_bundled_sample_is_the_sample_and_a_changed_one_is_not(sample_archive, tmp_path):
+    """Another checkout of the repository carries the same sample: its partitions end there too."""
+    copy = tmp_path / "copy"
+    days = copy / "data/futures/um/daily/klines/BTCUSDT/1m"
+    days.mkdir(parents=True)
+    (days / "BTCUSDT-1m-2024-02-29.zip").write_bytes(b"")
+    manifest = (sample_archive / "synthetic_manifest.json").read_bytes()
+    (copy / "synthetic_manifest.json").write_bytes(manifest)
+    assert partitions.partitions_end({"BINANCE_ARCHIVE_URL": str(copy)}) == "2024-02-29"
+    (copy / "synthetic_manifest.json").write_bytes(manifest.replace(b"true", b"false", 1))
+    assert partitions.partitions_end({"BINANCE_ARCHIVE_URL": str(copy)}) is None
     with pytest.raises(ValueError, match="BTC_PARTITIONS_END='June' is not a date"):
         partitions.partitions_end({"BTC_PARTITIONS_END": "June"})
 

@@ -27,6 +27,17 @@ DEFAULT_ARCHIVE_URL = "https://data.binance.vision"
 SAMPLE_ARCHIVE = Path(__file__).resolve().parents[2] / "sample_data" / "archive"
 
 
+def is_bundled_sample(root: Path | None) -> bool:
+    """Whether a local archive root is the bundled sample: its directory, or a copy of it (the same manifest, e.g.
+    another checkout of the repository)."""
+    if root is None:
+        return False
+    if root.resolve() == SAMPLE_ARCHIVE.resolve():
+        return True
+    manifest = root / "synthetic_manifest.json"
+    return manifest.is_file() and manifest.read_bytes() == (SAMPLE_ARCHIVE / "synthetic_manifest.json").read_bytes()
+
+
 class ArchiveResource(dg.ConfigurableResource):
     """Where archive files come from: data.binance.vision or a mirror in its exact layout."""
 
