@@ -108,7 +108,9 @@ def test_every_environment_variable_named_in_the_docs_is_read():
 def test_every_environment_variable_the_code_reads_is_in_the_readme():
     readme = (REPO / "README.md").read_text()
     read = set(CODE_ENV.findall(_product_sources()))
-    undocumented = sorted(v for v in read if f"`{v}`" not in readme and not v.startswith(("DAGSTER_", "AWS_")))
+    # the libraries' and Python's own variables (PYTHONPATH: make ui puts the repo first on it) are theirs to document
+    undocumented = sorted(v for v in read if f"`{v}`" not in readme
+                          and not v.startswith(("DAGSTER_", "AWS_")) and v != "PYTHONPATH")
     assert undocumented == []
 
 
