@@ -62,12 +62,19 @@ SAMPLED_HISTORY_1M = 1 + max(
 SHIFT = pd.Timedelta(seconds=30)
 
 
-def _ns(values) -> np.ndarray:
-    return pit.ns(values)
+_ns = pit.ns
 
 
 def _ascending(t: np.ndarray) -> bool:
     return bool(len(t) < 2 or (t[1:] >= t[:-1]).all())
+
+
+def _in_time_order(df: pd.DataFrame, t: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
+    """df and its times t (int64 ns) in time order, stable; the frame as it is when it already is (the usual case)."""
+    if _ascending(t):
+        return df, t
+    order = np.argsort(t, kind="stable")
+    return df.iloc[order], t[order]
 
 
 def minutes(td: pd.Timedelta) -> str:
@@ -101,14 +108,8 @@ def measure_metrics_delay(metrics: pd.DataFrame, one: pd.DataFrame) -> tuple[pd.
         return FIVE, "not measurable (no metrics or no 1m klines): assumed 5 minutes (the later convention)"
     five = FIVE.value
     # the last MEASURE_ROWS metrics rows decide (two days: plenty for a median, and the check stays cheap)
-    mt = _ns(metrics["create_time"])
-    if not _ascending(mt):
-        order = np.argsort(mt, kind="stable")
-        metrics, mt = metrics.iloc[order], mt[order]
-    t1 = _ns(one["open_time"])
-    if not _ascending(t1):
-        order = np.argsort(t1, kind="stable")
-        one, t1 = one.iloc[order], t1[order]
+    metrics, mt = _in_time_order(metrics, _ns(metrics["create_time"]))
+    one, t1 = _in_time_order(one, _ns(one["open_time"]))
     metrics, mt = metrics.iloc[-MEASURE_ROWS:], mt[-MEASURE_ROWS:]
     lo = int(np.searchsorted(t1, mt[0] - 2 * five))
     bucket = t1[lo:] // five
@@ -198,12 +199,7 @@ def observe(frames: dict[str, pd.DataFrame]) -> Observed:
             raise KeyError(f"point-in-time audit: no stated meaning for the time column of {name!r}; add it to "
                            "MEANING in btc_assets/lib/research/features/audit.py")
         col, kind = MEANING[name]
-        t = _ns(df[col])
-        if _ascending(t):
-            d = df
-        else:
-            order = np.argsort(t, kind="stable")
-            d, t = df.iloc[order], t[order]
+        d, t = _in_time_order(df, _ns(df[col]))
         times[name] = t
         if kind == "period":
             period = measured_period(t)
