@@ -13,6 +13,7 @@ from btc_assets.defs.gold import assets as gold
 from btc_assets.defs.models import assets as models
 from btc_assets.defs.resources import build_resources
 from btc_assets.defs.silver import funding as silver_funding
+from btc_assets.defs.silver import history as silver_history
 from btc_assets.defs.silver import live as silver_live
 from btc_assets.defs.silver import klines as silver_klines
 from btc_assets.defs.silver import market as silver_market
@@ -23,7 +24,8 @@ from btc_assets.defs.trading import market as trading_market
 from btc_assets.defs.trading import pnl as trading_pnl
 from btc_assets.defs.trading.sensors import live_trading_sensor, trading_job
 
-LAYERS = [bronze, bronze_market, bronze_streams, silver_klines, silver_market, silver_order_flow, silver_funding,
+LAYERS = [bronze, bronze_market, bronze_streams, silver_klines, silver_history, silver_market, silver_order_flow,
+          silver_funding,
           silver_live, gold, models, backtest, trading_market, trading, trading_pnl]
 
 defs = dg.Definitions(

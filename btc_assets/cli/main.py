@@ -93,8 +93,16 @@ def run_demo(start: dt.date, end: dt.date, replay_hours: float, replay_speed: fl
           lambda: range_run([["bronze", "funding_rates"], ["silver", "funding_rates"]], *months))
     days = f"{(end - start).days + 1} days, 1 run"
     klines = [["bronze", "klines_1m"], ["silver", "klines_1m"], ["silver", "klines_5m"], ["silver", "klines_15m"],
-              ["silver", "klines_1h"]]
+              ["silver", "klines_1h"], ["silver", "klines_4h"], ["silver", "klines_1d"]]
     timed(f"klines bronze->silver ({days})", lambda: range_run(klines, start.isoformat(), end.isoformat()))
+    # After the 1m-built bars, so that the archive's monthly 1h/1d bars are compared with them where both exist.
+    from btc_assets.defs import partitions as parts
+
+    history = parts.history_monthly.get_partition_keys()
+    if history:
+        timed(f"long history 1h/1d bronze->silver ({len(history)} months, 1 run)", lambda: range_run(
+            [["bronze", "klines_history"], ["silver", "klines_1h_history"], ["silver", "klines_1d_history"]],
+            history[0], history[-1]))
     # After the klines: the order-flow check compares klines rebuilt from aggTrades with silver klines.
     market = ([["bronze", n] for n in MARKET_DATASETS]
               + [["silver", n] for n in ("agg_trades", "order_flow_1m", "book_depth", "metrics", "mark_price_1m",

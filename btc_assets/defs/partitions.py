@@ -105,6 +105,48 @@ monthly = dg.MonthlyPartitionsDefinition(
     start_date=ARCHIVE_START[:8] + "01",
     end_date=None if ARCHIVE_END is None else f"{pd.Timestamp(ARCHIVE_END) + pd.offsets.MonthBegin(1):%Y-%m-%d}",
     timezone="UTC")
+# Long history (silver/klines_1h_history, silver/klines_1d_history) is read from the archive's monthly 1h and 1d
+# kline files, one partition per month: years of bars without years of minute files. It starts at
+# BTC_HISTORY_START (YYYY-MM) if set, else at the first monthly 1d file of a local mirror (the bundled sample's:
+# 2019-10), else at the listing month; it ends with the bundled sample's last file, and is open-ended otherwise
+# (a month's partition appears once the month is over).
+HISTORY_START_VARIABLE = "BTC_HISTORY_START"
+_HISTORY_FILE = re.compile(r"-1d-(\d{4}-\d{2})\.zip$")
+
+
+def _history_months(url: str, symbol: str) -> list[str]:
+    root = local_root(url)
+    folder = None if root is None else root / "data" / "futures" / "um" / "monthly" / "klines" / symbol / "1d"
+    if folder is None or not folder.is_dir():
+        return []
+    return sorted(m.group(1) for f in folder.iterdir() if (m := _HISTORY_FILE.search(f.name)))
+
+
+def history_start(env=os.environ) -> str:
+    """The first month of the long history, as YYYY-MM-01 (see above); a malformed BTC_HISTORY_START is refused."""
+    explicit = env.get(HISTORY_START_VARIABLE, "").strip()
+    if explicit:
+        try:
+            return f"{dt.date.fromisoformat(explicit[:7] + '-01'):%Y-%m-01}"
+        except ValueError:
+            raise ValueError(f"{HISTORY_START_VARIABLE}={explicit!r} is not a month: set it to the first month of "
+                             "history to read, as YYYY-MM (e.g. 2019-10), or unset it") from None
+    months = _history_months(env.get("BINANCE_ARCHIVE_URL", ""), _symbol(env))
+    return f"{months[0]}-01" if months else LISTING_DATE[:8] + "01"
+
+
+def history_end(env=os.environ) -> str | None:
+    """The end (exclusive, YYYY-MM-01) of the long history: the month after the bundled sample's last file; None
+    (open-ended) for any other archive."""
+    from btc_assets.defs.resources.sources import is_bundled_sample
+
+    root = local_root(env.get("BINANCE_ARCHIVE_URL", ""))
+    months = _history_months(str(root), _symbol(env)) if is_bundled_sample(root) else []
+    return f"{pd.Timestamp(months[-1] + '-01') + pd.offsets.MonthBegin(1):%Y-%m-%d}" if months else None
+
+
+history_monthly = dg.MonthlyPartitionsDefinition(start_date=history_start(), end_date=history_end(), timezone="UTC")
+
 # Models are trained for a week of trading that starts on Monday 00:00 UTC, on data strictly before it (a week
 # that starts within the data exists even when the data end before its Sunday).
 weekly = dg.WeeklyPartitionsDefinition(start_date=ARCHIVE_START, end_date=_after(ARCHIVE_END, days=7), day_offset=1,

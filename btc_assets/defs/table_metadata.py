@@ -82,16 +82,16 @@ def table_metadata(df: pd.DataFrame, descriptions: dict[str, str] | None = None)
 
 
 def per_partition(context: dg.AssetExecutionContext, df: pd.DataFrame, time_col: str, written: bool,
-                  extra: Callable[[pd.DataFrame], dict] | None = None) -> None:
-    """Give each daily partition of the run its own figures: rows (0 when the run's data was withheld by a
-    blocking check), rows checked, first and last bar, and ``extra(day_rows)``."""
+                  extra: Callable[[pd.DataFrame], dict] | None = None, monthly: bool = False) -> None:
+    """Give each daily (or, `monthly`, each monthly) partition of the run its own figures: rows (0 when the run's
+    data was withheld by a blocking check), rows checked, first and last bar, and ``extra(partition_rows)``."""
     if not context.has_partition_key_range and not context.has_partition_key:
         return
     keys = context.partition_keys
     times = pd.DatetimeIndex(df[time_col]) if len(df) else pd.DatetimeIndex([], tz="UTC")
     if times.tz is None:
         times = times.tz_localize("UTC")
-    day = times.floor("D").strftime("%Y-%m-%d")
+    day = (times.strftime("%Y-%m-01") if monthly else times.floor("D").strftime("%Y-%m-%d"))
     groups = {k: np.flatnonzero(day == k) for k in keys} if len(df) else {k: np.zeros(0, int) for k in keys}
     for key in keys:
         idx = groups.get(key, np.zeros(0, int))

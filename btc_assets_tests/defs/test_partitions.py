@@ -77,3 +77,14 @@ def test_with_the_sample_every_partition_is_one_the_data_can_fill(sample_archive
                          env={"BINANCE_ARCHIVE_URL": str(sample_archive), "PATH": "/usr/bin:/bin"}).stdout.split()
     # the last week (Monday 2024-02-26) starts within the data, so the demo trains it
     assert out == ["60", "2024-01-01", "2024-02-29", "2024-01-01", "2024-02-26", "['2024-01-01',", "'2024-02-01']"], out
+
+
+def test_the_long_history_spans_the_mirrors_monthly_files_and_the_setting_wins(sample_archive, tmp_path):
+    sample = {"BINANCE_ARCHIVE_URL": str(sample_archive)}
+    assert partitions.history_start(sample) == "2019-10-01"
+    assert partitions.history_end(sample) == "2025-01-01"  # the sample's last file is 2024-12
+    assert partitions.history_start({}) == "2019-09-01" and partitions.history_end({}) is None
+    assert partitions.history_end({"BINANCE_ARCHIVE_URL": str(tmp_path)}) is None  # another mirror stays open
+    assert partitions.history_start({**sample, "BTC_HISTORY_START": "2021-03"}) == "2021-03-01"
+    with pytest.raises(ValueError, match=r"BTC_HISTORY_START='2021-13'.*YYYY-MM"):
+        partitions.history_start({"BTC_HISTORY_START": "2021-13"})

@@ -146,3 +146,23 @@ def funding_rates(
     months = pd.date_range(window.start, window.end, freq="MS", inclusive="left")
     files = [(m.date(), monthly_file("fundingRate", archive.symbol, m.date())) for m in months]
     return fetch_to_lake(context, files, archive, lake, warehouse)
+
+
+@dg.asset(
+    key=["bronze", "klines_history"],
+    group_name="bronze",
+    partitions_def=partitions.history_monthly,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    pool="duckdb",
+    kinds={"binance", "file"},
+    description="Monthly USD-M 1h and 1d kline archive files (zip + .CHECKSUM), verified and kept exactly as "
+    "received: the long history (years of bars without years of minute files).",
+)
+def klines_history(
+    context: dg.AssetExecutionContext, archive: ArchiveResource, lake: LakeResource, warehouse: DuckDBResource
+) -> dg.MaterializeResult:
+    window = context.partition_time_window
+    months = pd.date_range(window.start, window.end, freq="MS", inclusive="left")
+    files = [(m.date(), monthly_file("klines", archive.symbol, m.date(), interval=i))
+             for m in months for i in ("1h", "1d")]
+    return fetch_to_lake(context, files, archive, lake, warehouse)

@@ -1,4 +1,5 @@
-"""Silver klines: typed, UTC, de-duplicated and validated 1m bars in DuckDB, and 5m/15m/1h bars built from them."""
+"""Silver klines: typed, UTC, de-duplicated and validated 1m bars in DuckDB, and 5m/15m/1h/4h/1d bars built from
+them (the archive's monthly 1h/1d files are the long history: silver/history.py)."""
 
 
 import dagster as dg
@@ -167,4 +168,4 @@ def _resampled_asset(interval: str) -> dg.AssetsDefinition:
     return _asset
 
 
-klines_5m, klines_15m, klines_1h = (_resampled_asset(i) for i in ("5m", "15m", "1h"))
+klines_5m, klines_15m, klines_1h, klines_4h, klines_1d = (_resampled_asset(i) for i in ("5m", "15m", "1h", "4h", "1d"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 SILVER_KLINE_COLUMNS: tuple[str, ...] = (
@@ -26,7 +27,11 @@ SILVER_KLINE_COLUMNS: tuple[str, ...] = (
     "is_halt",
 )
 MINUTE = pd.Timedelta(minutes=1)
-RESAMPLE_RULES: dict[str, str] = {"5m": "5min", "15m": "15min", "1h": "1h"}
+RESAMPLE_RULES: dict[str, str] = {"5m": "5min", "15m": "15min", "1h": "1h", "4h": "4h", "1d": "1D"}
+# Intervals of the archive's monthly kline files that silver reads as long history (years without minute files).
+HISTORY_INTERVALS: dict[str, pd.Timedelta] = {"1h": pd.Timedelta(hours=1), "1d": pd.Timedelta(days=1)}
+# The archive writes close_time as the bar's last millisecond; the spot archive's last microsecond from 2025 on.
+_CLOSE_OFFSETS = (pd.Timedelta(milliseconds=1), pd.Timedelta(microseconds=1))
 
 
 class BarDataError(ValueError):
@@ -143,7 +148,7 @@ def ohlc_violations(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def resample_bars(df_1m: pd.DataFrame, interval: str) -> pd.DataFrame:
-    """Aggregate 1m bars into `interval` bars ("5m", "15m", "1h") labelled by their open time.
+    """Aggregate 1m bars into `interval` bars ("5m", "15m", "1h", "4h", "1d") labelled by their open time.
 
     `minutes` counts the 1m bars that went into each bar and `halt_minutes` the halted ones, so an incomplete bar
     (a missing minute upstream) is visible rather than passed off as complete.
@@ -190,3 +195,93 @@ def expected_minutes(interval: str) -> int:
     return int(pd.Timedelta(RESAMPLE_RULES[interval]) / MINUTE)
 
 
+
+
+@dataclass
+class SilverMonth:
+    """One month of typed bars of a monthly archive file (1h or 1d) plus what was done to get there."""
+
+    bars: pd.DataFrame
+    duplicates_dropped: int
+    missing_bars: list[pd.Timestamp] = field(default_factory=list)
+
+
+def month_bounds(month: dt.date) -> tuple[pd.Timestamp, pd.Timestamp]:
+    start = pd.Timestamp(month.replace(day=1), tz="UTC")
+    return start, start + pd.offsets.MonthBegin(1)
+
+
+def silver_klines_history(raw: pd.DataFrame, month: dt.date, interval: str, source: str,
+                          available_from: pd.Timestamp | None = None) -> SilverMonth:
+    """Type and validate one month of archive `interval` klines (monthly 1h or 1d file, as parsed with KLINES).
+
+    Every bar must open on the interval's grid inside the month and close one interval later (its last millisecond,
+    or microsecond); exact duplicates are dropped and counted, conflicting ones refused. Bars missing from the month
+    are listed (from `available_from` on: the instrument's listing), never invented."""
+    step = HISTORY_INTERVALS.get(interval)
+    if step is None:
+        raise BarDataError(f"{source}: interval {interval!r} is not read as history; use one of {list(HISTORY_INTERVALS)}")
+    if raw.empty:
+        raise BarDataError(f"{source}: no kline rows for {month:%Y-%m}; re-fetch the file or check the archive")
+    start, end = month_bounds(month)
+    outside = raw[(raw["open_time"] < start) | (raw["open_time"] >= end)]
+    if len(outside):
+        raise BarDataError(f"{source}: {len(outside)} rows fall outside {month:%Y-%m} (first open_time "
+                           f"{outside['open_time'].iloc[0]}); the file does not belong to this partition: check the "
+                           "file name and the archive path")
+    off_grid = (raw["open_time"] - start) % step != pd.Timedelta(0)
+    if off_grid.any():
+        raise BarDataError(f"{source}: open_time {raw.loc[off_grid, 'open_time'].iloc[0]} is not on the {interval} "
+                           f"grid ({int(off_grid.sum())} rows): these are not {interval} klines; check the interval "
+                           "in the path")
+    ends = raw["close_time"] - raw["open_time"]
+    bad_close = ~ends.isin([step - o for o in _CLOSE_OFFSETS])
+    if bad_close.any():
+        row = raw[bad_close].iloc[0]
+        raise BarDataError(f"{source}: close_time {row['close_time']} does not end the {interval} bar opened at "
+                           f"{row['open_time']} ({int(bad_close.sum())} rows): these are not {interval} klines; check "
+                           "the interval in the path")
+    df = pd.DataFrame({
+        "open_time": raw["open_time"], "open": raw["open"].astype("float64"), "high": raw["high"].astype("float64"),
+        "low": raw["low"].astype("float64"), "close": raw["close"].astype("float64"),
+        "volume": raw["volume"].astype("float64"), "quote_volume": raw["quote_volume"].astype("float64"),
+        "trades": raw["count"].astype("int64"), "taker_buy_volume": raw["taker_buy_volume"].astype("float64"),
+        "taker_buy_quote_volume": raw["taker_buy_quote_volume"].astype("float64")})
+    before = len(df)
+    df = df.drop_duplicates()
+    conflicting = df[df["open_time"].duplicated(keep=False)]
+    if len(conflicting):
+        times = sorted(conflicting["open_time"].unique())[:5]
+        raise BarDataError(f"{source}: {conflicting['open_time'].nunique()} {interval} bars appear with different "
+                           f"values (first: {', '.join(str(t) for t in times)}); the file is inconsistent: re-fetch it "
+                           "or report it upstream")
+    df = df.sort_values("open_time", kind="stable").reset_index(drop=True)
+    df["is_halt"] = flag_halts(df)
+    first = max(start, available_from) if available_from is not None else start
+    first = first.ceil(step) if step < pd.Timedelta(days=1) else first.ceil("D")
+    expected = pd.date_range(first, end, freq=step, inclusive="left")
+    missing = list(expected.difference(pd.DatetimeIndex(df["open_time"])))
+    return SilverMonth(bars=df, duplicates_dropped=before - len(df), missing_bars=missing)
+
+
+AGREEMENT_COLUMNS = ("open", "high", "low", "close", "volume", "quote_volume", "trades", "taker_buy_volume",
+                     "taker_buy_quote_volume")
+AGREEMENT_RTOL = 1e-9  # the archive's decimals against sums of the 1m file's decimals: equal but for float rounding
+
+
+def disagreements(history: pd.DataFrame, built: pd.DataFrame, interval: str,
+                  rtol: float = AGREEMENT_RTOL) -> pd.DataFrame:
+    """Bars present in both the archive's `history` and the `interval` bars `built` from 1m (complete ones only:
+    every minute there) whose values differ beyond `rtol`: one row per (open_time, column) with both values;
+    `attrs["bars_compared"]` counts the bars compared."""
+    complete = built[built["minutes"] == expected_minutes(interval)]
+    both = history.merge(complete, on="open_time", suffixes=("_archive", "_1m"))
+    rows = []
+    for c in AGREEMENT_COLUMNS:
+        a, b = both[f"{c}_archive"].astype(float), both[f"{c}_1m"].astype(float)
+        bad = ~np.isclose(a, b, rtol=rtol, atol=1e-12)
+        rows += [{"open_time": t, "column": c, "archive": x, "from_1m": y}
+                 for t, x, y in zip(both.loc[bad, "open_time"], a[bad], b[bad])]
+    out = pd.DataFrame(rows, columns=["open_time", "column", "archive", "from_1m"])
+    out.attrs["bars_compared"] = len(both)
+    return out.sort_values(["open_time", "column"]).reset_index(drop=True)
