@@ -67,7 +67,8 @@ def run_demo(start: dt.date, end: dt.date, replay_hours: float, replay_speed: fl
     from btc_assets.definitions import defs
     from btc_assets.cli.settings import quiet_mlflow_prints, run_logs
     from btc_assets.lib.data.market.datasets import DATASETS as MARKET_DATASETS
-    from btc_assets.defs.models.assets import LSTM_DEMO_CONFIG, XGB_DEMO_CONFIG, XgbTrainingConfig
+    from btc_assets.defs.models.assets import (LSTM_DEMO_CONFIG, TRANSFORMER_DEMO_CONFIG, XGB_DEMO_CONFIG,
+                                               XgbTrainingConfig)
 
     quiet_mlflow_prints()
 
@@ -116,21 +117,22 @@ def run_demo(start: dt.date, end: dt.date, replay_hours: float, replay_speed: fl
         return defs.resolve_implicit_global_asset_job_def().get_subset(
             asset_selection={dg.AssetKey(["models", n]) for n in names})
 
-    weekly_job = model_subset("xgb_model", "lstm_model", "ensemble")
+    weekly_job = model_subset("xgb_model", "lstm_model", "transformer_model", "ensemble")
     # The demo's LSTM is small (LSTM_DEMO_CONFIG) so the whole graph stays within minutes on 2 cores; the asset's
     # defaults are the full architecture.
     demo_config = {"ops": {"models__xgb_model": {"config": XGB_DEMO_CONFIG},
-                           "models__lstm_model": {"config": LSTM_DEMO_CONFIG}}}
+                           "models__lstm_model": {"config": LSTM_DEMO_CONFIG},
+                           "models__transformer_model": {"config": TRANSFORMER_DEMO_CONFIG}}}
 
     def train_all():
         for week in weeks:
-            # One run per week: XGBoost and LSTM, then their ensemble. A model that is not promoted is a green
+            # One run per week: XGBoost, LSTM and Transformer, then the ensemble (XGBoost + LSTM). A model that is not promoted is a green
             # run with a WARN check saying why; only a real error fails it.
             _must_succeed(in_process.execute(weekly_job, instance, partition_key=week, tags=NO_RETRY,
                                                         run_config=run_logs(demo_config), raise_on_error=False),
                           f"training week {week}")
 
-    timed(f"models: xgb, lstm, ensemble ({len(weeks)} weeks)", train_all)
+    timed(f"models: xgb, lstm, transformer, ensemble ({len(weeks)} weeks)", train_all)
     timed("models/rf_daily_baseline", lambda: _must_succeed(
         in_process.execute(model_subset("rf_daily_baseline"), instance, tags=NO_RETRY, run_config=run_logs(),
                                                              raise_on_error=False),

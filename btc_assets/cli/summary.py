@@ -10,11 +10,14 @@ import duckdb
 from btc_assets.lib.storage.warehouse import table_exists
 
 TABLES = ("bronze.files", "silver.klines_1m", "silver.klines_5m", "silver.klines_15m", "silver.klines_1h",
+          "silver.klines_4h", "silver.klines_1d", "silver.klines_1h_history", "silver.klines_1d_history",
           "silver.funding_rates", "silver.agg_trades", "silver.order_flow_1m", "silver.book_depth", "silver.metrics",
           "silver.mark_price_1m", "gold.features", "gold.labels", "models.xgb_models", "models.lstm_models",
+          "models.transformer_models",
           "models.ensemble_models", "models.oos_predictions", "models.signals", "trading.decisions",
           "trading.order_events")
-FAMILIES = (("XGBoost", "models.xgb_models"), ("LSTM", "models.lstm_models"), ("ensemble", "models.ensemble_models"),
+FAMILIES = (("XGBoost", "models.xgb_models"), ("LSTM", "models.lstm_models"),
+            ("Transformer", "models.transformer_models"), ("ensemble", "models.ensemble_models"),
             ("daily RF", "models.rf_daily_models"))
 
 
@@ -41,8 +44,8 @@ def print_summary(root: Path, timings: dict[str, float], wall_s: float) -> None:
                         f"{cost:.3%})" if cost is not None else "after costs: no trade")
                 after = (f"after costs {net:+.2%} over {int(trades or 0)} trades, PSR {psr:.2f}, beats "
                          f"{pct:.0%} of random entries" if net is not None and trades else none)
-                print(f"  {family:<9} week {w:%Y-%m-%d}  accuracy {acc:.3f}  log-loss {ll:.4f} vs majority {bll:.4f}"
-                      f"  {after}\n  {'':<9}   -> {'promoted' if promoted else 'NOT promoted: ' + (reason or '')}")
+                print(f"  {family:<11} week {w:%Y-%m-%d}  accuracy {acc:.3f}  log-loss {ll:.4f} vs majority {bll:.4f}"
+                      f"  {after}\n  {'':<11}   -> {'promoted' if promoted else 'NOT promoted: ' + (reason or '')}")
         if not promoted_any:
             print("  No model earned its costs out of sample: nothing trades (a correct result, not an error).")
         orders = conn.execute("SELECT count(DISTINCT client_order_id), count(*) FILTER (WHERE event='FILLED') "

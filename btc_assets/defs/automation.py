@@ -51,7 +51,8 @@ funding_job = dg.define_asset_job(
     partitions_def=partitions.monthly, tags=SMALL)
 weekly_model_job = dg.define_asset_job(
     "weekly_model_job", selection=dg.AssetSelection.assets(["models", "xgb_model"], ["models", "lstm_model"],
-                                                          ["models", "ensemble"]), partitions_def=partitions.weekly,
+                                                          ["models", "transformer_model"], ["models", "ensemble"]),
+    partitions_def=partitions.weekly,
     # No run retries for training: a model that is not promoted is a result, and a crashed fit is retrained by
     # hand after reading why (the instance retries other runs once, dagster.yaml).
     tags={"btc/workload": "training", "dagster/max_retries": "0", **TRAINING})

@@ -11,7 +11,7 @@ import pytest
 from btc_assets.defs.automation import weekly_model_job
 from btc_assets.defs.models import assets as model_assets
 from btc_assets.defs.models.assets import ensemble, lstm_model, xgb_model
-from btc_assets_tests.defs.conftest import train_config
+from btc_assets_tests.defs.conftest import SMALL_WALK_FORWARD, train_config
 
 WEEK = "2024-01-08"
 
@@ -108,9 +108,36 @@ def test_signals_skip_a_week_without_a_promoted_model_and_say_why(models):
 
 def test_the_weekly_job_retrains_every_family():
     keys = weekly_model_job.selection.resolve(dg.load_assets_from_modules([model_assets]))
-    assert {k.path[-1] for k in keys} == {"xgb_model", "lstm_model", "ensemble"}
+    assert {k.path[-1] for k in keys} == {"xgb_model", "lstm_model", "transformer_model", "ensemble"}
 
 
 def test_the_daily_reference_refuses_too_short_a_history(model_pipeline):
     res = model_pipeline.run([["models", "rf_daily_baseline"]], raise_on_error=False)
     assert "usable days in silver.klines_1m after the 20-day warm-up, need" in str(res.get_step_failure_events()[0].event_specific_data.error)
+
+
+def test_the_transformer_trains_in_the_same_skeleton_and_is_judged_after_costs(model_pipeline):
+    """The Transformer family: the same rows, folds, metric names, after-cost figures, leak detectors and registry
+    as the others; a bad setting is refused by name."""
+    small = {**SMALL_WALK_FORWARD, "window": 10, "d_model": 8, "heads": 2, "layers": 1, "feedforward": 16,
+             "epochs": 1, "stride": 20, "max_train_samples": 1500}
+    res = model_pipeline.run([["models", "transformer_model"]], partition_key=WEEK, raise_on_error=False,
+                             run_config={"ops": {"models__transformer_model": {"config": small}}})
+    assert res.success
+    meta = meta_of(res, ["models", "transformer_model"])
+    assert meta["model_version"].value == "btc_assets_transformer_next3m v1"
+    assert {"wf_net_return", "wf_psr", "wf_trades", "wf_random_entry_percentile", "oracle_f1", "permuted_log_loss",
+            "validation_mean_confidence"} <= set(meta)
+    check = next(c for c in res.get_asset_check_evaluations() if c.check_name == "transformer_model_beats_baselines")
+    assert check.severity == dg.AssetCheckSeverity.WARN
+    row = model_pipeline.sql("SELECT family, promoted, reason FROM models.transformer_models")
+    assert row and row[0][0] == "transformer" and (row[0][1] or row[0][2])
+    mlflow.set_tracking_uri(model_pipeline.resources["mlflow"].tracking_uri)
+    runs = mlflow.search_runs(experiment_names=["btc_assets.transformer"])
+    assert len(runs) == 1 and runs["tags.promoted"].iloc[0] in ("true", "false")
+    assert {"metrics.test_accuracy", "metrics.majority_accuracy", "metrics.wf_net_return"} <= set(runs.columns)
+    bad = model_pipeline.run([["models", "transformer_model"]], partition_key=WEEK, raise_on_error=False,
+                             run_config={"ops": {"models__transformer_model": {"config": {**small, "d_model": 9}}}})
+    assert not bad.success
+    failure = next(e for e in bad.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "d_model=9 must be a multiple of heads=2" in str(failure.event_specific_data.error)

@@ -2,6 +2,7 @@
 
 * models/xgb_model, models/lstm_model (weekly): trained on the weeks before their week, walk-forward evaluated,
   registered in MLflow, promoted by a blocking check;
+* models/transformer_model (weekly): the Transformer encoder in the same skeleton;
 * models/ensemble (weekly): both of them, trading only where they agree;
 * models/rf_daily_baseline: the daily random-forest reference;
 * models/signals (daily): out-of-sample predictions of the promoted trading model (the backtest's input);
@@ -16,9 +17,11 @@ from btc_assets.defs.models.lstm_model import LstmTrainingConfig, lstm_model
 from btc_assets.defs.models.rf_baseline import RfDailyConfig, rf_daily_baseline
 from btc_assets.defs.models.signals import SIGNAL_TYPES, signal_frame, signals
 from btc_assets.defs.models.study import StudySettings, study
+from btc_assets.defs.models.transformer_model import DEMO_CONFIG as TRANSFORMER_DEMO_CONFIG
+from btc_assets.defs.models.transformer_model import TransformerTrainingConfig, transformer_model
 from btc_assets.defs.models.xgb_model import DEMO_CONFIG as XGB_DEMO_CONFIG
 from btc_assets.defs.models.xgb_model import XgbTrainingConfig, xgb_model
 
 __all__ = ["ensemble", "lstm_model", "rf_daily_baseline", "signals", "xgb_model", "XgbTrainingConfig",
            "LstmTrainingConfig", "RfDailyConfig", "LSTM_DEMO_CONFIG", "XGB_DEMO_CONFIG", "SIGNAL_TYPES", "signal_frame",
-           "study", "StudySettings"]
+           "study", "StudySettings", "transformer_model", "TransformerTrainingConfig", "TRANSFORMER_DEMO_CONFIG"]

@@ -129,7 +129,7 @@ def compared_features(conn, versions: set[str]) -> tuple[list[str], list[str]]:
             continue
         reg, _, ver = v.split(" ")[0].partition("/")
         found = []
-        for family in ("xgb", "lstm", "ensemble"):
+        for family in ("xgb", "lstm", "transformer", "ensemble"):
             table = registry.registry_table(family)
             if table_exists(conn, table) and "features" in {c[0] for c in conn.execute(f"DESCRIBE {table}").fetchall()}:
                 found += conn.execute(f"SELECT features FROM {table} WHERE registered_name = ? AND model_version = ?",

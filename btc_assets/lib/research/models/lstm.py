@@ -90,8 +90,12 @@ def gather(x: np.ndarray, ends: np.ndarray, window: int) -> torch.Tensor:
     return torch.from_numpy(x[ends[:, None] + np.arange(-window + 1, 1)])
 
 
-def train(train_df: pd.DataFrame, val_df: pd.DataFrame, features: list[str], p: LstmParams) -> LstmModel:
-    """Fit on train_df's windows, early-stop on val_df's (validation loss, `patience` epochs), keep the best epoch."""
+def train(train_df: pd.DataFrame, val_df: pd.DataFrame, features: list[str], p: LstmParams,
+          make_net=None) -> LstmModel:
+    """Fit on train_df's windows, early-stop on val_df's (validation loss, `patience` epochs), keep the best epoch.
+
+    `make_net(features, params, mean, std, prior)` builds another sequence network with LstmNet's interface (the
+    Transformer: transformer.py); the windows, scaling, early stopping and prediction are the same."""
     device = select_device(p.device)
     seed_everything(p.seed, device)
     xt = train_df[features].to_numpy(dtype=np.float32)
@@ -107,9 +111,9 @@ def train(train_df: pd.DataFrame, val_df: pd.DataFrame, features: list[str], p: 
         ends = ends[-p.max_train_samples:]
     v_ends = window_ends(val_df["open_time"], p.window)
     if len(ends) == 0 or len(v_ends) == 0:
-        raise ValueError(f"LSTM: no complete {p.window}-bar window in the training ({len(train_df)} rows) or "
+        raise ValueError(f"{type(p).__name__}: no complete {p.window}-bar window in the training ({len(train_df)} rows) or "
                          f"validation ({len(val_df)} rows) slice; train on a longer history or a shorter window")
-    net = LstmNet(features, p, mean, std, prior).to(device)
+    net = (make_net or LstmNet)(features, p, mean, std, prior).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=p.learning_rate)
     loss_fn = nn.CrossEntropyLoss()
     xv, yv = val_df[features].to_numpy(dtype=np.float32), val_df["label"].astype(int).to_numpy()
@@ -218,11 +222,12 @@ def predict_signal(net: LstmNet, df: pd.DataFrame, context: pd.DataFrame | None 
     return proba, decision.EdgeRule.from_json(rule).signal(proba)
 
 
-def fit_predict(features: list[str], params: LstmParams, policy: decision.DecisionPolicy | None = None):
+def fit_predict(features: list[str], params: LstmParams, policy: decision.DecisionPolicy | None = None,
+                make_net=None):
     """A walk-forward callback: the scaler inside the net is fitted on the fold's training slice only; with a
     policy, the net is calibrated and decides (attach_decision) and (probabilities, signal) is returned."""
     def fn(train_df: pd.DataFrame, val_df: pd.DataFrame, test_df: pd.DataFrame, context: pd.DataFrame):
-        model = train(train_df, val_df, features, params)
+        model = train(train_df, val_df, features, params, make_net)
         if policy is None:
             return predict_proba(model, test_df, context)
         attach_decision(model.net, train_df, val_df, policy)

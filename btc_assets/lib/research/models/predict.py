@@ -9,18 +9,20 @@ import pandas as pd
 from btc_assets.lib.research.models import ensemble, tracking, xgb
 from btc_assets.lib.research.models.tracking import MlflowStore
 
+# Families whose net reads a window of the last bars (lstm.py's prediction serves both), and their loaders.
+SEQUENCE_FAMILIES = {"lstm": tracking.load_lstm, "transformer": tracking.load_transformer}
 CONTEXT = pd.Timedelta(hours=2)  # feature rows before the first predicted bar that a sequence model may look at
 
 
 def _one(store: MlflowStore, family: str, uri: str, rows: pd.DataFrame, context: pd.DataFrame | None) -> np.ndarray:
-    if family == "lstm":
-        from btc_assets.lib.research.models import lstm  # torch only where an LSTM predicts
+    if family in SEQUENCE_FAMILIES:
+        from btc_assets.lib.research.models import lstm  # torch only where a sequence model predicts
 
-        return lstm.predict_proba(tracking.load_lstm(store, uri), rows, context)
+        return lstm.predict_proba(SEQUENCE_FAMILIES[family](store, uri), rows, context)
     if family == "xgb":
         booster = tracking.load_xgb(store, uri)
         return xgb.predict_proba(booster, rows, xgb.features_of(booster))
-    raise ValueError(f"no predictor for model family {family!r} ({uri}); expected xgb, lstm or ensemble")
+    raise ValueError(f"no predictor for model family {family!r} ({uri}); expected xgb, lstm, transformer or ensemble")
 
 
 def predict(store: MlflowStore, model: dict, rows: pd.DataFrame, context: pd.DataFrame | None = None) -> np.ndarray:
@@ -39,15 +41,15 @@ def predict(store: MlflowStore, model: dict, rows: pd.DataFrame, context: pd.Dat
 def predict_signal(store: MlflowStore, model: dict, rows: pd.DataFrame,
                    context: pd.DataFrame | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(probabilities, signal 0 SELL / 1 HOLD / 2 BUY) for `rows`: the decision stored with the model (XGBoost:
-    calibrated probabilities, the expected edge beyond the round-trip cost, the optional meta-label veto; LSTM:
-    the same without the veto); the most probable class of the ensemble's agreement rule and of older models."""
+    calibrated probabilities, the expected edge beyond the round-trip cost, the optional meta-label veto; LSTM and
+    Transformer: the same without the veto); the most probable class of the ensemble's agreement rule and of older models."""
     if model["family"] == "xgb":
         booster = tracking.load_xgb(store, model["model_uri"])
         return xgb.predict_signal(booster, rows, xgb.features_of(booster))
-    if model["family"] == "lstm":
+    if model["family"] in SEQUENCE_FAMILIES:
         from btc_assets.lib.research.models import lstm
 
-        return lstm.predict_signal(tracking.load_lstm(store, model["model_uri"]), rows, context)
+        return lstm.predict_signal(SEQUENCE_FAMILIES[model["family"]](store, model["model_uri"]), rows, context)
     proba = predict(store, model, rows, context)
     return proba, proba.argmax(axis=1).astype("int8")
 

@@ -27,6 +27,7 @@ class Family:
 FAMILIES = {
     "xgb": Family("btc_assets.xgboost", "btc_assets_xgb_next3m"),
     "lstm": Family("btc_assets.lstm", "btc_assets_lstm_next3m"),
+    "transformer": Family("btc_assets.transformer", "btc_assets_transformer_next3m"),
     "ensemble": Family("btc_assets.ensemble", "btc_assets_ensemble_next3m"),
     "rf_daily": Family("btc_assets.rf_daily", "btc_assets_rf_daily_next1d"),
 }
@@ -36,6 +37,9 @@ DESCRIPTIONS = {
            "per trading week, trained on the weeks before it.",
     "lstm": "PyTorch LSTM over windows of the point-in-time 1m features: SELL/HOLD/BUY over the next 3 minutes, one "
             "model per trading week.",
+    "transformer": "PyTorch Transformer encoder (multi-head self-attention, positional encoding) over windows of the "
+                   "point-in-time 1m features: SELL/HOLD/BUY over the next 3 minutes and a confidence, one model per "
+                   "trading week.",
     "ensemble": "XGBoost + LSTM of the week: mean class probabilities, a signal only where both agree.",
     "rf_daily": "Random forest on daily bars: next day's direction, the daily swing strategy's model.",
 }
@@ -365,3 +369,8 @@ def load_xgb(store: MlflowStore, model_uri: str):
 def load_lstm(store: MlflowStore, model_uri: str):
     """Load a logged LstmNet on the CPU (cached per process)."""
     return _load(store.tracking_uri, model_uri, "lstm")
+
+
+def load_transformer(store: MlflowStore, model_uri: str):
+    """Load a logged TransformerNet on the CPU (cached per process)."""
+    return _load(store.tracking_uri, model_uri, "transformer")
