@@ -20,6 +20,7 @@ import pytest
 
 from btc_assets.defs.resources.trading import LiveFeedResource, TradingResource
 from btc_assets.defs.trading.sensors import live_trading_sensor, next_close, trading_job
+from btc_assets.lib.research.risk import RiskConfig
 from btc_assets.lib.trading import trader
 from btc_assets.lib.trading.journal import leg_id
 from btc_assets_tests.fakes.binance import Exchange, run_in_thread
@@ -98,6 +99,9 @@ def test_exchange_and_journal_agree_and_nothing_was_sent_twice(session):
                     "AND client_order_id LIKE '%-entry'")
     planned = p.sql("SELECT count(*) FROM trading.decisions WHERE action LIKE '%enter_%'")[0][0]
     assert len(entries) == planned > 0, "the sample's bars should give the model at least one entry"
+    # every entry is journaled with its chance of reaching the liquidation price within the holding horizon
+    p_liq = p.sql("SELECT liquidation_probability FROM trading.decisions WHERE action LIKE '%enter_%'")
+    assert len(p_liq) == planned and all(0 <= v <= RiskConfig().max_liq_prob for (v,) in p_liq)
     algo = {a.client_algo_id for a in ex.algo_orders.values()}
     assert all(f"{cid[:32]}-sl" in algo and f"{cid[:32]}-tp" in algo for (cid,) in entries)
     # a retried run of the last bar sends nothing new

@@ -44,6 +44,10 @@ class TradingResource(dg.ConfigurableResource):
                                "many 1m bars (the backtest's rules and the live path alike)")
     leverage: int = Field(default=2, description="one setting for the rules' sizing and liquidation guard and for "
                           "the exchange (set at start and verified before every run)")
+    max_liquidation_probability: float = Field(
+        default=0.01, description="an entry whose chance of reaching its liquidation price within max_hold_bars "
+        "(driftless Brownian motion at the volatility known at the decision) exceeds this is refused; recorded on "
+        "every decision and trade (backtest and live alike)")
     margin_mode: str = Field(default="ISOLATED", description="ISOLATED or CROSSED, set on the exchange and verified")
     taker_fee: float = 0.0005
     maker_fee: float = 0.0002
@@ -72,13 +76,16 @@ class TradingResource(dg.ConfigurableResource):
                              "and a leverage from 1 to 125")
         if self.model_handover not in ("until_trained", "until_promoted"):
             raise ValueError(f"model_handover {self.model_handover!r} is unknown: use until_trained or until_promoted")
+        if not 0 <= self.max_liquidation_probability <= 1:
+            raise ValueError(f"max_liquidation_probability {self.max_liquidation_probability}: a probability from 0 "
+                             "to 1 (1 turns the guard off)")
 
     def risk_config(self):
         from btc_assets.lib.research.risk import RiskConfig
 
         return RiskConfig(max_positions=self.max_positions, daily_dd=self.daily_drawdown,
                           weekly_dd=self.weekly_drawdown, leverage=float(self.leverage),
-                          max_hold_bars=self.max_hold_bars)
+                          max_hold_bars=self.max_hold_bars, max_liq_prob=self.max_liquidation_probability)
 
     def costs(self):
         from btc_assets.lib.research.backtest import Costs

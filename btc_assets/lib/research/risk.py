@@ -14,11 +14,19 @@ Rules (defaults in ``RiskConfig``):
 * circuit breakers: equity ``daily_dd`` below the day's opening equity pauses entries until the next UTC day,
   ``weekly_dd`` below the week's (Monday 00:00 UTC) until the next week;
 * filters: spread (bps), volatility (ATR / price) and liquidity (quote volume of the bar) must be within limits;
-* liquidation guard: the liquidation price must be at least ``liq_guard`` x the stop distance away from the entry.
+* liquidation guard: the liquidation price must be at least ``liq_guard`` x the stop distance away from the entry;
+* liquidation probability: the chance that the price reaches the liquidation price within the holding horizon
+  (``max_hold_bars`` minutes), from the volatility known at the decision. Model: the log mark price is a driftless
+  Brownian motion with the per-minute volatility of the last 60 1m returns (``atr_and_vol``), the mark taken equal
+  to the last price at entry; the probability that it touches a barrier at log-distance d within T minutes is the
+  reflection-principle formula 2 * Phi(-d / (sigma * sqrt(T))) = erfc(d / (sigma * sqrt(2 T))). An entry above
+  ``max_liq_prob`` is refused (skip ``liquidation_probability``); with no volatility known yet it is NaN and not
+  refused for it (the other guards still apply).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import astuple, dataclass
 
 import numpy as np
@@ -27,7 +35,7 @@ from numba import njit
 SIZING = {"fixed": 0, "kelly": 1, "vol_target": 2}
 (P_SIZING, P_FIXED_FRACTION, P_KELLY_FRACTION, P_KELLY_MIN_TRADES, P_KELLY_PRIOR, P_TARGET_VOL, P_MAX_RISK,
  P_STOP_ATR, P_TAKE_PROFIT_R, P_MAX_HOLD, P_MAX_POSITIONS, P_LEVERAGE, P_DAILY_DD, P_WEEKLY_DD, P_MAX_SPREAD,
- P_MIN_VOL, P_MAX_VOL, P_MIN_QUOTE_VOLUME, P_LIQ_GUARD, P_KELLY_FLOOR) = range(20)
+ P_MIN_VOL, P_MAX_VOL, P_MIN_QUOTE_VOLUME, P_LIQ_GUARD, P_KELLY_FLOOR, P_MAX_LIQ_PROB) = range(21)
 NANOS_PER_DAY = 86_400_000_000_000
 EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday: (days + 3) // 7 changes on Mondays
 
@@ -56,6 +64,7 @@ class RiskConfig:
     min_quote_volume: float = 0.0  # USDT traded in the signal bar
     liq_guard: float = 2.0
     kelly_floor: float = 0.001  # risked when Kelly sees no edge: keeps trading small so the estimate can recover
+    max_liq_prob: float = 0.01  # refuse an entry more likely than this to be liquidated within max_hold_bars
 
     def to_array(self) -> np.ndarray:
         if self.sizing not in SIZING:
@@ -63,6 +72,9 @@ class RiskConfig:
         if not 0 < self.max_risk <= 1 or self.leverage <= 0 or self.max_positions < 1 or self.stop_atr <= 0:
             raise ValueError(f"RiskConfig out of range: max_risk in (0, 1], leverage > 0, max_positions >= 1, "
                              f"stop_atr > 0; got {self}")
+        if not 0 <= self.max_liq_prob <= 1:
+            raise ValueError(f"RiskConfig.max_liq_prob={self.max_liq_prob}: a probability in [0, 1] (1 turns the "
+                             "liquidation-probability guard off)")
         values = list(astuple(self))
         values[0] = SIZING[self.sizing]
         return np.asarray(values, dtype=np.float64)
@@ -130,6 +142,22 @@ def passes_filters(p: np.ndarray, spread_bps: float, atr: float, price: float, q
 def liquidation_guard_ok(p: np.ndarray, entry: float, stop: float, liq: float) -> bool:
     """True when the liquidation price is at least liq_guard stop-distances away from the entry."""
     return abs(entry - liq) >= p[P_LIQ_GUARD] * abs(entry - stop)
+
+
+@njit(cache=True)
+def liquidation_probability(entry: float, liq: float, vol: float, bars: float) -> float:
+    """Probability that a driftless Brownian log price with per-bar volatility `vol` touches `liq` from `entry`
+    within `bars` bars (the barrier formula above); NaN when the volatility is unknown, 0 with no liquidation
+    price (no leverage) or no time."""
+    if not (liq > 0.0) or not (entry > 0.0) or bars <= 0.0:
+        return 0.0
+    if not (vol >= 0.0):  # NaN: no volatility known yet
+        return np.nan
+    d = abs(math.log(liq / entry))
+    s = vol * math.sqrt(2.0 * bars)
+    if s <= 0.0:
+        return 0.0 if d > 0.0 else 1.0
+    return min(1.0, math.erfc(d / s))
 
 
 @njit(cache=True)

@@ -34,7 +34,7 @@ DECISION_TYPES = {
     # the risk rules' plan of the bar (lib/trader.BarPlan.row)
     "action": "VARCHAR", "entry_qty": "DOUBLE", "stop_distance": "DOUBLE", "skip_reason": "VARCHAR",
     "breaker_paused": "BOOLEAN", "sim_equity": "DOUBLE", "sim_position": "DOUBLE", "exits": "VARCHAR",
-    "opened": "VARCHAR", "closed": "VARCHAR", "decide_ms": "DOUBLE",
+    "opened": "VARCHAR", "closed": "VARCHAR", "decide_ms": "DOUBLE", "liquidation_probability": "DOUBLE",
 }
 EVENT_TYPES = {
     "client_order_id": "VARCHAR", "event": "VARCHAR", "event_time": "TIMESTAMP", "bar_time": "TIMESTAMP",

@@ -63,6 +63,7 @@ class BarPlan:
     sim_position: float  # net base units the rules hold after this bar's fills (before its decisions fill)
     opened: Opened | None
     closed: tuple[Closed, ...] = field(default=())
+    liquidation_probability: float = float("nan")  # of the bar's entry (decided or refused for it): risk.py
 
     def row(self) -> dict:
         """The plan's columns of trading.decisions."""
@@ -73,6 +74,7 @@ class BarPlan:
             "exits": json.dumps([{"entry_time": t, "reason": r} for t, r in zip(self.exits, self.exit_reasons)]),
             "opened": json.dumps(asdict(self.opened)) if self.opened else None,
             "closed": json.dumps([asdict(c) for c in self.closed]),
+            "liquidation_probability": self.liquidation_probability,
         }
 
 
@@ -99,7 +101,8 @@ def plan(res: BacktestResult, d: LastDecision) -> BarPlan:
     else:
         action = f"skip:{d.skip}" if d.skip else "hold"
     return BarPlan(t, action, d.entry_side, d.entry_qty, d.stop_distance, d.skip, exits,
-                   tuple(r for _, r in d.exits), d.paused, d.equity, position, opened, closed)
+                   tuple(r for _, r in d.exits), d.paused, d.equity, position, opened, closed,
+                   d.liquidation_probability)
 
 
 def entry_id(strategy: str, decision_bar: pd.Timestamp) -> str:

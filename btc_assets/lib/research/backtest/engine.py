@@ -11,7 +11,9 @@ Order of events inside bar t (a bar is known at its close; a decision at close t
    the mark's low/high, then the take-profit (filled as a market order at the better of open and target). When a
    bar touches both stop and target the stop is assumed first: 1m bars do not say which came first (and a limit
    entry filled inside a bar is exposed to that whole bar's range), both on the conservative side;
-5. equity at the close = wallet + unrealised PnL at the close; the breakers update; decisions for bar t+1.
+5. equity at the close = wallet + unrealised PnL at the close; the breakers update; decisions for bar t+1 (an
+   entry more likely than ``max_liq_prob`` to reach its liquidation price within the holding horizon is refused:
+   risk.liquidation_probability; the probability is kept on the trade and on the live decision).
 Positions still open after the last bar are marked at the last close with no exit fee (``is_open``).
 
 Liquidation closes the position at the liquidation price; the loss is capped at the isolated margin and the
@@ -57,14 +59,15 @@ def _drop_stale_cache() -> None:
 _drop_stale_cache()
 # Columns of the trade record array.
 (T_ENTRY_BAR, T_EXIT_BAR, T_SIDE, T_QTY, T_ENTRY_PRICE, T_EXIT_PRICE, T_GROSS, T_FEES, T_FUNDING, T_REASON,
- T_RISK, T_LIQ, T_STOP, T_TARGET) = range(14)
-N_TRADE_COLS = 14
+ T_RISK, T_LIQ, T_STOP, T_TARGET, T_P_LIQ) = range(15)
+N_TRADE_COLS = 15
 EXIT_REASONS = ("signal", "stop", "take_profit", "time", "liquidation", "open_at_end")
 R_SIGNAL, R_STOP, R_TP, R_TIME, R_LIQ, R_OPEN = range(6)
 # Counters of decisions that did not become positions.
-SKIP_NAMES = ("breaker", "max_positions", "filters", "too_small", "liquidation_guard", "limit_not_filled")
+SKIP_NAMES = ("breaker", "max_positions", "filters", "too_small", "liquidation_guard", "limit_not_filled",
+              "liquidation_probability")
 # Per-slot state columns.
-S_ACTIVE, S_SIDE, S_QTY, S_ENTRY, S_MARGIN, S_STOP, S_TP, S_LIQ, S_BAR, S_FEES, S_FUND, S_RISK, S_EXIT = range(13)
+S_ACTIVE, S_SIDE, S_QTY, S_ENTRY, S_MARGIN, S_STOP, S_TP, S_LIQ, S_BAR, S_FEES, S_FUND, S_RISK, S_EXIT, S_P_LIQ = range(14)
 
 
 @njit(cache=True, error_model="numpy")  # numpy semantics for x/0: no per-division check
@@ -79,7 +82,7 @@ def _close(slots, k, trades, n_tr, t, price, reason, fee_paid, stats):
     row[T_ENTRY_PRICE], row[T_EXIT_PRICE], row[T_GROSS] = entry, price, gross
     row[T_FEES], row[T_FUNDING], row[T_REASON] = slots[k, S_FEES] + fee_paid, slots[k, S_FUND], reason
     row[T_RISK], row[T_LIQ] = slots[k, S_RISK], slots[k, S_LIQ]
-    row[T_STOP], row[T_TARGET] = slots[k, S_STOP], slots[k, S_TP]
+    row[T_STOP], row[T_TARGET], row[T_P_LIQ] = slots[k, S_STOP], slots[k, S_TP], slots[k, S_P_LIQ]
     r_mult = (gross - row[T_FEES] - row[T_FUNDING]) / row[T_RISK] if row[T_RISK] > 0 else 0.0
     if r_mult > 0:
         stats[0] += 1.0
@@ -103,7 +106,7 @@ def run(time_ns, o, h, lo, c, m_o, m_h, m_l, atr, vol, spread_bps, quote_vol, si
     at the last close as a backtest must (there is no next bar to act on)."""
     n = len(o)
     n_slots = int(p[risk.P_MAX_POSITIONS])
-    slots = np.zeros((n_slots, 13))
+    slots = np.zeros((n_slots, 14))
     # Every trade starts from a signal and every funding payment from a settlement: size the records by those.
     # Fees and funding are returned as (bar, amount) events, not per-bar arrays: a year of 1m bars makes each
     # dense output 4 MB of fresh pages, and touching them cost more than the whole loop.
@@ -120,8 +123,8 @@ def run(time_ns, o, h, lo, c, m_o, m_h, m_l, atr, vol, spread_bps, quote_vol, si
     skips, stats, brk = np.zeros(len(SKIP_NAMES)), np.zeros(4), np.array([-1.0, 0.0, 0.0, -1.0, 0.0, 0.0, -1.0, -1.0])
     cash, used_margin, n_tr, prev_eq = initial, 0.0, 0, initial
     n_active, n_exiting = 0, 0  # most bars are flat: skip the per-slot loops there
-    pend_side, pend_qty, pend_dist, pend_limit, pend_expiry = 0.0, 0.0, 0.0, 0.0, -1
-    last = np.zeros(6 + 2 * 8)
+    pend_side, pend_qty, pend_dist, pend_limit, pend_expiry, pend_pliq = 0.0, 0.0, 0.0, 0.0, -1, 0.0
+    last = np.zeros(6 + 2 * 8 + 1)  # ..., [22]: the decided entry's liquidation probability
     last[4] = -1.0
     is_limit = cst[fills.C_ORDER_TYPE] > 0
     for t in range(n):
@@ -168,7 +171,7 @@ def run(time_ns, o, h, lo, c, m_o, m_h, m_l, atr, vol, spread_bps, quote_vol, si
                     s = slots[k]
                     s[S_ACTIVE], s[S_SIDE], s[S_QTY], s[S_ENTRY], s[S_MARGIN] = 1.0, pend_side, pend_qty, px, margin
                     s[S_STOP], s[S_TP], s[S_LIQ], s[S_BAR], s[S_FEES] = stop, target, liq, t, f
-                    s[S_FUND], s[S_RISK], s[S_EXIT] = 0.0, pend_qty * pend_dist, 0.0
+                    s[S_FUND], s[S_RISK], s[S_EXIT], s[S_P_LIQ] = 0.0, pend_qty * pend_dist, 0.0, pend_pliq
                     n_active += 1
                 pend_side = 0.0
             elif t >= pend_expiry:
@@ -263,15 +266,25 @@ def run(time_ns, o, h, lo, c, m_o, m_h, m_l, atr, vol, spread_bps, quote_vol, si
             max_lev = tiers[tier, 3] if tier >= 0 else tiers[tiers.shape[0] - 1, 3]
             qty = round_qty(risk.position_qty(p, equity[t], equity[t] - used_margin, c[t], dist, frac, max_lev), step)
             ref = fills.limit_price(cst, side, c[t], tick) if is_limit else c[t]
+            # the chance of reaching the liquidation price within the holding horizon, at the intended price
+            d_tier = tier_of(tiers, qty * ref)
+            d_lev = min(p[risk.P_LEVERAGE], tiers[d_tier, 3]) if d_tier >= 0 else 0.0
+            p_liq = risk.liquidation_probability(
+                ref, liquidation_price(tiers, side, qty, ref, qty * ref / d_lev) if d_lev > 0 and qty > 0 else 0.0,
+                vol[t], p[risk.P_MAX_HOLD])
             if qty * ref < min_notional:
                 skips[3] += 1
                 if t == n - 1:
                     last[4] = 3
+            elif p_liq > p[risk.P_MAX_LIQ_PROB]:
+                skips[6] += 1
+                if t == n - 1:
+                    last[4], last[22] = 6, p_liq
             else:
-                pend_side, pend_qty, pend_dist, pend_limit = side, qty, dist, ref
+                pend_side, pend_qty, pend_dist, pend_limit, pend_pliq = side, qty, dist, ref, p_liq
                 pend_expiry = t + int(cst[fills.C_LIMIT_TTL])
                 if t == n - 1:
-                    last[0], last[1], last[2], last[3] = side, qty, dist, ref
+                    last[0], last[1], last[2], last[3], last[22] = side, qty, dist, ref, p_liq
     for k in range(n_slots):  # still open: marked at the last close, no exit fee
         if slots[k, S_ACTIVE] > 0:
             _close(slots, k, trades, n_tr, n - 1, c[n - 1], float(R_OPEN), 0.0, stats)

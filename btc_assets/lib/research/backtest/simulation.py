@@ -21,7 +21,8 @@ from btc_assets.lib.research.labels import BUY, SELL
 from btc_assets.lib.research.risk import RiskConfig
 
 TRADE_COLUMNS = ["entry_time", "exit_time", "side", "qty", "entry_price", "exit_price", "gross_pnl", "fees",
-                 "funding", "net_pnl", "r_multiple", "exit_reason", "liquidation_price", "stop", "target", "is_open"]
+                 "funding", "net_pnl", "r_multiple", "exit_reason", "liquidation_price", "stop", "target",
+                 "liquidation_probability", "is_open"]
 
 
 @dataclass
@@ -102,7 +103,7 @@ def _trades(x: Inputs, rec: np.ndarray) -> pd.DataFrame:
         "gross_pnl": rec[:, engine.T_GROSS], "fees": rec[:, engine.T_FEES], "funding": rec[:, engine.T_FUNDING],
         "net_pnl": net, "r_multiple": r_mult, "exit_reason": pd.Categorical.from_codes(reason, engine.EXIT_REASONS),
         "liquidation_price": rec[:, engine.T_LIQ], "stop": rec[:, engine.T_STOP], "target": rec[:, engine.T_TARGET],
-        "is_open": is_open,
+        "liquidation_probability": rec[:, engine.T_P_LIQ], "is_open": is_open,
     }, columns=TRADE_COLUMNS)
 
 
@@ -131,6 +132,7 @@ class LastDecision:
     exits: tuple[tuple[pd.Timestamp, str], ...]
     paused: bool
     equity: float
+    liquidation_probability: float = float("nan")  # of the entry decided (or refused for it), risk.py's model
 
 
 def decide(bars: pd.DataFrame, signals: pd.Series, funding: pd.DataFrame | None, *,
@@ -149,7 +151,8 @@ def decide(bars: pd.DataFrame, signals: pd.Series, funding: pd.DataFrame | None,
     return res, LastDecision(
         bar_time=times[-1], entry_side=int(last[0]), entry_qty=float(last[1]), stop_distance=float(last[2]),
         skip=engine.SKIP_NAMES[int(last[4])] if last[4] >= 0 else None, exits=exits,
-        paused=bool(res.paused.iloc[-1]), equity=float(res.equity.iloc[-1]))
+        paused=bool(res.paused.iloc[-1]), equity=float(res.equity.iloc[-1]),
+        liquidation_probability=float(last[22]) if last[0] != 0 or last[4] == 6 else float("nan"))
 
 
 def _simulate(bars, signals, funding, mark, initial_equity, costs, risk, rules, exit_on_opposite, decide_last):

@@ -61,3 +61,28 @@ def test_decide_does_not_change_the_backtest():
     ref = simulate(bars, sig, None)
     pd.testing.assert_series_equal(res.equity, ref.equity)
     pd.testing.assert_frame_equal(res.trades, ref.trades)
+
+
+def test_an_entry_likely_to_be_liquidated_is_refused_live_and_in_the_backtest():
+    """100x leverage puts the liquidation price ~0.6 % away; with 0.08 %/min volatility over a 15-minute hold it is
+    reached with a probability of several percent: refused above max_liq_prob, and recorded either way."""
+    bars = random_bars(400, seed=3)
+    sig = random_signals(bars, seed=4, p=0.1)
+    sig.iloc[:70] = 0  # after the 60 bars the volatility needs (before them it is unknown: NaN, not refused for it)
+    lax = RiskConfig(sizing="fixed", leverage=100.0, liq_guard=0.0, max_liq_prob=1.0)
+    strict = RiskConfig(sizing="fixed", leverage=100.0, liq_guard=0.0, max_liq_prob=0.01)
+    traded = simulate(bars, sig, None, risk=lax)
+    assert len(traded.trades) > 5 and traded.skipped["liquidation_probability"] == 0
+    p = traded.trades["liquidation_probability"]
+    assert ((p > 0.01) & (p <= 1)).all()  # every one of these entries would be refused by the strict rule
+    refused = simulate(bars, sig, None, risk=strict)
+    assert len(refused.trades) == 0 and refused.skipped["liquidation_probability"] > 5
+    # at 10x (the default) the same entries are far from their liquidation price and pass
+    normal = simulate(bars, sig, None, risk=RiskConfig(sizing="fixed", liq_guard=0.0))
+    assert len(normal.trades) > 5 and (normal.trades["liquidation_probability"] < 1e-6).all()
+    # live: the decision of a signal bar says why and with what probability
+    t = next(i for i in range(100, 400) if sig.iloc[i] != 0)
+    _, d = decide(bars.iloc[:t + 1], sig.iloc[:t + 1], None, risk=strict)
+    assert d.entry_side == 0 and d.skip == "liquidation_probability" and d.liquidation_probability > 0.01
+    _, d = decide(bars.iloc[:t + 1], sig.iloc[:t + 1], None, risk=lax)
+    assert d.entry_side != 0 and d.liquidation_probability > 0.01

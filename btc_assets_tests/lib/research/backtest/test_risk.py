@@ -70,3 +70,25 @@ def test_exchange_rules_are_versioned_and_rounding_never_overshoots():
     assert liquidation_price(rules.tiers_array(), -1.0, 2.0, 40_000.0, 8_000.0) == pytest.approx(88_050 / 2.01)
     atr, vol = risk.atr_and_vol(*(np.linspace(1, 2, 100),) * 3)
     assert np.isnan(atr[12]) and np.isfinite(atr[13]) and np.isnan(vol[59]) and np.isfinite(vol[60])
+
+
+def test_the_liquidation_probability_is_the_barrier_formula():
+    """Driftless Brownian log price: P(touch a barrier d away within T) = 2 * Phi(-d / (sigma * sqrt(T)))."""
+    from scipy.stats import norm
+
+    entry, sigma, bars = 40_000.0, 0.001, 15
+    liq = entry * np.exp(-sigma * np.sqrt(bars))  # one standard deviation of the horizon away
+    assert risk.liquidation_probability(entry, liq, sigma, bars) == pytest.approx(2 * norm.cdf(-1.0))
+    short_liq = entry * np.exp(2 * sigma * np.sqrt(bars))
+    assert risk.liquidation_probability(entry, short_liq, sigma, bars) == pytest.approx(2 * norm.cdf(-2.0))
+    # a Monte Carlo of the same model agrees (the formula counts touches between bars too: it is the upper bound)
+    rng = np.random.default_rng(0)
+    paths = np.cumsum(rng.normal(0, sigma / 10, size=(20_000, bars * 100)), axis=1)
+    touched = (paths.min(axis=1) <= np.log(liq / entry)).mean()
+    assert touched == pytest.approx(2 * norm.cdf(-1.0), abs=0.02)
+    assert np.isnan(risk.liquidation_probability(entry, liq, float("nan"), bars))  # no volatility known yet
+    assert risk.liquidation_probability(entry, 0.0, sigma, bars) == 0.0  # no liquidation price
+    assert risk.liquidation_probability(entry, liq, 2 * sigma, bars) > risk.liquidation_probability(
+        entry, liq, sigma, bars)
+    with pytest.raises(ValueError, match="max_liq_prob=1.5"):
+        risk.RiskConfig(max_liq_prob=1.5).to_array()

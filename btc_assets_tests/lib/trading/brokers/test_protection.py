@@ -81,6 +81,9 @@ def test_the_rules_size_with_the_exchange_leverage():
     assert t.risk_config().leverage == 3.0
     with pytest.raises(ValueError, match="leverage from 1 to 125"):
         TradingResource(leverage=0)
+    assert TradingResource(max_liquidation_probability=0.2).risk_config().max_liq_prob == 0.2
+    with pytest.raises(ValueError, match="max_liquidation_probability 2.0: a probability from 0 to 1"):
+        TradingResource(max_liquidation_probability=2.0)
 
 
 def test_entries_are_sized_for_the_account_that_trades_them(fx, journal):
