@@ -67,8 +67,8 @@ def run_demo(start: dt.date, end: dt.date, replay_hours: float, replay_speed: fl
     from btc_assets.definitions import defs
     from btc_assets.cli.settings import quiet_mlflow_prints, run_logs
     from btc_assets.lib.data.market.datasets import DATASETS as MARKET_DATASETS
-    from btc_assets.defs.models.assets import (LSTM_DEMO_CONFIG, TRANSFORMER_DEMO_CONFIG, XGB_DEMO_CONFIG,
-                                               XgbTrainingConfig)
+    from btc_assets.defs.models.assets import (LSTM_DEMO_CONFIG, TFT_DEMO_CONFIG, TRANSFORMER_DEMO_CONFIG,
+                                               XGB_DEMO_CONFIG, XgbTrainingConfig)
 
     quiet_mlflow_prints()
 
@@ -133,6 +133,15 @@ def run_demo(start: dt.date, end: dt.date, replay_hours: float, replay_speed: fl
                           f"training week {week}")
 
     timed(f"models: xgb, lstm, transformer, ensemble ({len(weeks)} weeks)", train_all)
+    # The TFT: trained once, for the week the sample starts in, on the years of hourly history before it; its
+    # forecasts then serve every sample day (a day uses the latest week's promoted forecaster).
+    first_week = parts.weekly.get_partition_keys()[0]
+    timed(f"models/tft_model (week {first_week}, hourly history)", lambda: _must_succeed(in_process.execute(
+        model_subset("tft_model"), instance, partition_key=first_week, tags=NO_RETRY,
+        run_config=run_logs({"ops": {"models__tft_model": {"config": TFT_DEMO_CONFIG}}}), raise_on_error=False),
+        f"models/tft_model {first_week}"))
+    timed(f"models/regime_forecast ({days})",
+          lambda: range_run([["models", "regime_forecast"]], start.isoformat(), end.isoformat()))
     timed("models/rf_daily_baseline", lambda: _must_succeed(
         in_process.execute(model_subset("rf_daily_baseline"), instance, tags=NO_RETRY, run_config=run_logs(),
                                                              raise_on_error=False),

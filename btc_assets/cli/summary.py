@@ -13,7 +13,7 @@ TABLES = ("bronze.files", "silver.klines_1m", "silver.klines_5m", "silver.klines
           "silver.klines_4h", "silver.klines_1d", "silver.klines_1h_history", "silver.klines_1d_history",
           "silver.funding_rates", "silver.agg_trades", "silver.order_flow_1m", "silver.book_depth", "silver.metrics",
           "silver.mark_price_1m", "gold.features", "gold.labels", "models.xgb_models", "models.lstm_models",
-          "models.transformer_models",
+          "models.transformer_models", "models.tft_models", "models.regime_forecast",
           "models.ensemble_models", "models.oos_predictions", "models.signals", "trading.decisions",
           "trading.order_events")
 FAMILIES = (("XGBoost", "models.xgb_models"), ("LSTM", "models.lstm_models"),
@@ -48,6 +48,15 @@ def print_summary(root: Path, timings: dict[str, float], wall_s: float) -> None:
                       f"  {after}\n  {'':<11}   -> {'promoted' if promoted else 'NOT promoted: ' + (reason or '')}")
         if not promoted_any:
             print("  No model earned its costs out of sample: nothing trades (a correct result, not an error).")
+        if table_exists(conn, "models.tft_models"):
+            print("\n== Regime forecaster (TFT on the hourly history: quantiles of the 1/7/30-day return, out of "
+                  "sample, pinball loss vs naive baselines) ==")
+            for w, ll, z, hq, cov, promoted, secs, rows in conn.execute(
+                    "SELECT week_start, pinball, zero_pinball, historical_pinball, coverage, promoted, train_seconds, "
+                    "train_rows FROM models.tft_models ORDER BY week_start").fetchall():
+                print(f"  TFT week {w:%Y-%m-%d}  pinball {ll:.5f} vs zero return {z:.5f}, historical quantiles "
+                      f"{hq:.5f}; 10-90 % interval covers {cov:.0%}; final fit {secs:.0f} s on {rows:,} hours"
+                      f"\n  {'':<9}-> {'promoted: its forecasts serve models/regime_forecast' if promoted else 'NOT promoted: no regime forecast from it'}")
         orders = conn.execute("SELECT count(DISTINCT client_order_id), count(*) FILTER (WHERE event='FILLED') "
                               "FROM trading.order_events").fetchone()
         print(f"\n== Paper trading (replay through the live path) ==\n  {orders[0]} orders journaled, {orders[1]} filled")

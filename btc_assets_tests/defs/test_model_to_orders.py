@@ -369,3 +369,20 @@ def test_a_few_new_bars_are_decided_from_the_shortest_history_and_their_features
         built.sql("DROP TABLE gold.features_kept")
     assert not blind.passed and blind.severity == dg.AssetCheckSeverity.WARN
     assert blind.description.startswith("could not compare the live features with batch: gold/features has none")
+
+
+def test_the_live_decisions_apply_the_regime_filter_as_the_backtest_does(trained):
+    """regime_filter=direction with no TFT forecast for the day: the model still signals, but no signal reaches the
+    rules (each such bar is a plain hold, not an entry nor a skip with a reason), as lib/research/regime.py filters
+    the backtest's entries."""
+    built, _ = trained
+    tags = {BARS_FROM: "2024-01-10T14:00:00+00:00", BARS_TO: "2024-01-10T14:59:00+00:00"}
+    picky = TradingResource(strategy="regime", regime_filter="direction", session_start="2024-01-10T14:00:00")
+    dg.materialize(ALL_ASSETS, selection=[dg.AssetKey(["trading", "decisions"])], partition_key="2024-01-10",
+                   resources={**built.resources, "trading": picky}, instance=built.instance, tags=tags)
+    rows = built.sql("SELECT action, signal FROM trading.decisions WHERE bar_time >= '2024-01-10 14:00' "
+                     "AND bar_time < '2024-01-10 15:00'")
+    assert len(rows) == 60
+    signalled = [a for a, s in rows if s != 1]
+    assert signalled, "the model should signal in this hour"
+    assert set(signalled) == {"hold"}  # filtered before the rules: no entry, no skip:<reason>

@@ -106,6 +106,14 @@ def report(context: dg.AssetExecutionContext, warehouse: DuckDBResource, lake: L
     entries = signals_from_classes(sig.set_index("open_time")["signal"])
     # A signal for a minute silver lacks cannot be traded; a bar without a signal (no model yet) gets no entry.
     entries = entries[entries.index.isin(pd.DatetimeIndex(bars["open_time"]))]
+    from btc_assets.defs.models.tft_model import read_forecasts
+    from btc_assets.lib.research.regime import filter_entries
+
+    forecasts = None
+    if trading.regime_filter != "none":
+        with warehouse.get_connection() as conn:
+            forecasts = read_forecasts(conn, pd.Timestamp(lo).floor("D"), pd.Timestamp(hi) + pd.Timedelta(days=1))
+    entries, regime = filter_entries(entries, forecasts, trading.regime_filter)
     models = sorted(sig["model_version"].unique())
     costs, risk = trading.costs(), trading.risk_config()  # the live trader's rules, exactly
     t0 = time.perf_counter()
@@ -130,7 +138,11 @@ def report(context: dg.AssetExecutionContext, warehouse: DuckDBResource, lake: L
     m, b, r = ev.strategy, ev.buy_and_hold, ev.random_entry
     text, waterfall = headline(ev, slippage_impact)
     return dg.MaterializeResult(metadata={
-        "headline": (no_model + ". " if no_model else "") + text,
+        "headline": (no_model + ". " if no_model else "") + text + (
+            f" Regime filter '{regime['regime_filter']}': {regime['kept']} of {regime['entries']} entry signals kept "
+            f"({regime['dropped_against_forecast']} against the day's 1-day TFT forecast, "
+            f"{regime['dropped_without_forecast']} on days without one)." if regime["regime_filter"] != "none" else ""),
+        **{f"regime_{k}": v for k, v in regime.items()},
         "metrics": metrics_table(ev),
         "costs_waterfall": dg.MetadataValue.table(
             [dg.TableRecord({"step": k, "usdt": f"{v:+,.2f}"}) for k, v in waterfall.items()],
@@ -140,6 +152,8 @@ def report(context: dg.AssetExecutionContext, warehouse: DuckDBResource, lake: L
         "by_model_version": frame_table(breakdown(result.trades, trade_versions(result.trades, versions))
                                         .rename_axis("model_version").reset_index(), percent=("win_rate",)),
         "slippage_impact_usdt": round(slippage_impact, 2),
+        "long_trades": int((result.trades["side"] == "long").sum()),
+        "short_trades": int((result.trades["side"] == "short").sum()),
         # The same figures as numbers (rounded), so the UI can plot them across materializations.
         **{k: _round(m[k]) for k in HEADLINE},
         **{f"buy_and_hold_{k}": _round(b[k]) for k in COMPARED},

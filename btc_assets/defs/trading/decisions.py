@@ -196,6 +196,14 @@ def decide_bars(context: dg.AssetExecutionContext, journal: Journal, mlflow: Mlf
     was_paused = conn.execute("SELECT breaker_paused FROM trading.decisions WHERE bar_time < ? "
                               "ORDER BY bar_time DESC LIMIT 1", [first.tz_localize(None)]).fetchall()
     entries, rules = rules_entries(signals, k), trading.rules()
+    if trading.regime_filter != "none":  # the backtest's filter, on the same forecasts (models/regime_forecast)
+        from btc_assets.defs.models.tft_model import read_forecasts
+        from btc_assets.lib.research.regime import filter_entries
+
+        times = pd.DatetimeIndex(k["open_time"])
+        forecasts = read_forecasts(conn, times.min().floor("D"), times.max() + pd.Timedelta(days=1))
+        entries = pd.Series(filter_entries(pd.Series(entries.to_numpy(), index=times), forecasts,
+                                           trading.regime_filter)[0].to_numpy(), index=entries.index)
     for i, t in enumerate(bars_to_decide):
         t0 = time.perf_counter()
         upto = k["open_time"] <= t

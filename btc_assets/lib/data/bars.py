@@ -275,6 +275,10 @@ def disagreements(history: pd.DataFrame, built: pd.DataFrame, interval: str,
     every minute there) whose values differ beyond `rtol`: one row per (open_time, column) with both values;
     `attrs["bars_compared"]` counts the bars compared."""
     complete = built[built["minutes"] == expected_minutes(interval)]
+    if complete.empty:  # nothing built from 1m here (or no such table yet): nothing to compare
+        out = pd.DataFrame(columns=["open_time", "column", "archive", "from_1m"])
+        out.attrs["bars_compared"] = 0
+        return out
     both = history.merge(complete, on="open_time", suffixes=("_archive", "_1m"))
     rows = []
     for c in AGREEMENT_COLUMNS:

@@ -157,7 +157,7 @@ def table_exists(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
     if schema:
         q += " AND schema_name = ?"
         params.append(schema)
-    return conn.execute(q, params).fetchone()[0] > 0
+    return conn.execute(q, params).fetchall()[0][0] > 0  # fetchall: no unfinished result left on conn
 
 
 def _naive(ts: pd.Timestamp) -> pd.Timestamp:

@@ -43,6 +43,9 @@ def test_a_changed_bar_is_named_with_its_column_and_both_values():
     # an incomplete bar built from 1m (a minute missing upstream) is not compared
     built.loc[5, "minutes"] = 59
     assert bars.disagreements(month, built, "1h").empty
+    # nothing built from 1m at all (the table does not exist yet): nothing compared, said as 0
+    none = bars.disagreements(month, pd.DataFrame(columns=["open_time", "minutes"]), "1h")
+    assert none.empty and none.attrs["bars_compared"] == 0
 
 
 def _file(rows: list[str], name: str = "BTCUSDT-1h-2024-01.zip") -> pd.DataFrame:

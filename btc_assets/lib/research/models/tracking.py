@@ -29,6 +29,7 @@ FAMILIES = {
     "lstm": Family("btc_assets.lstm", "btc_assets_lstm_next3m"),
     "transformer": Family("btc_assets.transformer", "btc_assets_transformer_next3m"),
     "ensemble": Family("btc_assets.ensemble", "btc_assets_ensemble_next3m"),
+    "tft": Family("btc_assets.tft", "btc_assets_tft_regime"),
     "rf_daily": Family("btc_assets.rf_daily", "btc_assets_rf_daily_next1d"),
 }
 XGB_EXPERIMENT, XGB_REGISTERED_NAME = FAMILIES["xgb"].experiment, FAMILIES["xgb"].registered_name
@@ -40,6 +41,9 @@ DESCRIPTIONS = {
     "transformer": "PyTorch Transformer encoder (multi-head self-attention, positional encoding) over windows of the "
                    "point-in-time 1m features: SELL/HOLD/BUY over the next 3 minutes and a confidence, one model per "
                    "trading week.",
+    "tft": "Temporal Fusion Transformer (pytorch-forecasting) on the hourly history: quantile forecasts of the log "
+           "return over the next 1, 7 and 30 days, scored by pinball loss and interval coverage against a zero "
+           "return and historical quantiles; a regime filter for the trading rules, not a trading signal.",
     "ensemble": "XGBoost + LSTM of the week: mean class probabilities, a signal only where both agree.",
     "rf_daily": "Random forest on daily bars: next day's direction, the daily swing strategy's model.",
 }
@@ -106,7 +110,8 @@ def _finite(d: dict[str, float]) -> dict[str, float]:
 
 
 def _metric_name(k: str) -> str:
-    kept = ("majority_", "persistence_", "train_", "wf_", "permuted_", "permutation_", "oracle_")
+    kept = ("majority_", "persistence_", "train_", "wf_", "permuted_", "permutation_", "oracle_", "zero_",
+            "historical_")
     return k if k.startswith(kept) else f"test_{k}"
 
 
@@ -369,6 +374,59 @@ def load_xgb(store: MlflowStore, model_uri: str):
 def load_lstm(store: MlflowStore, model_uri: str):
     """Load a logged LstmNet on the CPU (cached per process)."""
     return _load(store.tracking_uri, model_uri, "lstm")
+
+
+def load_tft(store: MlflowStore, model_uri: str):
+    """Load a logged pytorch-forecasting TemporalFusionTransformer on the CPU (cached per process)."""
+    return _load(store.tracking_uri, model_uri, "tft")
+
+
+def tft_logger(net) -> Callable[[str | None], Any]:
+    """The TFT as an mlflow.pytorch model (pickled whole: its dataset parameters, normalisers and weights)."""
+    def log(name: str | None):
+        import lightning
+        import mlflow.pytorch
+        import pytorch_forecasting
+        import torch
+
+        return mlflow.pytorch.log_model(
+            net, name="model", registered_model_name=name, serialization_format="pickle",
+            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}",
+                              f"pytorch-forecasting=={pytorch_forecasting.__version__}",
+                              f"lightning=={lightning.__version__}"])
+    return log
+
+
+def record_forecaster_verdict(store: MlflowStore, logged: LoggedModel, row: dict, *, dagster_run_id: str) -> None:
+    """A forecaster's verdict where MLflow shows it: run and version tags, the version's description, and the
+    `champion` alias on the latest week's promoted version (as record_verdict does for the trading families)."""
+    import mlflow
+
+    promoted = bool(row["promoted"])
+    week = f"{pd.Timestamp(row['week_start']):%Y-%m-%d}"
+    tags = {"promoted": str(promoted).lower(), "promotion_reason": str(row["reason"])[:500], "week_start": week,
+            "data_range": f"{pd.Timestamp(row['train_from']):%Y-%m-%d %H:%M} .. "
+                          f"{pd.Timestamp(row['train_to']):%Y-%m-%d %H:%M}",
+            "dagster_run": f"{dagster_base()}/runs/{dagster_run_id}"}
+    client = mlflow.MlflowClient(tracking_uri=store.tracking_uri, registry_uri=store.tracking_uri)
+    for k, v in tags.items():
+        client.set_tag(logged.run_id, k, v)
+    if not logged.version:
+        return
+    name, version = logged.registered_name, logged.version
+    for k, v in tags.items():
+        client.set_model_version_tag(name, version, k, v)
+    client.update_model_version(name, version, description=f"Week {week} ({'PROMOTED' if promoted else 'NOT promoted'})"
+                                f": {row['reason']}.")
+    registered = client.get_registered_model(name)
+    if not registered.description:
+        client.update_registered_model(name, description=DESCRIPTIONS.get(row.get("family", ""), name))
+    if promoted:
+        current = registered.aliases.get(CHAMPION)
+        if current is not None and str(current) != version:
+            if client.get_model_version(name, str(current)).tags.get("week_start", "") > week:
+                return
+        client.set_registered_model_alias(name, CHAMPION, version)
 
 
 def load_transformer(store: MlflowStore, model_uri: str):
