@@ -4,8 +4,12 @@
    400 rounds without early stopping (the upper bound of a weekly fit) and with early stopping as the asset trains;
 2. LSTM training throughput (samples/s per epoch) at the default architecture (LSTM(128) -> Dense(64), 60-bar
    windows of 124 features) and at the demo configuration;
-3. inference latency per bar (p50/p99, one bar at a time as the live path asks) for XGBoost, the LSTM and the
-   ensemble. Target: XGBoost year fit < 2 min, p99 < 10 ms.
+3. inference latency per bar (p50/p99, one bar at a time as the live path asks) for XGBoost, the LSTM, the
+   Transformer and the ensemble. Target: XGBoost year fit < 2 min, p99 < 10 ms (the Transformer's too);
+4. Transformer training throughput at the default architecture (60-bar windows, d_model 64, 4 heads, 2 layers);
+5. the TFT on the bundled five years of real hourly bars (2019-10 .. 2024-12): training throughput at the default
+   architecture (168-hour encoder, hidden 16) measured over a capped number of batches, and the weekly fit's time
+   extrapolated from it (an epoch is every window once; the asset fits n_folds + 1 times, each at most max_epochs).
 Results are also written to .bench/models.json. Threads: at most 2 (the machine is shared).
 """
 
@@ -18,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from btc_assets.lib.research.models import ensemble, lstm, xgb  # sets OMP_WAIT_POLICY before torch/xgboost start
+from btc_assets.lib.research.models import ensemble, lstm, transformer, xgb  # sets OMP_WAIT_POLICY first
 
 REPO = Path(__file__).resolve().parents[1]
 YEAR = 525_600
@@ -84,11 +88,54 @@ def bench_latency(n: int = 300) -> dict[str, float]:
     def ens_bar(i: int) -> np.ndarray:
         return ensemble.signal_proba(xgb_bar(i), lstm_bar(i))
 
+    tnet = transformer.train(df[:4000], df[4000:5000], names,
+                             transformer.TransformerParams(epochs=1, stride=10, device="cpu")).net
+
+    def transformer_bar(i: int) -> np.ndarray:
+        row = df.iloc[base + i:base + i + 1]
+        return transformer.predict_proba(tnet, row, df.iloc[base + i - 59:base + i])
+
     out = {}
-    for name, fn in (("xgb", xgb_bar), ("lstm", lstm_bar), ("ensemble", ens_bar)):
+    for name, fn in (("xgb", xgb_bar), ("lstm", lstm_bar), ("transformer", transformer_bar), ("ensemble", ens_bar)):
         p50, p99 = latency(fn, n)
         out[f"{name}_latency_p50_ms"], out[f"{name}_latency_p99_ms"] = p50, p99
     return out
+
+
+def bench_transformer_training() -> dict[str, float]:
+    df, names = frame(40_000, 124)
+    p = transformer.TransformerParams(epochs=1, stride=4, max_train_samples=8000, device="cpu")
+    m = transformer.train(df[:32_000], df[32_000:34_000], names, p)
+    return {"transformer_default_train_samples_per_s": float(np.mean(m.samples_per_second))}
+
+
+def bench_tft_five_years(batches: int = 40) -> dict[str, float]:
+    import io
+    import zipfile
+
+    from btc_assets.lib.research.models import tft
+
+    folder = REPO / "btc_assets" / "sample_data" / "archive" / "data" / "futures" / "um" / "monthly" / "klines" / \
+        "BTCUSDT" / "1h"
+    frames = []
+    for f in sorted(folder.glob("BTCUSDT-1h-*.zip")):
+        with zipfile.ZipFile(f) as zf:
+            frames.append(pd.read_csv(io.BytesIO(zf.read(zf.namelist()[0]))))
+    k = pd.concat(frames, ignore_index=True)
+    bars = pd.DataFrame({"open_time": pd.to_datetime(k["open_time"], unit="ms", utc=True), "open": k["open"],
+                         "high": k["high"], "low": k["low"], "close": k["close"], "volume": k["volume"],
+                         "taker_buy_volume": k["taker_buy_volume"]})
+    rows = tft.usable(tft.hourly_frame(bars))
+    cut = pd.Timestamp(bars["open_time"].max()) + pd.Timedelta(hours=1)
+    p = tft.TftParams(max_epochs=1, batches_per_epoch=batches)
+    train, val = tft.split_for(rows, cut, p)
+    m = tft.fit(train, val, p)
+    per_epoch = len(train) / m.samples_per_second
+    default = tft.TftParams()
+    return {"tft_hourly_rows": float(len(rows)), "tft_train_windows": float(len(train)),
+            "tft_default_train_samples_per_s": m.samples_per_second,
+            "tft_epoch_s_extrapolated": per_epoch,
+            "tft_weekly_fit_s_extrapolated_upper_bound": per_epoch * default.max_epochs * 3}
 
 
 def main() -> None:
@@ -96,7 +143,8 @@ def main() -> None:
 
     torch.set_num_threads(2)
     results: dict[str, float] = {}
-    for part in (bench_latency, bench_lstm_training, bench_xgb_year):
+    for part in (bench_latency, bench_lstm_training, bench_transformer_training, bench_tft_five_years,
+                 bench_xgb_year):
         t0 = time.perf_counter()
         results.update(part())
         print(f"{part.__name__}: {time.perf_counter() - t0:.1f} s", flush=True)

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from btc_assets.defs.models.rf_baseline import RfDailyConfig, daily_evidence
+from btc_assets.defs.models.rf_baseline import RfDailyConfig, daily_evidence, daily_from_1m
 from btc_assets.defs.resources.trading import TradingResource
 from btc_assets.lib.research.models.walk_forward import WalkForwardResult
 
@@ -36,7 +36,7 @@ def buy_on(day: int) -> WalkForwardResult:
 def test_a_call_trades_the_next_day_only(rises_on, expect_gain):
     moves = [0.0] * DAYS
     moves[rises_on] = 0.05
-    ev = daily_evidence(buy_on(20), bars(moves), None, TradingResource(), RfDailyConfig())
+    ev = daily_evidence(buy_on(20), daily_from_1m(bars(moves)), None, TradingResource(), RfDailyConfig())
     f = ev.figures
     assert f["wf_trades"] == 1
     if expect_gain:  # the call at day 20's close is rewarded by day 21's rise
