@@ -4,7 +4,10 @@
   silver, gold features and signals follow eagerly (AutomationCondition.eager on the latest partition);
 - labels: the day before yesterday at 07:30 UTC (a label needs the first minutes of the next day);
 - funding: the previous month's file on the 1st at 07:00 UTC;
-- models: the new week's model every Monday at 08:00 UTC, trained on the weeks before it;
+- long history: the previous month's 1h/1d kline files on the 1st at 07:00 UTC (silver history follows eagerly);
+- models: the new week's models every Monday at 08:00 UTC (XGBoost, LSTM, Transformer, ensemble, and the TFT on the
+  hourly history), trained on the weeks before it; the day's regime forecast follows eagerly once the previous
+  day's hourly bars land;
 - paper P&L: yesterday's trading/pnl at 00:10 UTC, sent as the daily summary alert;
 - run failures: every failed run is announced through the notifier.
 History is not filled by schedules but by backfills (README: Backfills).
@@ -25,7 +28,7 @@ SENSOR_STATUS = dg.DefaultSensorStatus.RUNNING if PROD else dg.DefaultSensorStat
 # labels need the next day and funding has its own monthly job: neither is eager.
 EAGER = (dg.AssetSelection.groups("silver", "gold")
          - dg.AssetSelection.assets(["gold", "labels"], ["silver", "funding_rates"])) \
-    | dg.AssetSelection.assets(["models", "signals"])
+    | dg.AssetSelection.assets(["models", "signals"], ["models", "regime_forecast"])
 
 
 
@@ -51,11 +54,16 @@ funding_job = dg.define_asset_job(
     partitions_def=partitions.monthly, tags=SMALL)
 weekly_model_job = dg.define_asset_job(
     "weekly_model_job", selection=dg.AssetSelection.assets(["models", "xgb_model"], ["models", "lstm_model"],
-                                                          ["models", "transformer_model"], ["models", "ensemble"]),
+                                                          ["models", "transformer_model"], ["models", "ensemble"],
+                                                          ["models", "tft_model"]),
     partitions_def=partitions.weekly,
     # No run retries for training: a model that is not promoted is a result, and a crashed fit is retrained by
     # hand after reading why (the instance retries other runs once, dagster.yaml).
     tags={"btc/workload": "training", "dagster/max_retries": "0", **TRAINING})
+
+history_job = dg.define_asset_job(
+    "history_job", selection=dg.AssetSelection.assets(["bronze", "klines_history"]),
+    partitions_def=partitions.history_monthly, tags=SMALL)
 
 daily_archive_schedule = dg.build_schedule_from_partitioned_job(
     daily_archive_job, hour_of_day=7, minute_of_hour=0, default_status=SCHEDULE_STATUS)
@@ -63,6 +71,8 @@ daily_pnl_schedule = dg.build_schedule_from_partitioned_job(
     pnl_job, hour_of_day=0, minute_of_hour=10, default_status=SCHEDULE_STATUS)
 funding_schedule = dg.build_schedule_from_partitioned_job(
     funding_job, day_of_month=1, hour_of_day=7, minute_of_hour=0, default_status=SCHEDULE_STATUS)
+history_schedule = dg.build_schedule_from_partitioned_job(
+    history_job, day_of_month=1, hour_of_day=7, minute_of_hour=0, default_status=SCHEDULE_STATUS)
 
 
 @dg.schedule(job=labels_job, cron_schedule="30 7 * * *", execution_timezone="UTC", default_status=SCHEDULE_STATUS)
@@ -106,6 +116,7 @@ def run_failure_alert(context: dg.RunFailureSensorContext, notifier: NotifierRes
     notifier.notifier().send(f"run failed: {run.job_name}", f"run {run.run_id}\n{error[:1500]}", level="error")
 
 
-SCHEDULES = [daily_archive_schedule, funding_schedule, labels_schedule, weekly_retrain_schedule, daily_pnl_schedule]
+SCHEDULES = [daily_archive_schedule, funding_schedule, history_schedule, labels_schedule, weekly_retrain_schedule,
+             daily_pnl_schedule]
 SENSORS = [eager_sensor, run_failure_alert]
-JOBS = [daily_archive_job, labels_job, funding_job, weekly_model_job, pnl_job]
+JOBS = [daily_archive_job, labels_job, funding_job, history_job, weekly_model_job, pnl_job]

@@ -100,3 +100,23 @@ def test_a_failed_run_is_announced(tmp_path, sample_archive, webhook):
     automation.run_failure_alert(context)
     (path, body), = Hook.received
     assert body["level"] == "error" and res.run_id in body["text"]
+
+
+def test_the_long_history_schedule_fetches_the_month_just_ended():
+    from btc_assets.definitions import defs
+
+    sched = defs.get_schedule_def("history_job_schedule")
+    assert sched.cron_schedule == "0 7 1 * *"
+    result = sched.evaluate_tick(ctx(dt.datetime(2024, 3, 1, 7, 0, tzinfo=UTC)))
+    assert [r.partition_key for r in result.run_requests] == ["2024-02-01"]
+
+
+def test_the_days_regime_forecast_waits_for_the_previous_days_hourly_bars():
+    """Eager in production: day D's forecast reads the bars before D, so it follows D-1's hourly bars."""
+    from btc_assets.definitions import defs
+
+    key = dg.AssetKey(["models", "regime_forecast"])
+    asset = defs.get_assets_def(key)
+    assert asset.automation_conditions_by_key[key] is not None
+    mapping = asset.get_partition_mapping(dg.AssetKey(["silver", "klines_1h"]))
+    assert (mapping.start_offset, mapping.end_offset) == (-1, -1)

@@ -108,7 +108,8 @@ def test_signals_skip_a_week_without_a_promoted_model_and_say_why(models):
 
 def test_the_weekly_job_retrains_every_family():
     keys = weekly_model_job.selection.resolve(dg.load_assets_from_modules([model_assets]))
-    assert {k.path[-1] for k in keys} == {"xgb_model", "lstm_model", "transformer_model", "ensemble"}
+    assert {k.path[-1] for k in keys} == {"xgb_model", "lstm_model", "transformer_model", "ensemble",
+                                          "tft_model"}
 
 
 def test_the_daily_reference_refuses_too_short_a_history(model_pipeline):

@@ -76,7 +76,7 @@ def test_unpublished_day_comes_from_rest_then_from_the_archive(tmp_path):
     ctx = dg.build_sensor_context(resources={"warehouse": res["warehouse"], "archive": res["archive"]})
     out = rest_partitions_now_in_archive(ctx)
     assert [r.partition_key for r in out.run_requests] == [DAY]
-    rebuilt = keys + [dg.AssetKey(["silver", f"klines_{i}"]) for i in ("5m", "15m", "1h")]
+    rebuilt = keys + [dg.AssetKey(["silver", f"klines_{i}"]) for i in ("5m", "15m", "1h", "4h", "1d")]
     assert set(out.run_requests[0].asset_selection) == set(rebuilt)
     assert dg.materialize(ASSETS, selection=out.run_requests[0].asset_selection, partition_key=DAY,
                           resources=res).success

@@ -28,7 +28,7 @@ MAX_CHECKS = 50
 # archive dataset -> the silver tables rebuilt with its file: every silver table downstream of the bronze asset
 # except those in NOT_REBUILT (a test holds this to the asset graph, so a new silver table must be placed here)
 SILVER: dict[str, list[str]] = {
-    "klines": ["klines_1m", "klines_5m", "klines_15m", "klines_1h"],
+    "klines": ["klines_1m", "klines_5m", "klines_15m", "klines_1h", "klines_4h", "klines_1d"],
     "fundingRate": ["funding_rates"],
     "aggTrades": ["agg_trades", "order_flow_1m"],
     "bookDepth": ["book_depth"],

@@ -196,7 +196,9 @@ def forecaster_for(conn, day: pd.Timestamp) -> "dict | None":
 
 @dg.asset(
     key=FORECAST_KEY,
-    deps=[dg.AssetDep(KEY), dg.AssetDep(["silver", "klines_1h"]),
+    # day D's forecast reads the hourly bars before D: the previous day's partition of silver/klines_1h
+    deps=[dg.AssetDep(KEY), dg.AssetDep(["silver", "klines_1h"], partition_mapping=dg.TimeWindowPartitionMapping(
+              start_offset=-1, end_offset=-1, allow_nonexistent_upstream_partitions=True)),
           dg.AssetDep(["silver", "klines_1h_history"], partition_mapping=dg.AllPartitionMapping())],
     group_name="models",
     partitions_def=partitions.daily,
