@@ -23,7 +23,8 @@ MODULES = [bronze, bronze_market, silver_klines, silver_market, silver_order_flo
            backtest, trading_market, trading, trading_pnl]
 ALL_ASSETS = dg.load_assets_from_modules(MODULES)
 DAILY = [["bronze", "klines_1m"], ["silver", "klines_1m"], ["silver", "klines_5m"], ["silver", "klines_15m"],
-         ["silver", "klines_1h"], ["gold", "features"], ["gold", "labels"]]
+         ["silver", "klines_1h"], ["silver", "klines_4h"], ["silver", "klines_1d"], ["gold", "features"],
+         ["gold", "labels"]]
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
 

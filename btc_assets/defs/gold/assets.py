@@ -46,6 +46,8 @@ SOURCE_DEPS = [
         "k15m": dg.AssetIn(["silver", "klines_15m"], partition_mapping=partitions.warmup_mapping,
                            dagster_type=dg.Nothing),
         "k1h": dg.AssetIn(["silver", "klines_1h"], partition_mapping=partitions.warmup_mapping, dagster_type=dg.Nothing),
+        "k4h": dg.AssetIn(["silver", "klines_4h"], partition_mapping=partitions.warmup_mapping, dagster_type=dg.Nothing),
+        "k1d": dg.AssetIn(["silver", "klines_1d"], partition_mapping=partitions.warmup_mapping, dagster_type=dg.Nothing),
     },
     deps=SOURCE_DEPS,
     group_name="gold",

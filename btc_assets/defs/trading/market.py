@@ -112,12 +112,13 @@ def feature_inputs(conn, start: pd.Timestamp, end: pd.Timestamp) -> tuple[pd.Dat
         return load_bars(conn, start, end)
     one, higher = load_bars(conn, start, end, higher_timeframes=False)
     one = _with_live(one, live)
-    for interval in ("5m", "15m", "1h"):
+    for interval in _TF:
         higher[interval] = bars.resample_bars(one, interval)
     return one, higher
 
 
-_TF = {"5m": pd.Timedelta(minutes=5), "15m": pd.Timedelta(minutes=15), "1h": pd.Timedelta(hours=1)}
+_TF = {"5m": pd.Timedelta(minutes=5), "15m": pd.Timedelta(minutes=15), "1h": pd.Timedelta(hours=1),
+       "4h": pd.Timedelta(hours=4), "1d": pd.Timedelta(days=1)}
 
 
 def recent_inputs(conn, first: pd.Timestamp, end: pd.Timestamp,
@@ -128,7 +129,9 @@ def recent_inputs(conn, first: pd.Timestamp, end: pd.Timestamp,
     bars after silver's last one (as silver builds them). `sources`: the extra tables to read (None: all).
     Third value: the first 1m bar within RECENT_SPAN before `first` (warm-up counts from it)."""
     start = {name: first - h for name, h in HISTORY.items()}
-    higher = {tf: read_window(conn, f"silver.klines_{tf}", "open_time", start[f"klines_{tf}"], end) for tf in _TF}
+    # a timeframe silver has no table for yet (4h/1d on an older warehouse) is rebuilt from the 1m bars alone
+    higher = {tf: read_window(conn, f"silver.klines_{tf}", "open_time", start[f"klines_{tf}"], end)
+              if table_exists(conn, f"silver.klines_{tf}") else pd.DataFrame(columns=["open_time"]) for tf in _TF}
     after = {tf: (df["open_time"].max() + _TF[tf]) if len(df) else start[f"klines_{tf}"] for tf, df in higher.items()}
     one_from = min(start["klines_1m"], *after.values())
     one = one_minute(conn, one_from, end)

@@ -42,20 +42,22 @@ FIVE = pd.Timedelta(minutes=5)
 MEANING: dict[str, tuple[str, str]] = {
     "klines_1m": ("open_time", "period"), "klines_5m": ("open_time", "period"),
     "klines_15m": ("open_time", "period"), "klines_1h": ("open_time", "period"),
+    "klines_4h": ("open_time", "period"), "klines_1d": ("open_time", "period"),
     "order_flow_1m": ("open_time", "period"), "mark_price_1m": ("open_time", "period"),
     "index_price_1m": ("open_time", "period"), "premium_index_1m": ("open_time", "period"),
     "book_depth": ("snapshot_time", "instant"), "funding_rates": ("funding_time", "instant"),
     "liquidations": ("time", "instant"), "metrics": ("create_time", "metrics"),
 }
 # The sources whose new rows arrive on the 5-minute grid: the boundary cut-offs recompute the features reading them.
-BOUNDARY_SOURCES = ("klines_5m", "klines_15m", "klines_1h", "metrics")
+BOUNDARY_SOURCES = ("klines_5m", "klines_15m", "klines_1h", "klines_4h", "klines_1d", "metrics")
 MEASURE_ROWS = 576  # metrics rows (two days of 5-minute stamps) the measured publication delay is decided on
 METRICS_MATCH = 0.02  # median relative error below which the taker-ratio match decides the metrics window
 # 1m bars of history the sampled recomputation needs: the longest warm-up of a feature made of 1m-grid sources only
 # (higher-timeframe klines keep their whole loaded history in a recomputation, so a feature mixing 1m bars with them
 # needs only its 1m part's warm-up, an indicator of the same kind).
 SAMPLED_HISTORY_1M = 1 + max(
-    f.warmup_bars_1m for f in FEATURES if not set(f.sources) & {"klines_5m", "klines_15m", "klines_1h"})
+    f.warmup_bars_1m for f in FEATURES
+    if not set(f.sources) & {"klines_5m", "klines_15m", "klines_1h", "klines_4h", "klines_1d"})
 # The boundary cut-offs are recomputed in one batched run where a row just before a close sees the boundary sources
 # SHIFT later and a row just after SHIFT earlier: for a row whose cut-off has no boundary-source row becoming
 # available within SHIFT of it (checked), that is exactly the data physically cut at its cut-off.
@@ -247,7 +249,8 @@ _KLINE_COLS = ("open", "high", "low", "close", "volume", "quote_volume", "taker_
 _SOURCES_OF = {f.name: frozenset(f.sources) for f in FEATURES}
 
 
-_PERIOD_MINUTES = {"klines_5m": 5, "klines_15m": 15, "klines_1h": 60, "metrics": 5}
+_PERIOD_MINUTES = {"klines_5m": 5, "klines_15m": 15, "klines_1h": 60, "klines_4h": 240, "klines_1d": 1440,
+                   "metrics": 5}
 
 
 def _period_minutes(name: str) -> int:

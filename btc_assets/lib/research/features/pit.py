@@ -44,6 +44,8 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
     Source("klines_5m", "silver.klines_5m", "open_time", _KLINE, pd.Timedelta(minutes=5), "at the bar's close"),
     Source("klines_15m", "silver.klines_15m", "open_time", _KLINE, pd.Timedelta(minutes=15), "at the bar's close"),
     Source("klines_1h", "silver.klines_1h", "open_time", _KLINE, pd.Timedelta(hours=1), "at the bar's close"),
+    Source("klines_4h", "silver.klines_4h", "open_time", _KLINE, pd.Timedelta(hours=4), "at the bar's close"),
+    Source("klines_1d", "silver.klines_1d", "open_time", _KLINE, pd.Timedelta(days=1), "at the bar's close"),
     Source("order_flow_1m", "silver.order_flow_1m", "open_time",
            ("buy_volume", "sell_volume", "vwap", "trade_count", "mean_trade_size", "max_trade_size"),
            pd.Timedelta(minutes=1), "at the minute's close"),

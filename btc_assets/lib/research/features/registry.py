@@ -10,6 +10,7 @@ from types import ModuleType
 
 from btc_assets.lib.research.features import (
     calendar,
+    higher_tf,
     momentum,
     order_book,
     perpetual,
@@ -22,7 +23,7 @@ from btc_assets.lib.research.features import (
 from btc_assets.lib.research.features.spec import Feature
 
 FAMILIES: dict[str, ModuleType] = {m.FAMILY: m for m in (
-    price_action, momentum, volatility, volume, order_book, structure, perpetual, calendar)}
+    price_action, momentum, volatility, volume, order_book, structure, perpetual, calendar, higher_tf)}
 FEATURES: tuple[Feature, ...] = tuple(f for m in FAMILIES.values() for f in m.FEATURES)
 FEATURE_NAMES: list[str] = [f.name for f in FEATURES]
 BY_NAME: dict[str, Feature] = {f.name: f for f in FEATURES}

@@ -15,7 +15,7 @@ from btc_assets.lib.research.features.registry import FEATURES
 
 # Sources the live path fills for a live minute (see the module docstring). A feature reading only these (or no
 # source at all: the calendar) is servable.
-LIVE_SOURCES = frozenset({"klines_1m", "klines_5m", "klines_15m", "klines_1h"})
+LIVE_SOURCES = frozenset({"klines_1m", "klines_5m", "klines_15m", "klines_1h", "klines_4h", "klines_1d"})
 FEATURE_SETS = ("live", "all")
 
 

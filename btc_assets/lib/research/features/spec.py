@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 
 CONVERGENCE = 1e-7
-TF_MINUTES: dict[str, int] = {"1m": 1, "5m": 5, "15m": 15, "1h": 60}
+TF_MINUTES: dict[str, int] = {"1m": 1, "5m": 5, "15m": 15, "1h": 60, "4h": 240, "1d": 1440}
 
 
 @dataclass(frozen=True)

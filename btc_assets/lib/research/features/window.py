@@ -27,8 +27,11 @@ def load_bars(conn, start: pd.Timestamp, end: pd.Timestamp,
     caller builds 5m/15m/1h itself (the live path, from 1m bars silver does not have yet).
     """
     one = read_window(conn, "silver.klines_1m", "open_time", start, end)
+    # 5m/15m/1h are required; 4h/1d (newer tables) are read where they exist, else their features are null and
+    # null_reasons says why
     higher = {i: read_window(conn, f"silver.klines_{i}", "open_time", start, end)
-              for i in ("5m", "15m", "1h")} if higher_timeframes else {}
+              for i in ("5m", "15m", "1h", *[t for t in ("4h", "1d") if table_exists(conn, f"silver.klines_{t}")])
+              } if higher_timeframes else {}
     for src in EXTRA_SOURCES:
         if table_exists(conn, src.table):
             # A source row is read from its own time column; the as-of join decides when a row may be used.
@@ -43,8 +46,8 @@ def features_until(one: pd.DataFrame, higher: dict[str, pd.DataFrame], cutoff: p
     return compute_features(known, {k.removeprefix("klines_"): v for k, v in frames.items()})
 
 
-_HIGHER = {"klines_5m", "klines_15m", "klines_1h"}
-_PERIOD = {"klines_5m": 5, "klines_15m": 15, "klines_1h": 60, "metrics": 5}
+_HIGHER = {"klines_5m", "klines_15m", "klines_1h", "klines_4h", "klines_1d"}
+_PERIOD = {"klines_5m": 5, "klines_15m": 15, "klines_1h": 60, "klines_4h": 240, "klines_1d": 1440, "metrics": 5}
 
 
 def _history() -> dict[str, pd.Timedelta]:

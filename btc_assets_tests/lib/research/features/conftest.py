@@ -15,7 +15,7 @@ from btc_assets_tests.lib.research.features import synthetic
 def real_bars(days: int) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
     dates = [dt.date(2024, 1, 1) + dt.timedelta(days=i) for i in range(days)]
     one = pd.concat([bars.silver_klines_1m(real_klines(d), d, "s").bars for d in dates], ignore_index=True)
-    return one, {i: bars.resample_bars(one, i) for i in ("5m", "15m", "1h")}
+    return one, {i: bars.resample_bars(one, i) for i in ("5m", "15m", "1h", "4h", "1d")}
 
 
 @pytest.fixture(scope="session")

@@ -31,7 +31,7 @@ def klines_1m(start: str, minutes: int, seed: int = 7) -> pd.DataFrame:
 
 
 def higher_bars(one: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    return {i: lib_bars.resample_bars(one, i) for i in ("5m", "15m", "1h")}
+    return {i: lib_bars.resample_bars(one, i) for i in ("5m", "15m", "1h", "4h", "1d")}
 
 
 def sources(one: pd.DataFrame, seed: int = 11, book_every: int = 1) -> dict[str, pd.DataFrame]:

@@ -1,4 +1,4 @@
-"""The point-in-time audit against planted leaks: wrong declarations (15m, 1h, order flow), a higher-timeframe bar
+"""The point-in-time audit against planted leaks: wrong declarations (15m, 1h, 4h, 1d, order flow), a higher-timeframe bar
 used one minute early behind the declarations' back, a centred window; the healthy features pass."""
 
 from __future__ import annotations
@@ -43,6 +43,8 @@ def test_the_healthy_features_pass_at_every_boundary(synth):
 @pytest.mark.parametrize("source, delay, feature", [
     ("klines_15m", pd.Timedelta(0), "_15m"),  # a 15m bar declared known at its open
     ("klines_1h", pd.Timedelta(minutes=59), "_1h"),  # an hourly bar used one minute early
+    ("klines_4h", pd.Timedelta(hours=3), "_4h"),  # a 4h bar an hour early
+    ("klines_1d", pd.Timedelta(0), "_1d"),  # a day declared known at its open
     ("order_flow_1m", pd.Timedelta(0), "of_"),  # an order-flow minute at its open
 ])
 def test_a_wrong_declaration_is_refused_by_both_checks(monkeypatch, synth, source, delay, feature):
@@ -58,21 +60,22 @@ def test_a_wrong_declaration_is_refused_by_both_checks(monkeypatch, synth, sourc
         assert all(feature in m.split(" ")[0] or "align" in m.split(" ")[0] for m in mism)
 
 
-def test_a_one_minute_early_hourly_bar_behind_the_declarations_back_is_caught_just_before_the_close(
-        monkeypatch, synth):
-    """The declaration is right, but the join reads the 1h bar one minute before it closes: only the cut-off just
-    before each hourly close can see it, and it must."""
+@pytest.mark.parametrize("early_tf", ["1h", "4h"])
+def test_a_one_minute_early_higher_bar_behind_the_declarations_back_is_caught_just_before_the_close(
+        monkeypatch, synth, early_tf):
+    """The declaration is right, but the join reads the 1h (4h) bar one minute before it closes: only the cut-off
+    just before each such close can see it, and it must."""
     real_on_1m = compute_mod.Context.on_1m
 
     def early_on_1m(self, tf, values):
-        if tf != "1h":
+        if tf != early_tf:
             return real_on_1m(self, tf, values)
-        return pit.take(values, pit.asof_index(self.at_ns + MIN.value, self.bars["1h"].avail_ns))
+        return pit.take(values, pit.asof_index(self.at_ns + MIN.value, self.bars[early_tf].avail_ns))
 
     monkeypatch.setattr(compute_mod.Context, "on_1m", early_on_1m)
     leaks, mism, _ = run(*synth)
     assert leaks == []
-    assert mism and all("_1h" in m.split(" ")[0] or "align" in m.split(" ")[0] for m in mism)
+    assert mism and all(f"_{early_tf}" in m.split(" ")[0] or "align" in m.split(" ")[0] for m in mism)
     assert all("just before the 5m/15m/1h close" in m for m in mism), mism[:3]
 
 

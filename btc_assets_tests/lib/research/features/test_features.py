@@ -1,4 +1,4 @@
-"""The public feature API: the registry (100+ features, 8 families), compute_features, nulls with reasons."""
+"""The public feature API: the registry (100+ features, 9 families), compute_features, nulls with reasons."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from btc_assets.lib.research.features import (
 from btc_assets_tests.lib.research.features.conftest import real_bars
 
 FAMILIES = {"price_action": 56, "momentum": 12, "volatility": 8, "volume_flow": 13, "order_book": 8,
-            "structure": 8, "perpetual": 15, "calendar": 4}
+            "structure": 8, "perpetual": 15, "calendar": 4, "higher_tf": 6}
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +53,21 @@ def test_15m_bar_used_only_after_it_closed(sample):
     m = pd.Timedelta(minutes=1)
     # 1m bar 00:13 closes at 00:14: the 00:00 15m bar (closes 00:15) is not known yet; at 00:14 it is.
     assert f.loc[day + 13 * m] == f.loc[day - m] and f.loc[day + 14 * m] != f.loc[day - m]
+
+
+def test_4h_and_1d_values_change_only_when_their_bar_has_closed():
+    one, higher = real_bars(15)
+    f = compute_features(one, higher).set_index("open_time")
+    m = pd.Timedelta(minutes=1)
+    day = pd.Timestamp("2024-01-14", tz="UTC")
+    # the 1d bar of 01-13 closes at 01-14 00:00: the 23:59 bar of 01-13 (known at 00:00) is the first to see it
+    assert f.loc[day - 2 * m, "ret_1d_bar"] != f.loc[day - m, "ret_1d_bar"] == f.loc[day + 600 * m, "ret_1d_bar"]
+    d13 = higher["1d"].set_index("open_time").loc[day - pd.Timedelta(days=1)]
+    assert f.loc[day - m, "ret_1d_bar"] == pytest.approx(np.log(d13["close"] / d13["open"]))
+    # 4h: the 04:00-08:00 bar is seen from the 07:59 row on, not before
+    t = day + pd.Timedelta(hours=8)
+    assert f.loc[t - 2 * m, "ret_4h_bar"] != f.loc[t - m, "ret_4h_bar"] == f.loc[t + 200 * m, "ret_4h_bar"]
+    assert f["rv_1d_10"].notna().any() and f.loc[:pd.Timestamp("2024-01-11", tz="UTC"), "rv_1d_10"].isna().all()
 
 
 def test_absent_sources_are_null_with_a_reason(sample):
