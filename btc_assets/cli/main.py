@@ -67,8 +67,8 @@ def run_demo(start: dt.date, end: dt.date, replay_hours: float, replay_speed: fl
     from btc_assets.definitions import defs
     from btc_assets.cli.settings import quiet_mlflow_prints, run_logs
     from btc_assets.lib.data.market.datasets import DATASETS as MARKET_DATASETS
-    from btc_assets.defs.models.assets import (LSTM_DEMO_CONFIG, TFT_DEMO_CONFIG, TRANSFORMER_DEMO_CONFIG,
-                                               XGB_DEMO_CONFIG, XgbTrainingConfig)
+    from btc_assets.defs.models.assets import (DAILY_SELECTION_DEMO_CONFIG, LSTM_DEMO_CONFIG, TFT_DEMO_CONFIG,
+                                               TRANSFORMER_DEMO_CONFIG, XGB_DEMO_CONFIG, XgbTrainingConfig)
 
     quiet_mlflow_prints()
 
@@ -146,6 +146,10 @@ def run_demo(start: dt.date, end: dt.date, replay_hours: float, replay_speed: fl
         in_process.execute(model_subset("rf_daily_baseline"), instance, tags=NO_RETRY, run_config=run_logs(),
                                                              raise_on_error=False),
         "models/rf_daily_baseline"))
+    timed("models/rf_daily_selection (forward selection)", lambda: _must_succeed(in_process.execute(
+        model_subset("rf_daily_selection"), instance, tags=NO_RETRY,
+        run_config=run_logs({"ops": {"models__rf_daily_selection": {"config": DAILY_SELECTION_DEMO_CONFIG}}}),
+        raise_on_error=False), "models/rf_daily_selection"))
     timed("models/signals (1 run)", lambda: range_run([["models", "signals"]], weeks[0], end.isoformat()))
     timed("backtest/report", lambda: _plain_run(defs, instance, [["backtest", "report"]]))
     from btc_assets.cli.replay import replay_sensor

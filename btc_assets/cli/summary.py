@@ -21,6 +21,26 @@ FAMILIES = (("XGBoost", "models.xgb_models"), ("LSTM", "models.lstm_models"),
             ("daily RF", "models.rf_daily_models"))
 
 
+def _print_daily_selection() -> None:
+    """The latest daily forward selection (models/rf_daily_selection), from its materialization's metadata."""
+    import dagster as dg
+
+    try:
+        event = dg.DagsterInstance.get().get_latest_materialization_event(dg.AssetKey(["models", "rf_daily_selection"]))
+    except Exception:  # noqa: BLE001 - no instance here: nothing to print
+        return
+    if event is None or event.asset_materialization is None:
+        return
+    m = {k: v.value for k, v in event.asset_materialization.metadata.items()}
+    print(f"\n== Daily strategy: greedy forward selection ({m.get('trials')} trials; hold-out {m.get('holdout')} never "
+          f"seen by the selection; 5 bp one way) ==")
+    print(f"  chosen: {m.get('chosen_features')}; deflated Sharpe of the selection {m.get('deflated_sharpe')}")
+    for name in ("chosen", "fixed", "buy_and_hold"):
+        sharpe, ret = m.get(f"holdout_{name}_sharpe"), m.get(f"holdout_{name}_return")
+        print(f"  {name.replace('_', ' '):<13} hold-out Sharpe {sharpe}  return "
+              f"{ret:+.1%}" if ret is not None else f"  {name}: no figure")
+
+
 def print_summary(root: Path, timings: dict[str, float], wall_s: float) -> None:
     db = root / "warehouse.duckdb"
     with duckdb.connect(str(db), read_only=True) as conn:
@@ -48,6 +68,7 @@ def print_summary(root: Path, timings: dict[str, float], wall_s: float) -> None:
                       f"  {after}\n  {'':<11}   -> {'promoted' if promoted else 'NOT promoted: ' + (reason or '')}")
         if not promoted_any:
             print("  No model earned its costs out of sample: nothing trades (a correct result, not an error).")
+        _print_daily_selection()
         if table_exists(conn, "models.tft_models"):
             print("\n== Regime forecaster (TFT on the hourly history: quantiles of the 1/7/30-day return, out of "
                   "sample, pinball loss vs naive baselines) ==")

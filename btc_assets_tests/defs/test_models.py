@@ -114,7 +114,7 @@ def test_the_weekly_job_retrains_every_family():
 
 def test_the_daily_reference_refuses_too_short_a_history(model_pipeline):
     res = model_pipeline.run([["models", "rf_daily_baseline"]], raise_on_error=False)
-    assert "usable days in silver.klines_1m after the 20-day warm-up, need" in str(res.get_step_failure_events()[0].event_specific_data.error)
+    assert "usable days in silver.klines_1d_history + silver.klines_1d after the 20-day warm-up, need" in str(res.get_step_failure_events()[0].event_specific_data.error)
 
 
 def test_the_transformer_trains_in_the_same_skeleton_and_is_judged_after_costs(model_pipeline):

@@ -24,6 +24,8 @@ def test_the_daily_forest_walks_forward_over_years_of_real_daily_bars(tmp_path, 
                          "dagster/asset_partition_range_end": "2024-12-01"}).success
         res = run([["models", "rf_daily_baseline"]], run_config={"ops": {"models__rf_daily_baseline": {"config": {
             "n_estimators": 40, "n_folds": 3}}}})
+        selection = run([["models", "rf_daily_selection"]], run_config={"ops": {"models__rf_daily_selection": {
+            "config": {"n_estimators": 10, "max_features": 1, "min_train_days": 1500, "holdout_days": 120}}}})
     assert res.success
     meta = res.get_asset_materialization_events()[0].event_specific_data.materialization.metadata
     assert meta["daily_bars"].value == "silver.klines_1d_history + silver.klines_1d"
@@ -37,3 +39,11 @@ def test_the_daily_forest_walks_forward_over_years_of_real_daily_bars(tmp_path, 
         assert k in meta
     (check,) = res.get_asset_check_evaluations()
     assert check.check_name == "rf_daily_model_beats_baselines"
+    # the forward selection on the same bars: one feature chosen among the 12 candidates (12 trials, counted), its
+    # hold-out (the last 120 days, never seen by the selection) beside the fixed four and buy-and-hold
+    assert selection.success
+    sm = selection.get_asset_materialization_events()[0].event_specific_data.materialization.metadata
+    assert sm["trials"].value == 12 and len(sm["chosen_features"].value.split(", ")) == 1
+    assert sm["holdout"].value.endswith("2024-12-30") and sm["holdout_days"].value == 120
+    for k in ("holdout_chosen_sharpe", "holdout_fixed_sharpe", "holdout_buy_and_hold_return", "deflated_sharpe"):
+        assert k in sm, k

@@ -85,7 +85,7 @@ def test_forward_selection_over_feature_families_counts_every_candidate(model_pi
     p = model_pipeline
     res = _materialize(p, {**TINY, "kind": "forward_selection", "max_steps": 1})
     meta = res.get_asset_materialization_events()[0].event_specific_data.materialization.metadata
-    families = 8  # price_action, momentum, volatility, volume_flow, order_book, structure, perpetual, calendar
+    families = 9  # price_action, momentum, volatility, volume_flow, order_book, structure, perpetual, calendar, higher_tf
     assert meta["kind"].value == "forward_selection" and meta["n_trials"].value == families
     assert meta["dsr_detail"].value["n_trials"] == families and len(meta["best_params"].value["units"]) == 1
     mlflow.set_tracking_uri(p.resources["mlflow"].tracking_uri)

@@ -6,13 +6,16 @@
 * models/tft_model (weekly) and models/regime_forecast (daily): the Temporal Fusion Transformer's multi-day
   quantile forecasts on the hourly history, a regime filter for the trading rules;
 * models/ensemble (weekly): both of them, trading only where they agree;
-* models/rf_daily_baseline: the daily random-forest reference;
+* models/rf_daily_baseline: the daily random-forest reference; models/rf_daily_selection: its greedy forward
+  feature selection (nested, hold-out, deflated Sharpe);
 * models/signals (daily): out-of-sample predictions of the promoted trading model (the backtest's input);
 * models/study (weekly, on demand): Optuna study / forward feature selection, every trial an MLflow child run,
   deflated Sharpe and PBO (WARN check study_not_overfit).
 See common.py for the two walk-forwards and the promotion rule.
 """
 
+from btc_assets.defs.models.daily_selection import DEMO_CONFIG as DAILY_SELECTION_DEMO_CONFIG
+from btc_assets.defs.models.daily_selection import DailySelectionConfig, rf_daily_selection
 from btc_assets.defs.models.ensemble_model import ensemble
 from btc_assets.defs.models.lstm_model import DEMO_CONFIG as LSTM_DEMO_CONFIG
 from btc_assets.defs.models.lstm_model import LstmTrainingConfig, lstm_model
@@ -29,4 +32,5 @@ from btc_assets.defs.models.xgb_model import XgbTrainingConfig, xgb_model
 __all__ = ["ensemble", "lstm_model", "rf_daily_baseline", "signals", "xgb_model", "XgbTrainingConfig",
            "LstmTrainingConfig", "RfDailyConfig", "LSTM_DEMO_CONFIG", "XGB_DEMO_CONFIG", "SIGNAL_TYPES", "signal_frame",
            "study", "StudySettings", "transformer_model", "TransformerTrainingConfig", "TRANSFORMER_DEMO_CONFIG",
-           "tft_model", "regime_forecast", "TftTrainingConfig", "TFT_DEMO_CONFIG"]
+           "tft_model", "regime_forecast", "TftTrainingConfig", "TFT_DEMO_CONFIG",
+           "rf_daily_selection", "DailySelectionConfig", "DAILY_SELECTION_DEMO_CONFIG"]

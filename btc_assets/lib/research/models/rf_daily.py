@@ -57,15 +57,17 @@ def daily_dataset(daily: pd.DataFrame, threshold: float = 0.01) -> pd.DataFrame:
     return out.dropna().reset_index(drop=True)
 
 
-def fit_predict(p: RfParams):
+def fit_predict(p: RfParams, features: list[str] | None = None):
+    cols = list(features or DAILY_FEATURES)
+
     def fn(train: pd.DataFrame, _val: pd.DataFrame, test: pd.DataFrame, _context: pd.DataFrame) -> np.ndarray:
         # The validation slice is folded back in: a forest needs no early stopping, and daily rows are few.
         fit = pd.concat([train, _val])
         rf = RandomForestClassifier(n_estimators=p.n_estimators, max_depth=p.max_depth,
                                     min_samples_leaf=p.min_samples_leaf, random_state=p.seed, n_jobs=p.n_jobs)
-        rf.fit(fit[DAILY_FEATURES], fit["label"].astype(int))
+        rf.fit(fit[cols], fit["label"].astype(int))
         proba = np.zeros((len(test), 3))
-        proba[:, rf.classes_] = rf.predict_proba(test[DAILY_FEATURES])
+        proba[:, rf.classes_] = rf.predict_proba(test[cols])
         return proba
     return fn
 
