@@ -18,6 +18,7 @@ from btc_assets.defs.silver import live as silver_live
 from btc_assets.defs.silver import klines as silver_klines
 from btc_assets.defs.silver import market as silver_market
 from btc_assets.defs.silver import order_flow as silver_order_flow
+from btc_assets.defs.strategy_daily import assets as strategy_daily
 from btc_assets.defs.trading import assets as trading
 from btc_assets.defs.trading import checks as trading_checks
 from btc_assets.defs.trading import market as trading_market
@@ -26,13 +27,13 @@ from btc_assets.defs.trading.sensors import live_trading_sensor, trading_job
 
 LAYERS = [bronze, bronze_market, bronze_streams, silver_klines, silver_history, silver_market, silver_order_flow,
           silver_funding,
-          silver_live, gold, models, backtest, trading_market, trading, trading_pnl]
+          silver_live, gold, models, backtest, trading_market, trading, trading_pnl, strategy_daily]
 
 defs = dg.Definitions(
     assets=automation.with_eager_downstream(dg.load_assets_from_modules(LAYERS)),
     asset_checks=dg.load_asset_checks_from_modules([*LAYERS, trading_checks]),
-    jobs=[trading_job, *automation.JOBS],
-    schedules=automation.SCHEDULES,
+    jobs=[trading_job, *automation.JOBS, strategy_daily.daily_strategy_job],
+    schedules=[*automation.SCHEDULES, strategy_daily.daily_strategy_schedule],
     sensors=[live_trading_sensor, rest_partitions_now_in_archive, *automation.SENSORS],
     resources=build_resources(),
 )

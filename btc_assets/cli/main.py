@@ -150,6 +150,16 @@ def run_demo(start: dt.date, end: dt.date, replay_hours: float, replay_speed: fl
         model_subset("rf_daily_selection"), instance, tags=NO_RETRY,
         run_config=run_logs({"ops": {"models__rf_daily_selection": {"config": DAILY_SELECTION_DEMO_CONFIG}}}),
         raise_on_error=False), "models/rf_daily_selection"))
+    timed("daily strategy: regimes + backtest", lambda: _plain_run(
+        defs, instance, [["strategy_daily", "regimes"], ["strategy_daily", "backtest"]]))
+    # The daily signal as the 00:05 schedule runs it, for the sample's last three days (paper broker; the daily
+    # forest trades only while promoted, else its target is flat and the log says so).
+    daily_job = defs.resolve_implicit_global_asset_job_def().get_subset(
+        asset_selection={dg.AssetKey(["strategy_daily", "signal"]), dg.AssetKey(["strategy_daily", "signal_log"])})
+    signal_days = [end - dt.timedelta(days=i) for i in (2, 1, 0)]
+    timed(f"daily strategy: signal + signal log ({len(signal_days)} days)", lambda: [_must_succeed(
+        in_process.execute(daily_job, instance, partition_key=d.isoformat(), tags=NO_RETRY, run_config=run_logs(),
+                           raise_on_error=False), f"strategy_daily {d}") for d in signal_days])
     timed("models/signals (1 run)", lambda: range_run([["models", "signals"]], weeks[0], end.isoformat()))
     timed("backtest/report", lambda: _plain_run(defs, instance, [["backtest", "report"]]))
     from btc_assets.cli.replay import replay_sensor

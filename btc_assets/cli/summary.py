@@ -41,6 +41,28 @@ def _print_daily_selection() -> None:
               f"{ret:+.1%}" if ret is not None else f"  {name}: no figure")
 
 
+def _print_daily_strategy(root: Path) -> None:
+    """The daily swing strategy's out-of-sample backtest headline and its signal log's last lines."""
+    import json
+
+    import dagster as dg
+
+    try:
+        event = dg.DagsterInstance.get().get_latest_materialization_event(dg.AssetKey(["strategy_daily", "backtest"]))
+    except Exception:  # noqa: BLE001 - no instance here: nothing to print
+        event = None
+    if event is not None and event.asset_materialization is not None:
+        m = event.asset_materialization.metadata
+        print("\n== Daily swing strategy ==")
+        print(f"  {m['headline'].value}")
+    log = root / "lake" / "strategy_daily" / "signal_log.jsonl"
+    if log.exists():
+        for raw in log.read_text().splitlines()[-3:]:
+            x = json.loads(raw)
+            print(f"  {x['date']}: signal {x['signal']} -> {x['action']} on {x['venue']}, position "
+                  f"{x['position_before']:+.4f} -> {x['position_after']:+.4f}" + (f" ({x['note']})" if x['note'] else ""))
+
+
 def print_summary(root: Path, timings: dict[str, float], wall_s: float) -> None:
     db = root / "warehouse.duckdb"
     with duckdb.connect(str(db), read_only=True) as conn:
@@ -69,6 +91,7 @@ def print_summary(root: Path, timings: dict[str, float], wall_s: float) -> None:
         if not promoted_any:
             print("  No model earned its costs out of sample: nothing trades (a correct result, not an error).")
         _print_daily_selection()
+        _print_daily_strategy(root)
         if table_exists(conn, "models.tft_models"):
             print("\n== Regime forecaster (TFT on the hourly history: quantiles of the 1/7/30-day return, out of "
                   "sample, pinball loss vs naive baselines) ==")

@@ -159,16 +159,38 @@ class NotifierResource(dg.ConfigurableResource):
     telegram_bot_token: str | None = None
     telegram_chat_id: str | None = None
     webhook_url: str | None = None
+    smtp_host: str | None = Field(default=None, description="BTC_SMTP_HOST: email alerts on when set (with BTC_SMTP_TO)")
+    smtp_port: int = Field(default=0, description="BTC_SMTP_PORT (0: 587 starttls, 465 ssl, 25 none)")
+    smtp_security: str = Field(default="starttls", description="BTC_SMTP_SECURITY: starttls | ssl | none")
+    smtp_user: str | None = None
+    smtp_password: str | None = Field(default=None, description="dg.EnvVar('BTC_SMTP_PASSWORD') only")
+    smtp_from: str = "btc-assets@localhost"
+    smtp_to: str = Field(default="", description="BTC_SMTP_TO: comma-separated recipients")
 
     def notifier(self) -> Notifier:
-        return Notifier(self.telegram_bot_token, self.telegram_chat_id, self.webhook_url)
+        return Notifier(self.telegram_bot_token, self.telegram_chat_id, self.webhook_url,
+                        smtp_host=self.smtp_host, smtp_port=self.smtp_port, smtp_security=self.smtp_security,
+                        smtp_user=self.smtp_user, smtp_password=self.smtp_password, smtp_from=self.smtp_from,
+                        smtp_to=self.smtp_to)
 
 
-def notifier_from_env() -> NotifierResource:
-    """EnvVar for each configured secret (checked for presence only, so nothing secret is read at load time)."""
+def notifier_from_env(env=os.environ) -> NotifierResource:
+    """EnvVar for each configured secret (checked for presence only, so nothing secret is read at load time); the
+    SMTP settings that are not secret as plain values, a malformed port or security mode refused by name."""
     fields = {"telegram_bot_token": "TELEGRAM_BOT_TOKEN", "telegram_chat_id": "TELEGRAM_CHAT_ID",
-              "webhook_url": "BTC_ALERT_WEBHOOK_URL"}
-    return NotifierResource(**{f: dg.EnvVar(v) for f, v in fields.items() if os.environ.get(v)})
+              "webhook_url": "BTC_ALERT_WEBHOOK_URL", "smtp_password": "BTC_SMTP_PASSWORD"}
+    plain = {"smtp_host": "BTC_SMTP_HOST", "smtp_user": "BTC_SMTP_USER", "smtp_from": "BTC_SMTP_FROM",
+             "smtp_to": "BTC_SMTP_TO", "smtp_security": "BTC_SMTP_SECURITY"}
+    values = {f: env[v] for f, v in plain.items() if env.get(v)}
+    if values.get("smtp_security", "starttls") not in ("starttls", "ssl", "none"):
+        raise ValueError(f"BTC_SMTP_SECURITY={values['smtp_security']!r}: set it to starttls, ssl or none")
+    if env.get("BTC_SMTP_PORT"):
+        try:
+            values["smtp_port"] = int(env["BTC_SMTP_PORT"])
+        except ValueError:
+            raise ValueError(f"BTC_SMTP_PORT={env['BTC_SMTP_PORT']!r} is not a port number: set it to e.g. 587 "
+                             "or unset it") from None
+    return NotifierResource(**{f: dg.EnvVar(v) for f, v in fields.items() if env.get(v)}, **values)
 
 
 class ReplayResource(dg.ConfigurableResource):

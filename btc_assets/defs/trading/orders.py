@@ -17,7 +17,7 @@ from btc_assets.defs.trading.specs import CLOCK_SPEED, ORDERS, REQUESTED_AT
 from btc_assets.lib.storage.warehouse import frame_of
 from btc_assets.lib.research.features.window import WARMUP
 from btc_assets.lib.trading import metrics as trading_metrics
-from btc_assets.lib.trading.journal import Journal, mirror_journal
+from btc_assets.lib.trading.journal import Journal, mirror_journal, own_book
 from btc_assets.lib.trading import kill_switch, trader
 from btc_assets.lib.trading.kill_switch import KillSwitch, stop_trading
 from btc_assets.lib.trading.live_market import RecordedMarket
@@ -205,7 +205,8 @@ def orders_table(conn, day: pd.DataFrame, end: pd.Timestamp) -> dg.MetadataValue
     version behind it, side, quantity, price ("market" for an unfilled market order), fee and the realised P&L of
     its fills (average cost over the whole journal up to the day's end)."""
     fills = conn.execute("SELECT client_order_id, side, qty, price, fee FROM trading.order_events WHERE event = "
-                         "'FILLED' AND bar_time < ? ORDER BY event_time, seq", [end.tz_localize(None)]).df()
+                         f"'FILLED' AND bar_time < ? AND {own_book()} ORDER BY event_time, seq",
+                         [end.tz_localize(None)]).df()
     realised = (trading_metrics.realised_pnl(fills).assign(client_order_id=fills["client_order_id"])
                 .groupby("client_order_id")[["gross_pnl", "net_pnl"]].sum() if len(fills) else None)
     shown = day.tail(ORDERS_SHOWN)

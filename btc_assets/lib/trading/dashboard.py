@@ -33,11 +33,11 @@ class Dashboard:
 def state(conn, initial_equity: float) -> dict:
     """What the page shows, read from the journal (trading.decisions, trading.order_events, the kill switch)."""
     from btc_assets.lib.trading import kill_switch
-    from btc_assets.lib.trading.journal import Journal
+    from btc_assets.lib.trading.journal import Journal, own_book
 
     eq = trading_metrics.equity_curve(conn, initial_equity)
     fills = conn.execute("SELECT client_order_id, bar_time, event_time, side, qty, price, fee FROM "
-                         "trading.order_events WHERE event = 'FILLED' ORDER BY event_time, seq").df()
+                         f"trading.order_events WHERE event = 'FILLED' AND {own_book()} ORDER BY event_time, seq").df()
     realised = trading_metrics.realised_pnl(fills) if len(fills) else pd.DataFrame(
         {"gross_pnl": [], "net_pnl": [], "position_after": []})
     fills = pd.concat([fills, realised], axis=1)

@@ -20,6 +20,14 @@ from btc_assets.lib.storage.table_mirror import S3TableMirror
 from btc_assets.lib.storage.warehouse import ensure_table, frame_of
 
 DECISIONS = "trading.decisions"
+# Strategies whose orders share trading.order_events (one journal, the venue in `broker`) but keep their own book:
+# the scalper's P&L, dashboard and order tables leave them out (`own_book`); their own assets read them by prefix.
+SEPARATE_BOOKS = ("daily_swing",)
+
+
+def own_book(column: str = "client_order_id") -> str:
+    """SQL condition: the row belongs to the scalper's book (not to a SEPARATE_BOOKS strategy)."""
+    return " AND ".join(f"{column} NOT LIKE '{s[:16]}-%'" for s in SEPARATE_BOOKS)
 ORDER_EVENTS = "trading.order_events"
 LIVE_FEATURES = "trading.live_features"
 # an entry's protective legs: -sl / -tp as first placed, -s<n> / -t<n> once moved to the plan's prices (same length,

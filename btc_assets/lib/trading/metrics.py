@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from btc_assets.lib.trading.journal import own_book
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
 
@@ -44,14 +46,15 @@ def snapshot(conn, initial_equity: float, until: pd.Timestamp | None = None) -> 
     # an order's state is its latest event other than ACK (one leg's outcome, not the order's: journal.orders)
     orders = conn.execute(
         "SELECT client_order_id, arg_max(event, event_time) AS state FROM trading.order_events "
-        f"WHERE event <> 'ACK' {'AND bar_time < ?' if cut else ''} GROUP BY 1", cut).df()
+        f"WHERE event <> 'ACK' AND {own_book()} {'AND bar_time < ?' if cut else ''} GROUP BY 1", cut).df()
     fills = conn.execute(f"SELECT bar_time, side, qty, price, fee FROM trading.order_events WHERE event = 'FILLED' "
-                         f"{'AND bar_time < ?' if cut else ''} ORDER BY bar_time", cut).df()
+                         f"AND {own_book()} {'AND bar_time < ?' if cut else ''} ORDER BY bar_time", cut).df()
     dec = conn.execute(f"SELECT bar_time, price, decided_at, requested_at FROM trading.decisions {bar} "
                        "ORDER BY bar_time", cut).df()
     acks = conn.execute(
         "SELECT e.event_time, d.requested_at FROM trading.order_events e JOIN trading.decisions d "
         f"ON e.bar_time = d.bar_time WHERE e.event = 'NEW' AND d.requested_at IS NOT NULL "
+        f"AND {own_book('e.client_order_id')} "
         f"{'AND e.bar_time < ?' if cut else ''}", cut).df()
     sign = fills["side"].map({"BUY": 1.0, "SELL": -1.0}).to_numpy() if len(fills) else np.zeros(0)
     qty, px, fee = (fills[c].to_numpy(dtype=float) for c in ("qty", "price", "fee")) if len(fills) else (
@@ -96,7 +99,7 @@ def _max_drawdown(dec: pd.DataFrame, fills: pd.DataFrame, sign: np.ndarray, init
 def equity_curve(conn, initial_equity: float) -> pd.DataFrame:
     """The paper account's equity at each decided bar (bar_time, position_btc, equity_usdt), from the journal."""
     fills = conn.execute("SELECT bar_time, side, qty, price, fee FROM trading.order_events WHERE event = 'FILLED' "
-                         "ORDER BY bar_time").df()
+                         f"AND {own_book()} ORDER BY bar_time").df()
     dec = conn.execute("SELECT bar_time, price FROM trading.decisions ORDER BY bar_time").df()
     if dec.empty:
         return pd.DataFrame({"bar_time": pd.DatetimeIndex([], tz="UTC"), "equity_usdt": [], "position_btc": []})

@@ -79,10 +79,10 @@ def sharpe_stats(r: np.ndarray, n_trials: int = 1, periods_per_year: float = DAY
 
 
 def summarise(equity: np.ndarray, initial: float, times: pd.DatetimeIndex, trades: pd.DataFrame, fees: float,
-              funding: float, exposure: float, n_trials: int = 1) -> dict[str, float]:
-    """The headline metrics of one equity path (equity at each close) and its trades."""
+              funding: float, exposure: float, n_trials: int = 1, bar_minutes: float = 1.0) -> dict[str, float]:
+    """The headline metrics of one equity path (equity at each close of bars `bar_minutes` long) and its trades."""
     path = np.concatenate([[initial], equity])
-    span_min = (times[-1] - times[0]).total_seconds() / 60 + 1
+    span_min = (times[-1] - times[0]).total_seconds() / 60 + bar_minutes
     period_days = span_min / 1440
     growth = path[-1] / initial
     with np.errstate(over="ignore"):
@@ -95,7 +95,7 @@ def summarise(equity: np.ndarray, initial: float, times: pd.DatetimeIndex, trade
     dd_sd = math.sqrt(float((down**2).sum()) / len(r)) if len(r) else 0.0
     dd = path / np.maximum.accumulate(path) - 1.0
     under = dd < 0
-    # Longest stretch under water, in bars (1 bar = 1 minute) -> days.
+    # Longest stretch under water, in bars -> days.
     edges = np.diff(np.concatenate([[0], under.astype(np.int8), [0]]))
     longest = int((np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)).max()) if under.any() else 0
     net = trades["net_pnl"].to_numpy(float) if len(trades) else np.zeros(0)
@@ -108,7 +108,7 @@ def summarise(equity: np.ndarray, initial: float, times: pd.DatetimeIndex, trade
         "sortino": float(r.mean() / dd_sd * math.sqrt(DAYS_PER_YEAR)) if dd_sd > 0 else 0.0,
         "calmar": annual / -max_dd if max_dd < 0 and np.isfinite(annual) else float("nan"), "max_drawdown": max_dd,
         "period_days": period_days, "days_of_returns": float(len(r)),
-        "max_drawdown_days": longest / 1440.0, "n_trades": float(len(net)),
+        "max_drawdown_days": longest * bar_minutes / 1440.0, "n_trades": float(len(net)),
         "win_rate": float((net > 0).mean()) if len(net) else float("nan"),
         "profit_factor": float(gains / losses) if losses > 0 else float("nan"),
         "expectancy": float(net.mean()) if len(net) else float("nan"),

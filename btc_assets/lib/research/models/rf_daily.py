@@ -41,14 +41,19 @@ def daily_bars(bars_1m: pd.DataFrame) -> pd.DataFrame:
     return d[d["minutes"] == 1440].drop(columns="minutes").reset_index()
 
 
+def daily_features(daily: pd.DataFrame) -> pd.DataFrame:
+    """The four features at each day's close (NaN during the warm-up): what a decision at the next 00:00 reads."""
+    h, lo, c, v = (daily[k].to_numpy(dtype=float) for k in ("high", "low", "close", "volume"))
+    return pd.DataFrame({"open_time": daily["open_time"],
+                         "ema12_ratio": c / talib.EMA(c, timeperiod=12),
+                         "atr14_rel": talib.ATR(h, lo, c, timeperiod=14) / c,
+                         "log_return_20d": np.log(c / pd.Series(c).shift(20).to_numpy()),
+                         "mfi14": talib.MFI(h, lo, c, v, timeperiod=14)}, index=daily.index)
+
+
 def daily_dataset(daily: pd.DataFrame, threshold: float = 0.01) -> pd.DataFrame:
     """Features at each day's close and the next day's label; rows without a full warm-up or future dropped."""
-    h, lo, c, v = (daily[k].to_numpy(dtype=float) for k in ("high", "low", "close", "volume"))
-    out = pd.DataFrame({"open_time": daily["open_time"],
-                        "ema12_ratio": c / talib.EMA(c, timeperiod=12),
-                        "atr14_rel": talib.ATR(h, lo, c, timeperiod=14) / c,
-                        "log_return_20d": np.log(c / pd.Series(c).shift(20).to_numpy()),
-                        "mfi14": talib.MFI(h, lo, c, v, timeperiod=14)})
+    out = daily_features(daily)
     # Next day's return: consecutive calendar days only (a missing day must not stretch the horizon).
     nxt = daily["close"].shift(-1) / daily["close"] - 1
     consecutive = daily["open_time"].shift(-1) - daily["open_time"] == pd.Timedelta(days=1)

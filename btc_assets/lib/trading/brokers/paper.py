@@ -47,21 +47,21 @@ class PaperAccount:
     """The paper account's own ledger: one row per fill with the position, average entry price and USDT balance
     (initial + realized P&L - fees) after it. Written fill by fill, never derived from the journal's events."""
 
-    def __init__(self, conn, initial_balance: float):
+    def __init__(self, conn, initial_balance: float, table: str = PAPER_ACCOUNT):
         from btc_assets.lib.storage.warehouse import ensure_table
 
-        self.conn, self.initial = conn, float(initial_balance)
-        ensure_table(conn, PAPER_ACCOUNT, PAPER_TYPES)
+        self.conn, self.initial, self.table = conn, float(initial_balance), table
+        ensure_table(conn, table, PAPER_TYPES)
 
     def last(self) -> tuple[float, float, float]:
         """(position, average price, balance) after the last fill."""
-        row = self.conn.execute(f"SELECT position, avg_price, balance FROM {PAPER_ACCOUNT} ORDER BY seq DESC "
+        row = self.conn.execute(f"SELECT position, avg_price, balance FROM {self.table} ORDER BY seq DESC "
                                 "LIMIT 1").fetchall()
         return (float(row[0][0]), float(row[0][1]), float(row[0][2])) if row else (0.0, 0.0, self.initial)
 
     def apply(self, ev: OrderEvent) -> None:
         """Book one fill (once per client order id and side: a retried settle books nothing twice)."""
-        seen = self.conn.execute(f"SELECT count(*) FROM {PAPER_ACCOUNT} WHERE client_order_id = ?",
+        seen = self.conn.execute(f"SELECT count(*) FROM {self.table} WHERE client_order_id = ?",
                                  [ev.client_order_id]).fetchone()[0]
         if seen:
             return
@@ -80,7 +80,7 @@ class PaperAccount:
             avg = (abs(pos) * avg + abs(signed) * ev.price) / abs(new)
         bal += realized - ev.fee
         self.conn.execute(
-            f"INSERT INTO {PAPER_ACCOUNT} VALUES ((SELECT coalesce(max(seq), 0) + 1 FROM {PAPER_ACCOUNT}), "
+            f"INSERT INTO {self.table} VALUES ((SELECT coalesce(max(seq), 0) + 1 FROM {self.table}), "
             "?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [pd.Timestamp.now(tz="UTC").tz_localize(None), ev.client_order_id, ev.side, ev.qty, ev.price, ev.fee,
              new, avg, bal, realized])

@@ -1,0 +1,154 @@
+"""The daily swing strategy end to end on the bundled years of real daily bars: regimes, the after-cost backtest
+of the walk-forward's out-of-sample calls beside buy-and-hold, the daily signal, and the 00:05 schedule's run
+through the paper broker with the signal log on the lake and the email received by a local SMTP server."""
+
+import datetime as dt
+import json
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from btc_assets.defs.bronze import assets as bronze
+from btc_assets.defs.models import assets as models
+from btc_assets.defs.resources import local_resources
+from btc_assets.defs.resources.trading import NotifierResource
+from btc_assets.defs.silver import history
+from btc_assets.defs.strategy_daily import assets as sd
+from btc_assets_tests.smtp_server import smtp_server
+
+ASSETS = dg.load_assets_from_modules([bronze, history, models, sd])
+DAY = "2024-02-10"
+
+
+@pytest.fixture(scope="module")
+def daily(tmp_path_factory, sample_archive):
+    root = tmp_path_factory.mktemp("daily")
+    resources = local_resources(root, archive_url=str(sample_archive))
+    with dg.instance_for_test() as instance:
+        def run(keys, partition_key=None, tags=None, run_config=None, res=None):
+            return dg.materialize(ASSETS, selection=[dg.AssetKey(k) for k in keys], resources=res or resources,
+                                  instance=instance, tags=tags, run_config=run_config, partition_key=partition_key,
+                                  raise_on_error=False)
+        assert run([["bronze", "klines_history"], ["silver", "klines_1d_history"]],
+                   tags={"dagster/asset_partition_range_start": "2019-10-01",
+                         "dagster/asset_partition_range_end": "2024-12-01"}).success
+        yield run, resources, root
+
+
+def _meta(res):
+    return res.get_asset_materialization_events()[-1].event_specific_data.materialization.metadata
+
+
+def _log_config(**kw):
+    return {"ops": {"strategy_daily__signal_log": {"config": {"require_promoted": False, **kw}}}}
+
+
+SMALL_SIGNAL = {"ops": {"strategy_daily__signal": {"config": {"n_estimators": 20}}}}
+
+
+def test_regimes_and_the_after_cost_backtest_beside_buy_and_hold(daily):
+    run, resources, _root = daily
+    assert run([["strategy_daily", "regimes"]]).success
+    assert run([["models", "rf_daily_baseline"]], run_config={"ops": {"models__rf_daily_baseline": {"config": {
+        "n_estimators": 20, "n_folds": 4}}}}).success
+    res = run([["strategy_daily", "backtest"]])
+    assert res.success
+    m = _meta(res)
+    assert m["out_of_sample_days"].value == 80  # four 20-day steps
+    assert m["last_day"].value == "2024-12-31"  # the call at 12-30's close, held on the 31st
+    for k in ("sharpe", "annualised_return", "max_drawdown", "win_rate", "calmar", "total_return"):
+        assert f"strategy_{k}" in m and f"buy_and_hold_{k}" in m
+    assert "after costs" in m["headline"].value and "buy-and-hold" in m["headline"].value
+    assert m["report_path"].value.endswith("daily_strategy_backtest.html")
+    with resources["warehouse"].get_connection() as conn:
+        reg = conn.execute("SELECT regime, count(*) FROM strategy_daily.regimes GROUP BY 1").fetchall()
+    assert {r for r, _ in reg} == {"bull", "bear", "sideways", None}
+    # the rows of the by-regime table are the regimes the traded days had
+    assert {r["regime"] for r in (x.data for x in m["by_regime"].value.records)} <= {"bull", "bear", "sideways"}
+
+
+def test_a_signal_needs_its_days_bar():
+    # partitions exist only where the sample's 1m files do; a day whose bar is missing is refused by name
+    from btc_assets.lib.research.models import rf_daily
+    from btc_assets.lib.strategies import daily_swing as ds
+
+    bars = pd.DataFrame({"open_time": pd.date_range("2024-01-01", periods=5, freq="D", tz="UTC"),
+                         "open": 1.0, "high": 1.0, "low": 1.0, "close": 1.0, "volume": 1.0})
+    with pytest.raises(ValueError, match="daily bar of 2024-01-07 is not there"):
+        ds.signal_for_day(bars, pd.Timestamp("2024-01-08", tz="UTC"), rf_daily.RfParams())
+
+
+def test_the_00_05_schedule_trades_through_paper_logs_and_emails(daily):
+    run, resources, root = daily
+    # the schedule at 00:05 on the 11th asks for the 10th: its close decides, the position is held on the 11th
+    ctx = dg.build_schedule_context(scheduled_execution_time=dt.datetime(2024, 2, 11, 0, 5, tzinfo=dt.timezone.utc))
+    (req,) = sd.daily_strategy_schedule.evaluate_tick(ctx).run_requests
+    assert req.partition_key == DAY
+    with smtp_server() as (inbox, port):
+        res_email = {**resources, "notifier": NotifierResource(smtp_host="127.0.0.1", smtp_port=port,
+                                                               smtp_security="none", smtp_to="desk@example.org")}
+        res = run([["strategy_daily", "signal"], ["strategy_daily", "signal_log"]], partition_key=req.partition_key,
+                  run_config={**SMALL_SIGNAL, **_log_config()}, res=res_email)
+        assert res.success
+        sig = res.get_asset_materialization_events()[0].event_specific_data.materialization
+        m = _meta(res)
+        assert len(inbox.messages) == 1 and DAY in inbox.messages[0]["subject"]
+    signal = sig.metadata["signal"].value
+    assert sig.metadata["held_on"].value == "2024-02-11" and sig.metadata["trained_through"].value == "2024-02-09"
+    lines = (root / "lake" / sd.LOG_PATH).read_text().splitlines()
+    line = json.loads(lines[-1])
+    assert line["date"] == DAY and line["signal"] == signal and line["venue"] == "paper-daily_swing"
+    assert set(line["probabilities"]) == {"buy", "hold", "sell"}
+    if signal == "HOLD":
+        assert line["action"] == "hold" and line["orders"] == [] and line["position_after"] == 0
+    else:
+        assert line["action"] == ("open_long" if signal == "BUY" else "open_short")
+        (order,) = line["orders"]
+        assert order["result"] == "FILLED" and order["price"] > 0 and order["fee"] > 0
+        assert (line["position_after"] > 0) == (signal == "BUY")
+        with resources["warehouse"].get_connection() as conn:
+            fills = conn.execute("SELECT broker, side FROM trading.order_events WHERE event = 'FILLED' AND "
+                                 "client_order_id LIKE 'daily_swing-%'").fetchall()
+        assert fills == [("paper-daily_swing", order["side"])]
+        # one journal, separate books: the scalper's account does not count the daily strategy's fill
+        from btc_assets.lib.trading import metrics as trading_metrics
+
+        with resources["warehouse"].get_connection() as conn:
+            assert trading_metrics.snapshot(conn, 10_000.0).fills == 0
+    assert m["log_lines"].value == 1 and m["notified"].value is True
+    # a rerun of the day sends nothing twice and keeps one line per day
+    again = run([["strategy_daily", "signal_log"]], partition_key=DAY, run_config=_log_config(notify=False))
+    assert again.success
+    line2 = json.loads((root / "lake" / sd.LOG_PATH).read_text().splitlines()[-1])
+    assert all(not o["sent_now"] for o in line2["orders"]) and _meta(again)["log_lines"].value == 1
+    assert line2["position_after"] == line["position_after"]
+
+
+def test_an_unpromoted_model_takes_the_position_flat(daily):
+    run, resources, root = daily
+    # the default requires the daily model's promotion; the walk-forward above did not promote it
+    with resources["warehouse"].get_connection() as conn:
+        (promoted,) = conn.execute("SELECT promoted FROM models.rf_daily_models ORDER BY trained_at DESC "
+                                   "LIMIT 1").fetchone()
+    if promoted:
+        pytest.skip("the small walk-forward promoted the daily forest")
+    res = run([["strategy_daily", "signal"], ["strategy_daily", "signal_log"]], partition_key="2024-02-12",
+              run_config={**SMALL_SIGNAL, "ops": {**SMALL_SIGNAL["ops"], "strategy_daily__signal_log": {
+                  "config": {"notify": False}}}})
+    assert res.success
+    m = _meta(res)
+    assert m["promoted"].value is False and "not promoted" in m["note"].value
+    assert m["position_after"].value == 0
+    line = json.loads((root / "lake" / sd.LOG_PATH).read_text().splitlines()[-1])
+    assert line["target_direction"] == 0 and line["action"] in ("hold", "close")
+    if line["action"] == "close":
+        assert line["orders"][0]["reduce_only"] and line["orders"][0]["result"] == "FILLED"
+
+
+def test_a_missing_signal_is_refused_by_name(daily):
+    run, _resources, _root = daily
+    res = run([["strategy_daily", "signal_log"]], partition_key="2024-02-20", run_config=_log_config())
+    assert not res.success
+    err = str(res.get_step_failure_events()[0].event_specific_data.error)
+    assert "no signal for the day: materialize strategy_daily/signal" in err
