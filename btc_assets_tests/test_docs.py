@@ -19,7 +19,7 @@ LAYERS = ("bronze", "silver", "gold", "models", "backtest", "trading", "strategy
 # A backticked snake_case name shaped like a statement that should hold is a check's name.
 CHECK_SHAPE = re.compile(r"_(has|have|match|matches|beats|is|are|not|times|ids|bars|one_row|near|halts|drift|"
                          r"finite|point_in_time|warmup_confirmed|after|reconciled|recorded|agree|agrees)(_|$)")
-ENV = re.compile(r"(?<![A-Za-z0-9_])((?:BTC|BINANCE|DAGSTER|MLFLOW|TELEGRAM|AWS|PG)[A-Z0-9_]*[A-Z0-9])(?![a-z])")
+ENV = re.compile(r"(?<![A-Za-z0-9_])((?:BTC|BINANCE|KRAKEN|DAGSTER|MLFLOW|TELEGRAM|AWS|PG)[A-Z0-9_]*[A-Z0-9])(?![a-z])")
 # Read by a library the docs name, not by the project's code.
 READ_BY_LIBRARIES = {"AWS_ENDPOINT_URL_S3", "MLFLOW_S3_ENDPOINT_URL", "PGPASSWORD", "AWS_ACCESS_KEY_ID",
                      "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_DEFAULT_REGION", "DAGSTER_HOME"}

@@ -18,7 +18,7 @@ from btc_assets.defs.strategy_daily import assets as sd
 from btc_assets_tests.smtp_server import smtp_server
 
 ASSETS = dg.load_assets_from_modules([bronze, history, models, sd])
-DAY = "2024-02-10"
+DAY = "2024-02-28"
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +45,11 @@ def _log_config(**kw):
 
 
 SMALL_SIGNAL = {"ops": {"strategy_daily__signal": {"config": {"n_estimators": 20}}}}
+
+
+def _both(**log):
+    """The signal (20 trees) and the signal log's config in one run."""
+    return {"ops": {**SMALL_SIGNAL["ops"], **_log_config(**log)["ops"]}}
 
 
 def test_regimes_and_the_after_cost_backtest_beside_buy_and_hold(daily):
@@ -79,71 +84,120 @@ def test_a_signal_needs_its_days_bar():
         ds.signal_for_day(bars, pd.Timestamp("2024-01-08", tz="UTC"), rf_daily.RfParams())
 
 
+def _lines(root):
+    return [json.loads(x) for x in (root / "lake" / sd.LOG_PATH).read_text().splitlines()]
+
+
 def test_the_00_05_schedule_trades_through_paper_logs_and_emails(daily):
     run, resources, root = daily
-    # the schedule at 00:05 on the 11th asks for the 10th: its close decides, the position is held on the 11th
-    ctx = dg.build_schedule_context(scheduled_execution_time=dt.datetime(2024, 2, 11, 0, 5, tzinfo=dt.timezone.utc))
+    # the schedule at 00:05 on the 29th asks for the 28th: its close decides, the position is held on the 29th
+    ctx = dg.build_schedule_context(scheduled_execution_time=dt.datetime(2024, 2, 29, 0, 5, tzinfo=dt.timezone.utc))
     (req,) = sd.daily_strategy_schedule.evaluate_tick(ctx).run_requests
     assert req.partition_key == DAY
+    # the day before: HOLD on a flat book -> hold, nothing sent (the 20-tree forest's call on these real bars, seed 7)
+    quiet = run([["strategy_daily", "signal"], ["strategy_daily", "signal_log"]], partition_key="2024-02-27",
+                run_config=_both(notify=False))
+    assert quiet.success and _meta(quiet)["action"].value == "hold"
     with smtp_server() as (inbox, port):
         res_email = {**resources, "notifier": NotifierResource(smtp_host="127.0.0.1", smtp_port=port,
                                                                smtp_security="none", smtp_to="desk@example.org")}
         res = run([["strategy_daily", "signal"], ["strategy_daily", "signal_log"]], partition_key=req.partition_key,
-                  run_config={**SMALL_SIGNAL, **_log_config()}, res=res_email)
+                  run_config=_both(), res=res_email)
         assert res.success
-        sig = res.get_asset_materialization_events()[0].event_specific_data.materialization
-        m = _meta(res)
         assert len(inbox.messages) == 1 and DAY in inbox.messages[0]["subject"]
-    signal = sig.metadata["signal"].value
-    assert sig.metadata["held_on"].value == "2024-02-11" and sig.metadata["trained_through"].value == "2024-02-09"
-    lines = (root / "lake" / sd.LOG_PATH).read_text().splitlines()
-    line = json.loads(lines[-1])
-    assert line["date"] == DAY and line["signal"] == signal and line["venue"] == "paper-daily_swing"
-    assert set(line["probabilities"]) == {"buy", "hold", "sell"}
-    if signal == "HOLD":
-        assert line["action"] == "hold" and line["orders"] == [] and line["position_after"] == 0
-    else:
-        assert line["action"] == ("open_long" if signal == "BUY" else "open_short")
-        (order,) = line["orders"]
-        assert order["result"] == "FILLED" and order["price"] > 0 and order["fee"] > 0
-        assert (line["position_after"] > 0) == (signal == "BUY")
-        with resources["warehouse"].get_connection() as conn:
-            fills = conn.execute("SELECT broker, side FROM trading.order_events WHERE event = 'FILLED' AND "
-                                 "client_order_id LIKE 'daily_swing-%'").fetchall()
-        assert fills == [("paper-daily_swing", order["side"])]
-        # one journal, separate books: the scalper's account does not count the daily strategy's fill
-        from btc_assets.lib.trading import metrics as trading_metrics
+        assert "open_short" in inbox.messages[0]["subject"] and "SELL" in inbox.messages[0]["body"]
+    sig = res.get_asset_materialization_events()[0].event_specific_data.materialization.metadata
+    assert sig["signal"].value == "SELL"
+    assert sig["held_on"].value == "2024-02-29" and sig["trained_through"].value == "2024-02-27"
+    first, line = _lines(root)
+    assert (first["date"], first["action"], first["orders"]) == ("2024-02-27", "hold", [])
+    assert line["date"] == DAY and line["signal"] == "SELL" and line["venue"] == "paper-daily_swing"
+    assert set(line["probabilities"]) == {"buy", "hold", "sell"} and line["action"] == "open_short"
+    (order,) = line["orders"]
+    assert order["result"] == "FILLED" and order["side"] == "SELL" and order["price"] > 0 and order["fee"] > 0
+    assert line["position_before"] == 0 and line["position_after"] == pytest.approx(-order["qty"])
+    # sized at the exposure (1x) of the paper equity at the reference price, on the step
+    assert order["qty"] == pytest.approx(int(10_000 / line["reference_price"] / 0.001) * 0.001)
+    with resources["warehouse"].get_connection() as conn:
+        fills = conn.execute("SELECT broker, side FROM trading.order_events WHERE event = 'FILLED' AND "
+                             "client_order_id LIKE 'daily_swing-%'").fetchall()
+    assert fills == [("paper-daily_swing", "SELL")]
+    # one journal, separate books: the scalper's account does not count the daily strategy's fill
+    from btc_assets.lib.trading import metrics as trading_metrics
 
-        with resources["warehouse"].get_connection() as conn:
-            assert trading_metrics.snapshot(conn, 10_000.0).fills == 0
-    assert m["log_lines"].value == 1 and m["notified"].value is True
+    with resources["warehouse"].get_connection() as conn:
+        assert trading_metrics.snapshot(conn, 10_000.0).fills == 0
+    assert _meta(res)["log_lines"].value == 2 and _meta(res)["notified"].value is True
     # a rerun of the day sends nothing twice and keeps one line per day
     again = run([["strategy_daily", "signal_log"]], partition_key=DAY, run_config=_log_config(notify=False))
     assert again.success
-    line2 = json.loads((root / "lake" / sd.LOG_PATH).read_text().splitlines()[-1])
-    assert all(not o["sent_now"] for o in line2["orders"]) and _meta(again)["log_lines"].value == 1
+    line2 = _lines(root)[-1]
+    assert [o["sent_now"] for o in line2["orders"]] == [False] and _meta(again)["log_lines"].value == 2
     assert line2["position_after"] == line["position_after"]
 
 
 def test_an_unpromoted_model_takes_the_position_flat(daily):
     run, resources, root = daily
-    # the default requires the daily model's promotion; the walk-forward above did not promote it
+    # the default requires the daily model's promotion; the small walk-forward above did not promote it
     with resources["warehouse"].get_connection() as conn:
         (promoted,) = conn.execute("SELECT promoted FROM models.rf_daily_models ORDER BY trained_at DESC "
                                    "LIMIT 1").fetchone()
-    if promoted:
-        pytest.skip("the small walk-forward promoted the daily forest")
-    res = run([["strategy_daily", "signal"], ["strategy_daily", "signal_log"]], partition_key="2024-02-12",
-              run_config={**SMALL_SIGNAL, "ops": {**SMALL_SIGNAL["ops"], "strategy_daily__signal_log": {
-                  "config": {"notify": False}}}})
+    assert not promoted
+    res = run([["strategy_daily", "signal"], ["strategy_daily", "signal_log"]], partition_key="2024-02-29",
+              run_config={"ops": {**SMALL_SIGNAL["ops"], "strategy_daily__signal_log": {"config": {"notify": False}}}})
     assert res.success
     m = _meta(res)
     assert m["promoted"].value is False and "not promoted" in m["note"].value
-    assert m["position_after"].value == 0
-    line = json.loads((root / "lake" / sd.LOG_PATH).read_text().splitlines()[-1])
-    assert line["target_direction"] == 0 and line["action"] in ("hold", "close")
-    if line["action"] == "close":
-        assert line["orders"][0]["reduce_only"] and line["orders"][0]["result"] == "FILLED"
+    assert m["action"].value == "close" and m["position_after"].value == 0  # the short of the 28th is closed
+    line = _lines(root)[-1]
+    assert line["target_direction"] == 0 and line["price_source"] == "close of 2024-02-29"
+    (order,) = line["orders"]
+    assert order["reduce_only"] and order["side"] == "BUY" and order["result"] == "FILLED"
+
+
+def test_the_schedule_trades_through_the_fake_kraken_futures_venue(daily, monkeypatch):
+    from btc_assets.defs.resources.trading import TradingResource
+    from btc_assets_tests.fakes.kraken import run_in_thread
+    from btc_assets_tests.fakes.test_kraken.conftest import KEY, SECRET
+
+    run, resources, root = daily
+    with run_in_thread(KEY, SECRET) as kx:
+        for k, v in {"BTC_TRADING_MODE": "testnet", "KRAKEN_FUTURES_API_KEY": KEY, "KRAKEN_FUTURES_API_SECRET": SECRET,
+                     "KRAKEN_FUTURES_URL": kx.url}.items():
+            monkeypatch.setenv(k, v)
+        fast = {**resources, "trading": TradingResource(maker_tries=1, requote_after_s=0.05)}
+        res = run([["strategy_daily", "signal_log"]], partition_key=DAY, res=fast,
+                  run_config=_log_config(venue="kraken", notify=False))
+        assert res.success, res.get_step_failure_events()
+        (line,) = [x for x in _lines(root) if x["venue"] == "kraken-demo"]
+        assert line["date"] == DAY and line["action"] == "open_short"
+        (order,) = line["orders"]
+        assert order["result"] == "FILLED" and order["client_order_id"].startswith("daily_swing-")
+        # the exchange holds what the log says, sized from the Kraken account's equity
+        assert line["position_after"] == pytest.approx(-order["qty"]) and line["equity_before"] == pytest.approx(
+            10_000.0)
+        assert float(kx.exchange.position("PF_XBTUSD").size) == pytest.approx(line["position_after"])
+        assert kx.exchange.leverage.get("PF_XBTUSD") == 2.0  # the trading resource's one leverage, set at start
+        # a rerun sends nothing twice
+        sent = len(kx.exchange.orders)
+        again = run([["strategy_daily", "signal_log"]], partition_key=DAY, res=fast,
+                    run_config=_log_config(venue="kraken", notify=False))
+        assert again.success and len(kx.exchange.orders) == sent
+        (line2,) = [x for x in _lines(root) if x["venue"] == "kraken-demo"]
+        assert [o["sent_now"] for o in line2["orders"]] == [False] and line2["orders"][0]["result"] == "FILLED"
+    with resources["warehouse"].get_connection() as conn:
+        venues = dict(conn.execute("SELECT broker, count(*) FROM trading.order_events WHERE event = 'FILLED' AND "
+                                   "client_order_id LIKE 'daily_swing-%' GROUP BY 1").fetchall())
+    assert set(venues) == {"paper-daily_swing", "kraken-demo"}  # both venues in the one journal
+
+
+def test_kraken_needs_the_opt_in(daily, monkeypatch):
+    run, _resources, _root = daily
+    monkeypatch.delenv("BTC_TRADING_MODE", raising=False)
+    res = run([["strategy_daily", "signal_log"]], partition_key=DAY, run_config=_log_config(venue="kraken"))
+    assert not res.success
+    err = str(res.get_step_failure_events()[0].event_specific_data.error)
+    assert "Kraken Futures broker" in err and "BTC_TRADING_MODE" in err
 
 
 def test_a_missing_signal_is_refused_by_name(daily):

@@ -130,6 +130,26 @@ class TradingResource(dg.ConfigurableResource):
         return broker
 
 
+    def kraken_broker(self, journal, run_id: str):
+        """The Kraken Futures broker (lib/trading/brokers/kraken.py) from the environment alone — keys
+        KRAKEN_FUTURES_API_KEY / _SECRET, KRAKEN_FUTURES_URL (default the demo), KRAKEN_FUTURES_SYMBOL (PF_XBTUSD) —
+        at the trading settings' fees, maker tries and leverage; started (instrument, flex account, leverage,
+        reconciled). BTC_TRADING_MODE=testnet reaches Kraken's demo only; production needs live + BTC_LIVE_CONFIRM."""
+        from btc_assets.lib.trading.brokers.kraken import KrakenExecution, KrakenFuturesBroker
+        from btc_assets.lib.trading.brokers.kraken_rest import KrakenError
+        from btc_assets.lib.trading.brokers.safety import TradingNotAllowed
+
+        execution = KrakenExecution(maker_fee=self.maker_fee, taker_fee=self.taker_fee, maker_tries=self.maker_tries,
+                                    requote_after_s=self.requote_after_s, poll_s=min(0.2, self.requote_after_s),
+                                    max_leverage=float(self.leverage))
+        try:
+            broker = KrakenFuturesBroker.from_env(journal, run_id, config=execution)
+            broker.start()
+        except (TradingNotAllowed, KrakenError, ValueError) as exc:
+            raise dg.Failure(f"Kraken Futures broker: {exc}") from None
+        return broker
+
+
 def trading_from_env(root: Path) -> TradingResource:
     mode = env_mode()
     keys = {f: dg.EnvVar(v) for f, v in (("api_key", "BINANCE_API_KEY"), ("api_secret", "BINANCE_API_SECRET"))

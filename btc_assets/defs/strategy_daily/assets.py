@@ -283,9 +283,6 @@ def build_broker(config: SignalLogConfig, trading: TradingResource, journal: Jou
         return DailyPaperBroker(journal, ds.NAME, run_id, taker_fee=trading.taker_fee,
                                 slippage_bps=config.slippage_bps, initial_balance=trading.notional_usdt)
     if config.venue == "kraken":
-        if not hasattr(trading, "kraken_broker"):
-            raise dg.Failure("strategy_daily/signal_log: the Kraken Futures broker is not available in this build; "
-                             "use venue=paper")
         return trading.kraken_broker(journal, run_id)
     raise dg.Failure(f"strategy_daily/signal_log: venue {config.venue!r} is unknown: use paper or kraken")
 
@@ -301,7 +298,7 @@ def build_broker(config: SignalLogConfig, trading: TradingResource, journal: Jou
     "(hold / open / close / reverse), the orders sent (paper by default; Kraken Futures PF_XBTUSD on explicit "
     "opt-in) and journaled in trading.order_events with the venue, one JSON line per day (date, signal, "
     "probabilities, position before/after, orders and their result) in strategy_daily/signal_log.jsonl on the "
-    "lake, and the notification (email / Telegram / webhook). Rerunning a day sends nothing twice.",
+    "lake (one per date and venue), and the notification (email / Telegram / webhook). Rerunning a day sends nothing twice.",
 )
 def signal_log(context: dg.AssetExecutionContext, config: SignalLogConfig, warehouse: DuckDBResource,
                trading: TradingResource, notifier: NotifierResource, lake: LakeResource):
@@ -320,33 +317,38 @@ def signal_log(context: dg.AssetExecutionContext, config: SignalLogConfig, wareh
         broker = build_broker(config, trading, journal, context.run.run_id)
         if hasattr(broker, "reference_price"):
             broker.reference_price = price
-        before = broker.position()
+        # The position the day started from: the venue's, less what this day's orders already filled (a rerun of
+        # the day decides the same orders, finds them sent, and logs the same record)
+        day_ids = [client_order_id(ds.NAME, day, f"{config.venue}-{leg}") for leg in ("close", "open")]
+        before = broker.position() - _filled(conn, day_ids)
         direction = int(s["direction"])
         why = ""
         if config.require_promoted and not promoted:
             direction, why = 0, f"not promoted, the target is flat ({verdict})"
-        equity = broker.equity(price) if hasattr(broker, "equity") else trading.notional_usdt
+        equity = _equity(broker, price)
         exposure = min(config.exposure, float(trading.leverage))
         qty = ds.target_qty(equity, price, exposure, trading.step_size)
         action, orders = ds.position_change(before, direction, qty, tol=trading.step_size / 2)
         sent = []
         for od in orders:
-            cid = client_order_id(ds.NAME, day, od.leg)
+            cid = client_order_id(ds.NAME, day, f"{config.venue}-{od.leg}")  # one id per day, venue and leg
             new = broker.submit(cid, day, od.side, od.qty, reduce_only=od.reduce_only)
             sent.append({"client_order_id": cid, "leg": od.leg, "side": od.side, "qty": od.qty,
                          "reduce_only": od.reduce_only, "sent_now": bool(new)})
-        results = {r["client_order_id"]: r for r in broker.fills([o["client_order_id"] for o in sent])}
+        results = order_results(conn, [o["client_order_id"] for o in sent])
         for o in sent:
             r = results.get(o["client_order_id"], {})
             o.update(result=r.get("event", "unknown"), price=_num(r.get("price")), fee=_num(r.get("fee")),
                      note=r.get("note") or "")
         after = broker.position()
+        equity_after = _equity(broker, price)
     line = {"date": context.partition_key, "held_on": f"{day + ds.DAY:%Y-%m-%d}", "signal": s["signal"],
             "probabilities": {"sell": round(float(s["p_sell"]), 4), "hold": round(float(s["p_hold"]), 4),
                               "buy": round(float(s["p_buy"]), 4)},
             "promoted": promoted, "verdict": verdict, "target_direction": direction, "action": action,
             "position_before": round(before, 8), "position_after": round(after, 8), "reference_price": price,
             "price_source": price_source, "venue": broker.name, "orders": sent, "note": why,
+            "equity_before": round(equity, 2), "equity_after": round(equity_after, 2),
             "logged_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
     uri, lines = append_log_line(lake, line)
     text = (f"{context.partition_key}: signal {s['signal']} (buy {s['p_buy']:.2f} / hold {s['p_hold']:.2f} / sell "
@@ -359,8 +361,36 @@ def signal_log(context: dg.AssetExecutionContext, config: SignalLogConfig, wareh
     return dg.MaterializeResult(metadata={
         "signal": s["signal"], "action": action, "position_before": before, "position_after": after,
         "venue": broker.name, "promoted": promoted, "verdict": verdict, "reference_price": price,
+        "equity_before": equity, "equity_after": equity_after,
         "orders": frame_table(pd.DataFrame(sent)) if sent else "none (hold)", "signal_log": uri,
         "log_lines": lines, "notified": notified, "note": why or "none"})
+
+
+def _equity(broker, price: float) -> float:
+    """The account's equity: the paper ledger marked at the price, or the exchange account's (Kraken: flex)."""
+    if hasattr(broker, "equity"):
+        return float(broker.equity(price))
+    return float(broker.account()[0])
+
+
+def _filled(conn, cids: list[str]) -> float:
+    """Signed base quantity the journal has FILLED for these orders."""
+    marks = ", ".join("?" * len(cids))
+    return float(conn.execute(
+        "SELECT coalesce(sum(CASE side WHEN 'BUY' THEN qty ELSE -qty END), 0) FROM trading.order_events "
+        f"WHERE event = 'FILLED' AND client_order_id IN ({marks})", cids).fetchone()[0])
+
+
+def order_results(conn, cids: list[str]) -> dict[str, dict]:
+    """Each order's final journal event (FILLED / REJECTED / ...; ACKs are legs), its price, fee and note."""
+    if not cids:
+        return {}
+    marks = ", ".join("?" * len(cids))
+    df = conn.execute(
+        "SELECT client_order_id, arg_max(event, seq) AS event, arg_max(price, seq) AS price, arg_max(fee, seq) AS fee, "
+        f"arg_max(note, seq) AS note FROM trading.order_events WHERE client_order_id IN ({marks}) AND event <> 'ACK' "
+        "GROUP BY 1", cids).df()
+    return {r["client_order_id"]: r for r in df.to_dict("records")}
 
 
 def _num(v):
@@ -368,14 +398,18 @@ def _num(v):
 
 
 def append_log_line(lake, line: dict) -> tuple[str, int]:
-    """Append the day's line to the JSON-lines log (a rerun of the day replaces its line: one per date)."""
+    """Append the day's line to the JSON-lines log (a rerun of the day on the same venue replaces its line: one per
+    date and venue)."""
     try:
         existing = lake.read_bytes(LOG_PATH).decode().splitlines()
     except FileNotFoundError:
         existing = []
-    kept = [x for x in existing if x.strip() and json.loads(x).get("date") != line["date"]]
+
+    def key(x: dict) -> tuple[str, str]:
+        return x.get("date", ""), x.get("venue", "")
+    kept = [x for x in existing if x.strip() and key(json.loads(x)) != key(line)]
     kept.append(json.dumps(line, default=str, sort_keys=True))
-    kept.sort(key=lambda x: json.loads(x)["date"])
+    kept.sort(key=lambda x: key(json.loads(x)))
     return lake.write_bytes(LOG_PATH, ("\n".join(kept) + "\n").encode()), len(kept)
 
 

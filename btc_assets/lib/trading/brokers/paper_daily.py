@@ -11,7 +11,7 @@ import pandas as pd
 
 from btc_assets.lib.trading.brokers.base import Broker
 from btc_assets.lib.trading.brokers.paper import PaperAccount
-from btc_assets.lib.trading.journal import ORDER_EVENTS, Journal, OrderEvent
+from btc_assets.lib.trading.journal import Journal, OrderEvent
 
 
 class DailyPaperBroker(Broker):
@@ -56,17 +56,6 @@ class DailyPaperBroker(Broker):
 
     def cancel_all(self) -> None:  # market orders fill at once: nothing ever rests
         return None
-
-    def fills(self, client_order_ids: list[str]) -> list[dict]:
-        """The final event of each order, for the signal log."""
-        if not client_order_ids:
-            return []
-        marks = ", ".join("?" * len(client_order_ids))
-        df = self.journal.conn.execute(
-            f"SELECT client_order_id, arg_max(event, seq) AS event, arg_max(price, seq) AS price, "
-            f"arg_max(fee, seq) AS fee, arg_max(note, seq) AS note FROM {ORDER_EVENTS} "
-            f"WHERE client_order_id IN ({marks}) GROUP BY 1", client_order_ids).df()
-        return df.to_dict("records")
 
     def _event(self, cid, event, bar_time, side, qty, price, fee, note) -> OrderEvent:
         ev = OrderEvent(cid, event, pd.Timestamp(bar_time), side, float(qty), price, float(fee), self.name,
