@@ -176,6 +176,7 @@ def run_demo(start: dt.date, end: dt.date, replay_hours: float, replay_speed: fl
                                    raise_on_error=False),
         f"trading/pnl {d}") for d in replay_days])
     timed("trading/dashboard", lambda: _plain_run(defs, instance, [["trading", "dashboard"]]))
+    timed("trading/books (every strategy and venue)", lambda: _plain_run(defs, instance, [["trading", "books"]]))
     return timings
 
 

@@ -15,9 +15,10 @@ from btc_assets.defs.resources import local_resources
 from btc_assets.defs.resources.trading import NotifierResource
 from btc_assets.defs.silver import history
 from btc_assets.defs.strategy_daily import assets as sd
+from btc_assets.defs.trading import pnl as trading_pnl
 from btc_assets_tests.smtp_server import smtp_server
 
-ASSETS = dg.load_assets_from_modules([bronze, history, models, sd])
+ASSETS = dg.load_assets_from_modules([bronze, history, models, sd, trading_pnl])
 DAY = "2024-02-28"
 
 
@@ -189,6 +190,18 @@ def test_the_schedule_trades_through_the_fake_kraken_futures_venue(daily, monkey
         venues = dict(conn.execute("SELECT broker, count(*) FROM trading.order_events WHERE event = 'FILLED' AND "
                                    "client_order_id LIKE 'daily_swing-%' GROUP BY 1").fetchall())
     assert set(venues) == {"paper-daily_swing", "kraken-demo"}  # both venues in the one journal
+    # ... and the books show them apart and together
+    res = run([["trading", "books"]])
+    assert res.success
+    with resources["warehouse"].get_connection() as conn:
+        rows = conn.execute("SELECT strategy, venue, fills, fees, net_pnl, position FROM trading.books").fetchall()
+    by = {(r[0], r[1]): r for r in rows}
+    assert set(by) == {("daily_swing", "paper-daily_swing"), ("daily_swing", "kraken-demo"), ("all", "all")}
+    paper, kraken, total = by[("daily_swing", "paper-daily_swing")], by[("daily_swing", "kraken-demo")], by[("all", "all")]
+    assert paper[2] == 2 and paper[5] == pytest.approx(0.0)  # the short of the 28th, closed on the 29th
+    assert kraken[2] == 1 and kraken[5] < 0 and kraken[4] == pytest.approx(-kraken[3])  # open: only its fee realised
+    assert total[2] == 3 and total[3] == pytest.approx(paper[3] + kraken[3])
+    assert total[4] == pytest.approx(paper[4] + kraken[4])
 
 
 def test_kraken_needs_the_opt_in(daily, monkeypatch):

@@ -97,3 +97,39 @@ def publish_page(store: MlflowResource, strategy: str, mode: str, html: str) -> 
     ).info.run_id
     client.log_text(run_id, html, "live_dashboard.html")
     return tracking.ui_url(experiment_id, run_id, "live_dashboard.html")
+
+
+BOOK_TYPES = {"strategy": "VARCHAR", "venue": "VARCHAR", "fills": "BIGINT", "notional": "DOUBLE", "fees": "DOUBLE",
+              "gross_pnl": "DOUBLE", "net_pnl": "DOUBLE", "position": "DOUBLE", "first_fill": "TIMESTAMP",
+              "last_fill": "TIMESTAMP"}
+
+
+@dg.asset(
+    key=["trading", "books"],
+    deps=[dg.AssetKey(["trading", "orders"]), dg.AssetKey(["strategy_daily", "signal_log"])],
+    group_name="trading",
+    pool="duckdb",
+    kinds={"duckdb"},
+    automation_condition=dg.AutomationCondition.eager(),
+    description="Every strategy's and venue's book in the one journal, apart and together: fills, traded notional, "
+    "fees, realised P&L at average cost before and after fees, open position; one `all` row per venue and the total. "
+    "Table trading.books (replaced); refreshed after trading runs.",
+)
+def books(warehouse: DuckDBResource) -> dg.MaterializeResult:
+    from btc_assets.lib.storage.warehouse import ensure_table
+
+    with warehouse.get_connection() as conn:
+        table = trading_metrics.books(conn) if table_exists(conn, "trading.order_events") else pd.DataFrame(
+            columns=list(BOOK_TYPES))
+        ensure_table(conn, "trading.books", BOOK_TYPES)
+        conn.execute("DELETE FROM trading.books")
+        if len(table):
+            conn.register("_books", table)
+            conn.execute(f"INSERT INTO trading.books SELECT {', '.join(BOOK_TYPES)} FROM _books")
+            conn.unregister("_books")
+    total = table[(table["strategy"] == "all") & (table["venue"] == "all")] if len(table) else table
+    return dg.MaterializeResult(metadata={
+        "books": frame_table(table) if len(table) else "no fills yet",
+        "strategies": sorted(set(table["strategy"]) - {"all"}) if len(table) else [],
+        "venues": sorted(set(table["venue"]) - {"all"}) if len(table) else [],
+        "total_net_pnl": float(total["net_pnl"].iloc[0]) if len(total) else 0.0})

@@ -176,3 +176,34 @@ def write_textfile(path: Path, payload: bytes) -> None:
     tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
     tmp.write_bytes(payload)
     tmp.replace(path)
+
+
+def books(conn) -> pd.DataFrame:
+    """Every book of the one journal, apart and together: per strategy (the client order id's prefix, the scalper's
+    `strategy` setting or a SEPARATE_BOOKS strategy) and venue (`broker`): fills, traded notional, fees, realised P&L
+    at average cost (gross and after fees), the open position and its average-cost mark-free size, first and last
+    fill; then one `all` row per venue and the grand total. Unrealised P&L is not in it (no mark here)."""
+    fills = conn.execute(
+        "SELECT client_order_id, broker, bar_time, side, qty, price, fee FROM trading.order_events "
+        "WHERE event = 'FILLED' ORDER BY event_time, seq").df()
+    cols = ["strategy", "venue", "fills", "notional", "fees", "gross_pnl", "net_pnl", "position", "first_fill",
+            "last_fill"]
+    if fills.empty:
+        return pd.DataFrame(columns=cols)
+    fills["strategy"] = fills["client_order_id"].str.split("-").str[0]
+    rows = []
+    for (strategy, venue), f in fills.groupby(["strategy", "broker"], sort=True):
+        r = realised_pnl(f.reset_index(drop=True))
+        rows.append({"strategy": strategy, "venue": venue, "fills": len(f),
+                     "notional": float((f["qty"] * f["price"]).sum()), "fees": float(f["fee"].sum()),
+                     "gross_pnl": float(r["gross_pnl"].sum()), "net_pnl": float(r["net_pnl"].sum()),
+                     "position": float(r["position_after"].iloc[-1]), "first_fill": f["bar_time"].min(),
+                     "last_fill": f["bar_time"].max()})
+    apart = pd.DataFrame(rows)
+    summed = ["fills", "notional", "fees", "gross_pnl", "net_pnl"]
+
+    def total(df: pd.DataFrame, strategy: str, venue: str) -> dict:
+        return {"strategy": strategy, "venue": venue, **{k: df[k].sum() for k in summed}, "position": float("nan"),
+                "first_fill": df["first_fill"].min(), "last_fill": df["last_fill"].max()}
+    per_venue = [total(g, "all", v) for v, g in apart.groupby("venue")] if apart["strategy"].nunique() > 1 else []
+    return pd.DataFrame([*apart.to_dict("records"), *per_venue, total(apart, "all", "all")], columns=cols)

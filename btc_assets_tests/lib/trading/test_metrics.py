@@ -97,3 +97,27 @@ def test_realised_pnl_per_fill_at_average_cost():
     assert r["gross_pnl"].tolist() == [0.0, 0.0, 22.5, -7.5, 10.0]
     assert r["position_after"].tolist() == [1.0, 2.0, 0.5, -1.0, 0.0]
     assert r["net_pnl"].iloc[2] == 22.5 - 0.1
+
+
+def test_books_show_each_strategy_and_venue_apart_and_together():
+    import duckdb
+    import pandas as pd
+
+    from btc_assets.lib.trading import metrics as trading_metrics
+    from btc_assets.lib.trading.journal import Journal, OrderEvent
+
+    conn = duckdb.connect()
+    j = Journal(conn)
+    t = pd.Timestamp("2024-02-01", tz="UTC")
+    for cid, broker, side, qty, price, fee in [
+            ("xgb_next3m-1-e", "paper", "BUY", 1.0, 100.0, 0.1), ("xgb_next3m-2-x", "paper", "SELL", 1.0, 110.0, 0.1),
+            ("daily_swing-1-paper-open", "paper-daily_swing", "SELL", 2.0, 50.0, 0.2),
+            ("daily_swing-2-paper-close", "paper-daily_swing", "BUY", 2.0, 45.0, 0.2)]:
+        j.append(OrderEvent(cid, "FILLED", t, side, qty, price, fee, broker, "r"))
+    books = trading_metrics.books(conn).set_index(["strategy", "venue"])
+    assert books.loc[("xgb_next3m", "paper"), "net_pnl"] == pytest.approx(10.0 - 0.2)
+    assert books.loc[("daily_swing", "paper-daily_swing"), "net_pnl"] == pytest.approx(10.0 - 0.4)
+    assert books.loc[("all", "paper"), "fills"] == 2  # each venue's own total
+    assert books.loc[("all", "all"), "net_pnl"] == pytest.approx(19.4) and books.loc[("all", "all"), "fills"] == 4
+    # the scalper's own account leaves the daily strategy's book out
+    assert trading_metrics.snapshot(conn, 1_000.0).fills == 2
