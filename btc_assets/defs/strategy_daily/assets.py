@@ -27,11 +27,12 @@ from btc_assets.defs.backtest.tracking import EXPERIMENT as BACKTEST_EXPERIMENT
 from btc_assets.defs.models.rf_baseline import daily_source
 from btc_assets.defs.resources.storage import LakeResource, MlflowResource
 from btc_assets.defs.resources.trading import NotifierResource, TradingResource
+from btc_assets.defs.silver.history import read_history
 from btc_assets.defs.table_metadata import fmt, frame_table, table_metadata
 from btc_assets.lib.research.models import rf_daily
 from btc_assets.lib.research.models.registry import registry_table
 from btc_assets.lib.research.models.tracking import ui_url
-from btc_assets.lib.storage.warehouse import ensure_table, read_window, replace_window, table_exists
+from btc_assets.lib.storage.warehouse import read_window, replace_window, table_exists
 from btc_assets.lib.strategies import daily_swing as ds
 from btc_assets.lib.trading.journal import Journal, client_order_id
 
@@ -44,6 +45,13 @@ SIGNAL_TYPES = {"day": "TIMESTAMP", "decided_for": "TIMESTAMP", "p_sell": "DOUBL
 LOG_PATH = "strategy_daily/signal_log.jsonl"
 REPORT_PATH = "reports/daily_strategy_backtest.html"
 FAR = pd.Timestamp("2000-01-01", tz="UTC")
+
+
+def _bars_until(conn, end: pd.Timestamp) -> tuple[pd.DataFrame, str]:
+    """Daily bars before `end` (silver/history.read_history: 1m-built where complete, the archive's elsewhere)."""
+    daily = read_history(conn, "1d", FAR, end)
+    daily["open_time"] = pd.to_datetime(daily["open_time"], utc=True)
+    return daily.reset_index(drop=True), "silver.klines_1d_history + silver.klines_1d"
 
 
 def _funding(conn) -> pd.DataFrame | None:
@@ -74,8 +82,6 @@ def regimes(context: dg.AssetExecutionContext, config: RegimeConfig, warehouse: 
         daily, source = daily_source(conn)
         reg = ds.regimes(daily, config.window, config.band)
         out = reg.assign(open_time=pd.to_datetime(reg["open_time"], utc=True))
-        ensure_table(conn, "strategy_daily.regimes", REGIMES_TYPES)
-        conn.execute("DELETE FROM strategy_daily.regimes")
         replace_window(conn, "strategy_daily.regimes", REGIMES_TYPES, out, "open_time", FAR,
                        pd.Timestamp.now(tz="UTC") + pd.Timedelta(days=1))
     counts = out["regime"].fillna("none").value_counts()
@@ -224,7 +230,7 @@ class DailySignalConfig(dg.Config):
 def daily_signal(context: dg.AssetExecutionContext, config: DailySignalConfig, warehouse: DuckDBResource):
     day = pd.Timestamp(context.partition_key, tz="UTC")
     with warehouse.get_connection() as conn:
-        daily, source = daily_source(conn)
+        daily, source = _bars_until(conn, day + ds.DAY)
     p = rf_daily.RfParams(n_estimators=config.n_estimators, max_depth=config.max_depth, seed=config.seed)
     try:
         sig = ds.signal_for_day(daily, day + ds.DAY, p, config.min_train_days)
@@ -263,7 +269,7 @@ def _promotion(conn) -> tuple[bool, str]:
     return bool(promoted), f"rf_daily v{version}: {reason}"
 
 
-def _reference_price(conn, day: pd.Timestamp, daily: pd.DataFrame) -> tuple[float, str]:
+def _reference_price(conn, day: pd.Timestamp) -> tuple[float, str]:
     """The price the day's orders are worked at: the first 1m bar's open of the held day when it exists, else the
     decided day's close."""
     held = day + ds.DAY
@@ -272,8 +278,11 @@ def _reference_price(conn, day: pd.Timestamp, daily: pd.DataFrame) -> tuple[floa
                             ["open_time", "open"])
         if len(first):
             return float(first["open"].iloc[0]), f"open of {held:%Y-%m-%d} 00:00 (silver 1m)"
-    close = daily.loc[pd.to_datetime(daily["open_time"], utc=True) == day, "close"]
-    return float(close.iloc[0]), f"close of {day:%Y-%m-%d}"
+    bar = read_history(conn, "1d", day, day + ds.DAY)
+    if bar.empty:
+        raise dg.Failure(f"strategy_daily/signal_log {day:%Y-%m-%d}: no daily bar of the day to price the orders at: "
+                         "materialize silver/klines_1d (or silver/klines_1d_history) for it")
+    return float(bar["close"].iloc[0]), f"close of {day:%Y-%m-%d}"
 
 
 def build_broker(config: SignalLogConfig, trading: TradingResource, journal: Journal, run_id: str):
@@ -311,8 +320,7 @@ def signal_log(context: dg.AssetExecutionContext, config: SignalLogConfig, wareh
                              "materialize strategy_daily/signal for it first")
         s = sig.iloc[-1]
         promoted, verdict = _promotion(conn)
-        daily, _ = daily_source(conn)
-        price, price_source = _reference_price(conn, day, daily)
+        price, price_source = _reference_price(conn, day)
         journal = Journal(conn)
         broker = build_broker(config, trading, journal, context.run.run_id)
         if hasattr(broker, "reference_price"):

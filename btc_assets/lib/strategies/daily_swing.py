@@ -242,14 +242,10 @@ def _split(days: pd.DataFrame, trades: pd.DataFrame, initial: float, by: str) ->
     return pd.DataFrame(out)
 
 
-def _decide(daily: pd.DataFrame, day: pd.Timestamp, p: rf_daily.RfParams) -> DailySignal:
-    return signal_for_day(daily, day, p)
-
-
 STRATEGY = Strategy(
     name=NAME, bars="1d", features=tuple(rf_daily.DAILY_FEATURES), family="rf_daily",
     decision="the most probable of up / down / neutral (next day beyond ±1 %) is the wanted direction; the "
              "position table turns it into hold, open, close or reverse",
     risk="a fixed fraction of equity per position (exposure), one position, held while the signal says so; "
          "the trading resource's leverage bounds the exposure",
-    venue="kraken", horizon_bars=1, decide=_decide)
+    venue="kraken", horizon_bars=1, decide=signal_for_day)
