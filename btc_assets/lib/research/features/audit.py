@@ -445,7 +445,8 @@ class StoredRows:
             i = order[i]
         self.cols = [f.name for f in FEATURES]
         self.col_of = {c: j for j, c in enumerate(self.cols)}
-        self.matrix = stored.iloc[i][self.cols].to_numpy("float64")  # the rows first: a few hundred of them
+        # the rows and columns by position in one take: a few hundred rows of the feature columns
+        self.matrix = stored.iloc[i, stored.columns.get_indexer(self.cols)].to_numpy("float64")
 
     def rows(self, t_ns: np.ndarray) -> np.ndarray:
         """The row of each time, -1 where there is none."""

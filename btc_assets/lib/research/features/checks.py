@@ -21,6 +21,7 @@ from btc_assets.lib.research.features.registry import FEATURE_NAMES, FEATURES, W
 
 TOLERANCE = {"rtol": 1e-6, "atol": 1e-9}
 MINUTE = pd.Timedelta(minutes=1)
+DAY_NS = pd.Timedelta(days=1).value
 Compute = Callable[..., pd.DataFrame]
 
 
@@ -107,11 +108,15 @@ def daily_cutoffs(open_times: pd.Series, per_day: int, seed: int) -> list[pd.Tim
     out: list[pd.Timestamp] = []
     if open_times.empty:
         return out
-    days = open_times.dt.floor("D")
-    for i, (day, times) in enumerate(open_times.groupby(days, sort=True)):
-        rng = np.random.default_rng([seed, int(day.timestamp())])
-        picks = rng.choice(len(times), size=min(per_day, len(times)), replace=False)
-        out += [times.iloc[j] for j in sorted(picks.tolist())]
+    t = pit.ns(open_times)
+    day = t // DAY_NS * DAY_NS  # the UTC day of each bar, as groupby(dt.floor("D"), sort=True) groups them
+    order = np.argsort(day, kind="stable")
+    day = day[order]
+    first = np.flatnonzero(np.r_[True, day[1:] != day[:-1]])
+    for lo, hi in zip(first, np.r_[first[1:], len(day)]):
+        rng = np.random.default_rng([seed, int(day[lo] // 10**9)])
+        picks = rng.choice(hi - lo, size=min(per_day, hi - lo), replace=False)
+        out += [open_times.iloc[order[lo + j]] for j in sorted(picks.tolist())]
     return out
 
 

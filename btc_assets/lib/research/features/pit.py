@@ -76,7 +76,8 @@ def ns(ts: pd.Series | pd.DatetimeIndex) -> np.ndarray:
     """UTC timestamps as int64 nanoseconds (what the as-of joins compare); naive input is taken as UTC."""
     if isinstance(ts, (pd.Series, pd.DatetimeIndex)) and ts.dtype.kind == "M":
         # a datetime column, aware or naive: its int64 values already count from the UTC epoch
-        return (ts.array if isinstance(ts, pd.Series) else ts).as_unit("ns").asi8
+        arr = ts.array if isinstance(ts, pd.Series) else ts
+        return arr.asi8 if getattr(arr, "unit", None) == "ns" else arr.as_unit("ns").asi8
     idx = pd.DatetimeIndex(ts)
     idx = idx.tz_localize("UTC") if idx.tz is None else idx.tz_convert("UTC")
     return idx.as_unit("ns").asi8

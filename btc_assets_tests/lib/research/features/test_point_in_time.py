@@ -100,3 +100,20 @@ def test_the_funding_countdown_follows_the_schedule_past_the_last_known_settleme
     close = t + MIN
     nxt = close.ceil("8h") if close != close.floor("8h") else close + pd.Timedelta(hours=8)
     assert np.isclose(late.loc[t], (nxt - close) / pd.Timedelta(hours=1))
+
+
+def test_daily_cutoffs_draw_per_utc_day_whatever_the_row_order():
+    """The cut-offs are drawn day by day with a seed per day (the same draw as a groupby on the UTC day), from
+    bars in any order, and every day of the window gets its own."""
+    times = pd.Series(pd.date_range("2024-03-01 22:00", periods=3000, freq="1min", tz="UTC"))
+    shuffled = times.sample(frac=1.0, random_state=3).reset_index(drop=True)
+    for src in (times, shuffled):
+        expected = []
+        for day, group in src.groupby(src.dt.floor("D"), sort=True):
+            rng = np.random.default_rng([7, int(day.timestamp())])
+            picks = rng.choice(len(group), size=min(2, len(group)), replace=False)
+            expected += [group.iloc[j] for j in sorted(picks.tolist())]
+        got = checks.daily_cutoffs(src, 2, seed=7)
+        assert got == expected
+        assert len({t.floor("D") for t in got}) == 3  # 22:00 on day 1 to day 3
+    assert checks.daily_cutoffs(pd.Series([], dtype="datetime64[ns, UTC]"), 2, seed=7) == []
