@@ -134,6 +134,8 @@ def send_bar_orders(broker, journal: Journal, strategy: str, step_size: float, t
         if qty < step_size / 2 and entry_cid not in started:
             skip_entry = skip_entry or (f"entry of bar {pd.Timestamp(row.bar_time):%Y-%m-%d %H:%M} skipped: the "
                                         "account's equity and free margin size it below one lot")
+        if entry_cid in started and started[entry_cid]["event"] == "SKIPPED":
+            return sent  # skipped once (too late, below one lot): a rerun of the bar never sends it
         if skip_entry and entry_cid not in started:
             journal.append(OrderEvent(entry_cid, "SKIPPED", row.bar_time, side, float(row.entry_qty), None, 0.0,
                                       broker.name, getattr(broker, "run_id", ""), skip_entry))

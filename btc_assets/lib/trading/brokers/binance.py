@@ -149,7 +149,7 @@ class BinanceBroker(Broker):
     def submit(self, client_order_id: str, bar_time: pd.Timestamp, side: str, qty: float, *,
                reduce_only: bool = False, stop_distance: float = 0.0, take_profit_r: float = 0.0) -> bool:
         """Work the order maker-first (an exit, ``reduce_only``, goes to market at once); False (nothing sent) if
-        the journal already has it filled, rejected or cancelled. With a ``stop_distance`` the filled entry gets its
+        the journal already has it filled, rejected, cancelled or skipped. With a ``stop_distance`` the filled entry gets its
         protective legs:
         a stop that far from the average fill price and a target ``take_profit_r`` times as far on the other side.
         """
@@ -159,8 +159,8 @@ class BinanceBroker(Broker):
                              f"got {side} {qty}")
         if self.journal is not None:
             known = self.journal.orders_by_id([client_order_id]).get(client_order_id)
-            if known is not None and known["event"] in ("FILLED", "REJECTED", "CANCELED"):
-                return False  # refused or done: never sent again
+            if known is not None and known["event"] in ("FILLED", "REJECTED", "CANCELED", "SKIPPED"):
+                return False  # refused, done or skipped: never sent (again)
             if known is None:
                 self._journal(client_order_id, "NEW", bar_time, side, qty, None, 0.0)
         try:

@@ -34,8 +34,8 @@ from each fill's maker/taker type and the configured rates: Kraken's fills carry
 call and the sendStatus when Kraken refuses the order. apiLimitExceeded and 5xx are retried with backoff (a lost
 sendorder reply is looked up, never resent blindly), nonces are strictly increasing.
 
-Differences from the Binance broker: an order the journal has SKIPPED is never sent (as FILLED / REJECTED /
-CANCELED); there is no align_protection (the trading step skips it when a broker lacks it); a leg's fills are
+As with the Binance broker, an order the journal has SKIPPED is never sent (as FILLED / REJECTED / CANCELED).
+Differences from it: there is no align_protection (the trading step skips it when a broker lacks it); a leg's fills are
 looked up among the account's latest 100 (what Kraken's fills endpoint returns), so a leg is found by its fills
 only while fewer than 100 newer fills exist.
 """

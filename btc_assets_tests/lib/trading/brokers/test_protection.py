@@ -180,3 +180,23 @@ def test_a_refused_moved_leg_is_placed_again_at_its_moved_trigger(fx, journal):
     assert f"{CID}-s1" in s.broker.ensure_protection()  # ... and placed again at its journaled (moved) trigger
     on = {a["clientAlgoId"]: float(a["triggerPrice"]) for a in s.broker.reconcile().open_algo_orders}
     assert on[f"{CID}-s1"] == pytest.approx(stop - 40.0)
+
+
+def test_an_entry_skipped_once_is_never_sent_on_a_rerun(fx, journal):
+    """Found in review: an entry journaled SKIPPED (too late, or below one lot) was taken for a started order on a
+    rerun of its bar and sent to the exchange with the skipped quantity."""
+    from types import SimpleNamespace
+
+    from btc_assets.lib.trading.session import send_bar_orders
+    s = make_session(fx, journal)
+    s.broker.start()
+    row = SimpleNamespace(bar_time=BAR, action="enter_long", entry_qty=0.01, stop_distance=500.0, exits=None)
+    assert send_bar_orders(s.broker, journal, "skp", 0.001, 2.0, row, skip_entry="the bar is 9 min old") == 0
+    assert journal.orders()["event"].tolist() == ["SKIPPED"]
+    assert send_bar_orders(s.broker, journal, "skp", 0.001, 2.0, row) == 0  # the rerun, no longer told to skip
+    assert send_bar_orders(s.broker, journal, "skp", 0.001, 2.0, row, resume_only=True) == 0
+    assert journal.orders()["event"].tolist() == ["SKIPPED"]
+    assert s.broker.position() == 0.0 and not s.broker.reconcile().open_algo_orders
+    # and the broker itself refuses to send an id its journal has skipped
+    assert s.broker.submit("skp-1704067200-entry", BAR, "BUY", 0.01) is False
+    assert s.broker.position() == 0.0
