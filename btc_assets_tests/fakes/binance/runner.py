@@ -7,20 +7,16 @@ when the context exits, also when the test fails.
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-
-from aiohttp import web
 
 from btc_assets_tests.fakes.binance.auth import Credentials
 from btc_assets_tests.fakes.binance.engine import Exchange
 from btc_assets_tests.fakes.binance.faults import Faults
 from btc_assets_tests.fakes.binance.limits import RateLimits
 from btc_assets_tests.fakes.binance.server import FakeBinanceApp
-
-HOST = "127.0.0.1"
+from btc_assets_tests.fakes.serving import HOST, serve_in_thread
 
 
 @dataclass
@@ -49,41 +45,5 @@ def run_in_thread(bars: Sequence[Sequence[float]], api_key: str, api_secret: str
     """Start the fake exchange over `bars` for one (api_key, api_secret) account; stop it on exit."""
     ex = exchange or Exchange(bars)
     app = FakeBinanceApp(ex, Credentials(api_key, api_secret), Faults(), limits)
-    loop = asyncio.new_event_loop()
-    started = threading.Event()
-    box: dict = {}
-
-    async def start() -> None:
-        runner = web.AppRunner(app.build(), handle_signals=False, shutdown_timeout=1)
-        await runner.setup()
-        site = web.TCPSite(runner, HOST, 0)
-        await site.start()
-        box["runner"] = runner
-        box["port"] = runner.addresses[0][1]
-
-    def serve() -> None:
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_until_complete(start())
-        except BaseException as e:  # noqa: BLE001 - handed to the caller's thread below
-            box["error"] = e
-        started.set()
-        if "error" not in box:
-            loop.run_forever()
-        loop.close()
-
-    thread = threading.Thread(target=serve, name="fake-binance", daemon=True)
-    thread.start()
-    if not started.wait(10) or "error" in box:
-        raise RuntimeError(f"fake exchange: the server did not start on {HOST}: {box.get('error')!r}")
-    running = RunningFakeExchange(ex, app.faults, app, box["port"], loop)
-    try:
-        yield running
-    finally:
-        async def stop() -> None:
-            await app.drop_sockets()
-            await box["runner"].cleanup()
-
-        asyncio.run_coroutine_threadsafe(stop(), loop).result(timeout=10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=10)
+    with serve_in_thread(app.build(), "fake-binance", on_stop=app.drop_sockets) as (port, loop):
+        yield RunningFakeExchange(ex, app.faults, app, port, loop)
