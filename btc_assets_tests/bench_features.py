@@ -86,46 +86,63 @@ def main(argv: list[str]) -> int:
     return 0 if not mism and not wmism else 1
 
 
-def point_in_time_cost(one: pd.DataFrame, higher: dict, sources: dict, days: int = 3) -> dict:
+def point_in_time_cost(one: pd.DataFrame, higher: dict, sources: dict, days: int = 3, repeats: int = 7) -> dict:
     """Seconds per daily partition of the gold point-in-time checks (availability measured from the data and the
     recomputation at every 5m/15m/1h boundary plus one sampled cut-off), against the features' own computation for
-    that partition (its 14-day warm-up included, as gold/features computes it for a one-day run)."""
+    that partition (its 14-day warm-up included, as gold/features computes it for a one-day run).
+
+    Each partition is computed and checked `repeats` times in turn (the check right after the computation, as in
+    gold); each step's figure for the partition is its fastest run (the least disturbed by the rest of the machine),
+    and the result is the median over the `days` partitions."""
     warm = pd.Timedelta(days=15)
     end = one["open_time"].iloc[-1].floor("D")
     rows = {"compute_s": [], "observe_s": [], "declaration_s": [], "recompute_s": []}
     for d in range(days):
-        start = end - pd.Timedelta(days=d + 1)
-        frames = {k: (v[(v[pit.SOURCES[k].time_column] >= start - warm)
-                        & (v[pit.SOURCES[k].time_column] < start + pd.Timedelta(days=1))] if v is not None else v)
-                  for k, v in feature_checks.frames_of(one, higher, sources).items()}
-        t0 = time.perf_counter()
-        o = frames.pop("klines_1m")
-        full = compute_features(o, {k.removeprefix("klines_"): v for k, v in frames.items()})
-        rows["compute_s"].append(time.perf_counter() - t0)
-        frames["klines_1m"] = o
-        out = full[full["open_time"] >= start].reset_index(drop=True)
-        t0 = time.perf_counter()
-        observed = audit.observe(frames)
-        rows["observe_s"].append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        leaks = audit.declaration_leaks(frames, observed, pit.SOURCES)
-        rows["declaration_s"].append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        mism, covered = audit.recompute_mismatches(out, observed, start, start + pd.Timedelta(days=1),
-                                                   feature_checks.daily_cutoffs(out["open_time"], 1, seed=d),
-                                                   feature_checks.TOLERANCE)
-        rows["recompute_s"].append(time.perf_counter() - t0)
-        if leaks or mism:
-            raise SystemExit(f"point-in-time audit failed on healthy synthetic data: {leaks[:2]} {mism[:2]}")
+        runs = [_pit_once(one, higher, sources, end - pd.Timedelta(days=d + 1), warm, seed=d) for _ in range(repeats)]
+        covered = runs[0].pop("covered")
+        for r in runs[1:]:
+            r.pop("covered")
+        for k in rows:
+            rows[k].append(min(r[k] for r in runs))
     med = {k: float(np.median(v)) for k, v in rows.items()}
     check = med["observe_s"] + med["declaration_s"] + med["recompute_s"]
     ratio = check / med["compute_s"]
-    print(f"point-in-time checks per daily partition (median of {days}): availability {med['observe_s'] + med['declaration_s']:.3f} s, "
-          f"recomputation at {covered['boundary_cutoffs']} boundary + {covered['sampled_cutoffs']} sampled cut-offs "
-          f"{med['recompute_s']:.3f} s; the partition's feature computation {med['compute_s']:.3f} s: checks = "
-          f"{ratio:.0%} of it (target < 20 %)")
-    return {**{k: round(v, 4) for k, v in med.items()}, "checks_over_compute": round(ratio, 3),
-            "boundary_cutoffs": covered["boundary_cutoffs"], "sampled_cutoffs": covered["sampled_cutoffs"]}
+    print(f"point-in-time checks per daily partition (median of {days}, fastest of {repeats} each): availability "
+          f"{med['observe_s'] + med['declaration_s']:.4f} s, recomputation at {covered['boundary_cutoffs']} boundary + "
+          f"{covered['sampled_cutoffs']} sampled cut-offs {med['recompute_s']:.4f} s; the partition's feature "
+          f"computation {med['compute_s']:.4f} s: checks = {ratio:.0%} of it (target < 20 %)")
+    return {**{k: round(v, 5) for k, v in med.items()}, "checks_over_compute": round(ratio, 3),
+            "boundary_cutoffs": covered["boundary_cutoffs"], "sampled_cutoffs": covered["sampled_cutoffs"],
+            "repeats": repeats}
+
+
+def _pit_once(one: pd.DataFrame, higher: dict, sources: dict, start: pd.Timestamp, warm: pd.Timedelta,
+              seed: int) -> dict:
+    """One computation of the partition starting at `start` and its point-in-time checks, each step timed."""
+    row: dict = {}
+    frames = {k: (v[(v[pit.SOURCES[k].time_column] >= start - warm)
+                    & (v[pit.SOURCES[k].time_column] < start + pd.Timedelta(days=1))] if v is not None else v)
+              for k, v in feature_checks.frames_of(one, higher, sources).items()}
+    t0 = time.perf_counter()
+    o = frames.pop("klines_1m")
+    full = compute_features(o, {k.removeprefix("klines_"): v for k, v in frames.items()})
+    row["compute_s"] = time.perf_counter() - t0
+    frames["klines_1m"] = o
+    out = full[full["open_time"] >= start].reset_index(drop=True)
+    t0 = time.perf_counter()
+    observed = audit.observe(frames)
+    row["observe_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    leaks = audit.declaration_leaks(frames, observed, pit.SOURCES)
+    row["declaration_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    mism, row["covered"] = audit.recompute_mismatches(out, observed, start, start + pd.Timedelta(days=1),
+                                                      feature_checks.daily_cutoffs(out["open_time"], 1, seed=seed),
+                                                      feature_checks.TOLERANCE)
+    row["recompute_s"] = time.perf_counter() - t0
+    if leaks or mism:
+        raise SystemExit(f"point-in-time audit failed on healthy synthetic data: {leaks[:2]} {mism[:2]}")
+    return row
 
 
 if __name__ == "__main__":

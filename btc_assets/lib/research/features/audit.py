@@ -26,6 +26,7 @@ Two checks are built on these observed availabilities:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -52,16 +53,55 @@ MEANING: dict[str, tuple[str, str]] = {
 BOUNDARY_SOURCES = ("klines_5m", "klines_15m", "klines_1h", "klines_4h", "klines_1d", "metrics")
 MEASURE_ROWS = 576  # metrics rows (two days of 5-minute stamps) the measured publication delay is decided on
 METRICS_MATCH = 0.02  # median relative error below which the taker-ratio match decides the metrics window
-# 1m bars of history the sampled recomputation needs: the longest warm-up of a feature made of 1m-grid sources only
-# (higher-timeframe klines keep their whole loaded history in a recomputation, so a feature mixing 1m bars with them
-# needs only its 1m part's warm-up, an indicator of the same kind).
-SAMPLED_HISTORY_1M = 1 + max(
-    f.warmup_bars_1m for f in FEATURES
-    if not set(f.sources) & {"klines_5m", "klines_15m", "klines_1h", "klines_4h", "klines_1d"})
+_HIGHER_KLINES = {"klines_5m", "klines_15m", "klines_1h", "klines_4h", "klines_1d"}
+
+
+def _grid_need(family: str) -> int:
+    """1m bars of history a recomputation of `family` needs: the longest warm-up of its features made of 1m-grid
+    sources only (higher-timeframe klines keep their whole loaded history in a recomputation, so a feature mixing
+    1m bars with them needs only its 1m part's warm-up, an indicator of the same kind), plus the bar itself."""
+    return 1 + max([f.warmup_bars_1m for f in FEATURES if f.family == family and not set(f.sources) & _HIGHER_KLINES]
+                   or [1])
+
+
+SAMPLED_HISTORY_1M = max(_grid_need(fam) for fam in FAMILIES)
+# The sampled cut-off recomputes every family, in two runs: the families needing at most SHORT_GRID 1m bars (price
+# action, the book, the calendar, higher timeframes) on a grid as long as they need, the others on the long grid.
+# A family's cost grows with its grid; each run costs a fixed part too, hence two runs and not one per family.
+SHORT_GRID = 400
+SAMPLED_RUNS: tuple[tuple[int, tuple[str, ...]], ...] = tuple(
+    (max(_grid_need(f) for f in fams), fams) for fams in (
+        tuple(f for f in FAMILIES if _grid_need(f) <= SHORT_GRID),
+        tuple(f for f in FAMILIES if _grid_need(f) > SHORT_GRID)) if fams)
 # The boundary cut-offs are recomputed in one batched run where a row just before a close sees the boundary sources
 # SHIFT later and a row just after SHIFT earlier: for a row whose cut-off has no boundary-source row becoming
 # available within SHIFT of it (checked), that is exactly the data physically cut at its cut-off.
 SHIFT = pd.Timedelta(seconds=30)
+
+
+def _array(df: pd.DataFrame, col: str, dtype: str | None = None) -> np.ndarray:
+    """Column `col` of df as a numpy array, read from the frame's block without building a Series (building one is
+    most of what reading a column of a freshly read frame costs, and the audit reads ~100 per partition). Columns
+    held in pandas extension arrays, duplicate names or a pandas without the block accessor: the Series path."""
+    try:
+        arr = df._get_column_array(df.columns.get_loc(col))
+    except (AttributeError, TypeError):
+        arr = None
+    if not isinstance(arr, np.ndarray):
+        s = df[col]
+        return s.to_numpy() if dtype is None else s.to_numpy(dtype)
+    return arr if dtype is None else arr.astype(dtype, copy=False)
+
+
+def _time_ns(df: pd.DataFrame, col: str) -> np.ndarray:
+    """Time column `col` of df as UTC int64 nanoseconds (pit.ns), read like `_array`."""
+    try:
+        arr = df._get_column_array(df.columns.get_loc(col))
+    except (AttributeError, TypeError):
+        arr = None
+    if isinstance(arr, pd.arrays.DatetimeArray) and arr.unit == "ns":
+        return arr.asi8  # aware or naive: the int64 values count from the UTC epoch (naive is taken as UTC)
+    return pit.ns(df[col])
 
 
 _ns = pit.ns
@@ -93,11 +133,13 @@ def measured_period(times) -> pd.Timedelta | None:
     `times`: the sorted times, or their int64 nanoseconds."""
     t = times if isinstance(times, np.ndarray) else _ns(times)
     d = np.diff(t)
+    if len(d) and d[0] > 0 and d.min() == d.max():
+        return pd.Timedelta(int(d[0]), unit="ns")  # a gapless grid (the usual case): every step is this one
     d = d[d > 0]
     if len(d) == 0:
         return None
     lo, hi = d.min(), d.max()
-    return pd.Timedelta(int(lo if lo == hi else np.median(d)), unit="ns")  # a gapless grid: every step is the median
+    return pd.Timedelta(int(lo if lo == hi else np.median(d)), unit="ns")
 
 
 def measure_metrics_delay(metrics: pd.DataFrame, one: pd.DataFrame) -> tuple[pd.Timedelta, str]:
@@ -110,14 +152,14 @@ def measure_metrics_delay(metrics: pd.DataFrame, one: pd.DataFrame) -> tuple[pd.
         return FIVE, "not measurable (no metrics or no 1m klines): assumed 5 minutes (the later convention)"
     five = FIVE.value
     # the last MEASURE_ROWS metrics rows decide (two days: plenty for a median, and the check stays cheap)
-    metrics, mt = _in_time_order(metrics, _ns(metrics["create_time"]))
-    one, t1 = _in_time_order(one, _ns(one["open_time"]))
+    metrics, mt = _in_time_order(metrics, _time_ns(metrics, "create_time"))
+    one, t1 = _in_time_order(one, _time_ns(one, "open_time"))
     metrics, mt = metrics.iloc[-MEASURE_ROWS:], mt[-MEASURE_ROWS:]
     lo = int(np.searchsorted(t1, mt[0] - 2 * five))
     bucket = t1[lo:] // five
     starts, inv = np.unique(bucket, return_inverse=True)
-    volume = one["volume"].to_numpy(float)[lo:]
-    taker = one["taker_buy_volume"].to_numpy(float)[lo:]
+    volume = _array(one, "volume", "float64")[lo:]
+    taker = _array(one, "taker_buy_volume", "float64")[lo:]
     buy = np.bincount(inv, weights=taker, minlength=len(starts))
     sell = np.bincount(inv, weights=volume - taker, minlength=len(starts))
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -126,7 +168,7 @@ def measure_metrics_delay(metrics: pd.DataFrame, one: pd.DataFrame) -> tuple[pd.
     starts, ratio = starts[keep] * five, ratio[keep]
     # one ratio per stamp (the last row of a repeated stamp), positive ones only
     last = np.append(mt[1:] != mt[:-1], True)
-    value = metrics["sum_taker_long_short_vol_ratio"].to_numpy(float)[last]
+    value = _array(metrics, "sum_taker_long_short_vol_ratio", "float64")[last]
     stamp = mt[last]
     stamp, value = stamp[value > 0], value[value > 0]
     errors = {}
@@ -161,7 +203,7 @@ class Observed:
 
     def time_ns(self, name: str) -> np.ndarray:
         if name not in self.times:
-            self.times[name] = _ns(self.frames[name][MEANING[name][0]])
+            self.times[name] = _time_ns(self.frames[name], MEANING[name][0])
         return self.times[name]
 
     def column_source(self, bounds: dict[str, tuple[int, int]]):
@@ -177,8 +219,7 @@ class Observed:
                         return None
                     self._columns[key] = self.time_ns(name)
                 else:
-                    s = self.frames[name][col]
-                    self._columns[key] = s.to_numpy() if dtype is None else s.to_numpy(dtype)
+                    self._columns[key] = _array(self.frames[name], col, dtype)
             lo, hi = bounds[name]
             return self._columns[key][lo:hi]
         return get
@@ -186,7 +227,7 @@ class Observed:
     def arrays(self, name: str) -> dict[str, np.ndarray]:
         """The kline columns of a klines_* frame as float64 arrays (built once)."""
         if name not in self._arrays:
-            self._arrays[name] = {c: self.frames[name][c].to_numpy("float64") for c in _KLINE_COLS}
+            self._arrays[name] = {c: _array(self.frames[name], c, "float64") for c in _KLINE_COLS}
         return self._arrays[name]
 
 
@@ -201,7 +242,7 @@ def observe(frames: dict[str, pd.DataFrame]) -> Observed:
             raise KeyError(f"point-in-time audit: no stated meaning for the time column of {name!r}; add it to "
                            "MEANING in btc_assets/lib/research/features/audit.py")
         col, kind = MEANING[name]
-        d, t = _in_time_order(df, _ns(df[col]))
+        d, t = _in_time_order(df, _time_ns(df, col))
         times[name] = t
         if kind == "period":
             period = measured_period(t)
@@ -229,7 +270,7 @@ def declaration_leaks(frames: dict[str, pd.DataFrame], observed: Observed, decla
             continue
         if src.time_column == MEANING[name][0]:
             # both are the same column plus a constant: one subtraction decides every row
-            lead_ns = int(observed.avail_ns[name][0] - _ns(df[src.time_column].iloc[:1])[0] - src.delay.value)
+            lead_ns = int(observed.avail_ns[name][0] - observed.time_ns(name)[0] - src.delay.value)
             n = len(df) if lead_ns > 0 else 0
             early_max = lead_ns
         else:
@@ -247,6 +288,11 @@ def declaration_leaks(frames: dict[str, pd.DataFrame], observed: Observed, decla
 
 _KLINE_COLS = ("open", "high", "low", "close", "volume", "quote_volume", "taker_buy_volume")
 _SOURCES_OF = {f.name: frozenset(f.sources) for f in FEATURES}
+_NAMES_OF = {fams: [f.name for f in FEATURES if f.family in fams] for _, fams in SAMPLED_RUNS}
+# the features the boundary cut-offs recompute: those reading boundary sources only, and their families
+_BOUNDARY_NAMES = [f.name for f in FEATURES if _SOURCES_OF[f.name] & set(BOUNDARY_SOURCES)
+                   and not _SOURCES_OF[f.name] - set(BOUNDARY_SOURCES)]
+_BOUNDARY_FAMILIES = list(dict.fromkeys(BY_NAME[n].family for n in _BOUNDARY_NAMES))
 
 
 _PERIOD_MINUTES = {"klines_5m": 5, "klines_15m": 15, "klines_1h": 60, "klines_4h": 240, "klines_1d": 1440,
@@ -259,13 +305,37 @@ def _period_minutes(name: str) -> int:
 
 def windows(names: list[str]) -> dict[str, int]:
     """Minutes of each source's history a recomputation of `names` needs: their longest warm-up plus two periods
-    (a day for funding, settled every 8 hours)."""
+    (a day for funding, settled every 8 hours). The same few name lists come back on every partition: each is
+    worked out once (a copy is returned, so a caller may change it)."""
+    return dict(_windows(tuple(names)))
+
+
+@functools.lru_cache(maxsize=64)
+def _windows(names: tuple[str, ...]) -> dict[str, int]:
     out: dict[str, int] = {}
     for n in names:
         for src in _SOURCES_OF[n]:
             margin = 1440 if src == "funding_rates" else 2 * _period_minutes(src)
             out[src] = max(out.get(src, 0), BY_NAME[n].warmup_bars_1m + margin)
     return out
+
+
+class _Rows:
+    """Rows lo:hi of a sorted source frame, sliced only if a family reads a column the audit's column source does not
+    serve (families read sources through Context.column, which the audit serves from arrays it converted once)."""
+
+    def __init__(self, frame: pd.DataFrame, lo: int, hi: int):
+        self.frame, self.lo, self.hi = frame, lo, hi
+
+    def __getitem__(self, col: str) -> pd.Series:
+        return self.frame[col].iloc[self.lo:self.hi]
+
+    def __len__(self) -> int:
+        return self.hi - self.lo
+
+    @property
+    def empty(self) -> bool:
+        return self.hi <= self.lo
 
 
 def recompute_row(observed: Observed, t: pd.Timestamp, grid_bars: int, families: list[str],
@@ -299,7 +369,7 @@ def recompute_row(observed: Observed, t: pd.Timestamp, grid_bars: int, families:
             if tf == "1m":
                 one = df["open_time"].iloc[lo:hi].reset_index(drop=True)
         else:
-            sources[name] = df.iloc[lo:hi]
+            sources[name] = _Rows(df, lo, hi)
             bounds[name] = (lo, hi)
     if one is None or one.iloc[-1] != t:
         raise LookupError(f"no 1m bar opening at {t} among the rows observed available at its close: is "
@@ -375,7 +445,7 @@ def _grid_context(observed: Observed, rows_ns: np.ndarray, late_ns: np.ndarray, 
             bars[name.removeprefix("klines_")] = Bars(tf=name.removeprefix("klines_"),
                                                       avail_ns=observed.avail_ns[name][lo:], **arr)
         else:
-            sources[name] = observed.frames[name].iloc[lo:]
+            sources[name] = _Rows(observed.frames[name], lo, len(observed.frames[name]))
             bounds[name] = (lo, len(observed.frames[name]))
     open_time = pd.Series(pd.DatetimeIndex(t1[idx] - late_ns, tz="UTC"))
     return Context(one=one, open_time=open_time, bars=bars, sources=sources,
@@ -399,9 +469,7 @@ def boundary_mismatches(stored: "StoredRows", observed: Observed, boundary: np.n
     join reading a bar one minute early must not see it just before the close either). For a row with no
     boundary-source row becoming available within SHIFT of its close (checked per row) that is exactly the data
     physically cut at its close; a row where one does is recomputed from the physically cut data instead."""
-    names = [f.name for f in FEATURES if _SOURCES_OF[f.name] & set(BOUNDARY_SOURCES)
-             and not _SOURCES_OF[f.name] - set(BOUNDARY_SOURCES)]
-    fams = list(dict.fromkeys(BY_NAME[n].family for n in names))
+    names, fams = _BOUNDARY_NAMES, _BOUNDARY_FAMILIES
     out: list[str] = []
     before = _just_before(boundary)
     cut = boundary + MINUTE.value
@@ -434,7 +502,7 @@ class StoredRows:
     as float arrays."""
 
     def __init__(self, stored: pd.DataFrame, t_ns: np.ndarray):
-        every = _ns(stored["open_time"])
+        every = _time_ns(stored, "open_time")
         order = None if _ascending(every) else np.argsort(every, kind="stable")
         if order is not None:
             every = every[order]
@@ -445,8 +513,10 @@ class StoredRows:
             i = order[i]
         self.cols = [f.name for f in FEATURES]
         self.col_of = {c: j for j, c in enumerate(self.cols)}
-        # the rows and columns by position in one take: a few hundred rows of the feature columns
-        self.matrix = stored.iloc[i, stored.columns.get_indexer(self.cols)].to_numpy("float64")
+        # a few hundred rows of the feature columns, column by column from the frame's blocks
+        self.matrix = np.empty((len(i), len(self.cols)))
+        for j, c in enumerate(self.cols):
+            self.matrix[:, j] = _array(stored, c, "float64")[i]
 
     def rows(self, t_ns: np.ndarray) -> np.ndarray:
         """The row of each time, -1 where there is none."""
@@ -477,10 +547,11 @@ def recompute_mismatches(stored: pd.DataFrame, observed: Observed, start: pd.Tim
     rows = StoredRows(stored, np.union1d(boundary, sampled_ns))
     boundary = boundary[rows.rows(boundary) >= 0]
     out = boundary_mismatches(rows, observed, boundary, tolerance)
-    every, all_names = list(FAMILIES), [f.name for f in FEATURES]
     sampled = [t for t in sampled if t in rows]
     for t in sampled:
-        values = recompute_row(observed, t, SAMPLED_HISTORY_1M, every, all_names)
+        values: dict[str, float] = {}
+        for grid, fams in SAMPLED_RUNS:
+            values |= recompute_row(observed, t, grid, list(fams), _NAMES_OF[fams])
         out += compare(rows.at(t), values, f"{t} (sampled, every family)", tolerance)
     covered = {"boundary_cutoffs": len(boundary), "sampled_cutoffs": len(sampled), "families": len(FAMILIES)}
     return out, covered

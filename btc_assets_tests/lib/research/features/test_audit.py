@@ -11,7 +11,7 @@ import pytest
 
 from btc_assets.lib.research.features import audit, checks, compute_features, pit
 from btc_assets.lib.research.features import compute as compute_mod
-from btc_assets.lib.research.features import volatility
+from btc_assets.lib.research.features import order_book, volatility
 
 MIN = pd.Timedelta(minutes=1)
 
@@ -79,8 +79,10 @@ def test_a_one_minute_early_higher_bar_behind_the_declarations_back_is_caught_ju
     assert all("just before the 5m/15m/1h close" in m for m in mism), mism[:3]
 
 
-def test_a_centred_window_is_caught_at_the_sampled_cut_offs(monkeypatch, synth):
-    real = volatility.compute
+@pytest.mark.parametrize("family", [volatility, order_book], ids=["long grid", "short grid"])
+def test_a_centred_window_is_caught_at_the_sampled_cut_offs(monkeypatch, synth, family):
+    """In either of the sampled cut-off's two runs (the families needing a long 1m grid, and the short one)."""
+    real = family.compute
 
     def centred(ctx):
         out = real(ctx)
@@ -89,7 +91,7 @@ def test_a_centred_window_is_caught_at_the_sampled_cut_offs(monkeypatch, synth):
         centred.name = name
         return out
 
-    monkeypatch.setattr(volatility, "compute", centred)  # the registry calls module.compute at run time
+    monkeypatch.setattr(family, "compute", centred)  # the registry calls module.compute at run time
     leaks, mism, _ = run(*synth)
     assert leaks == []
     assert mism and {m.split(" ")[0] for m in mism} == {centred.name}
@@ -132,3 +134,15 @@ def test_a_window_of_many_days_is_sampled_day_by_day():
     assert [c.floor("D") for c in cut] == list(pd.date_range("2024-01-01", periods=3, freq="D", tz="UTC"))
     assert cut == checks.daily_cutoffs(t, 1, seed=7) and cut != checks.daily_cutoffs(t, 1, seed=8)
     assert len(checks.daily_cutoffs(t, 2, seed=7)) == 6 and checks.daily_cutoffs(t.iloc[:0], 1, 7) == []
+
+
+def test_the_sampled_cut_off_recomputes_every_family_once_on_a_long_enough_grid():
+    runs = audit.SAMPLED_RUNS
+    families = [f for _, fams in runs for f in fams]
+    assert sorted(families) == sorted(audit.FAMILIES) and len(set(families)) == len(families)
+    for grid, fams in runs:
+        for fam in fams:
+            assert grid >= 1 + max([f.warmup_bars_1m for f in audit.FEATURES if f.family == fam
+                                    and not set(f.sources) & audit._HIGHER_KLINES] or [0]), fam
+    by_family = {f: grid for grid, fams in runs for f in fams}
+    assert by_family["order_book"] <= audit.SHORT_GRID < by_family["volatility"]  # the test above's two runs
