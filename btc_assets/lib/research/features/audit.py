@@ -133,31 +133,37 @@ def measured_period(times) -> pd.Timedelta | None:
     `times`: the sorted times, or their int64 nanoseconds."""
     t = times if isinstance(times, np.ndarray) else _ns(times)
     d = np.diff(t)
-    if len(d) and d[0] > 0 and d.min() == d.max():
-        return pd.Timedelta(int(d[0]), unit="ns")  # a gapless grid (the usual case): every step is this one
     d = d[d > 0]
     if len(d) == 0:
         return None
-    lo, hi = d.min(), d.max()
-    return pd.Timedelta(int(lo if lo == hi else np.median(d)), unit="ns")
+    lo = d.min()
+    if 2 * np.count_nonzero(d == lo) > len(d):
+        return pd.Timedelta(int(lo), unit="ns")  # most steps are the smallest one (the usual grid): the median
+    return pd.Timedelta(int(np.median(d)), unit="ns")
 
 
-def measure_metrics_delay(metrics: pd.DataFrame, one: pd.DataFrame) -> tuple[pd.Timedelta, str]:
+def measure_metrics_delay(metrics: pd.DataFrame, one: pd.DataFrame,
+                          sorted_ns: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[pd.Timedelta, str]:
     """How long after create_time a metrics row's information is complete, measured against the 1m klines.
 
     The row's taker long/short volume ratio is taker-buy / taker-sell volume over 5 minutes; the candidates are the
-    5 minutes ending at the stamp (delay 0) and the 5 minutes starting at it (delay 5 minutes).
+    5 minutes ending at the stamp (delay 0) and the 5 minutes starting at it (delay 5 minutes). `sorted_ns`: both
+    frames are in time order already, and these are their create_time and open_time in ns (observe has them).
     """
     if metrics is None or metrics.empty or one is None or one.empty:
         return FIVE, "not measurable (no metrics or no 1m klines): assumed 5 minutes (the later convention)"
     five = FIVE.value
     # the last MEASURE_ROWS metrics rows decide (two days: plenty for a median, and the check stays cheap)
-    metrics, mt = _in_time_order(metrics, _time_ns(metrics, "create_time"))
-    one, t1 = _in_time_order(one, _time_ns(one, "open_time"))
-    metrics, mt = metrics.iloc[-MEASURE_ROWS:], mt[-MEASURE_ROWS:]
+    if sorted_ns is None:
+        metrics, mt = _in_time_order(metrics, _time_ns(metrics, "create_time"))
+        one, t1 = _in_time_order(one, _time_ns(one, "open_time"))
+    else:
+        mt, t1 = sorted_ns
+    mt = mt[-MEASURE_ROWS:]
     lo = int(np.searchsorted(t1, mt[0] - 2 * five))
-    bucket = t1[lo:] // five
-    starts, inv = np.unique(bucket, return_inverse=True)
+    bucket = t1[lo:] // five  # in time order: each 5-minute bucket is one run
+    new_run = np.r_[True, bucket[1:] != bucket[:-1]] if len(bucket) else np.zeros(0, bool)
+    starts, inv = bucket[new_run], np.cumsum(new_run) - 1
     volume = _array(one, "volume", "float64")[lo:]
     taker = _array(one, "taker_buy_volume", "float64")[lo:]
     buy = np.bincount(inv, weights=taker, minlength=len(starts))
@@ -168,7 +174,7 @@ def measure_metrics_delay(metrics: pd.DataFrame, one: pd.DataFrame) -> tuple[pd.
     starts, ratio = starts[keep] * five, ratio[keep]
     # one ratio per stamp (the last row of a repeated stamp), positive ones only
     last = np.append(mt[1:] != mt[:-1], True)
-    value = _array(metrics, "sum_taker_long_short_vol_ratio", "float64")[last]
+    value = _array(metrics, "sum_taker_long_short_vol_ratio", "float64")[-MEASURE_ROWS:][last]
     stamp = mt[last]
     stamp, value = stamp[value > 0], value[value > 0]
     errors = {}
@@ -233,9 +239,9 @@ class Observed:
 
 def observe(frames: dict[str, pd.DataFrame]) -> Observed:
     """The observed availability of every non-empty source frame (klines_1m included)."""
-    one = frames.get("klines_1m")
     sorted_frames, avail, rules, times = {}, {}, {}, {}
-    for name, df in frames.items():
+    # klines_1m first: the metrics delay is measured against it
+    for name, df in sorted(frames.items(), key=lambda kv: kv[0] != "klines_1m"):
         if df is None or df.empty:
             continue
         if name not in MEANING:
@@ -250,7 +256,10 @@ def observe(frames: dict[str, pd.DataFrame]) -> Observed:
                 period = pd.Timedelta(name.split("_")[-1].replace("m", "min"))
             avail[name], rules[name] = t + period.value, f"{col} + {minutes(period)} (the table's own spacing)"
         elif kind == "metrics":
-            delay, why = measure_metrics_delay(d, one)
+            if "klines_1m" in sorted_frames:
+                delay, why = measure_metrics_delay(d, sorted_frames["klines_1m"], (t, times["klines_1m"]))
+            else:
+                delay, why = measure_metrics_delay(d, None)
             avail[name], rules[name] = t + delay.value, f"create_time + {minutes(delay)}: {why}"
         else:
             avail[name], rules[name] = t, f"{col} (the row's own time)"
@@ -350,7 +359,7 @@ def recompute_row(observed: Observed, t: pd.Timestamp, grid_bars: int, families:
     bars: dict[str, Bars] = {}
     sources: dict[str, pd.DataFrame] = {}
     bounds: dict[str, tuple[int, int]] = {}
-    one = None
+    last_open = None
     for name, df in observed.frames.items():
         if name != "klines_1m" and name not in need:
             continue  # a source none of the compared features reads: not needed for them
@@ -367,14 +376,14 @@ def recompute_row(observed: Observed, t: pd.Timestamp, grid_bars: int, families:
             tf = name.removeprefix("klines_")
             bars[tf] = Bars(tf=tf, avail_ns=avail[lo:hi], **{c: arrays[c][lo:hi] for c in _KLINE_COLS})
             if tf == "1m":
-                one = df["open_time"].iloc[lo:hi].reset_index(drop=True)
+                last_open = int(observed.time_ns(name)[hi - 1])
         else:
             sources[name] = _Rows(df, lo, hi)
             bounds[name] = (lo, hi)
-    if one is None or one.iloc[-1] != t:
+    if last_open != close_ns - MINUTE.value:
         raise LookupError(f"no 1m bar opening at {t} among the rows observed available at its close: is "
                           "silver.klines_1m complete there?")
-    ctx = Context(one=bars["1m"], open_time=one, bars=bars, sources=sources,
+    ctx = Context(one=bars["1m"], bars=bars, sources=sources,
                   column_source=observed.column_source(bounds))
     have = {f"klines_{k}" for k in bars} | set(sources)
     wanted = set(names)
@@ -447,8 +456,7 @@ def _grid_context(observed: Observed, rows_ns: np.ndarray, late_ns: np.ndarray, 
         else:
             sources[name] = _Rows(observed.frames[name], lo, len(observed.frames[name]))
             bounds[name] = (lo, len(observed.frames[name]))
-    open_time = pd.Series(pd.DatetimeIndex(t1[idx] - late_ns, tz="UTC"))
-    return Context(one=one, open_time=open_time, bars=bars, sources=sources,
+    return Context(one=one, bars=bars, sources=sources,
                    column_source=observed.column_source(bounds))
 
 

@@ -46,8 +46,7 @@ class Bars:
 class Context:
     """What a family's compute() sees: the 1m bars, the higher bars and the extra sources, all sorted."""
 
-    one: Bars
-    open_time: pd.Series
+    one: Bars  # the 1m grid (a bar's open time is its availability less a minute)
     bars: dict[str, Bars]
     sources: dict[str, pd.DataFrame]
     cache: dict = field(default_factory=dict)
@@ -170,7 +169,7 @@ def compute_features(bars_1m: pd.DataFrame, higher: dict[str, pd.DataFrame] | No
     bars_by_tf, extra = _split_inputs(higher, sources)
     b = _sorted(bars_1m, "open_time")
     one = Bars.from_frame(b, "1m")
-    ctx = Context(one=one, open_time=b["open_time"],
+    ctx = Context(one=one,
                   bars={"1m": one} | {k: Bars.from_frame(v, k) for k, v in bars_by_tf.items()},
                   sources={k: _sorted(v, pit.SOURCES[k].time_column) for k, v in extra.items()})
     have = {f"klines_{k}" for k in ctx.bars} | set(ctx.sources)

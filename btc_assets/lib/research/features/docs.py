@@ -63,7 +63,11 @@ def render() -> str:
         "  ones, just before and just after every 5m/15m/1h close of the partition (the features of those bars and",
         "  of metrics, in one batched run where a row just before a close sees those sources 30 s later and a row",
         "  just after 30 s earlier, which is exactly the data cut at each such row's close: checked per row), and at",
-        "  a sampled cut-off of every day, where every family is recomputed from the physically cut tables.",
+        "  a sampled cut-off of every day, where every family is recomputed from the physically cut tables (in two runs:",
+        f"  the families needing at most {audit.SHORT_GRID} 1m bars on a grid as long as they need, the others on the "
+        "longest 1m warm-up).",
+        "  Their cost is measured by `make bench` (`bench_features`: seconds per daily partition and the share of the",
+        "  partition's own feature computation, target under 20 %).",
         "",
         "## Features",
         "",

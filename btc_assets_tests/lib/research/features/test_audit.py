@@ -146,3 +146,34 @@ def test_the_sampled_cut_off_recomputes_every_family_once_on_a_long_enough_grid(
                                     and not set(f.sources) & audit._HIGHER_KLINES] or [0]), fam
     by_family = {f: grid for grid, fams in runs for f in fams}
     assert by_family["order_book"] <= audit.SHORT_GRID < by_family["volatility"]  # the test above's two runs
+
+
+def test_columns_read_from_the_blocks_equal_the_series_path():
+    t = pd.date_range("2024-01-01", periods=4, freq="min", tz="UTC")
+    df = pd.DataFrame({"open_time": t, "naive": t.tz_localize(None), "us": t.as_unit("us"),
+                       "x": [1.0, 2.0, np.nan, 4.0], "n": [1, 2, 3, 4],
+                       "nullable": pd.array([1.5, None, 2.5, 3.0], dtype="Float64"), "s": list("abcd")})
+    for col in ("open_time", "naive", "us"):
+        assert (audit._time_ns(df, col) == pit.ns(df[col])).all(), col
+    np.testing.assert_array_equal(audit._array(df, "x", "float64"), df["x"].to_numpy("float64"))
+    assert audit._array(df, "n", "float64").dtype == np.float64
+    assert list(audit._array(df, "s")) == list("abcd")
+    # an extension column (nullable floats) takes the Series path: the same values, missing ones as NaN
+    np.testing.assert_array_equal(audit._array(df, "nullable", "float64"), df["nullable"].to_numpy("float64"))
+    with pytest.raises(KeyError):
+        audit._array(df, "absent")
+    dup = pd.concat([df[["x"]], df[["x"]]], axis=1)  # duplicate names: the Series path
+    assert audit._array(dup, "x").shape == (4, 2)
+
+
+def test_a_tables_period_is_its_median_step():
+    grid = pd.date_range("2024-01-01", periods=100, freq="5min", tz="UTC")
+    assert audit.measured_period(pd.Series(grid)) == pd.Timedelta(minutes=5)  # gapless
+    gaps = pd.Series(grid.delete([3, 4, 10, 50]))
+    assert audit.measured_period(gaps) == pd.Timedelta(minutes=5)  # missing bars never lengthen it
+    odd = pd.Series(grid.append(grid[:5] + pd.Timedelta(seconds=7)).sort_values())
+    assert audit.measured_period(odd) == pd.Timedelta(minutes=5)  # a few off-grid stamps never shorten it
+    hourly_gappy = pd.Series(pd.date_range("2024-01-01", periods=10, freq="1h", tz="UTC").delete([2, 4, 6, 8]))
+    assert audit.measured_period(hourly_gappy) == pd.Timedelta(hours=2)  # mostly 2 h apart: the median says 2 h
+    assert audit.measured_period(pd.Series(grid[:1])) is None
+    assert audit.measured_period(pd.Series([grid[0], grid[0]])) is None
