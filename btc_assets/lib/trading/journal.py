@@ -225,7 +225,9 @@ def _param(v):
         return None
     if isinstance(v, (pd.Timestamp, np.datetime64)):
         t = pd.Timestamp(v)
-        return (t.tz_convert("UTC").tz_localize(None) if t.tzinfo else t).to_pydatetime()
+        # DuckDB's TIMESTAMP holds microseconds: the nanoseconds a pandas clock reading may carry are floored here
+        # (not dropped with a warning per value by to_pydatetime)
+        return (t.tz_convert("UTC").tz_localize(None) if t.tzinfo else t).floor("us").to_pydatetime()
     return v.item() if isinstance(v, np.generic) else v
 
 

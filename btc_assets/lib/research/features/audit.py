@@ -32,9 +32,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from btc_assets.lib.research.features import pit
+from btc_assets.lib.research.features import pit, registry
 from btc_assets.lib.research.features.compute import Bars, Context
-from btc_assets.lib.research.features.registry import BY_NAME, FAMILIES, FEATURES
+from btc_assets.lib.research.features.registry import BY_NAME, FAMILIES, FEATURES, HIGHER_KLINES
 
 MINUTE = pd.Timedelta(minutes=1)
 FIVE = pd.Timedelta(minutes=5)
@@ -53,57 +53,19 @@ MEANING: dict[str, tuple[str, str]] = {
 BOUNDARY_SOURCES = ("klines_5m", "klines_15m", "klines_1h", "klines_4h", "klines_1d", "metrics")
 MEASURE_ROWS = 576  # metrics rows (two days of 5-minute stamps) the measured publication delay is decided on
 METRICS_MATCH = 0.02  # median relative error below which the taker-ratio match decides the metrics window
-_HIGHER_KLINES = {"klines_5m", "klines_15m", "klines_1h", "klines_4h", "klines_1d"}
-
-
-def _grid_need(family: str) -> int:
-    """1m bars of history a recomputation of `family` needs: the longest warm-up of its features made of 1m-grid
-    sources only (higher-timeframe klines keep their whole loaded history in a recomputation, so a feature mixing
-    1m bars with them needs only its 1m part's warm-up, an indicator of the same kind), plus the bar itself."""
-    return 1 + max([f.warmup_bars_1m for f in FEATURES if f.family == family and not set(f.sources) & _HIGHER_KLINES]
-                   or [1])
-
-
-SAMPLED_HISTORY_1M = max(_grid_need(fam) for fam in FAMILIES)
-# The sampled cut-off recomputes every family, in two runs: the families needing at most SHORT_GRID 1m bars (price
-# action, the book, the calendar, higher timeframes) on a grid as long as they need, the others on the long grid.
-# A family's cost grows with its grid; each run costs a fixed part too, hence two runs and not one per family.
-SHORT_GRID = 400
-SAMPLED_RUNS: tuple[tuple[int, tuple[str, ...]], ...] = tuple(
-    (max(_grid_need(f) for f in fams), fams) for fams in (
-        tuple(f for f in FAMILIES if _grid_need(f) <= SHORT_GRID),
-        tuple(f for f in FAMILIES if _grid_need(f) > SHORT_GRID)) if fams)
+_HIGHER_KLINES = HIGHER_KLINES
+SHORT_GRID = registry.SHORT_GRID
+# The sampled cut-off recomputes every family in registry.GRID_RUNS' two runs (short and long 1m grid).
+SAMPLED_RUNS = registry.GRID_RUNS
+SAMPLED_HISTORY_1M = max(grid for grid, _ in SAMPLED_RUNS)
 # The boundary cut-offs are recomputed in one batched run where a row just before a close sees the boundary sources
 # SHIFT later and a row just after SHIFT earlier: for a row whose cut-off has no boundary-source row becoming
 # available within SHIFT of it (checked), that is exactly the data physically cut at its cut-off.
 SHIFT = pd.Timedelta(seconds=30)
 
 
-def _array(df: pd.DataFrame, col: str, dtype: str | None = None) -> np.ndarray:
-    """Column `col` of df as a numpy array, read from the frame's block without building a Series (building one is
-    most of what reading a column of a freshly read frame costs, and the audit reads ~100 per partition). Columns
-    held in pandas extension arrays, duplicate names or a pandas without the block accessor: the Series path."""
-    try:
-        arr = df._get_column_array(df.columns.get_loc(col))
-    except (AttributeError, TypeError):
-        arr = None
-    if not isinstance(arr, np.ndarray):
-        s = df[col]
-        return s.to_numpy() if dtype is None else s.to_numpy(dtype)
-    return arr if dtype is None else arr.astype(dtype, copy=False)
-
-
-def _time_ns(df: pd.DataFrame, col: str) -> np.ndarray:
-    """Time column `col` of df as UTC int64 nanoseconds (pit.ns), read like `_array`."""
-    try:
-        arr = df._get_column_array(df.columns.get_loc(col))
-    except (AttributeError, TypeError):
-        arr = None
-    if isinstance(arr, pd.arrays.DatetimeArray) and arr.unit == "ns":
-        return arr.asi8  # aware or naive: the int64 values count from the UTC epoch (naive is taken as UTC)
-    return pit.ns(df[col])
-
-
+_array = pit.column
+_time_ns = pit.column_ns
 _ns = pit.ns
 
 

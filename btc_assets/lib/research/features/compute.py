@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from btc_assets.lib.research.features import pit
-from btc_assets.lib.research.features.registry import FAMILIES, FEATURES, ROW_WARMUP_BARS_1M
+from btc_assets.lib.research.features.registry import FAMILIES, FEATURES, GRID_RUNS, ROW_WARMUP_BARS_1M
 
 MINUTE = pd.Timedelta(minutes=1)
 
@@ -38,7 +38,7 @@ class Bars:
     def from_frame(cls, df: pd.DataFrame, tf: str) -> Bars:
         d = _sorted(df, "open_time")
         src = pit.SOURCES[f"klines_{tf}"]
-        cols = {c: d[c].to_numpy("float64") for c in src.columns}
+        cols = {c: pit.column(d, c, "float64") for c in src.columns}
         return cls(tf=tf, avail_ns=src.available_ns(d), **cols)
 
 
@@ -89,8 +89,7 @@ class Context:
         if key not in self.columns:
             got = self.column_source(name, col, dtype) if self.column_source is not None else None
             if got is None:
-                s = self.sources[name][col]
-                got = s.to_numpy() if dtype is None else s.to_numpy(dtype)
+                got = pit.column(self.sources[name], col, dtype)
             self.columns[key] = got
         return self.columns[key]
 
@@ -99,7 +98,8 @@ class Context:
         key = (name, "@ns", "int64")
         if key not in self.columns:
             got = self.column_source(name, "@ns", "int64") if self.column_source is not None else None
-            self.columns[key] = got if got is not None else pit.ns(self.sources[name][pit.SOURCES[name].time_column])
+            self.columns[key] = got if got is not None else pit.column_ns(self.sources[name],
+                                                                           pit.SOURCES[name].time_column)
         return self.columns[key]
 
     def available_ns(self, name: str) -> np.ndarray:
@@ -108,9 +108,11 @@ class Context:
 
 
 def _sorted(df: pd.DataFrame, column: str) -> pd.DataFrame:
-    """df in time order with a fresh index (no copy-sort when it already is, the usual case for silver reads)."""
-    if df[column].is_monotonic_increasing:
-        return df.reset_index(drop=True)
+    """df in time order (the frame itself when it already is, the usual case for silver reads; every reader takes
+    its rows by position, never by index label)."""
+    t = pit.column_ns(df, column)
+    if len(t) < 2 or (t[1:] >= t[:-1]).all():
+        return df
     return df.sort_values(column, kind="stable").reset_index(drop=True)
 
 
@@ -180,12 +182,27 @@ def compute_features(bars_1m: pd.DataFrame, higher: dict[str, pd.DataFrame] | No
         if timings is not None:
             timings[family] = timings.get(family, 0.0) + time.perf_counter() - t0
     t0 = time.perf_counter()
-    origin = ctx.at_ns[0] if ctx.n else 0
-    if history_start is not None and ctx.n:
+    out = _assemble(values, have, ctx.at_ns, _origin(ctx.at_ns, history_start), b["open_time"])
+    if timings is not None:
+        timings["assembly"] = timings.get("assembly", 0.0) + time.perf_counter() - t0
+    return out
+
+
+def _origin(at_ns: np.ndarray, history_start: pd.Timestamp | None) -> int:
+    """The close of the first bar of history (warm-up counts from it): the first 1m bar's, or history_start's."""
+    origin = int(at_ns[0]) if len(at_ns) else 0
+    if history_start is not None and len(at_ns):
         origin = min(origin, int(pd.Timestamp(history_start).value) + MINUTE.value)  # a bar's at_ns is its close
-    history = (ctx.at_ns - origin) // MINUTE.value if ctx.n else np.zeros(0, dtype="int64")
+    return origin
+
+
+def _assemble(values: dict[str, np.ndarray], have: set[str], at_ns: np.ndarray, origin: int,
+              open_time: pd.Series) -> pd.DataFrame:
+    """The feature frame of the rows closing at at_ns: a feature whose source is absent is null, and so is every value
+    before the feature's own warm-up counted from `origin`."""
+    history = (at_ns - origin) // MINUTE.value if len(at_ns) else np.zeros(0, dtype="int64")
     # One (features x rows) block, handed to pandas transposed: the frame is built without copying 100+ columns.
-    block = np.empty((len(FEATURES), ctx.n))
+    block = np.empty((len(FEATURES), len(at_ns)))
     for i, f in enumerate(FEATURES):
         v = values.get(f.name)
         if v is None or not set(f.sources) <= have:
@@ -195,10 +212,39 @@ def compute_features(bars_1m: pd.DataFrame, higher: dict[str, pd.DataFrame] | No
         # Rows are in time order, so "before the warm-up" is a prefix: null it (never an unconverged value).
         block[i, : np.searchsorted(history, f.warmup_bars_1m)] = np.nan
     out = pd.DataFrame(block.T, columns=[f.name for f in FEATURES], copy=False)
-    # Series, not .to_numpy(): a tz-aware column would go through an object array of Timestamps.
-    out.insert(0, "open_time", b["open_time"])
-    out.insert(1, "available_at", b["open_time"] + MINUTE)
+    # the column's own array (aligned by position), not .to_numpy(): a tz-aware column would go through an object
+    # array of Timestamps
+    open_time = open_time.array
+    out.insert(0, "open_time", open_time)
+    out.insert(1, "available_at", open_time + MINUTE)
     out["warmed_up"] = history >= ROW_WARMUP_BARS_1M
-    if timings is not None:
-        timings["assembly"] = timings.get("assembly", 0.0) + time.perf_counter() - t0
     return out
+
+
+def compute_rows(bars_1m: pd.DataFrame, higher: dict[str, pd.DataFrame] | None, first: pd.Timestamp,
+                 history_start: pd.Timestamp | None = None) -> pd.DataFrame:
+    """compute_features' rows for the 1m bars opening at or after `first` (a few: the live decision's new bars),
+    each family computed only on the 1m bars those rows need (registry.GRID_RUNS: its features' longest 1m
+    warm-up before `first`, in two runs) instead of the whole 1m input. Higher timeframes and extra sources (in
+    `higher`, by name, as gold's load_bars passes them) are used whole: the caller bounds them. The values equal the
+    full computation's within the warm-up's convergence (spec.CONVERGENCE; tested). `history_start` as in
+    compute_features."""
+    bars_by_tf, extra = _split_inputs(higher, None)
+    b = _sorted(bars_1m, "open_time")
+    one = Bars.from_frame(b, "1m")
+    i_first = int(np.searchsorted(one.avail_ns, int(pd.Timestamp(first).value) + MINUTE.value))
+    higher_bars = {k: Bars.from_frame(v, k) for k, v in bars_by_tf.items()}
+    sorted_sources = {k: _sorted(v, pit.SOURCES[k].time_column) for k, v in extra.items()}
+    columns: dict = {}  # the sources' columns, converted once for both runs
+    values: dict[str, np.ndarray] = {}
+    have: set[str] = set()
+    for grid, families in GRID_RUNS:
+        lo = max(0, i_first - grid + 1)
+        part = Bars(tf="1m", **{c: getattr(one, c)[lo:] for c in (*pit.SOURCES["klines_1m"].columns, "avail_ns")})
+        ctx = Context(one=part, bars={"1m": part} | higher_bars, sources=sorted_sources, columns=columns)
+        have = {f"klines_{k}" for k in ctx.bars} | set(ctx.sources)
+        for family in families:
+            values.update({n: np.asarray(v, dtype="float64")[i_first - lo:]
+                           for n, v in FAMILIES[family].compute(ctx).items()})
+    return _assemble(values, have, one.avail_ns[i_first:], _origin(one.avail_ns, history_start),
+                     b["open_time"].iloc[i_first:])

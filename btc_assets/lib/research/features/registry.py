@@ -34,6 +34,28 @@ WARMUP_BARS_1M: int = max(f.warmup_bars_1m for f in FEATURES)
 ROW_WARMUP_BARS_1M: int = 3 * 1440
 
 
+HIGHER_KLINES = frozenset({"klines_5m", "klines_15m", "klines_1h", "klines_4h", "klines_1d"})
+
+
+def grid_need(family: str) -> int:
+    """1m bars of history a row of `family` needs on the 1m grid: the longest warm-up of its features made of 1m-grid
+    sources only (higher-timeframe bars and other sources keep the history their caller loaded, so a feature mixing
+    1m bars with them needs only its 1m part's warm-up, an indicator of the same kind), plus the bar itself."""
+    return 1 + max([f.warmup_bars_1m for f in FEATURES if f.family == family and not set(f.sources) & HIGHER_KLINES]
+                   or [0])
+
+
+# Computing a few rows (the live decision, the point-in-time audit's sampled cut-off), the families run in two
+# groups: those needing at most SHORT_GRID 1m bars (price action, the book, the calendar, higher timeframes) on a
+# grid as long as they need, the others on the long grid. A family's cost grows with its grid; each run costs a
+# fixed part too, hence two runs and not one per family.
+SHORT_GRID = 400
+GRID_RUNS: tuple[tuple[int, tuple[str, ...]], ...] = tuple(
+    (max(grid_need(f) for f in fams), fams) for fams in (
+        tuple(f for f in FAMILIES if grid_need(f) <= SHORT_GRID),
+        tuple(f for f in FAMILIES if grid_need(f) > SHORT_GRID)) if fams)
+
+
 def _validate() -> None:
     if len(BY_NAME) != len(FEATURES):
         dupes = sorted({n for n in FEATURE_NAMES if FEATURE_NAMES.count(n) > 1})

@@ -8,6 +8,7 @@ import math
 import pandas as pd
 
 from btc_assets.lib.research.features import WARMUP_BARS_1M, checks, compute_features, pit
+from btc_assets.lib.research.features.compute import compute_rows
 from btc_assets.lib.storage.warehouse import read_window, table_exists
 
 # Days of silver read before a day to warm its indicators up: the slowest feature's warm-up (1h MACD signal and
@@ -74,8 +75,8 @@ RECENT_SPAN = max(HISTORY.values())  # the nominal history of a recent_features 
 def recent_features(one: pd.DataFrame, higher: dict[str, pd.DataFrame], first: pd.Timestamp,
                     cutoff: pd.Timestamp, history_start: pd.Timestamp | None = None) -> pd.DataFrame:
     """The feature rows of the 1m bars opening in [first, cutoff), computed from the shortest history they need
-    (HISTORY: about a day of 1m bars instead of the whole warm-up) -- what the live path does for a new bar, a few
-    ms instead of recomputing the window. Only inputs available by `cutoff` are used; the rows equal those of
+    (HISTORY: about a day of 1m bars instead of the whole warm-up, and each family only the 1m bars it needs:
+    compute_rows) -- what the live path does for a new bar, a few ms instead of recomputing the window. Only inputs available by `cutoff` are used; the rows equal those of
     features_until over the full window (tested, and checked live by live_features_match_batch). The inputs must
     reach back HISTORY[source] before `first`. `history_start`: the first 1m bar there is at or after
     first - RECENT_SPAN (warm-up counts from it, as in the full computation; None: a full RECENT_SPAN exists)."""
@@ -83,7 +84,6 @@ def recent_features(one: pd.DataFrame, higher: dict[str, pd.DataFrame], first: p
     frames = pit.cut_to(checks.frames_of(one, higher, None), cutoff)
     known = frames.pop("klines_1m")
     i0 = int(known["open_time"].searchsorted(grid_from))
-    out = compute_features(known.iloc[i0:], {k.removeprefix("klines_"): v for k, v in frames.items()},
-                           history_start=max(first - RECENT_SPAN, history_start) if history_start is not None
-                           else first - RECENT_SPAN)
-    return out.iloc[int(out["open_time"].searchsorted(first)):].reset_index(drop=True)
+    return compute_rows(known.iloc[i0:], {k.removeprefix("klines_"): v for k, v in frames.items()}, first,
+                        history_start=max(first - RECENT_SPAN, history_start) if history_start is not None
+                        else first - RECENT_SPAN)

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from btc_assets.lib.research.features import FEATURES, checks, pit, serving, window
+from btc_assets.lib.research.features import FEATURES, checks, compute, pit, registry, serving, window
 from btc_assets_tests.lib.research.features import synthetic
 
 MIN = pd.Timedelta(minutes=1)
@@ -28,6 +28,10 @@ def windowed(one, inputs, first):
         src = pit.SOURCES[name]
         return df[df[src.time_column] >= first - window.HISTORY[name] - src.delay]
     return cut("klines_1m", one), {k: cut(k if k in pit.SOURCES else f"klines_{k}", v) for k, v in inputs.items()}
+
+
+def family_of(name: str) -> str:
+    return registry.BY_NAME[name].family
 
 
 def differing(a: pd.DataFrame, b: pd.DataFrame, names=NAMES) -> set[str]:
@@ -50,6 +54,24 @@ def test_the_new_bars_from_the_shortest_history_equal_the_full_window(long_synth
     # too short a history for the 1h features: they differ (so the equality above is not vacuous)
     shorter = {k: (v[v["open_time"] >= first - pd.Timedelta(days=3)] if k == "1h" else v) for k, v in short_inputs.items()}
     assert any(n.endswith("_1h") for n in differing(window.recent_features(short_one, shorter, first, cutoff), full))
+
+
+def test_one_new_bar_equals_the_full_window_and_each_family_needs_its_whole_grid(long_synth, monkeypatch):
+    """The live case: one new bar. Each family runs on the 1m bars its rows need (registry.GRID_RUNS); a long grid of
+    1,440 bars instead and the 1-day return (1,441 bars) differs (the grid is what makes them equal)."""
+    one, inputs = long_synth
+    cutoff = one["open_time"].iloc[-1] + MIN
+    first = cutoff - MIN
+    full = window.features_until(one, inputs, cutoff).iloc[[-1]].reset_index(drop=True)
+    short_one, short_inputs = windowed(one, inputs, first)
+    recent = window.recent_features(short_one, short_inputs, first, cutoff)
+    assert len(recent) == 1 and recent["open_time"].iloc[0] == first and differing(recent, full) == set()
+    assert list(recent.columns) == list(full.columns) and recent["open_time"].dtype == full["open_time"].dtype
+    assert registry.grid_need("momentum") == 1441 > registry.SHORT_GRID  # ret_1440: 1,440 bars back and the bar
+    short = tuple((1440 if grid > registry.SHORT_GRID else grid, fams) for grid, fams in registry.GRID_RUNS)
+    monkeypatch.setattr(compute, "GRID_RUNS", short)
+    wrong = differing(window.recent_features(short_one, short_inputs, first, cutoff), full)
+    assert "ret_1440" in wrong and all(registry.grid_need(family_of(n)) > 1440 for n in wrong)
 
 
 def test_warm_up_counts_from_the_data_there_is(long_synth):
