@@ -142,3 +142,16 @@ def test_open_protective_legs_are_the_brokers_legs_still_new():
     assert sorted(legs["client_order_id"]) == ["s-1-entry-s1", "s-1-entry-sl", "s-1-entry-t2"]
     assert list(j.open_protective_legs("paper")["client_order_id"]) == ["s-3-entry-sl"]
     assert j.open_protective_legs("kraken").empty
+
+
+def test_a_clock_reading_with_nanoseconds_is_journaled_to_the_microsecond_without_a_warning():
+    import warnings
+
+    from btc_assets.lib.trading.journal import _param
+
+    t = pd.Timestamp("2024-02-29 22:00:00.123456789", tz="UTC")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # to_pydatetime would warn "Discarding nonzero nanoseconds"
+        got = _param(t)
+    assert got == pd.Timestamp("2024-02-29 22:00:00.123456").to_pydatetime() and got.tzinfo is None
+    assert _param(pd.Timestamp("2024-02-29 23:00", tz="Europe/Paris")).hour == 22  # naive UTC
