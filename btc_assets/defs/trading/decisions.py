@@ -204,11 +204,17 @@ def decide_bars(context: dg.AssetExecutionContext, journal: Journal, mlflow: Mlf
         forecasts = read_forecasts(conn, times.min().floor("D"), times.max() + pd.Timedelta(days=1))
         entries = pd.Series(filter_entries(pd.Series(entries.to_numpy(), index=times), forecasts,
                                            trading.regime_filter)[0].to_numpy(), index=entries.index)
+    k_last = k["open_time"].iloc[-1] if len(k) else None
+    mark_last = mark["open_time"].max() if mark is not None and len(mark) else None
     for i, t in enumerate(bars_to_decide):
         t0 = time.perf_counter()
-        upto = k["open_time"] <= t
-        res, last_decision = decide(k[upto], entries[upto.to_numpy()], funding,
-                                    mark=mark[mark["open_time"] <= t] if mark is not None else None, **rules)
+        if k_last == t:  # the live case, the session's last bar: the session as it is (no copy)
+            k_t, entries_t = k, entries
+        else:
+            upto = k["open_time"] <= t
+            k_t, entries_t = k[upto], entries[upto.to_numpy()]
+        mark_t = mark if mark is None or mark_last is None or mark_last <= t else mark[mark["open_time"] <= t]
+        res, last_decision = decide(k_t, entries_t, funding, mark=mark_t, **rules)
         plans.append(trader.plan(res, last_decision))
         infer_ms[i] += (time.perf_counter() - t0) * 1000
     laps.lap("rules")

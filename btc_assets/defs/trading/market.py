@@ -12,8 +12,10 @@ from dataclasses import dataclass
 
 import dagster as dg
 import duckdb
+import numpy as np
 import pandas as pd
 
+from btc_assets.lib.research.features.pit import column_ns
 from btc_assets.lib.research.features.window import EXTRA_SOURCES, HISTORY, RECENT_SPAN, load_bars
 from btc_assets.defs.resources.sources import StreamRecordingsResource
 from btc_assets.defs.resources.trading import LiveFeedResource
@@ -200,23 +202,29 @@ def live_inputs(conn, first: pd.Timestamp, end: pd.Timestamp,
         if len(new) != len(expected) or not (new["open_time"].to_numpy() == expected.to_numpy()).all():
             one, higher, since = recent_inputs(conn, first, end, sources)  # a gap: read it whole
         else:
+            # by position on the time-ordered windows (this runs on every bar close): slices, no frame filtering
             one = pd.concat([c.one, new[c.one.columns]], ignore_index=True) if len(new) else c.one
-            one = one[one["open_time"] >= first - HISTORY["klines_1m"]].reset_index(drop=True)
+            t1 = column_ns(one, "open_time")
+            one = one.iloc[int(np.searchsorted(t1, (first - HISTORY["klines_1m"]).value)):]
+            t1 = t1[len(t1) - len(one):]
             higher = dict(c.higher)
             for tf, step in _TF.items():
                 # a 5m/15m/1h bar is used only once it has closed: rebuild the ones that closed since the last run
                 kept = c.higher[tf]
-                kept = kept[kept["open_time"] >= first - HISTORY[f"klines_{tf}"]]
-                opens = pd.date_range((c.end - step).floor(step), end - step, freq=step)
-                closed = [t for t in opens if c.end < t + step <= end]
-                t1 = one["open_time"]
-                rows = [bars.one_bar(one[(t1 >= t) & (t1 < t + step)], t) for t in closed
-                        if ((t1 >= t) & (t1 < t + step)).any()]
+                kt = column_ns(kept, "open_time")
+                kept = kept.iloc[int(np.searchsorted(kt, (first - HISTORY[f"klines_{tf}"]).value)):]
+                s = step.value
+                lo = (c.end.value - s) // s * s  # the bars opening from (c.end - step) floored to the step
+                closed = [t for t in range(lo, end.value - s + 1, s) if c.end.value < t + s <= end.value]
+                rows = []
+                for t in closed:
+                    i, j = np.searchsorted(t1, [t, t + s])
+                    if j > i:
+                        rows.append(bars.one_bar(one.iloc[i:j], pd.Timestamp(t, tz="UTC")))
                 if rows:
                     rows = pd.DataFrame(rows)
-                    kept = pd.concat([kept[kept["open_time"] < rows["open_time"].iloc[0]],
-                                      rows.reindex(columns=kept.columns)],
-                                     ignore_index=True)
+                    keep = int(np.searchsorted(column_ns(kept, "open_time"), column_ns(rows, "open_time")[0]))
+                    kept = pd.concat([kept.iloc[:keep], rows.reindex(columns=kept.columns)], ignore_index=True)
                 higher[tf] = kept
             since, updated = c.since, True
     if sources == set():

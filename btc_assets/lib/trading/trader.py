@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from btc_assets.lib.research.backtest.simulation import BacktestResult, LastDecision
@@ -82,17 +83,23 @@ def plan(res: BacktestResult, d: LastDecision) -> BarPlan:
     """The plan of the last bar of ``res`` from the engine's result and its last decision."""
     t = d.bar_time
     tr = res.trades
-    opened_rows = tr[tr["entry_time"] == t]
+    # by position on the trade table's arrays (the live path calls this every bar: no frame filtering)
+    t_ns = pd.Timestamp(t).value
+    entry_ns = pd.DatetimeIndex(tr["entry_time"]).asi8
+    exit_ns = pd.DatetimeIndex(tr["exit_time"]).asi8
+    is_open = tr["is_open"].to_numpy(bool)
+    sign = np.where(tr["side"].to_numpy(object) == "long", 1.0, -1.0)
+    qty = tr["qty"].to_numpy(np.float64)
     opened = None
-    if len(opened_rows):
-        o = opened_rows.iloc[0]
-        opened = Opened(o["entry_time"].isoformat(), 1 if o["side"] == "long" else -1, float(o["qty"]),
-                        float(o["entry_price"]), float(o["stop"]), float(o["target"]))
-    done = tr[(tr["exit_time"] == t) & ~tr["is_open"]]
-    closed = tuple(Closed(r.entry_time.isoformat(), str(r.exit_reason), float(r.qty), float(r.exit_price))
-                   for r in done.itertuples())
-    still = tr[tr["is_open"]]
-    position = float(((still["side"] == "long").map({True: 1.0, False: -1.0}) * still["qty"]).sum())
+    (at_entry,) = np.nonzero(entry_ns == t_ns)
+    if len(at_entry):
+        i = int(at_entry[0])
+        opened = Opened(pd.Timestamp(entry_ns[i], tz="UTC").isoformat(), int(sign[i]), float(qty[i]),
+                        float(tr["entry_price"].iat[i]), float(tr["stop"].iat[i]), float(tr["target"].iat[i]))
+    closed = tuple(Closed(pd.Timestamp(entry_ns[i], tz="UTC").isoformat(), str(tr["exit_reason"].iat[i]),
+                          float(qty[i]), float(tr["exit_price"].iat[i]))
+                   for i in np.flatnonzero((exit_ns == t_ns) & ~is_open))
+    position = float((sign * qty)[is_open].sum())
     exits = tuple(e.isoformat() for e, _ in d.exits)
     if d.entry_side:
         action = ("exit_and_" if exits else "") + ("enter_long" if d.entry_side > 0 else "enter_short")
