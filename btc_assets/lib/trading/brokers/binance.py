@@ -196,17 +196,11 @@ class BinanceBroker(Broker):
             cid = row.client_order_id
             if cid in on_exchange:
                 continue
+            if self._fired(cid):  # settle()'s: its fill is journaled there (it may be why the position is flat)
+                continue
             if abs(position) < self.step / 2:
                 self._journal(cid, "CANCELED", row.bar_time, row.side, row.qty, None, 0.0,
                               note="position flat: protection no longer needed")
-                continue
-            try:  # a leg that fired is settle()'s; one the exchange never saw has no status
-                status = self.rest.call("GET", "/fapi/v1/algoOrder", {"clientAlgoId": cid}).get("algoStatus")
-            except BinanceError as e:
-                if e.code != UNKNOWN_ORDER:
-                    raise
-                status = None
-            if status in ("TRIGGERED", "FINISHED"):
                 continue
             trigger = journaled_trigger(row.note)
             kind = "STOP_MARKET" if cid[-2:] in STOP_SUFFIXES else "TAKE_PROFIT_MARKET"
@@ -298,6 +292,8 @@ class BinanceBroker(Broker):
         def on_tick(p: float) -> float:
             return round(p / self.tick) * self.tick
 
+        fired: list[str] = []
+
         def cancel(cids, why: str) -> None:
             for cid in cids:
                 try:
@@ -305,13 +301,22 @@ class BinanceBroker(Broker):
                 except BinanceError as e:
                     if e.code != UNKNOWN_ORDER:
                         raise
+                    if self._fired(cid):  # it fired since the run looked: not cancelled, its fill is settle()'s
+                        fired.append(cid)
+                        continue
                 self._journal(cid, "CANCELED", bar_time, live[cid]["side"], live[cid]["qty"], None, 0.0, note=why)
+
+        def settled() -> str:
+            """The legs that fired meanwhile: their fills journaled and what is left of the entry's legs cancelled."""
+            self.settle()
+            return (f"{entry_order_id}: {', '.join(fired)} fired on the exchange before the protection moved "
+                    "(fill journaled, the other legs cancelled)")
 
         stop_now, target_now = stops[-1], targets[-1]
         if (abs(trigger(stop_now) - on_tick(stop)) < self.tick / 2
                 and abs(trigger(target_now) - on_tick(target)) < self.tick / 2):
             cancel([*stops[:-1], *targets[:-1]], f"replaced by the plan's protection ({stop_now})")
-            return ""
+            return settled() if fired else ""
         n = max(gen(c) for c in known if c[-2:] in (*STOP_SUFFIXES, *TARGET_SUFFIXES)) + 1
         if n > 9:
             return f"{entry_order_id}: protection moved 9 times already; left at {trigger(stop_now):.1f}"
@@ -324,8 +329,21 @@ class BinanceBroker(Broker):
         for prefix, otype, price in new:
             self._place_leg(leg_id(entry_order_id, f"{prefix}{n}"), close_side, otype, price)
         cancel([*stops, *targets], f"replaced by the plan's protection ({leg_id(entry_order_id, f's{n}')})")
+        if fired:
+            return settled()
         return (f"{entry_order_id}: stop {trigger(stop_now):.1f} -> {on_tick(stop):.1f}, target "
                 f"{trigger(target_now):.1f} -> {on_tick(target):.1f} (the plan's)")
+
+    def _fired(self, cid: str) -> bool:
+        """Whether the exchange says the protective leg fired (its fill is settle()'s to journal); False for a leg it
+        never saw."""
+        try:
+            status = self.rest.call("GET", "/fapi/v1/algoOrder", {"clientAlgoId": cid}).get("algoStatus")
+        except BinanceError as e:
+            if e.code != UNKNOWN_ORDER:
+                raise
+            return False
+        return status in ("TRIGGERED", "FINISHED")
 
     def _place_leg(self, cid: str, close_side: str, otype: str, price: float) -> None:
         params = {"symbol": self.config.symbol, "algoType": "CONDITIONAL", "side": close_side, "type": otype,

@@ -391,13 +391,13 @@ class KrakenFuturesBroker(Broker):
             cid = row.client_order_id
             if cid in on_exchange:
                 continue
+            state = self.legs.find([cid])[cid]
+            if state is not None and state.filled > 0:
+                continue  # it fired: settle()'s (its fill may be why the position is flat), never closed out here
             if abs(position) < self.instrument().min_qty / 2:
                 self._journal(cid, "CANCELED", row.bar_time, row.side, row.qty, None, 0.0,
                               note="position flat: protection no longer needed")
                 continue
-            state = self.legs.find([cid])[cid]
-            if state is not None and state.filled > 0:
-                continue  # it fired: settle()'s
             otype = "stp" if cid[-2:] in STOP_SUFFIXES else "take_profit"
             self._place_leg(cid, row.side, otype, journaled_trigger(row.note), row.qty)
             placed.append(cid)

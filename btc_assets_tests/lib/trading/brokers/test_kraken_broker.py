@@ -334,6 +334,21 @@ def test_a_protective_leg_that_fired_is_journaled_and_its_sibling_cancelled(s):
     assert s.broker.settle() == []
 
 
+def test_a_leg_that_fired_is_never_closed_out_as_cancelled_by_the_flat_account_cleanup(s):
+    """A leg fired, so the position is flat: ensure_protection (run before settle saw the fill) leaves the leg to
+    settle(), which journals its fill; closing it out as CANCELED lost the fill (and the position)."""
+    s.broker.start()
+    assert s.broker.submit(CID, BAR, "BUY", 0.01, stop_distance=500.0, take_profit_r=2.0)
+    fill = s.journal.orders_by_id([CID])[CID]["price"]
+    s.kx.exchange.set_price(fill + 1_000)  # the target fires
+    s.broker.ensure_protection()
+    s.broker.settle()
+    states = s.journal.orders().groupby("client_order_id")["event"].last()
+    assert states[f"{CID}-tp"] == "FILLED", states.to_dict()
+    assert s.journal.position("kraken-demo") == pytest.approx(0.0) == s.broker.position()
+    assert s.broker.reconcile_journal().matches
+
+
 def test_a_missing_protective_leg_is_placed_again_until_it_is_there(s):
     s.broker.submit(CID, BAR, "BUY", 0.01, stop_distance=500.0, take_profit_r=2.0)
     s.kx.exchange.cancel(None, f"{CID}-sl")  # gone from the exchange (refused, or cancelled by hand)

@@ -200,3 +200,38 @@ def test_an_entry_skipped_once_is_never_sent_on_a_rerun(fx, journal):
     # and the broker itself refuses to send an id its journal has skipped
     assert s.broker.submit("skp-1704067200-entry", BAR, "BUY", 0.01) is False
     assert s.broker.position() == 0.0
+
+
+def test_a_leg_that_fires_while_the_protection_is_moved_keeps_its_fill(fx, journal):
+    """Found in a slowed-down live bench: the target fired on the exchange after the run's look at its legs and
+    before the protection was moved to the plan's prices. The cancel of the fired leg was refused (-2013) and the
+    leg journaled CANCELED anyway: its fill was lost, the journal held a position the exchange did not, and
+    reconciliation engaged the kill switch. Now a leg the exchange says fired is left to settle(), which journals
+    its fill and cancels what is left (the new legs included)."""
+    s = make_session(fx, journal)
+    s.broker.start()
+    assert s.broker.submit(CID, BAR, "BUY", 0.01, stop_distance=500.0, take_profit_r=0.001)
+    legs = {r.client_order_id: r for r in journal.open_protective_legs("binance").itertuples()}
+    stop = float(legs[f"{CID}-sl"].note.rsplit("trigger ", 1)[1].split()[0])
+    fx.exchange.advance()  # the target (0.5 above the fill) fires on the exchange: the position is closed there
+    assert fx.exchange.account.position("BTCUSDT").amount == pytest.approx(0.0)
+    s.broker.align_protection(CID, BAR, stop - 50.0, stop + 2_000.0)  # the run had not seen it yet
+    states = journal.orders().groupby("client_order_id")["event"].last()
+    assert states[f"{CID}-tp"] == "FILLED", states.to_dict()
+    assert journal.position("binance") == pytest.approx(0.0) == s.broker.position()
+    assert s.broker.reconcile().open_algo_orders == [] and journal.open_protective_legs("binance").empty
+    assert s.broker.reconcile(expected_position=0.0).matches
+
+
+def test_a_leg_that_fires_before_a_flat_account_is_cleaned_up_keeps_its_fill(fx, journal):
+    """The same race in ensure_protection: the position is flat because a leg fired; that leg is settle()'s (its
+    fill), never closed out as CANCELED."""
+    s = make_session(fx, journal)
+    s.broker.start()
+    assert s.broker.submit(CID, BAR, "BUY", 0.01, stop_distance=500.0, take_profit_r=0.001)
+    fx.exchange.advance()
+    s.broker.ensure_protection()
+    s.broker.settle()
+    states = journal.orders().groupby("client_order_id")["event"].last()
+    assert states[f"{CID}-tp"] == "FILLED" and states[f"{CID}-sl"] == "CANCELED", states.to_dict()
+    assert journal.position("binance") == pytest.approx(0.0) == s.broker.position()
