@@ -350,3 +350,20 @@ def test_a_run_left_unfinished_by_a_killed_worker_is_failed_and_its_bar_run_agai
     daemons = instance.create_run_for_job(job, tags=sensor_tags(req), status=dg.DagsterRunStatus.STARTED)
     assert trade_forever(defs, instance, tmp_path / "d.json", tick_seconds=0.01, max_ticks=1)["runs"] == 0
     assert instance.get_run_by_id(daemons.run_id).status == dg.DagsterRunStatus.STARTED
+
+
+def test_the_rules_entries_align_by_time_whatever_the_units():
+    """rules_entries aligns the session's signals with its bars by position; the journal hands times back in
+    microseconds, the bars in nanoseconds (found when the parity check failed on a first version)."""
+    import numpy as np
+
+    from btc_assets.defs.trading.market import rules_entries
+    t = pd.date_range("2024-01-01", periods=10, freq="min", tz="UTC")
+    signals = pd.Series([2.0, 0.0, 1.0, np.nan], index=pd.DatetimeIndex(t[[3, 7, 8, 9]]).as_unit("us"))
+    for bars in (pd.DataFrame({"open_time": t}), pd.DataFrame({"open_time": t.as_unit("us")})):
+        got = rules_entries(signals, bars)
+        assert got.tolist() == [0, 0, 0, 1, 0, 0, 0, -1, 0, 0] and got.dtype == "int8"
+    outside = pd.Series([2.0], index=pd.DatetimeIndex([t[-1] + pd.Timedelta(minutes=1)]))
+    assert rules_entries(outside, pd.DataFrame({"open_time": t})).sum() == 0  # not a bar of k: not used
+    with pytest.raises(ValueError, match="duplicate bar times"):
+        rules_entries(pd.Series([2.0, 0.0], index=pd.DatetimeIndex([t[1], t[1]])), pd.DataFrame({"open_time": t}))

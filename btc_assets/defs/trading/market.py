@@ -233,8 +233,21 @@ def live_inputs(conn, first: pd.Timestamp, end: pd.Timestamp,
 
 
 def rules_entries(signals: pd.Series, k: pd.DataFrame) -> pd.Series:
-    """The class signals (SELL/HOLD/BUY by bar time) as the rules' entry signals on the bars `k` (0 where none)."""
-    return signals_from_classes(signals).reindex(pd.DatetimeIndex(k["open_time"])).fillna(0).astype("int8")
+    """The class signals (SELL/HOLD/BUY by bar time) as the rules' entry signals on the bars `k` (0 where none;
+    a signal at a time `k` does not have is not used). Aligned by position on the time-ordered bars (every bar
+    close runs this over the session), not by a hash reindex."""
+    times = pd.DatetimeIndex(k["open_time"])
+    at = pd.DatetimeIndex(signals.index).as_unit("ns").asi8  # journaled times come back in microseconds
+    if len(np.unique(at)) != len(at):
+        raise ValueError("signals has duplicate bar times: one signal per bar")
+    t = times.as_unit("ns").asi8
+    if len(t) > 1 and not (t[1:] > t[:-1]).all():
+        return signals_from_classes(signals).reindex(times).fillna(0).astype("int8")
+    out = np.zeros(len(t), dtype=np.int8)
+    pos = np.minimum(np.searchsorted(t, at), max(len(t) - 1, 0))
+    ok = (t[pos] == at) if len(t) else np.zeros(len(at), bool)
+    out[pos[ok]] = signals_from_classes(signals).to_numpy()[ok]
+    return pd.Series(out, index=times)
 
 
 RULES_BARS = ["open_time", "open", "high", "low", "close", "quote_volume"]
