@@ -94,13 +94,19 @@ def measured_period(times) -> pd.Timedelta | None:
     with gaps (missing bars) the median is still the grid's step; it is never smaller than the grid's.
     `times`: the sorted times, or their int64 nanoseconds."""
     t = times if isinstance(times, np.ndarray) else _ns(times)
-    d = np.diff(t)
-    d = d[d > 0]
+    return _median_step(np.diff(t))
+
+
+def _median_step(d: np.ndarray) -> pd.Timedelta | None:
+    """measured_period from the steps d of sorted times (d >= 0)."""
     if len(d) == 0:
         return None
     lo = d.min()
-    if 2 * np.count_nonzero(d == lo) > len(d):
+    if lo > 0 and 2 * np.count_nonzero(d == lo) > len(d):
         return pd.Timedelta(int(lo), unit="ns")  # most steps are the smallest one (the usual grid): the median
+    d = d[d > 0]
+    if len(d) == 0:
+        return None
     return pd.Timedelta(int(np.median(d)), unit="ns")
 
 
@@ -210,10 +216,17 @@ def observe(frames: dict[str, pd.DataFrame]) -> Observed:
             raise KeyError(f"point-in-time audit: no stated meaning for the time column of {name!r}; add it to "
                            "MEANING in btc_assets/lib/research/features/audit.py")
         col, kind = MEANING[name]
-        d, t = _in_time_order(df, _time_ns(df, col))
+        t = _time_ns(df, col)
+        if kind == "period":
+            steps = np.diff(t)
+            if len(steps) and steps.min() < 0:  # not in time order: sorted first (stable)
+                df, t = _in_time_order(df, t)
+                steps = np.diff(t)
+            d, period = df, _median_step(steps)  # one pass over the steps: the order and the period
+        else:
+            d, t = _in_time_order(df, t)
         times[name] = t
         if kind == "period":
-            period = measured_period(t)
             if period is None:  # a single row: its period cannot be measured; the name's interval is the only hint
                 period = pd.Timedelta(name.split("_")[-1].replace("m", "min"))
             avail[name], rules[name] = t + period.value, f"{col} + {minutes(period)} (the table's own spacing)"
@@ -353,7 +366,7 @@ def recompute_row(observed: Observed, t: pd.Timestamp, grid_bars: int, families:
     for fam in families:
         for name, v in FAMILIES[fam].compute(ctx).items():
             if name in wanted and _SOURCES_OF[name] <= have:
-                values[name] = float(np.asarray(v, dtype="float64")[-1])
+                values[name] = float(v[-1]) if isinstance(v, np.ndarray) else float(np.asarray(v, dtype="float64")[-1])
     return values
 
 
@@ -469,7 +482,8 @@ def boundary_mismatches(stored: "StoredRows", observed: Observed, boundary: np.n
 
 class StoredRows:
     """The stored feature rows opening at the given times (int64 ns, in time order; those not stored are left out),
-    as float arrays."""
+    as float arrays: each feature column is read only when asked for (the boundary cut-offs compare the boundary
+    features at a few hundred rows, the sampled cut-offs every feature at a row or two)."""
 
     def __init__(self, stored: pd.DataFrame, t_ns: np.ndarray):
         every = _time_ns(stored, "open_time")
@@ -481,12 +495,15 @@ class StoredRows:
         self.t_ns, i = t_ns[found], i[found]
         if order is not None:
             i = order[i]
+        self.stored, self.positions = stored, i  # the frame's row of each of self.t_ns
         self.cols = [f.name for f in FEATURES]
-        self.col_of = {c: j for j, c in enumerate(self.cols)}
-        # a few hundred rows of the feature columns, column by column from the frame's blocks
-        self.matrix = np.empty((len(i), len(self.cols)))
-        for j, c in enumerate(self.cols):
-            self.matrix[:, j] = _array(stored, c, "float64")[i]
+        self._column: dict[str, np.ndarray] = {}
+
+    def column(self, name: str) -> np.ndarray:
+        """Feature `name` at every row of self.t_ns (read from the frame's block once)."""
+        if name not in self._column:
+            self._column[name] = _array(self.stored, name, "float64")[self.positions]
+        return self._column[name]
 
     def rows(self, t_ns: np.ndarray) -> np.ndarray:
         """The row of each time, -1 where there is none."""
@@ -499,10 +516,16 @@ class StoredRows:
         return bool(self.rows(np.array([_ts_ns(t)]))[0] >= 0)
 
     def at(self, t) -> dict[str, float]:
-        return dict(zip(self.cols, self.matrix[self.rows(np.array([_ts_ns(t)]))[0]]))
+        k = int(self.rows(np.array([_ts_ns(t)]))[0])
+        row = int(self.positions[k])
+        return {c: float(_array(self.stored, c)[row]) for c in self.cols}
 
     def block(self, t_ns: np.ndarray, cols: list[str]) -> np.ndarray:
-        return self.matrix[np.ix_(self.rows(t_ns), [self.col_of[c] for c in cols])]
+        r = self.rows(t_ns)
+        out = np.empty((len(r), len(cols)))
+        for j, c in enumerate(cols):
+            out[:, j] = self.column(c)[r]
+        return out
 
 
 def _ts_ns(t) -> int:
