@@ -85,15 +85,15 @@ def bench_latency(n: int = 300) -> dict[str, float]:
         row = df.iloc[base + i:base + i + 1]
         return lstm.predict_proba(net, row, df.iloc[base + i - 59:base + i])
 
-    def ens_bar(i: int) -> np.ndarray:
-        return ensemble.signal_proba(xgb_bar(i), lstm_bar(i))
-
     tnet = transformer.train(df[:4000], df[4000:5000], names,
                              transformer.TransformerParams(epochs=1, stride=10, device="cpu")).net
 
     def transformer_bar(i: int) -> np.ndarray:
         row = df.iloc[base + i:base + i + 1]
         return transformer.predict_proba(tnet, row, df.iloc[base + i - 59:base + i])
+
+    def ens_bar(i: int) -> np.ndarray:  # the default members: XGBoost, LSTM and the Transformer
+        return ensemble.signal_proba(xgb_bar(i), lstm_bar(i), transformer_bar(i))
 
     out = {}
     for name, fn in (("xgb", xgb_bar), ("lstm", lstm_bar), ("transformer", transformer_bar), ("ensemble", ens_bar)):

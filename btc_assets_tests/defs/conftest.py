@@ -82,9 +82,12 @@ def model_pipeline(tmp_path_factory, sample_archive, model_instance):
 # Walk-forward sized for the few warmed-up days of the 10-day test pipeline.
 SMALL_WALK_FORWARD = {"min_train_days": 3, "n_folds": 2, "test_days": 0.5, "embargo_minutes": 30}
 SMALL_LSTM = {"window": 10, "hidden": 8, "dense": 4, "epochs": 1, "stride": 20, "max_train_samples": 1500}
+SMALL_TRANSFORMER = {"window": 10, "d_model": 8, "heads": 2, "layers": 1, "feedforward": 16, "epochs": 1, "stride": 20,
+                     "max_train_samples": 1500}
 
 
-def train_config(min_days: int = 3, lstm: bool = False, promotion: str = "baselines_only") -> dict:
+def train_config(min_days: int = 3, lstm: bool = False, promotion: str = "baselines_only",
+                 transformer: bool = False) -> dict:
     """Small fits. `promotion="baselines_only"` (the tests of what happens downstream of a promoted model: a few
     sample days rarely earn an after-cost promotion) turns the after-cost gate off, as the registry row then says;
     the gate itself is tested with promotion="after_costs", the default of every model asset."""
@@ -94,5 +97,8 @@ def train_config(min_days: int = 3, lstm: bool = False, promotion: str = "baseli
                                             "n_jobs": 1, **gate}}}
     if lstm:
         ops["models__lstm_model"] = {"config": {**SMALL_WALK_FORWARD, "min_train_days": min_days, **SMALL_LSTM, **gate}}
+    if transformer:
+        ops["models__transformer_model"] = {"config": {**SMALL_WALK_FORWARD, "min_train_days": min_days,
+                                                       **SMALL_TRANSFORMER, **gate}}
     return {"ops": ops}
 

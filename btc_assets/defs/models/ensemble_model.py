@@ -1,5 +1,6 @@
-"""models/ensemble: XGBoost and LSTM of the same week, trading only where both agree; evaluated on the members'
-walk-forward out-of-sample predictions (models.oos_predictions), so it needs no training of its own."""
+"""models/ensemble: the week's signal models (XGBoost, LSTM and the Transformer by default), trading only where all
+agree; evaluated on the members' walk-forward out-of-sample predictions (models.oos_predictions), so it needs no
+training of its own."""
 
 
 import time
@@ -20,26 +21,27 @@ from btc_assets.lib.research.models.evaluation import majority_proba
 from btc_assets.lib.research.models.walk_forward import WalkForwardResult, evaluate
 
 KEY = ["models", "ensemble"]
-MEMBERS = ("xgb", "lstm")
-P = ["p_sell", "p_hold", "p_buy"]
+MEMBERS = ens.FAMILIES  # the families that can be members (each an upstream asset); the config picks them
+P = list(ens.CLASSES)
 
 
-def member_predictions(conn, week_start: pd.Timestamp) -> tuple[pd.DataFrame, dict[str, dict]]:
-    """The members' out-of-sample rows both predicted (inner join on open_time) and their registry rows."""
-    members, frames = {}, []
-    for fam in MEMBERS:
+def member_predictions(conn, week_start: pd.Timestamp,
+                       members: tuple[str, ...] = MEMBERS) -> tuple[pd.DataFrame, dict[str, dict]]:
+    """The members' out-of-sample rows all of them predicted (inner join on open_time) and their registry rows."""
+    rows, both = {}, None
+    for fam in members:
         found = conn.execute(f"SELECT * FROM {common.registry_table(fam)} WHERE week_start = ?",
                              [week_start.tz_localize(None)]).df() if _exists(conn, fam) else pd.DataFrame()
         if found.empty:
             raise dg.Failure(f"ensemble week {week_start:%Y-%m-%d}: no {fam} model; materialize models/{fam}_model "
-                             f"partition {week_start:%Y-%m-%d} first")
-        members[fam] = found.iloc[-1].to_dict()
+                             f"partition {week_start:%Y-%m-%d} first (or leave {fam} out of the ensemble's members)")
+        rows[fam] = found.iloc[-1].to_dict()
         p = conn.execute("SELECT open_time, fold, label, fwd_return, p_sell, p_hold, p_buy FROM "
                          "models.oos_predictions WHERE week_start = ? AND family = ? ORDER BY open_time",
-                         [week_start.tz_localize(None), fam]).df()
-        frames.append(p.rename(columns={c: f"{fam}_{c}" for c in P}))
-    both = frames[0].merge(frames[1][["open_time", *[f"lstm_{c}" for c in P]]], on="open_time", how="inner")
-    return both, members
+                         [week_start.tz_localize(None), fam]).df().rename(columns={c: f"{fam}_{c}" for c in P})
+        both = p if both is None else both.merge(p[["open_time", *[f"{fam}_{c}" for c in P]]], on="open_time",
+                                                 how="inner")
+    return both, rows
 
 
 def _exists(conn, family: str) -> bool:
@@ -49,7 +51,17 @@ def _exists(conn, family: str) -> bool:
 
 
 class EnsembleConfig(common.PromotionSettings):
-    """The ensemble is promoted like any family (after costs by default)."""
+    """The ensemble is promoted like any family (after costs by default). `members`: two or more of xgb, lstm and
+    transformer, each trained for the week (models/<family>_model)."""
+
+    members: list[str] = list(MEMBERS)
+
+    def chosen(self) -> tuple[str, ...]:
+        unknown = [m for m in self.members if m not in MEMBERS]
+        if unknown or len(set(self.members)) < 2 or len(set(self.members)) != len(self.members):
+            raise dg.Failure(f"ensemble members={self.members}: pick two or more distinct families of "
+                             f"{', '.join(MEMBERS)}")
+        return tuple(m for m in MEMBERS if m in self.members)  # canonical order: the model_uri's and MLflow's
 
 
 @dg.asset(
@@ -61,23 +73,26 @@ class EnsembleConfig(common.PromotionSettings):
     pool="duckdb",
     kinds={"mlflow"},
     check_specs=[common.promotion_spec("ensemble", KEY, partitions.weekly)],
-    description="XGBoost + LSTM of the week: mean probabilities, signal only where both agree (else HOLD). "
-    "Evaluated on the members' walk-forward out-of-sample rows beside the baselines; promoted only if it beats them "
-    "and both members are promoted (an unpromoted member makes the ensemble unpromoted, and says so).",
+    description="The week's XGBoost, LSTM and Transformer (setting `members`, two or more): mean probabilities, "
+    "signal only where all agree (else HOLD). Evaluated on the members' walk-forward out-of-sample rows beside the "
+    "baselines; promoted only if it beats them and every member is promoted (an unpromoted member makes the "
+    "ensemble unpromoted, and says so).",
 )
 def ensemble(context: dg.AssetExecutionContext, config: EnsembleConfig, warehouse: DuckDBResource,
              mlflow: MlflowResource, trading: TradingResource):
     week_start, started = common.week_of(context), time.time()
+    chosen = config.chosen()
     with warehouse.get_connection() as conn:
-        both, members = member_predictions(conn, week_start)
+        both, members = member_predictions(conn, week_start, chosen)
         labels = conn.execute("SELECT open_time, label, horizon_minutes FROM gold.labels WHERE open_time >= ? AND open_time < ? "
                               "AND label IS NOT NULL", [(week_start - pd.Timedelta(weeks=common.TRAIN_WEEKS))
                                                         .tz_localize(None), week_start.tz_localize(None)]).df()
     if both.empty:
-        raise dg.Failure(f"ensemble week {week_start:%Y-%m-%d}: the xgb and lstm walk-forward test rows do not "
-                         "overlap; train both with the same test_days and n_folds")
+        raise dg.Failure(f"ensemble week {week_start:%Y-%m-%d}: the {' and '.join(chosen)} walk-forward test rows do "
+                         "not overlap; train them with the same test_days and n_folds")
     horizon = common.label_horizon(labels)  # the members were purged by the same stored horizon
-    proba = ens.signal_proba(both[[f"xgb_{c}" for c in P]].to_numpy(), both[[f"lstm_{c}" for c in P]].to_numpy())
+    member_proba = [both[[f"{m}_{c}" for c in P]].to_numpy() for m in chosen]
+    proba = ens.signal_proba(*member_proba)
     preds = pd.DataFrame({"open_time": pd.to_datetime(both["open_time"]).dt.tz_localize("UTC"), "fold": both["fold"],
                           "label": both["label"].astype(int), "fwd_return": both["fwd_return"],
                           "p_sell": proba[:, 0], "p_hold": proba[:, 1], "p_buy": proba[:, 2]})
@@ -96,7 +111,8 @@ def ensemble(context: dg.AssetExecutionContext, config: EnsembleConfig, warehous
         evidence = common.economic_evidence(conn, wf, trading, config)
     versions = {f: f"{m['registered_name']}/{m['model_version']}" for f, m in members.items()}
     logged = tracking.log_run(
-        mlflow, "ensemble", params={"rule": "trade only when xgb and lstm agree", **versions},
+        mlflow, "ensemble", params={"rule": f"trade only when {', '.join(chosen)} all agree",
+                                    "members": ",".join(chosen), **versions},
         overall={**overall, **evidence.figures}, fold_metrics=folds,
         tags={"week_start": f"{week_start:%Y-%m-%d}", "dagster_run_id": context.run.run_id,
               **{f"{f}_model_uri": m["model_uri"] for f, m in members.items()}},
@@ -104,12 +120,11 @@ def ensemble(context: dg.AssetExecutionContext, config: EnsembleConfig, warehous
     registered, combiner = f"{logged.registered_name} v{logged.version}", logged
     # Trading the ensemble loads its members (the combiner above is the registered model of the rule itself).
     logged = tracking.LoggedModel(run_id=logged.run_id, registered_name="ensemble", run_url=logged.run_url,
-                                  model_uri="|".join(members[f]["model_uri"] for f in MEMBERS),
-                                  version=" + ".join(versions[f] for f in MEMBERS))
-    agree = float((ens.agree_signal(both[[f"xgb_{c}" for c in P]].to_numpy(),
-                                    both[[f"lstm_{c}" for c in P]].to_numpy()) != 1).mean())
+                                  model_uri="|".join(f"{f}={members[f]['model_uri']}" for f in chosen),
+                                  version=" + ".join(versions[f] for f in chosen))
+    agree = float((ens.agree_signal(*member_proba) != 1).mean())
     with warehouse.get_connection() as conn:
-        # Trading the ensemble trades its members' models: both must be promoted themselves.
+        # Trading the ensemble trades its members' models: each must be promoted itself.
         blockers = [f"member {f} ({versions[f]}) is not promoted" for f, m in members.items() if not m["promoted"]]
         # Its members passed their own permutation tests; the combined score must still stay under the oracle.
         blockers += leakage.beyond_oracle(overall, preds)

@@ -1,9 +1,9 @@
-"""The XGBoost + LSTM ensemble: trade only when both models agree.
+"""The agree-only ensemble of the week's signal models (XGBoost, LSTM, Transformer): trade only when all agree.
 
-Probabilities are the mean of the two models' (so log-loss and Brier compare with the members'); the signal is the
-class both models predict when their argmaxes agree on BUY or SELL, and HOLD otherwise. Because log-loss and the
+Probabilities are the mean of the members' (so log-loss and Brier compare with the members'); the signal is the
+class every member predicts when their argmaxes agree on BUY or SELL, and HOLD otherwise. Because log-loss and the
 other metrics are computed from `signal_proba`, which moves the disagreeing rows' mass to HOLD, the ensemble is
-evaluated on exactly what it trades.
+evaluated on exactly what it trades. Two members or more; which ones is the ensemble asset's setting.
 """
 
 from __future__ import annotations
@@ -12,21 +12,34 @@ import numpy as np
 
 from btc_assets.lib.research.labels import HOLD
 
-
-def agree_signal(p_a: np.ndarray, p_b: np.ndarray) -> np.ndarray:
-    """Class per row: the common argmax where both models agree, else HOLD."""
-    a, b = np.asarray(p_a).argmax(axis=1), np.asarray(p_b).argmax(axis=1)
-    return np.where(a == b, a, HOLD).astype("int8")
+FAMILIES = ("xgb", "lstm", "transformer")  # the families that can be members, in their canonical order
+CLASSES = ("p_sell", "p_hold", "p_buy")
 
 
-def signal_proba(p_a: np.ndarray, p_b: np.ndarray) -> np.ndarray:
-    """Mean probabilities, with rows where the models disagree made to argmax to HOLD.
+def member_columns(members) -> list[str]:
+    """The combiner's input columns for `members`: each member's class probabilities."""
+    return [f"{m}_{c}" for m in members for c in CLASSES]
+
+
+MEMBER_COLUMNS = member_columns(("xgb", "lstm"))  # the two-member ensemble (the first one built)
+
+
+def agree_signal(*members: np.ndarray) -> np.ndarray:
+    """Class per row: the common argmax where every member agrees, else HOLD."""
+    if len(members) < 2:
+        raise ValueError(f"an ensemble needs at least two members, got {len(members)}")
+    votes = np.stack([np.asarray(p).argmax(axis=1) for p in members])
+    return np.where((votes == votes[0]).all(axis=0), votes[0], HOLD).astype("int8")
+
+
+def signal_proba(*members: np.ndarray) -> np.ndarray:
+    """Mean probabilities, with rows where the members disagree made to argmax to HOLD.
 
     Where they disagree, HOLD gets at least the largest mean class probability plus a hair (mass taken
     proportionally from the other classes), so `argmax` equals `agree_signal` row for row.
     """
-    p = (np.asarray(p_a, dtype=float) + np.asarray(p_b, dtype=float)) / 2
-    sig = agree_signal(p_a, p_b)
+    p = np.mean([np.asarray(m, dtype=float) for m in members], axis=0)
+    sig = agree_signal(*members)
     out = p.copy()
     mean_arg = p.argmax(axis=1)
     fix = np.flatnonzero((sig == HOLD) & (mean_arg != HOLD))
@@ -40,15 +53,30 @@ def signal_proba(p_a: np.ndarray, p_b: np.ndarray) -> np.ndarray:
     return out
 
 
-MEMBER_COLUMNS = [f"{m}_{c}" for m in ("xgb", "lstm") for c in ("p_sell", "p_hold", "p_buy")]
+def members_of(columns) -> list[str]:
+    """The members whose class probabilities are all in `columns`, in canonical order."""
+    cols = set(columns)
+    return [m for m in FAMILIES if set(member_columns([m])) <= cols]
 
 
 def combine_frame(members: "pd.DataFrame") -> "pd.DataFrame":
-    """The ensemble as a model of its own: member probabilities (MEMBER_COLUMNS) in, ensemble probabilities out."""
+    """The ensemble as a model of its own: member probabilities (`member_columns`) in, ensemble probabilities out."""
     import pandas as pd
 
-    missing = [c for c in MEMBER_COLUMNS if c not in members.columns]
-    if missing:
-        raise ValueError(f"ensemble input lacks {missing}: pass both members' class probabilities")
-    p = signal_proba(members[MEMBER_COLUMNS[:3]].to_numpy(), members[MEMBER_COLUMNS[3:]].to_numpy())
-    return pd.DataFrame(p, columns=["p_sell", "p_hold", "p_buy"], index=members.index)
+    found = members_of(members.columns)
+    if len(found) < 2:
+        raise ValueError(f"ensemble input has the class probabilities of {found or 'no member'}: pass at least two "
+                         f"members' columns ({', '.join(member_columns(FAMILIES[:2]))}, ...)")
+    p = signal_proba(*(members[member_columns([m])].to_numpy() for m in found))
+    return pd.DataFrame(p, columns=list(CLASSES), index=members.index)
+
+
+def parse_uri(model_uri: str) -> list[tuple[str, str]]:
+    """(family, model uri) of each member of an ensemble's registry model_uri: 'xgb=uri|lstm=uri|...'; the first
+    ensembles stored 'uri|uri' for xgb and lstm."""
+    parts = model_uri.split("|")
+    if all("=" in p.split(":", 1)[0] for p in parts):
+        return [tuple(p.split("=", 1)) for p in parts]
+    if len(parts) != 2:
+        raise ValueError(f"ensemble model_uri {model_uri!r}: expected 'family=uri|family=uri...'")
+    return list(zip(("xgb", "lstm"), parts))

@@ -32,9 +32,8 @@ def predict(store: MlflowStore, model: dict, rows: pd.DataFrame, context: pd.Dat
     """
     family = model["family"]
     if family == "ensemble":
-        uris = model["model_uri"].split("|")
-        return ensemble.signal_proba(_one(store, "xgb", uris[0], rows, context),
-                                     _one(store, "lstm", uris[1], rows, context))
+        return ensemble.signal_proba(*(_one(store, fam, uri, rows, context)
+                                       for fam, uri in ensemble.parse_uri(model["model_uri"])))
     return _one(store, family, model["model_uri"], rows, context)
 
 

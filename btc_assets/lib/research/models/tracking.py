@@ -321,13 +321,13 @@ def ensemble_logger(example: pd.DataFrame) -> Callable[[str | None], Any]:
         import mlflow.pyfunc
         from mlflow.models import infer_signature
 
-        from btc_assets.lib.research.models.ensemble import MEMBER_COLUMNS, combine_frame
+        from btc_assets.lib.research.models.ensemble import combine_frame, member_columns, members_of
 
         class Combiner(mlflow.pyfunc.PythonModel):
             def predict(self, context, model_input, params=None):  # noqa: ARG002 - pyfunc API
                 return combine_frame(model_input)
 
-        frame = example[MEMBER_COLUMNS].reset_index(drop=True)
+        frame = example[member_columns(members_of(example.columns))].reset_index(drop=True)
         return mlflow.pyfunc.log_model(
             name="model", python_model=Combiner(), signature=infer_signature(frame, combine_frame(frame)),
             input_example=frame, registered_model_name=name, pip_requirements=["numpy", "pandas"])

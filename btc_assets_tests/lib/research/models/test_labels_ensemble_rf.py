@@ -2,6 +2,7 @@
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from btc_assets.lib.research.labels import BUY, HOLD, SELL, LabelConfig, balance_by_partition, triple_barrier_labels
 from btc_assets.lib.research.models import ensemble, rf_daily
@@ -57,3 +58,20 @@ def test_rf_daily_reference_has_four_features_and_walks_forward():
     assert list(data.columns[1:5]) == rf_daily.DAILY_FEATURES and set(data["label"]) <= {SELL, HOLD, BUY}
     res = rf_daily.walk_forward(data, rf_daily.RfParams(n_estimators=20), n_folds=3, test_days=4)
     assert len(res.fold_metrics) == 3 and "majority_log_loss" in res.overall
+
+
+def test_an_ensemble_of_three_trades_only_when_all_three_agree_and_reads_its_members_uris():
+    a = np.array([[0.1, 0.2, 0.7], [0.7, 0.2, 0.1], [0.1, 0.2, 0.7]])
+    b = np.array([[0.2, 0.2, 0.6], [0.6, 0.3, 0.1], [0.1, 0.2, 0.7]])
+    c = np.array([[0.1, 0.1, 0.8], [0.6, 0.3, 0.1], [0.7, 0.2, 0.1]])
+    assert ensemble.agree_signal(a, b, c).tolist() == [BUY, SELL, HOLD]
+    assert ensemble.signal_proba(a, b, c).argmax(axis=1).tolist() == [BUY, SELL, HOLD]
+    with pytest.raises(ValueError, match="at least two members"):
+        ensemble.agree_signal(a)
+    assert ensemble.parse_uri("xgb=models:/x/1|lstm=models:/l/1|transformer=models:/t/2") == [
+        ("xgb", "models:/x/1"), ("lstm", "models:/l/1"), ("transformer", "models:/t/2")]
+    assert ensemble.parse_uri("models:/x/1|models:/l/1") == [("xgb", "models:/x/1"), ("lstm", "models:/l/1")]
+    with pytest.raises(ValueError, match="expected 'family=uri"):
+        ensemble.parse_uri("models:/x/1|models:/l/1|models:/t/1")
+    frame = pd.DataFrame(np.hstack([a, c]), columns=ensemble.member_columns(["xgb", "transformer"]))
+    np.testing.assert_allclose(ensemble.combine_frame(frame).to_numpy(), ensemble.signal_proba(a, c))
