@@ -202,6 +202,14 @@ def test_the_schedule_trades_through_the_fake_kraken_futures_venue(daily, monkey
     assert kraken[2] == 1 and kraken[5] < 0 and kraken[4] == pytest.approx(-kraken[3])  # open: only its fee realised
     assert total[2] == 3 and total[3] == pytest.approx(paper[3] + kraken[3])
     assert total[4] == pytest.approx(paper[4] + kraken[4])
+    # the open Kraken short is marked at the warehouse's latest close (its unrealised P&L in the total)
+    with resources["warehouse"].get_connection() as conn:
+        (cost, mark, unrealised, net, whole), = conn.execute(
+            "SELECT avg_cost, mark_price, unrealised_pnl, net_pnl, total_pnl FROM trading.books "
+            "WHERE venue = 'kraken-demo'").fetchall()
+    assert mark > 0 and unrealised == pytest.approx(kraken[5] * (mark - cost)) and whole == pytest.approx(net + unrealised)
+    meta = res.get_asset_materialization_events()[0].event_specific_data.materialization.metadata
+    assert meta["marked_at"].value.startswith("Binance USD-M BTCUSDT")
 
 
 def test_kraken_needs_the_opt_in(daily, monkeypatch):

@@ -100,7 +100,8 @@ def publish_page(store: MlflowResource, strategy: str, mode: str, html: str) -> 
 
 
 BOOK_TYPES = {"strategy": "VARCHAR", "venue": "VARCHAR", "fills": "BIGINT", "notional": "DOUBLE", "fees": "DOUBLE",
-              "gross_pnl": "DOUBLE", "net_pnl": "DOUBLE", "position": "DOUBLE", "first_fill": "TIMESTAMP",
+              "gross_pnl": "DOUBLE", "net_pnl": "DOUBLE", "position": "DOUBLE", "avg_cost": "DOUBLE",
+              "mark_price": "DOUBLE", "unrealised_pnl": "DOUBLE", "total_pnl": "DOUBLE", "first_fill": "TIMESTAMP",
               "last_fill": "TIMESTAMP"}
 
 
@@ -112,14 +113,16 @@ BOOK_TYPES = {"strategy": "VARCHAR", "venue": "VARCHAR", "fills": "BIGINT", "not
     kinds={"duckdb"},
     automation_condition=dg.AutomationCondition.eager(),
     description="Every strategy's and venue's book in the one journal, apart and together: fills, traded notional, "
-    "fees, realised P&L at average cost before and after fees, open position; one `all` row per venue and the total. "
-    "Table trading.books (replaced); refreshed after trading runs.",
+    "fees, realised P&L at average cost before and after fees, open position, its average cost and unrealised P&L "
+    "at the latest BTCUSDT close, total P&L; one `all` row per venue and the total. Table trading.books (replaced); "
+    "refreshed after trading runs.",
 )
 def books(warehouse: DuckDBResource) -> dg.MaterializeResult:
     from btc_assets.lib.storage.warehouse import ensure_table
 
     with warehouse.get_connection() as conn:
-        table = trading_metrics.books(conn) if table_exists(conn, "trading.order_events") else pd.DataFrame(
+        mark = trading_metrics.last_mark(conn)
+        table = trading_metrics.books(conn, mark) if table_exists(conn, "trading.order_events") else pd.DataFrame(
             columns=list(BOOK_TYPES))
         ensure_table(conn, "trading.books", BOOK_TYPES)
         conn.execute("DELETE FROM trading.books")
@@ -132,4 +135,7 @@ def books(warehouse: DuckDBResource) -> dg.MaterializeResult:
         "books": frame_table(table) if len(table) else "no fills yet",
         "strategies": sorted(set(table["strategy"]) - {"all"}) if len(table) else [],
         "venues": sorted(set(table["venue"]) - {"all"}) if len(table) else [],
-        "total_net_pnl": float(total["net_pnl"].iloc[0]) if len(total) else 0.0})
+        "total_net_pnl": float(total["net_pnl"].iloc[0]) if len(total) else 0.0,
+        "total_unrealised_pnl": float(total["unrealised_pnl"].iloc[0]) if len(total) else 0.0,
+        "total_pnl": float(total["total_pnl"].iloc[0]) if len(total) else 0.0,
+        "marked_at": mark[2] if mark is not None else "no bar in the warehouse: open positions are not marked"})

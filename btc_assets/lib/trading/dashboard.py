@@ -3,7 +3,8 @@
 Equity curve (marked at each decided bar), daily P&L, drawdown, rolling Sharpe from daily returns (30 days, or a
 third of the days there are; annualised with 365 days and labelled as such), win rate by hour and weekday of the
 closing fills (with counts), then the open position and open orders, the breaker and kill-switch state, and the
-recent orders with their realised P&L. Everything is after fees; a day without fills is a day of 0 P&L, not a gap.
+recent orders with their realised P&L, and every book of the journal (each strategy and venue, with unrealised P&L at
+the latest close). Everything is after fees; a day without fills is a day of 0 P&L, not a gap.
 """
 
 from __future__ import annotations
@@ -47,8 +48,25 @@ def state(conn, initial_equity: float) -> dict:
     orders = orders.iloc[::-1].head(RECENT_ORDERS).reset_index(drop=True)  # newest first
     last = conn.execute("SELECT bar_time, breaker_paused, model_version, price FROM trading.decisions "
                         "ORDER BY bar_time DESC LIMIT 1").fetchall()
+    mark = trading_metrics.last_mark(conn)
     return {"equity": eq, "fills": fills, "orders": orders, "open_orders": open_orders,
-            "last_decision": last[0] if last else None, "kill_switch": kill_switch.latched(conn)}
+            "last_decision": last[0] if last else None, "kill_switch": kill_switch.latched(conn),
+            "books": trading_metrics.books(conn, mark), "mark": mark}
+
+
+def _books_table(books: pd.DataFrame, mark) -> str:
+    """Every strategy's and venue's book in the journal (the page's account above is this strategy's own)."""
+    if books is None or books.empty:
+        return _table(pd.DataFrame(), "Every book in the journal", "no fill yet")
+    def money(v):
+        return "–" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:,.2f}"
+    shown = pd.DataFrame({
+        "strategy": books["strategy"], "venue": books["venue"], "fills": books["fills"].astype(int),
+        "fees USDT": books["fees"].map(money), "realised P&L USDT (net)": books["net_pnl"].map(money),
+        "position BTC": books["position"].map(lambda v: "–" if np.isnan(v) else f"{v:+.4f}"),
+        "unrealised P&L USDT": books["unrealised_pnl"].map(money), "total P&L USDT": books["total_pnl"].map(money)})
+    marked = f"open positions marked at {mark[2]}" if mark is not None else "no bar to mark open positions at"
+    return _table(shown, f"Every book in the journal, apart and together ({marked})", "no fill yet")
 
 
 def _table(df: pd.DataFrame, title: str, empty: str) -> str:
@@ -135,7 +153,8 @@ def render(st: dict, initial_equity: float, title: str) -> Dashboard:
                                     "state": breaker}]), "Now", "")
               + _table(st["open_orders"], "Open orders", "none")
               + _table(recent, f"Recent orders (last {RECENT_ORDERS})", "no order yet")
-              + _table(closed, "Realised P&L of the last closing fills (USDT, net of fees)", "no position closed yet"))
+              + _table(closed, "Realised P&L of the last closing fills (USDT, net of fees)", "no position closed yet")
+              + _books_table(st.get("books"), st.get("mark")))
     page = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html_lib.escape(title)}</title>"
             f"<style>{STYLE}</style></head><body>{WATCH}<h1>{html_lib.escape(title)}</h1>"
             f"<p class='headline'><b>{html_lib.escape(headline)}</b></p>{tables}" + "".join(parts)

@@ -111,10 +111,10 @@ def equity_curve(conn, initial_equity: float) -> pd.DataFrame:
 
 def realised_pnl(fills: pd.DataFrame) -> pd.DataFrame:
     """Each fill's realised P&L at average cost: `gross_pnl` on the part that reduces the open position (0 for a
-    fill that only adds to it), `net_pnl` after the fill's fee, and the position after it. ``fills`` in time order
-    (side BUY/SELL, qty, price, fee)."""
+    fill that only adds to it), `net_pnl` after the fill's fee, the position after it and its average cost (NaN when
+    flat). ``fills`` in time order (side BUY/SELL, qty, price, fee)."""
     pos, avg = 0.0, 0.0
-    gross, after = np.zeros(len(fills)), np.zeros(len(fills))
+    gross, after, cost = np.zeros(len(fills)), np.zeros(len(fills)), np.full(len(fills), np.nan)
     for i, (side, qty, price) in enumerate(zip(fills["side"], fills["qty"].astype(float),
                                               fills["price"].astype(float))):
         q = qty if side == "BUY" else -qty
@@ -129,8 +129,9 @@ def realised_pnl(fills: pd.DataFrame) -> pd.DataFrame:
             avg = (avg * abs(pos) + price * abs(q)) / (abs(pos) + abs(q))
             pos += q
         after[i] = pos
-    return pd.DataFrame({"gross_pnl": gross, "net_pnl": gross - fills["fee"].to_numpy(float), "position_after": after},
-                        index=fills.index)
+        cost[i] = avg if pos else np.nan
+    return pd.DataFrame({"gross_pnl": gross, "net_pnl": gross - fills["fee"].to_numpy(float), "position_after": after,
+                         "avg_cost_after": cost}, index=fills.index)
 
 
 def _quantiles(name: str, delta: pd.Series) -> dict[str, float]:
@@ -178,32 +179,64 @@ def write_textfile(path: Path, payload: bytes) -> None:
     tmp.replace(path)
 
 
-def books(conn) -> pd.DataFrame:
+def last_mark(conn) -> tuple[float, pd.Timestamp, str] | None:
+    """The latest BTCUSDT close the warehouse has (price, its close time, source): the bar that closed last among the
+    1m bars (live and silver), the hourly and the daily ones (silver and the monthly archive's history); None when
+    there is no bar at all."""
+    from btc_assets.lib.storage.warehouse import table_exists
+
+    best = None
+    for table, length in (("live.klines_1m", "1m"), ("silver.klines_1m", "1m"), ("silver.klines_1h", "1h"),
+                          ("silver.klines_1h_history", "1h"), ("silver.klines_1d", "1d"),
+                          ("silver.klines_1d_history", "1d")):
+        if not table_exists(conn, table):
+            continue
+        row = conn.execute(f"SELECT open_time, close FROM {table} ORDER BY open_time DESC LIMIT 1").fetchone()
+        if row is None:
+            continue
+        at = pd.Timestamp(row[0], tz="UTC") + pd.Timedelta(length.replace("m", "min"))
+        if best is None or at > best[1]:
+            best = (float(row[1]), at, f"Binance USD-M BTCUSDT {length} close at {at:%Y-%m-%d %H:%M} UTC ({table})")
+    return best
+
+
+def books(conn, mark: tuple[float, pd.Timestamp, str] | None = None) -> pd.DataFrame:
     """Every book of the one journal, apart and together: per strategy (the client order id's prefix, the scalper's
     `strategy` setting or a SEPARATE_BOOKS strategy) and venue (`broker`): fills, traded notional, fees, realised P&L
-    at average cost (gross and after fees), the open position and its average-cost mark-free size, first and last
-    fill; then one `all` row per venue and the grand total. Unrealised P&L is not in it (no mark here)."""
+    at average cost (gross and after fees), the open position, its average cost and its unrealised P&L marked at
+    `mark` (price, time, source: `last_mark`; every venue is marked at Binance's BTCUSDT, so a Kraken PF_XBTUSD
+    position's mark is off by the venues' basis), total P&L (net realised + unrealised), first and last fill; then
+    one `all` row per venue and the grand total. An open position without a mark has no unrealised P&L (NaN)."""
     fills = conn.execute(
         "SELECT client_order_id, broker, bar_time, side, qty, price, fee FROM trading.order_events "
         "WHERE event = 'FILLED' ORDER BY event_time, seq").df()
-    cols = ["strategy", "venue", "fills", "notional", "fees", "gross_pnl", "net_pnl", "position", "first_fill",
-            "last_fill"]
+    cols = ["strategy", "venue", "fills", "notional", "fees", "gross_pnl", "net_pnl", "position", "avg_cost",
+            "mark_price", "unrealised_pnl", "total_pnl", "first_fill", "last_fill"]
     if fills.empty:
         return pd.DataFrame(columns=cols)
     fills["strategy"] = fills["client_order_id"].str.split("-").str[0]
+    price = mark[0] if mark is not None else float("nan")
     rows = []
     for (strategy, venue), f in fills.groupby(["strategy", "broker"], sort=True):
         r = realised_pnl(f.reset_index(drop=True))
+        position, cost = float(r["position_after"].iloc[-1]), float(r["avg_cost_after"].iloc[-1])
+        unrealised = position * (price - cost) if position else 0.0
+        net = float(r["net_pnl"].sum())
         rows.append({"strategy": strategy, "venue": venue, "fills": len(f),
                      "notional": float((f["qty"] * f["price"]).sum()), "fees": float(f["fee"].sum()),
-                     "gross_pnl": float(r["gross_pnl"].sum()), "net_pnl": float(r["net_pnl"].sum()),
-                     "position": float(r["position_after"].iloc[-1]), "first_fill": f["bar_time"].min(),
-                     "last_fill": f["bar_time"].max()})
+                     "gross_pnl": float(r["gross_pnl"].sum()), "net_pnl": net, "position": position,
+                     "avg_cost": cost, "mark_price": price if position else float("nan"),
+                     "unrealised_pnl": unrealised, "total_pnl": net + unrealised,
+                     "first_fill": f["bar_time"].min(), "last_fill": f["bar_time"].max()})
     apart = pd.DataFrame(rows)
     summed = ["fills", "notional", "fees", "gross_pnl", "net_pnl"]
 
     def total(df: pd.DataFrame, strategy: str, venue: str) -> dict:
+        # an unmarked open book makes the sums unknown (NaN), never a partial total
+        unrealised = float(df["unrealised_pnl"].sum(min_count=len(df)))
         return {"strategy": strategy, "venue": venue, **{k: df[k].sum() for k in summed}, "position": float("nan"),
+                "avg_cost": float("nan"), "mark_price": float("nan"), "unrealised_pnl": unrealised,
+                "total_pnl": float(df["net_pnl"].sum()) + unrealised,
                 "first_fill": df["first_fill"].min(), "last_fill": df["last_fill"].max()}
     per_venue = [total(g, "all", v) for v, g in apart.groupby("venue")] if apart["strategy"].nunique() > 1 else []
     return pd.DataFrame([*apart.to_dict("records"), *per_venue, total(apart, "all", "all")], columns=cols)

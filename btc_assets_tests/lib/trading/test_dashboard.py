@@ -37,6 +37,23 @@ def test_headline_states_the_account_and_the_breakers():
         dashboard.render(empty, 10_000, "t")
 
 
+def test_the_page_shows_every_book_of_the_journal():
+    st = _state()
+    st["books"] = pd.DataFrame([
+        {"strategy": "xgb_next3m", "venue": "paper", "fills": 4, "fees": 0.04, "net_pnl": 0.46, "position": 0.0,
+         "unrealised_pnl": 0.0, "total_pnl": 0.46},
+        {"strategy": "daily_swing", "venue": "kraken-demo", "fills": 1, "fees": 0.2, "net_pnl": -0.2, "position": -0.01,
+         "unrealised_pnl": 3.5, "total_pnl": 3.3},
+        {"strategy": "all", "venue": "all", "fills": 5, "fees": 0.24, "net_pnl": 0.26, "position": float("nan"),
+         "unrealised_pnl": 3.5, "total_pnl": 3.76}])
+    st["mark"] = (42_000.0, pd.Timestamp("2024-01-03 23:59", tz="UTC"), "Binance USD-M BTCUSDT 1m close at x")
+    page = dashboard.render(st, 10_000, "Live test").html
+    assert "Every book in the journal" in page and "daily_swing" in page and "kraken-demo" in page
+    assert "marked at Binance USD-M BTCUSDT 1m close" in page and "-0.0100" in page and "3.76" in page
+    st["books"], st["mark"] = st["books"].iloc[:0], None
+    assert "Every book in the journal</b>: no fill yet" in dashboard.render(st, 10_000, "t").html
+
+
 def test_every_chart_draws_in_headless_chromium(tmp_path):
     exe = _chromium()
     if exe is None:

@@ -121,3 +121,37 @@ def test_books_show_each_strategy_and_venue_apart_and_together():
     assert books.loc[("all", "all"), "net_pnl"] == pytest.approx(19.4) and books.loc[("all", "all"), "fills"] == 4
     # the scalper's own account leaves the daily strategy's book out
     assert trading_metrics.snapshot(conn, 1_000.0).fills == 2
+
+
+def test_open_books_are_marked_at_the_latest_close_and_an_unmarked_one_stays_unknown():
+    import duckdb
+    import numpy as np
+    import pandas as pd
+
+    from btc_assets.lib.trading import metrics as trading_metrics
+    from btc_assets.lib.trading.journal import Journal, OrderEvent
+
+    conn = duckdb.connect()
+    j = Journal(conn)
+    t = pd.Timestamp("2024-02-01", tz="UTC")
+    for cid, broker, side, qty, price, fee in [
+            ("xgb_next3m-1-e", "paper", "BUY", 1.0, 100.0, 0.1), ("xgb_next3m-2-e", "paper", "BUY", 1.0, 110.0, 0.1),
+            ("daily_swing-1-open", "kraken-demo", "SELL", 2.0, 50.0, 0.2),
+            ("daily_swing-2-close", "kraken-demo", "BUY", 2.0, 45.0, 0.2)]:
+        j.append(OrderEvent(cid, "FILLED", t, side, qty, price, fee, broker, "r"))
+    assert trading_metrics.last_mark(conn) is None  # no bars at all
+    unmarked = trading_metrics.books(conn).set_index(["strategy", "venue"])
+    assert np.isnan(unmarked.loc[("xgb_next3m", "paper"), "unrealised_pnl"])
+    assert np.isnan(unmarked.loc[("all", "all"), "total_pnl"])  # never a partial total
+    assert unmarked.loc[("daily_swing", "kraken-demo"), "unrealised_pnl"] == 0.0  # flat: nothing to mark
+    conn.execute("CREATE SCHEMA silver; CREATE TABLE silver.klines_1m (open_time TIMESTAMP, close DOUBLE)")
+    conn.execute("INSERT INTO silver.klines_1m VALUES ('2024-02-01 10:00', 118.0), ('2024-02-01 10:01', 120.0)")
+    mark = trading_metrics.last_mark(conn)
+    assert mark[0] == 120.0 and mark[1] == pd.Timestamp("2024-02-01 10:02", tz="UTC") and "silver.klines_1m" in mark[2]
+    books = trading_metrics.books(conn, mark).set_index(["strategy", "venue"])
+    scalper = books.loc[("xgb_next3m", "paper")]
+    assert scalper["position"] == 2.0 and scalper["avg_cost"] == pytest.approx(105.0)
+    assert scalper["unrealised_pnl"] == pytest.approx(2.0 * (120.0 - 105.0))
+    assert scalper["total_pnl"] == pytest.approx(30.0 - 0.2)
+    total = books.loc[("all", "all")]
+    assert total["total_pnl"] == pytest.approx(30.0 - 0.2 + 10.0 - 0.4)
