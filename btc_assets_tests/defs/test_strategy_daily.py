@@ -14,11 +14,12 @@ from btc_assets.defs.models import assets as models
 from btc_assets.defs.resources import local_resources
 from btc_assets.defs.resources.trading import NotifierResource
 from btc_assets.defs.silver import history
+from btc_assets.defs.silver import klines as silver_klines
 from btc_assets.defs.strategy_daily import assets as sd
 from btc_assets.defs.trading import pnl as trading_pnl
 from btc_assets_tests.smtp_server import smtp_server
 
-ASSETS = dg.load_assets_from_modules([bronze, history, models, sd, trading_pnl])
+ASSETS = dg.load_assets_from_modules([bronze, history, silver_klines, models, sd, trading_pnl])
 DAY = "2024-02-28"
 
 
@@ -227,3 +228,35 @@ def test_a_missing_signal_is_refused_by_name(daily):
     assert not res.success
     err = str(res.get_step_failure_events()[0].event_specific_data.error)
     assert "no signal for the day: materialize strategy_daily/signal" in err
+
+
+def test_the_00_05_job_builds_the_days_bar_before_it_decides(daily):
+    """At 00:05 the monthly archive file of the current month does not exist yet: the day's bar must come from its
+    1m bars, which the job itself fetches (archive, else REST) and aggregates before the signal reads it."""
+    run, resources, _root = daily
+    job_keys = {tuple(k.path) for k in sd.daily_strategy_job.selection.resolve(ASSETS)}
+    assert {("bronze", "klines_1m"), ("silver", "klines_1m"), ("silver", "klines_1d"),
+            ("strategy_daily", "signal"), ("strategy_daily", "signal_log")} == job_keys
+    day = "2024-02-26"
+    with resources["warehouse"].get_connection() as conn:  # the month not published yet: no history from the 20th
+        conn.execute("CREATE TABLE silver.kept_history AS SELECT * FROM silver.klines_1d_history "
+                     "WHERE open_time >= '2024-02-20'")
+        conn.execute("DELETE FROM silver.klines_1d_history WHERE open_time >= '2024-02-20'")
+        had_1d = conn.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'silver' "
+                              "AND table_name = 'klines_1d'").fetchone()[0]
+        if had_1d:
+            conn.execute("DELETE FROM silver.klines_1d WHERE open_time::DATE = ?", [day])
+    try:
+        alone = run([["strategy_daily", "signal"]], partition_key=day, run_config=SMALL_SIGNAL)
+        assert not alone.success  # the signal alone: the day's bar is not there
+        assert "daily bar of 2024-02-26 is not there" in str(alone.get_step_failure_events()[0].event_specific_data.error)
+        res = run([list(k) for k in sorted(job_keys - {("strategy_daily", "signal_log")})], partition_key=day,
+                  run_config=SMALL_SIGNAL)
+        assert res.success
+        sig = next(e.event_specific_data.materialization.metadata for e in res.get_asset_materialization_events()
+                   if e.event_specific_data.materialization.asset_key.path == ["strategy_daily", "signal"])
+        assert sig["held_on"].value == "2024-02-27"
+    finally:
+        with resources["warehouse"].get_connection() as conn:
+            conn.execute("INSERT INTO silver.klines_1d_history SELECT * FROM silver.kept_history")
+            conn.execute("DROP TABLE silver.kept_history")

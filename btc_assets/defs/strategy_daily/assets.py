@@ -421,8 +421,12 @@ def append_log_line(lake, line: dict) -> tuple[str, int]:
     return lake.write_bytes(LOG_PATH, ("\n".join(kept) + "\n").encode()), len(kept)
 
 
+# At 00:05 the day that just closed is in no archive file yet (the daily file comes hours later, the monthly one after
+# the month): the job builds its bar first, from its 1m bars (bronze falls back to the REST API in the archive's
+# layout when the archive lacks the day, and the REST sensor swaps the archive's file in later), then decides.
+DAY_BAR = (["bronze", "klines_1m"], ["silver", "klines_1m"], ["silver", "klines_1d"])
 daily_strategy_job = dg.define_asset_job(
-    "daily_strategy_job", selection=dg.AssetSelection.assets([GROUP, "signal"], [GROUP, "signal_log"]),
+    "daily_strategy_job", selection=dg.AssetSelection.assets(*DAY_BAR, [GROUP, "signal"], [GROUP, "signal_log"]),
     partitions_def=partitions.daily, tags={"dagster/max_retries": "0"})
 # 00:05 UTC: the day that just closed is the partition (its close decides; the position is held over today).
 daily_strategy_schedule = dg.build_schedule_from_partitioned_job(
