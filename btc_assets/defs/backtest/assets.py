@@ -107,22 +107,26 @@ def report(context: dg.AssetExecutionContext, warehouse: DuckDBResource, lake: L
     # A signal for a minute silver lacks cannot be traded; a bar without a signal (no model yet) gets no entry.
     entries = entries[entries.index.isin(pd.DatetimeIndex(bars["open_time"]))]
     from btc_assets.defs.models.tft_model import read_forecasts
-    from btc_assets.lib.research.regime import filter_entries
+    from btc_assets.lib.research.regime import REFERENCE, filter_entries, size_scale
 
     forecasts = None
-    if trading.regime_filter != "none":
-        with warehouse.get_connection() as conn:
-            forecasts = read_forecasts(conn, pd.Timestamp(lo).floor("D"), pd.Timestamp(hi) + pd.Timedelta(days=1))
+    if trading.regime_filter != "none" or trading.regime_sizing != "none":
+        with warehouse.get_connection() as conn:  # the sizing's reference days before the window too
+            forecasts = read_forecasts(conn, pd.Timestamp(lo).floor("D") - REFERENCE,
+                                       pd.Timestamp(hi) + pd.Timedelta(days=1))
     entries, regime = filter_entries(entries, forecasts, trading.regime_filter)
+    scale, sizing = size_scale(pd.DatetimeIndex(bars["open_time"]), forecasts, trading.regime_sizing)
     models = sorted(sig["model_version"].unique())
     costs, risk = trading.costs(), trading.risk_config()  # the live trader's rules, exactly
     t0 = time.perf_counter()
-    result = simulate(bars, entries, funding, mark=mark, costs=costs, risk=risk, initial_equity=trading.notional_usdt)
+    result = simulate(bars, entries, funding, mark=mark, costs=costs, risk=risk, initial_equity=trading.notional_usdt,
+                      size_scale=scale)
     ev = evaluate(result, bars, funding, mark=mark, n_trials=max(len(models), 1))
     t1 = time.perf_counter()
     # What slippage cost: the same signals through the same rules without it (slippage lives in the fill prices).
     frictionless = simulate(bars, entries, funding, mark=mark, risk=risk, initial_equity=trading.notional_usdt,
-                            costs=dataclasses.replace(costs, slippage_bps=0.0, slippage_vol_mult=0.0))
+                            costs=dataclasses.replace(costs, slippage_bps=0.0, slippage_vol_mult=0.0),
+                            size_scale=scale)
     slippage_impact = frictionless.final_equity - result.final_equity
     if result.mark_source != "mark":
         context.log.warning(f"mark price: {result.mark_source} — silver.mark_price_1m is missing or incomplete, "
@@ -141,8 +145,12 @@ def report(context: dg.AssetExecutionContext, warehouse: DuckDBResource, lake: L
         "headline": (no_model + ". " if no_model else "") + text + (
             f" Regime filter '{regime['regime_filter']}': {regime['kept']} of {regime['entries']} entry signals kept "
             f"({regime['dropped_against_forecast']} against the day's 1-day TFT forecast, "
-            f"{regime['dropped_without_forecast']} on days without one)." if regime["regime_filter"] != "none" else ""),
+            f"{regime['dropped_without_forecast']} on days without one)." if regime["regime_filter"] != "none" else "")
+        + (f" Regime sizing 'spread': entries scaled on {sizing['days_scaled']} of {sizing['days']} days (mean factor "
+           f"{sizing['mean_factor']:.2f}; {sizing['days_without_factor']} days without one keep full size)."
+           if sizing["regime_sizing"] != "none" else ""),
         **{f"regime_{k}": v for k, v in regime.items()},
+        **{f"sizing_{k}": v for k, v in sizing.items()},
         "metrics": metrics_table(ev),
         "costs_waterfall": dg.MetadataValue.table(
             [dg.TableRecord({"step": k, "usdt": f"{v:+,.2f}"}) for k, v in waterfall.items()],

@@ -51,6 +51,10 @@ class TradingResource(dg.ConfigurableResource):
     regime_filter: str = Field(
         default="none", description="none, or direction: enter only in the direction of the day's 1-day TFT forecast "
         "(models/regime_forecast; a day without one gets no entry), in the backtest and live alike")
+    regime_sizing: str = Field(
+        default="none", description="none, or spread: scale each entry's size by the usual 1-day TFT forecast spread "
+        "(median of the 30 days before) over the day's, clipped to [0.25, 1] (lib/research/regime.py), in the "
+        "backtest and live alike")
     margin_mode: str = Field(default="ISOLATED", description="ISOLATED or CROSSED, set on the exchange and verified")
     taker_fee: float = 0.0005
     maker_fee: float = 0.0002
@@ -79,10 +83,12 @@ class TradingResource(dg.ConfigurableResource):
                              "and a leverage from 1 to 125")
         if self.model_handover not in ("until_trained", "until_promoted"):
             raise ValueError(f"model_handover {self.model_handover!r} is unknown: use until_trained or until_promoted")
-        from btc_assets.lib.research.regime import FILTERS
+        from btc_assets.lib.research.regime import FILTERS, SIZINGS
 
         if self.regime_filter not in FILTERS:
             raise ValueError(f"regime_filter {self.regime_filter!r} is unknown: use one of {', '.join(FILTERS)}")
+        if self.regime_sizing not in SIZINGS:
+            raise ValueError(f"regime_sizing {self.regime_sizing!r} is unknown: use one of {', '.join(SIZINGS)}")
         if not 0 <= self.max_liquidation_probability <= 1:
             raise ValueError(f"max_liquidation_probability {self.max_liquidation_probability}: a probability from 0 "
                              "to 1 (1 turns the guard off)")

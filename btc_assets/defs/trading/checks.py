@@ -17,7 +17,7 @@ from dagster_duckdb import DuckDBResource
 from btc_assets.defs.resources.trading import TradingResource
 from btc_assets.defs.trading.specs import ORDERS
 from btc_assets.lib.trading.session import SESSION_WARMUP, session_start
-from btc_assets.defs.trading.market import rules_entries, rules_inputs
+from btc_assets.defs.trading.market import regime_rules, rules_entries, rules_inputs
 from btc_assets.lib.research.backtest import simulate
 from btc_assets.lib.research.features import checks as feature_checks
 from btc_assets.lib.research.features import serving
@@ -86,7 +86,9 @@ def decisions_match_backtest(warehouse: DuckDBResource, trading: TradingResource
     differ = live[(live["live_signal"] != live["batch_signal"])
                   | ((live["live_p_buy"] - live["batch_p_buy"]).abs() > PROBA_TOLERANCE)]
     batch = pd.Series(live["batch_signal"].to_numpy(), index=pd.DatetimeIndex(live["bar_time"]))
-    res = simulate(k, rules_entries(batch, k), funding, mark=mark, **trading.rules())
+    with warehouse.get_connection() as conn:  # the batch signals through the live path's regime filter and sizing
+        entries, extra = regime_rules(conn, k, rules_entries(batch, k), trading.regime_filter, trading.regime_sizing)
+    res = simulate(k, entries, funding, mark=mark, **trading.rules(), **extra)
     tr = res.trades
     bt_entries = {(t, 1 if s == "long" else -1) for t, s in zip(tr["entry_time"], tr["side"]) if t <= last + MINUTE}
     mk = tr[tr["exit_reason"].isin(["time", "signal"]) & ~tr["is_open"]]

@@ -18,6 +18,7 @@ from btc_assets.defs.trading.market import (
     feature_inputs,
     one_minute,
     live_inputs,
+    regime_rules,
     rules_entries,
     rules_inputs,
     tagged_bars,
@@ -195,15 +196,9 @@ def decide_bars(context: dg.AssetExecutionContext, journal: Journal, mlflow: Mlf
     plans = []
     was_paused = conn.execute("SELECT breaker_paused FROM trading.decisions WHERE bar_time < ? "
                               "ORDER BY bar_time DESC LIMIT 1", [first.tz_localize(None)]).fetchall()
-    entries, rules = rules_entries(signals, k), trading.rules()
-    if trading.regime_filter != "none":  # the backtest's filter, on the same forecasts (models/regime_forecast)
-        from btc_assets.defs.models.tft_model import read_forecasts
-        from btc_assets.lib.research.regime import filter_entries
-
-        times = pd.DatetimeIndex(k["open_time"])
-        forecasts = read_forecasts(conn, times.min().floor("D"), times.max() + pd.Timedelta(days=1))
-        entries = pd.Series(filter_entries(pd.Series(entries.to_numpy(), index=times), forecasts,
-                                           trading.regime_filter)[0].to_numpy(), index=entries.index)
+    # the backtest's regime filter and sizing, on the same forecasts (models/regime_forecast)
+    entries, extra = regime_rules(conn, k, rules_entries(signals, k), trading.regime_filter, trading.regime_sizing)
+    rules = {**trading.rules(), **extra}
     k_last = k["open_time"].iloc[-1] if len(k) else None
     mark_last = mark["open_time"].max() if mark is not None and len(mark) else None
     for i, t in enumerate(bars_to_decide):

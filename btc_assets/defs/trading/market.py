@@ -250,6 +250,24 @@ def rules_entries(signals: pd.Series, k: pd.DataFrame) -> pd.Series:
     return pd.Series(out, index=times)
 
 
+def regime_rules(conn, k: pd.DataFrame, entries: pd.Series, regime_filter: str,
+                 regime_sizing: str) -> tuple[pd.Series, dict]:
+    """The session's entries after the regime filter, and the rules' extra arguments for the regime sizing
+    (lib/research/regime.py), on models/regime_forecast's forecasts from the sizing's reference days before the
+    session: what the live decisions and their parity check apply alike (the backtest report too)."""
+    if regime_filter == "none" and regime_sizing == "none":
+        return entries, {}
+    from btc_assets.defs.models.tft_model import read_forecasts
+    from btc_assets.lib.research.regime import REFERENCE, filter_entries, size_scale
+
+    times = pd.DatetimeIndex(k["open_time"])
+    forecasts = read_forecasts(conn, times.min().floor("D") - REFERENCE, times.max() + pd.Timedelta(days=1))
+    kept = pd.Series(filter_entries(pd.Series(entries.to_numpy(), index=times), forecasts, regime_filter)[0]
+                     .to_numpy(), index=entries.index)
+    scale = size_scale(times, forecasts, regime_sizing)[0]
+    return kept, ({"size_scale": scale} if scale is not None else {})
+
+
 RULES_BARS = ["open_time", "open", "high", "low", "close", "quote_volume"]
 MARK_BARS = ["open_time", "open", "high", "low", "close"]
 

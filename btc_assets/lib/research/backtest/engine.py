@@ -95,7 +95,7 @@ def _close(slots, k, trades, n_tr, t, price, reason, fee_paid, stats):
 
 
 @njit(cache=True, error_model="numpy")
-def run(time_ns, o, h, lo, c, m_o, m_h, m_l, atr, vol, spread_bps, quote_vol, signal, funding_rate,
+def run(time_ns, o, h, lo, c, m_o, m_h, m_l, atr, vol, spread_bps, quote_vol, signal, scale, funding_rate,
         tiers, p, cst, tick, step, min_notional, liq_fee, initial, exit_on_opposite, decide_last=False):
     """The loop; see the module docstring. Returns equity and paused per bar, fee and funding events (bar,
     amount), the trade records, the skip counters and the decision taken at the last close.
@@ -264,7 +264,9 @@ def run(time_ns, o, h, lo, c, m_o, m_h, m_l, atr, vol, spread_bps, quote_vol, si
             frac = risk.risk_fraction(p, stats[0], stats[1], stats[2], stats[3], vol[t], dist / c[t])
             tier = tier_of(tiers, equity[t] * p[risk.P_LEVERAGE])
             max_lev = tiers[tier, 3] if tier >= 0 else tiers[tiers.shape[0] - 1, 3]
-            qty = round_qty(risk.position_qty(p, equity[t], equity[t] - used_margin, c[t], dist, frac, max_lev), step)
+            # `scale` (0, 1]: the size input of the regime sizing (1 everywhere without it)
+            qty = round_qty(risk.position_qty(p, equity[t], equity[t] - used_margin, c[t], dist, frac, max_lev)
+                            * scale[t], step)
             ref = fills.limit_price(cst, side, c[t], tick) if is_limit else c[t]
             # the chance of reaching the liquidation price within the holding horizon, at the intended price
             d_tier = tier_of(tiers, qty * ref)

@@ -42,6 +42,7 @@ class Inputs:
     quote_vol: np.ndarray
     signal: np.ndarray
     funding_rate: np.ndarray
+    scale: np.ndarray  # each bar's entry size factor in (0, 1] (1 without a sizing input)
     mark_source: str
     spread_source: str
 
@@ -135,8 +136,23 @@ def _mark(mark: pd.DataFrame | None, times: pd.DatetimeIndex, o: np.ndarray, h: 
     return pick[0], pick[1], pick[2], "mark" if have.all() else ("last" if not have.any() else "mixed")
 
 
+def _scale(scale: pd.Series | None, times: pd.DatetimeIndex) -> np.ndarray:
+    """The size factor of each bar: `scale` by bar open time (a bar it lacks: 1), each in (0, 1]."""
+    if scale is None:
+        return np.ones(len(times))
+    idx = _utc_index(scale.index, "size_scale.index")
+    values = pd.Series(scale.to_numpy(np.float64), index=idx)
+    if values.index.has_duplicates:
+        raise ValueError("size_scale has duplicate times: one factor per bar")
+    bad = values[~((values > 0) & (values <= 1))]
+    if len(bad):
+        raise ValueError(f"size_scale must be in (0, 1] (a factor on the rules' size); got {bad.iloc[0]!r} at "
+                         f"{bad.index[0]}")
+    return values.reindex(times).fillna(1.0).to_numpy()
+
+
 def prepare(bars: pd.DataFrame, signals: pd.Series, funding: pd.DataFrame | None,
-            mark: pd.DataFrame | None = None) -> Inputs:
+            mark: pd.DataFrame | None = None, scale: pd.Series | None = None) -> Inputs:
     times, o, h, lo, c = _bars(bars)
     time_ns = times.asi8
     m_o, m_h, m_l, mark_source = _mark(mark, times, o, h, lo)
@@ -147,4 +163,5 @@ def prepare(bars: pd.DataFrame, signals: pd.Series, funding: pd.DataFrame | None
     qv = bars["quote_volume"].to_numpy(np.float64) if "quote_volume" in bars.columns else np.full(len(c), np.inf)
     atr, vol = atr_and_vol(h, lo, c, 14, 60)
     return Inputs(times, time_ns, o, h, lo, c, m_o, m_h, m_l, atr, vol, spread,
-                  qv, _signal(signals, times), _funding(funding, time_ns), mark_source, spread_source)
+                  qv, _signal(signals, times), _funding(funding, time_ns), _scale(scale, times), mark_source,
+                  spread_source)

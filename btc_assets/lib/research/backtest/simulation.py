@@ -110,9 +110,11 @@ def _trades(x: Inputs, rec: np.ndarray) -> pd.DataFrame:
 def simulate(bars: pd.DataFrame, signals: pd.Series, funding: pd.DataFrame | None, *,
              mark: pd.DataFrame | None = None, initial_equity: float = 10_000.0, costs: Costs = Costs(),
              risk: RiskConfig = RiskConfig(), rules: ExchangeRules | None = None,
-             exit_on_opposite: bool = True) -> BacktestResult:
-    """Trade ``signals`` (entry direction decided at each bar's close) on ``bars``; see the package docstring."""
-    return _simulate(bars, signals, funding, mark, initial_equity, costs, risk, rules, exit_on_opposite, False)[0]
+             exit_on_opposite: bool = True, size_scale: pd.Series | None = None) -> BacktestResult:
+    """Trade ``signals`` (entry direction decided at each bar's close) on ``bars``; see the package docstring.
+    ``size_scale``: a factor in (0, 1] on the rules' entry size by bar time (the regime sizing; 1 where absent)."""
+    return _simulate(bars, signals, funding, mark, initial_equity, costs, risk, rules, exit_on_opposite, False,
+                     size_scale)[0]
 
 
 @dataclass(frozen=True)
@@ -138,13 +140,14 @@ class LastDecision:
 def decide(bars: pd.DataFrame, signals: pd.Series, funding: pd.DataFrame | None, *,
            mark: pd.DataFrame | None = None, initial_equity: float = 10_000.0, costs: Costs = Costs(),
            risk: RiskConfig = RiskConfig(), rules: ExchangeRules | None = None,
-           exit_on_opposite: bool = True) -> tuple[BacktestResult, LastDecision]:
+           exit_on_opposite: bool = True, size_scale: pd.Series | None = None) -> tuple[BacktestResult, LastDecision]:
     """Run the backtest over ``bars`` and also take the decisions at the last close (see ``engine.run``).
 
     The live trader calls this once per closed bar over its whole session: the same compiled loop, the same state
     (equity, Kelly statistics, breakers, open positions), so the live decision of a bar is by construction the one
     the backtest takes there."""
-    res, last = _simulate(bars, signals, funding, mark, initial_equity, costs, risk, rules, exit_on_opposite, True)
+    res, last = _simulate(bars, signals, funding, mark, initial_equity, costs, risk, rules, exit_on_opposite, True,
+                          size_scale)
     times = res.equity.index
     exits = tuple((times[int(last[6 + 2 * j])], engine.EXIT_REASONS[int(last[7 + 2 * j])])
                   for j in range(int(last[5])))
@@ -155,14 +158,15 @@ def decide(bars: pd.DataFrame, signals: pd.Series, funding: pd.DataFrame | None,
         liquidation_probability=float(last[22]) if last[0] != 0 or last[4] == 6 else float("nan"))
 
 
-def _simulate(bars, signals, funding, mark, initial_equity, costs, risk, rules, exit_on_opposite, decide_last):
+def _simulate(bars, signals, funding, mark, initial_equity, costs, risk, rules, exit_on_opposite, decide_last,
+              size_scale=None):
     if not initial_equity > 0:
         raise ValueError(f"initial_equity must be > 0, got {initial_equity}")
-    x = prepare(bars, signals, funding, mark)
+    x = prepare(bars, signals, funding, mark, size_scale)
     rules = rules or rules_for(x.times[0].date())
     eq, paused, fee_ev, fund_ev, rec, skips, last = engine.run(
         x.time_ns, x.o, x.h, x.lo, x.c, x.m_o, x.m_h, x.m_l, x.atr, x.vol, x.spread_bps, x.quote_vol, x.signal,
-        x.funding_rate, rules.tiers_array(), risk.to_array(), costs.to_array(), rules.tick_size, rules.step_size,
+        x.scale, x.funding_rate, rules.tiers_array(), risk.to_array(), costs.to_array(), rules.tick_size, rules.step_size,
         rules.min_notional, rules.liquidation_fee, float(initial_equity), exit_on_opposite, decide_last)
     idx = x.times.rename("open_time")
     return BacktestResult(

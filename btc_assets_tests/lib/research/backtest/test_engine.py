@@ -96,3 +96,23 @@ def test_bad_inputs_say_what_to_do():
         simulate(bars, one_signal(bars, 3, 2), None)
     with pytest.raises(ValueError, match="tz-naive"):
         simulate(bars.assign(open_time=bars["open_time"].dt.tz_localize(None)), one_signal(bars, 3, 1), None)
+
+
+def test_a_size_scale_shrinks_each_entry_by_its_factor_and_is_checked():
+    """The regime sizing's input: a factor in (0, 1] per bar on the rules' size (1 where absent: unchanged)."""
+    bars = random_bars(3_000, seed=11)
+    sig = random_signals(bars, seed=12)
+    base = simulate(bars, sig, None)
+    same = simulate(bars, sig, None, size_scale=pd.Series(1.0, index=pd.DatetimeIndex(bars["open_time"])))
+    pd.testing.assert_frame_equal(base.trades, same.trades)  # factor 1: bit for bit the rules' sizes
+    times = pd.DatetimeIndex(bars["open_time"])
+    half = simulate(bars, sig, None, size_scale=pd.Series(0.5, index=times[: len(times) // 2]))  # first half only
+    first = base.trades["entry_time"] <= times[len(times) // 2 - 1] + pd.Timedelta(minutes=1)
+    n = min(len(base.trades), len(half.trades), int(first.sum()))
+    assert n > 5
+    # the first entry's size halves exactly (rounded down to the step); later ones follow the (smaller) equity
+    assert half.trades["qty"].iloc[0] == pytest.approx(np.floor(base.trades["qty"].iloc[0] / 2 / 0.001) * 0.001)
+    assert (half.trades["qty"].iloc[:n] < base.trades["qty"].iloc[:n]).all()
+    for bad in (0.0, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="size_scale must be in \\(0, 1\\]"):
+            simulate(bars, sig, None, size_scale=pd.Series(bad, index=times[:3]))
