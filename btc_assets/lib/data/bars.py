@@ -70,7 +70,8 @@ def silver_klines_1m(raw: pd.DataFrame, day: dt.date, source: str) -> SilverDay:
             f"{source}: {len(outside)} rows fall outside {day} (first open_time {first['open_time']}); "
             "the file does not belong to this partition: check the file name and the archive path"
         )
-    bad_close = raw["close_time"] != raw["open_time"] + pd.Timedelta(milliseconds=59_999)
+    # the bar's last millisecond (futures; spot until 2024) or its last microsecond (spot from 2025-01-01)
+    bad_close = ~(raw["close_time"] - raw["open_time"]).isin([pd.Timedelta(minutes=1) - o for o in _CLOSE_OFFSETS])
     if bad_close.any():
         row = raw[bad_close].iloc[0]
         raise BarDataError(

@@ -288,3 +288,30 @@ def test_not_utf8() -> None:
                          ids=["empty", "blank", "header-only"])
 def test_no_data_rows(text: str, row: int | None) -> None:
     expect_malformed(make_zip(text), row, None, "no data rows")
+
+
+def test_a_microsecond_kline_file_in_the_spot_2025_layout_makes_the_same_silver_day() -> None:
+    """The spot archive from 2025-01-01: open_time and close_time in microseconds, close_time the minute's last
+    microsecond (`1735689659999999`); a real file rewritten in that layout gives the very same silver bars."""
+    import datetime as dt
+
+    from btc_assets.lib.data import bars
+
+    lines = []
+    for line in _csv_text(SPOT_ZIP).splitlines():
+        f = line.split(",")
+        open_us = int(f[0]) * 1000
+        f[0], f[6] = str(open_us), str(open_us + 59_999_999)
+        lines.append(",".join(f))
+    assert lines[0].split(",")[6].endswith("59999999")
+    day = dt.date(2020, 1, 1)
+    us = bars.silver_klines_1m(read_archive_csv(make_zip("\n".join(lines) + "\n"), NAME, KLINES), day, NAME)
+    ms = bars.silver_klines_1m(read_archive_csv(SPOT_ZIP.read_bytes(), SPOT_ZIP.name, KLINES), day, SPOT_ZIP.name)
+    pd.testing.assert_frame_equal(us.bars, ms.bars)
+    assert len(us.bars) == 1440 and us.bars["open_time"].iloc[1] == pd.Timestamp("2020-01-01 00:01", tz="UTC")
+    # a close_time that ends the minute in neither unit is still refused, naming the file
+    f = lines[5].split(",")
+    f[6] = str(int(f[6]) - 1)
+    bad = lines[:5] + [",".join(f)] + lines[6:]
+    with pytest.raises(bars.BarDataError, match="does not end the minute"):
+        bars.silver_klines_1m(read_archive_csv(make_zip("\n".join(bad) + "\n"), NAME, KLINES), day, NAME)
