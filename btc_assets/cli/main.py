@@ -60,7 +60,62 @@ def _weeks(first_day: dt.date, last_day: dt.date, min_history_days: int) -> list
     return out
 
 
-def run_demo(start: dt.date, end: dt.date, replay_hours: float, replay_speed: float) -> dict:
+DEMO_DATASETS = ("klines", "funding", "history", "market")
+DATASET_HELP = ("klines: 1m klines and the bars built from them (always); funding: funding rates (the backtest "
+                "needs them); history: the archive's monthly 1h/1d klines since 2019 (the TFT, the daily forest and "
+                "the daily strategy need them); market: aggTrades, bookDepth, metrics, mark/index/premium klines "
+                "(their gold features are null without them)")
+
+
+def demo_datasets(text: str) -> tuple[str, ...]:
+    """--datasets: a comma list of DEMO_DATASETS (klines is always run)."""
+    chosen = tuple(dict.fromkeys(x.strip() for x in text.split(",") if x.strip()))
+    unknown = [x for x in chosen if x not in DEMO_DATASETS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown dataset(s) {', '.join(unknown)}: use {', '.join(DEMO_DATASETS)}")
+    if "klines" not in chosen:
+        raise argparse.ArgumentTypeError("the klines are always run (every other table is built on them): add klines")
+    return chosen
+
+
+def demo_plan(datasets: tuple[str, ...]) -> dict[str, str]:
+    """Step -> why it is left out (absent: it runs), for the datasets the demo runs."""
+    out: dict[str, str] = {}
+    if "funding" not in datasets:
+        out["funding"] = "funding not in --datasets"
+        out["backtest/report"] = "the backtest charges funding: add funding to --datasets"
+    if "history" not in datasets:
+        for step in ("long history", "models/tft_model", "models/regime_forecast", "models/rf_daily_baseline",
+                     "models/rf_daily_selection", "daily strategy"):
+            out[step] = "needs the archive's long 1h/1d history: add history to --datasets"
+    if "market" not in datasets:
+        out["market data"] = "market not in --datasets (gold's order-flow, book, metrics and mark/index/premium " \
+                             "features are null)"
+    return out
+
+
+def archive_reachable(url: str, timeout_s: float = 5.0) -> str | None:
+    """Why the archive at `url` (http/https) cannot be reached now, or None: one request, a short timeout, before
+    any run (a dead network is said at once, not after minutes of retries)."""
+    from urllib.error import HTTPError, URLError
+    from urllib.parse import urlparse
+    from urllib.request import Request, urlopen
+
+    if urlparse(url).scheme.lower() not in ("http", "https"):
+        return None
+    try:
+        with urlopen(Request(url, method="HEAD"), timeout=timeout_s):  # noqa: S310 - the configured archive
+            return None
+    except HTTPError:
+        return None  # it answered (a directory listing may be refused): the network is there
+    except (URLError, TimeoutError, OSError) as e:
+        reason = getattr(e, "reason", e)
+        return (f"BINANCE_ARCHIVE_URL={url} cannot be reached ({reason}): this machine looks offline. Unset "
+                "BINANCE_ARCHIVE_URL for the bundled sample, or point it at a local mirror of the archive")
+
+
+def run_demo(start: dt.date, end: dt.date, replay_hours: float, replay_speed: float,
+             datasets: tuple[str, ...] = DEMO_DATASETS) -> dict:
     import dagster as dg
 
     from btc_assets.cli import in_process
@@ -89,9 +144,17 @@ def run_demo(start: dt.date, end: dt.date, replay_hours: float, replay_speed: fl
         if not result.success:
             raise SystemExit(f"run {result.run_id} failed: see `make ui` -> Runs")
 
+    skipped = demo_plan(datasets)
+    for step, why in skipped.items():
+        log.info("%-34s skipped: %s", step, why)
+
+    def step(name: str, label: str, fn) -> None:
+        if name not in skipped:
+            timed(label, fn)
+
     months = (f"{start:%Y-%m}-01", f"{end:%Y-%m}-01")
-    timed("funding (bronze+silver, monthly)",
-          lambda: range_run([["bronze", "funding_rates"], ["silver", "funding_rates"]], *months))
+    step("funding", "funding (bronze+silver, monthly)",
+         lambda: range_run([["bronze", "funding_rates"], ["silver", "funding_rates"]], *months))
     days = f"{(end - start).days + 1} days, 1 run"
     klines = [["bronze", "klines_1m"], ["silver", "klines_1m"], ["silver", "klines_5m"], ["silver", "klines_15m"],
               ["silver", "klines_1h"], ["silver", "klines_4h"], ["silver", "klines_1d"]]
@@ -101,14 +164,15 @@ def run_demo(start: dt.date, end: dt.date, replay_hours: float, replay_speed: fl
 
     history = parts.history_monthly.get_partition_keys()
     if history:
-        timed(f"long history 1h/1d bronze->silver ({len(history)} months, 1 run)", lambda: range_run(
+        step("long history", f"long history 1h/1d bronze->silver ({len(history)} months, 1 run)", lambda: range_run(
             [["bronze", "klines_history"], ["silver", "klines_1h_history"], ["silver", "klines_1d_history"]],
             history[0], history[-1]))
     # After the klines: the order-flow check compares klines rebuilt from aggTrades with silver klines.
     market = ([["bronze", n] for n in MARKET_DATASETS]
               + [["silver", n] for n in ("agg_trades", "order_flow_1m", "book_depth", "metrics", "mark_price_1m",
                                          "index_price_1m", "premium_index_1m")])
-    timed(f"market data bronze->silver ({days})", lambda: range_run(market, start.isoformat(), end.isoformat()))
+    step("market data", f"market data bronze->silver ({days})",
+         lambda: range_run(market, start.isoformat(), end.isoformat()))
     timed(f"gold features + labels ({days})",
           lambda: range_run([["gold", "features"], ["gold", "labels"]], start.isoformat(), end.isoformat()))
     cfg = XgbTrainingConfig()
@@ -126,8 +190,8 @@ def run_demo(start: dt.date, end: dt.date, replay_hours: float, replay_speed: fl
 
     def train_all():
         for week in weeks:
-            # One run per week: XGBoost, LSTM and Transformer, then the ensemble (XGBoost + LSTM). A model that is not promoted is a green
-            # run with a WARN check saying why; only a real error fails it.
+            # One run per week: XGBoost, LSTM and Transformer, then their ensemble. A model that is not promoted is
+            # a green run with a WARN check saying why; only a real error fails it.
             _must_succeed(in_process.execute(weekly_job, instance, partition_key=week, tags=NO_RETRY,
                                                         run_config=run_logs(demo_config), raise_on_error=False),
                           f"training week {week}")
@@ -136,32 +200,33 @@ def run_demo(start: dt.date, end: dt.date, replay_hours: float, replay_speed: fl
     # The TFT: trained once, for the week the sample starts in, on the years of hourly history before it; its
     # forecasts then serve every sample day (a day uses the latest week's promoted forecaster).
     first_week = parts.weekly.get_partition_keys()[0]
-    timed(f"models/tft_model (week {first_week}, hourly history)", lambda: _must_succeed(in_process.execute(
-        model_subset("tft_model"), instance, partition_key=first_week, tags=NO_RETRY,
-        run_config=run_logs({"ops": {"models__tft_model": {"config": TFT_DEMO_CONFIG}}}), raise_on_error=False),
+    step("models/tft_model", f"models/tft_model (week {first_week}, hourly history)", lambda: _must_succeed(
+        in_process.execute(model_subset("tft_model"), instance, partition_key=first_week, tags=NO_RETRY,
+                           run_config=run_logs({"ops": {"models__tft_model": {"config": TFT_DEMO_CONFIG}}}),
+                           raise_on_error=False),
         f"models/tft_model {first_week}"))
-    timed(f"models/regime_forecast ({days})",
-          lambda: range_run([["models", "regime_forecast"]], start.isoformat(), end.isoformat()))
-    timed("models/rf_daily_baseline", lambda: _must_succeed(
+    step("models/regime_forecast", f"models/regime_forecast ({days})",
+         lambda: range_run([["models", "regime_forecast"]], start.isoformat(), end.isoformat()))
+    step("models/rf_daily_baseline", "models/rf_daily_baseline", lambda: _must_succeed(
         in_process.execute(model_subset("rf_daily_baseline"), instance, tags=NO_RETRY, run_config=run_logs(),
                                                              raise_on_error=False),
         "models/rf_daily_baseline"))
-    timed("models/rf_daily_selection (forward selection)", lambda: _must_succeed(in_process.execute(
-        model_subset("rf_daily_selection"), instance, tags=NO_RETRY,
-        run_config=run_logs({"ops": {"models__rf_daily_selection": {"config": DAILY_SELECTION_DEMO_CONFIG}}}),
-        raise_on_error=False), "models/rf_daily_selection"))
-    timed("daily strategy: regimes + backtest", lambda: _plain_run(
+    step("models/rf_daily_selection", "models/rf_daily_selection (forward selection)", lambda: _must_succeed(
+        in_process.execute(model_subset("rf_daily_selection"), instance, tags=NO_RETRY, run_config=run_logs(
+            {"ops": {"models__rf_daily_selection": {"config": DAILY_SELECTION_DEMO_CONFIG}}}), raise_on_error=False),
+        "models/rf_daily_selection"))
+    step("daily strategy", "daily strategy: regimes + backtest", lambda: _plain_run(
         defs, instance, [["strategy_daily", "regimes"], ["strategy_daily", "backtest"]]))
     # The daily signal as the 00:05 schedule runs it, for the sample's last three days (paper broker; the daily
     # forest trades only while promoted, else its target is flat and the log says so).
     daily_job = defs.resolve_implicit_global_asset_job_def().get_subset(
         asset_selection={dg.AssetKey(["strategy_daily", "signal"]), dg.AssetKey(["strategy_daily", "signal_log"])})
     signal_days = [end - dt.timedelta(days=i) for i in (2, 1, 0)]
-    timed(f"daily strategy: signal + signal log ({len(signal_days)} days)", lambda: [_must_succeed(
+    step("daily strategy", f"daily strategy: signal + signal log ({len(signal_days)} days)", lambda: [_must_succeed(
         in_process.execute(daily_job, instance, partition_key=d.isoformat(), tags=NO_RETRY, run_config=run_logs(),
                            raise_on_error=False), f"strategy_daily {d}") for d in signal_days])
     timed("models/signals (1 run)", lambda: range_run([["models", "signals"]], weeks[0], end.isoformat()))
-    timed("backtest/report", lambda: _plain_run(defs, instance, [["backtest", "report"]]))
+    step("backtest/report", "backtest/report", lambda: _plain_run(defs, instance, [["backtest", "report"]]))
     from btc_assets.cli.replay import replay_sensor
 
     replay_end = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), dt.timezone.utc)
@@ -235,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--end", type=dt.date.fromisoformat, default=dt.date(2024, 2, 29))
     d.add_argument("--replay-hours", type=float, default=4.0)
     d.add_argument("--replay-speed", type=float, default=1200.0, help="replayed minutes per wall-clock minute")
+    d.add_argument("--datasets", type=demo_datasets, default=DEMO_DATASETS,
+                   help=f"comma list of the datasets to run (default: all): {DATASET_HELP}")
     sub.add_parser("ui", help="Dagster UI on 127.0.0.1:3000 and MLflow UI on 127.0.0.1:5000 (Ctrl-C stops both)")
     sub.add_parser("env", help="write .env at the repo root (BTC_DATA_DIR, DAGSTER_HOME, BINANCE_ARCHIVE_URL) so "
                    "that dg dev / dg launch / dg list defs use the project's instance; make install runs it")
@@ -269,10 +336,12 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["BINANCE_ARCHIVE_URL"] = str(SAMPLE_ARCHIVE)
         log.info("BINANCE_ARCHIVE_URL not set: the demo reads the bundled sample (%s)", SAMPLE_ARCHIVE)
     validate(args.cmd)  # before anything is recorded or run: every problem named with its variable
+    if args.cmd == "demo" and (offline := archive_reachable(os.environ["BINANCE_ARCHIVE_URL"])):
+        raise SystemExit(f"btc-assets demo: {offline}; nothing was run")
     root = prepare_environment()
     if args.cmd == "demo":
         t0 = time.perf_counter()
-        timings = run_demo(args.start, args.end, args.replay_hours, args.replay_speed)
+        timings = run_demo(args.start, args.end, args.replay_hours, args.replay_speed, args.datasets)
         from btc_assets.cli.summary import print_summary
 
         print_summary(root, timings, time.perf_counter() - t0)

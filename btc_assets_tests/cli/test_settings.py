@@ -158,3 +158,45 @@ def test_the_ui_serves_the_workspace_from_the_data_dir_with_the_repo_as_working_
     assert target["working_directory"] == str(ui.REPO)  # absolute: the servers run from the data dir
     cmd = ui.commands(tmp_path)["dagster"]
     assert cmd[cmd.index("-w") + 1] == str(tmp_path / "workspace.yaml")
+
+
+def test_a_dead_network_is_said_at_once_and_nothing_runs(monkeypatch, tmp_path):
+    """An https archive that cannot be reached: one short request, then a message naming the variable, before any
+    run or file (127.0.0.1:9 refuses at once, as a machine without network does)."""
+    import socket
+    import time
+
+    from btc_assets.cli.main import archive_reachable
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/"
+    said = archive_reachable(url, timeout_s=2.0)
+    assert said and said.startswith(f"BINANCE_ARCHIVE_URL={url} cannot be reached") and "offline" in said
+    assert archive_reachable(str(tmp_path)) is None  # a local mirror: nothing to reach
+    monkeypatch.setenv("BTC_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("BINANCE_ARCHIVE_URL", url)
+    t0 = time.perf_counter()
+    with pytest.raises(SystemExit) as e:
+        cli.main(["demo"])
+    assert "cannot be reached" in str(e.value) and "nothing was run" in str(e.value)
+    assert time.perf_counter() - t0 < 10 and not (tmp_path / "data").exists()
+
+
+def test_the_demo_runs_the_datasets_it_is_given_and_says_what_it_leaves_out():
+    import argparse
+
+    from btc_assets.cli.main import DEMO_DATASETS, demo_datasets, demo_plan
+
+    assert demo_datasets("klines,funding") == ("klines", "funding")
+    assert demo_plan(DEMO_DATASETS) == {}  # the default: everything
+    klines_only = demo_plan(demo_datasets("klines"))
+    assert {"funding", "backtest/report", "long history", "models/tft_model", "daily strategy",
+            "market data"} <= set(klines_only)
+    assert "add funding to --datasets" in klines_only["backtest/report"]
+    assert set(demo_plan(("klines", "funding"))) == set(klines_only) - {"funding", "backtest/report"}
+    with pytest.raises(argparse.ArgumentTypeError, match="unknown dataset"):
+        demo_datasets("klines,trades")
+    with pytest.raises(argparse.ArgumentTypeError, match="klines are always run"):
+        demo_datasets("funding")
