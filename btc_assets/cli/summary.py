@@ -115,7 +115,8 @@ def print_summary(root: Path, timings: dict[str, float], wall_s: float) -> None:
             print(f"  {k:<40} {v:6.1f} s")
     print(f"  {'total':<40} {wall_s:6.1f} s")
     print("\n== Where to look ==")
-    print(f"  backtest report   {root / 'lake' / 'reports' / 'backtest.html'}")
+    report = root / "lake" / "reports" / "backtest.html"
+    print(f"  backtest report   {report}" if report.exists() else "  backtest report   not built (skipped: see above)")
     print(f"  live dashboard    {root / 'lake' / 'reports' / 'live_dashboard.html'} (also: trading/dashboard in the UI)")
     print("  model comparison  MLflow experiment btc_assets.model_comparison: a run per week, each family's after-cost "
           "figures side by side, the winner and what was promoted")
