@@ -1,7 +1,8 @@
 """Schedules and sensors: on in production (BTC_ENV=prod), off locally (switch them on in the UI to try them).
 
-- daily archive: bronze klines for yesterday at 07:00 UTC, after data.binance.vision has published the day;
-  silver, gold features and signals follow eagerly (AutomationCondition.eager on the latest partition);
+- daily archive: yesterday's bronze klines, book depth, metrics and mark/index/premium klines at 07:00 UTC, after
+  data.binance.vision has published the day, and its aggTrades (the heavy file, a bigger run) at 07:15; silver,
+  gold features and signals follow eagerly (AutomationCondition.eager on the latest partition);
 - labels: the day before yesterday at 07:30 UTC (a label needs the first minutes of the next day);
 - funding: the previous month's file on the 1st at 07:00 UTC;
 - long history: the previous month's 1h/1d kline files on the 1st at 07:00 UTC (silver history follows eagerly);
@@ -42,9 +43,15 @@ def size_tags(cpu: float, memory_gib: int) -> dict[str, str]:
 
 SMALL, TRAINING = size_tags(1, 4), size_tags(2, 8)  # the LSTM and year-long XGBoost fits need the bigger pods
 
+# Every daily archive dataset on a schedule: the light files together, aggTrades (~2M rows a day) in its own run.
+DAILY_DATASETS = ("book_depth", "metrics", "mark_price_klines", "index_price_klines", "premium_index_klines")
 daily_archive_job = dg.define_asset_job(
-    "daily_archive_job", selection=dg.AssetSelection.assets(["bronze", "klines_1m"]), partitions_def=partitions.daily,
-    tags=SMALL)
+    "daily_archive_job", selection=dg.AssetSelection.assets(["bronze", "klines_1m"],
+                                                            *[["bronze", n] for n in DAILY_DATASETS]),
+    partitions_def=partitions.daily, tags=SMALL)
+daily_trades_job = dg.define_asset_job(
+    "daily_trades_job", selection=dg.AssetSelection.assets(["bronze", "agg_trades"]), partitions_def=partitions.daily,
+    tags=size_tags(1, 8))
 labels_job = dg.define_asset_job("labels_job", selection=dg.AssetSelection.assets(["gold", "labels"]),
                                  partitions_def=partitions.daily, tags=SMALL)
 pnl_job = dg.define_asset_job("daily_pnl_job", selection=dg.AssetSelection.assets(["trading", "pnl"]),
@@ -67,6 +74,8 @@ history_job = dg.define_asset_job(
 
 daily_archive_schedule = dg.build_schedule_from_partitioned_job(
     daily_archive_job, hour_of_day=7, minute_of_hour=0, default_status=SCHEDULE_STATUS)
+daily_trades_schedule = dg.build_schedule_from_partitioned_job(
+    daily_trades_job, hour_of_day=7, minute_of_hour=15, default_status=SCHEDULE_STATUS)
 daily_pnl_schedule = dg.build_schedule_from_partitioned_job(
     pnl_job, hour_of_day=0, minute_of_hour=10, default_status=SCHEDULE_STATUS)
 funding_schedule = dg.build_schedule_from_partitioned_job(
@@ -116,7 +125,7 @@ def run_failure_alert(context: dg.RunFailureSensorContext, notifier: NotifierRes
     notifier.notifier().send(f"run failed: {run.job_name}", f"run {run.run_id}\n{error[:1500]}", level="error")
 
 
-SCHEDULES = [daily_archive_schedule, funding_schedule, history_schedule, labels_schedule, weekly_retrain_schedule,
-             daily_pnl_schedule]
+SCHEDULES = [daily_archive_schedule, daily_trades_schedule, funding_schedule, history_schedule, labels_schedule,
+             weekly_retrain_schedule, daily_pnl_schedule]
 SENSORS = [eager_sensor, run_failure_alert]
-JOBS = [daily_archive_job, labels_job, funding_job, history_job, weekly_model_job, pnl_job]
+JOBS = [daily_archive_job, daily_trades_job, labels_job, funding_job, history_job, weekly_model_job, pnl_job]

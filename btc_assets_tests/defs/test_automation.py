@@ -120,3 +120,40 @@ def test_the_days_regime_forecast_waits_for_the_previous_days_hourly_bars():
     assert asset.automation_conditions_by_key[key] is not None
     mapping = asset.get_partition_mapping(dg.AssetKey(["silver", "klines_1h"]))
     assert (mapping.start_offset, mapping.end_offset) == (-1, -1)
+
+
+def test_every_daily_archive_dataset_is_scheduled_and_its_next_tick_lands(tmp_path, sample_archive):
+    """Each bronze daily dataset is in a scheduled job (the light files at 07:00, aggTrades at 07:15), its silver
+    tables follow eagerly, and the production ticks for the sample's last day fetch every dataset's file."""
+    from btc_assets.defs.resources import local_resources
+    from btc_assets.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    # the archive's daily datasets (bronze/stream_recordings is the collector's own, written as it records)
+    daily_bronze = {k for k in graph.get_all_asset_keys() if k.path[0] == "bronze" and k.path[1] != "stream_recordings"
+                    and graph.get(k).partitions_def == automation.partitions.daily}
+    assert {k.path[1] for k in daily_bronze} >= {"klines_1m", "agg_trades", "book_depth", "metrics",
+                                                 "mark_price_klines", "index_price_klines", "premium_index_klines"}
+    when = dt.datetime(2024, 2, 29, 7, 30, tzinfo=UTC)
+    scheduled: dict[dg.AssetKey, str] = {}
+    for name, job in (("daily_archive_job_schedule", automation.daily_archive_job),
+                      ("daily_trades_job_schedule", automation.daily_trades_job)):
+        (req,) = defs.get_schedule_def(name).evaluate_tick(ctx(when)).run_requests
+        assert req.partition_key == "2024-02-28", name
+        for key in job.selection.resolve(graph):
+            scheduled[key] = req.partition_key
+    assert daily_bronze <= set(scheduled), daily_bronze - set(scheduled)
+    # silver follows each of them eagerly (the eager sensor's targets)
+    downstream = {c for k in daily_bronze for c in graph.get(k).child_keys if c.path[0] == "silver"}
+    assert downstream and all(graph.get(c).automation_condition is not None for c in downstream), downstream
+    # and the ticks' runs fetch every file of the day (the sample archive stands in for data.binance.vision)
+    resources = local_resources(tmp_path, archive_url=str(sample_archive))
+    assets = [defs.get_assets_def(k) for k in scheduled]
+    res = dg.materialize(assets, selection=list(scheduled), partition_key="2024-02-28", resources=resources,
+                         raise_on_error=False)
+    assert res.success
+    with resources["warehouse"].get_connection() as conn:
+        got = {r[0] for r in conn.execute("SELECT DISTINCT dataset FROM bronze.files WHERE period_start = '2024-02-28'")
+               .fetchall()}
+    assert got >= {"klines", "aggTrades", "bookDepth", "metrics", "markPriceKlines", "indexPriceKlines",
+                   "premiumIndexKlines"}, got
