@@ -17,6 +17,7 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
+from btc_assets.lib.strategies.scalper import STRATEGY as SCALPER
 from btc_assets.lib.trading.brokers.safety import env_mode
 from btc_assets.lib.trading.notify import Notifier
 
@@ -30,7 +31,7 @@ class TradingResource(dg.ConfigurableResource):
     the keys arrive only as dg.EnvVar (BINANCE_API_KEY / BINANCE_API_SECRET), never as plain config.
     """
 
-    strategy: str = "xgb_next3m"
+    strategy: str = SCALPER.name  # the scalper's (lib/strategies/scalper.py), as every default below marked so
     mode: str = Field(default="paper", description="BTC_TRADING_MODE: paper | testnet | live")
     notional_usdt: float = Field(default=10_000.0, description="equity the rules size against (USDT)")
     max_positions: int = Field(default=1, description="one position at a time: Binance nets a one-way account, "
@@ -40,7 +41,7 @@ class TradingResource(dg.ConfigurableResource):
     daily_drawdown: float = Field(default=0.05, description="the rules' equity this far below the day's opening "
                                   "pauses entries until the next UTC day (and alerts)")
     weekly_drawdown: float = 0.15
-    max_hold_bars: int = Field(default=15, description="the time exit: a position is closed at market after this "
+    max_hold_bars: int = Field(default=SCALPER.horizon_bars, description="the time exit: a position is closed at market after this "
                                "many 1m bars (the backtest's rules and the live path alike)")
     leverage: int = Field(default=2, description="one setting for the rules' sizing and liquidation guard and for "
                           "the exchange (set at start and verified before every run)")

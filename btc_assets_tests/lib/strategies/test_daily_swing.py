@@ -127,3 +127,23 @@ def test_both_strategies_are_modules_of_one_registry():
         rf_daily.DAILY_FEATURES)
     with pytest.raises(KeyError, match="unknown"):
         strategy("nope")
+
+
+def test_the_scalpers_settings_are_read_from_its_strategy():
+    """The trading family (models/signals, the backtest, the decisions), the journal's strategy name, the time exit
+    and its models' feature set come from lib/strategies/scalper.py's STRATEGY, not from copies of their own."""
+    import inspect
+
+    from btc_assets.defs.resources.trading import TradingResource
+    from btc_assets.defs.trading import specs
+    from btc_assets.lib.research.features.serving import feature_set
+    from btc_assets.lib.research.models import registry
+    from btc_assets.lib.strategies import scalper
+
+    s = scalper.STRATEGY
+    assert registry.TRADING_FAMILY == s.family and specs.MODEL_KEY == ["models", f"{s.family}_model"]
+    assert TradingResource().strategy == s.name and TradingResource().max_hold_bars == s.horizon_bars
+    assert feature_set("live") == list(s.features)
+    # read from the strategy, not restated: no literal of these values where they are defined
+    assert "SCALPER.family" in inspect.getsource(registry) and "SCALPER.name" in inspect.getsource(TradingResource)
+    assert "SCALPER.horizon_bars" in inspect.getsource(TradingResource)

@@ -7,8 +7,10 @@ from __future__ import annotations
 import pandas as pd
 
 from btc_assets.lib.storage.warehouse import ensure_table, read_window, table_exists
+from btc_assets.lib.strategies.scalper import STRATEGY as SCALPER
 
-TRADING_FAMILY = "xgb"  # the promoted family whose predictions become models/signals and trade ("ensemble", ...)
+# the promoted family whose predictions become models/signals and trade ("ensemble", ...): the scalper's choice
+TRADING_FAMILY = SCALPER.family
 REGISTRY_TYPES = {
     "week_start": "TIMESTAMP", "family": "VARCHAR", "run_id": "VARCHAR", "model_uri": "VARCHAR",
     "registered_name": "VARCHAR", "model_version": "VARCHAR", "train_from": "TIMESTAMP", "train_to": "TIMESTAMP",
