@@ -3,6 +3,10 @@
 - daily archive: yesterday's bronze klines, book depth, metrics and mark/index/premium klines at 07:00 UTC, after
   data.binance.vision has published the day, and its aggTrades (the heavy file, a bigger run) at 07:15; silver,
   gold features and signals follow eagerly (AutomationCondition.eager on the latest partition);
+- day close: at 00:01 UTC the day that just closed, from the REST API (no archive file has it yet; bronze falls back
+  to REST and the REST sensor swaps the archive's file in later): its 1m klines and the 5m..1d bars built from them,
+  so that the day's regime forecast (eager on the previous day's hourly bars) exists minutes after midnight and the
+  00:05 daily strategy finds its bar;
 - labels: the day before yesterday at 07:30 UTC (a label needs the first minutes of the next day);
 - funding: the previous month's file on the 1st at 07:00 UTC;
 - long history: the previous month's 1h/1d kline files on the 1st at 07:00 UTC (silver history follows eagerly);
@@ -52,6 +56,10 @@ daily_archive_job = dg.define_asset_job(
 daily_trades_job = dg.define_asset_job(
     "daily_trades_job", selection=dg.AssetSelection.assets(["bronze", "agg_trades"]), partitions_def=partitions.daily,
     tags=size_tags(1, 8))
+day_close_job = dg.define_asset_job(
+    "day_close_job", selection=dg.AssetSelection.assets(
+        ["bronze", "klines_1m"], *[["silver", f"klines_{tf}"] for tf in ("1m", "5m", "15m", "1h", "4h", "1d")]),
+    partitions_def=partitions.daily, tags=SMALL)
 labels_job = dg.define_asset_job("labels_job", selection=dg.AssetSelection.assets(["gold", "labels"]),
                                  partitions_def=partitions.daily, tags=SMALL)
 pnl_job = dg.define_asset_job("daily_pnl_job", selection=dg.AssetSelection.assets(["trading", "pnl"]),
@@ -74,6 +82,8 @@ history_job = dg.define_asset_job(
 
 daily_archive_schedule = dg.build_schedule_from_partitioned_job(
     daily_archive_job, hour_of_day=7, minute_of_hour=0, default_status=SCHEDULE_STATUS)
+day_close_schedule = dg.build_schedule_from_partitioned_job(
+    day_close_job, hour_of_day=0, minute_of_hour=1, default_status=SCHEDULE_STATUS)
 daily_trades_schedule = dg.build_schedule_from_partitioned_job(
     daily_trades_job, hour_of_day=7, minute_of_hour=15, default_status=SCHEDULE_STATUS)
 daily_pnl_schedule = dg.build_schedule_from_partitioned_job(
@@ -125,7 +135,8 @@ def run_failure_alert(context: dg.RunFailureSensorContext, notifier: NotifierRes
     notifier.notifier().send(f"run failed: {run.job_name}", f"run {run.run_id}\n{error[:1500]}", level="error")
 
 
-SCHEDULES = [daily_archive_schedule, daily_trades_schedule, funding_schedule, history_schedule, labels_schedule,
-             weekly_retrain_schedule, daily_pnl_schedule]
+SCHEDULES = [day_close_schedule, daily_archive_schedule, daily_trades_schedule, funding_schedule, history_schedule,
+             labels_schedule, weekly_retrain_schedule, daily_pnl_schedule]
 SENSORS = [eager_sensor, run_failure_alert]
-JOBS = [daily_archive_job, daily_trades_job, labels_job, funding_job, history_job, weekly_model_job, pnl_job]
+JOBS = [day_close_job, daily_archive_job, daily_trades_job, labels_job, funding_job, history_job, weekly_model_job,
+        pnl_job]

@@ -157,3 +157,24 @@ def test_every_daily_archive_dataset_is_scheduled_and_its_next_tick_lands(tmp_pa
                .fetchall()}
     assert got >= {"klines", "aggTrades", "bookDepth", "metrics", "markPriceKlines", "indexPriceKlines",
                    "premiumIndexKlines"}, got
+
+
+def test_the_day_that_just_closed_is_built_at_00_01_so_its_forecast_follows_at_once():
+    """At 00:01 the day that just closed has no archive file: its bars come from the REST fallback in this job, and
+    the day's regime forecast (eager, on the previous day's hourly bars) follows without waiting for the archive."""
+    from btc_assets.definitions import defs
+
+    (req,) = defs.get_schedule_def("day_close_job_schedule").evaluate_tick(
+        ctx(dt.datetime(2024, 2, 12, 0, 1, tzinfo=UTC))).run_requests
+    assert req.partition_key == "2024-02-11"
+    graph = defs.resolve_asset_graph()
+    built = automation.day_close_job.selection.resolve(graph)
+    assert dg.AssetKey(["bronze", "klines_1m"]) in built and dg.AssetKey(["silver", "klines_1h"]) in built
+    forecast = graph.get(dg.AssetKey(["models", "regime_forecast"]))
+    assert forecast.automation_condition is not None  # eager: it runs once its inputs land
+    mapping = graph.get_partition_mapping(dg.AssetKey(["models", "regime_forecast"]),
+                                          dg.AssetKey(["silver", "klines_1h"]))
+    upstream = mapping.get_upstream_mapped_partitions_result_for_partitions(
+        automation.partitions.daily.subset_with_partition_keys(["2024-02-12"]), automation.partitions.daily,
+        automation.partitions.daily).partitions_subset.get_partition_keys()
+    assert list(upstream) == ["2024-02-11"]  # day D's forecast needs exactly the day this job builds at D's 00:01
