@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from numba import njit
 
 from btc_assets.lib.research.features import pit, registry
 from btc_assets.lib.research.features.compute import Bars, Context
@@ -69,8 +70,73 @@ _time_ns = pit.column_ns
 _ns = pit.ns
 
 
+@njit(cache=True)
+def _nondecreasing(t: np.ndarray) -> bool:
+    for i in range(1, len(t)):
+        if t[i] < t[i - 1]:
+            return False
+    return True
+
+
 def _ascending(t: np.ndarray) -> bool:
-    return bool(len(t) < 2 or (t[1:] >= t[:-1]).all())
+    return bool(len(t) < 2 or _nondecreasing(np.ascontiguousarray(t, dtype=np.int64)))
+
+
+@njit(cache=True)
+def _step_summary(t: np.ndarray) -> tuple[int, int, bool]:
+    """(smallest step, how many steps equal it, whether any step is negative) of times t, in one pass."""
+    if len(t) < 2:
+        return 0, 0, False
+    lo, count, negative = t[1] - t[0], 0, False
+    for i in range(1, len(t)):
+        d = t[i] - t[i - 1]
+        if d < 0:
+            negative = True
+        if d < lo:
+            lo, count = d, 1
+        elif d == lo:
+            count += 1
+    return lo, count, negative
+
+
+@njit(cache=True)
+def _bucket_ratios(t1: np.ndarray, volume: np.ndarray, taker: np.ndarray, five: int):
+    """Taker-buy / taker-sell volume of each 5-minute bucket of the time-ordered 1m bars (start ns, ratio), the
+    buckets with a positive sell volume and a finite ratio only (summed in row order, as np.bincount does)."""
+    n = len(t1)
+    starts, ratio = np.empty(n, np.int64), np.empty(n)
+    k, i = 0, 0
+    while i < n:
+        b = t1[i] // five
+        buy, sell = 0.0, 0.0
+        while i < n and t1[i] // five == b:
+            buy += taker[i]
+            sell += volume[i] - taker[i]
+            i += 1
+        if sell > 0:
+            r = buy / sell
+            if np.isfinite(r):
+                starts[k], ratio[k] = b * five, r
+                k += 1
+    return starts[:k], ratio[:k]
+
+
+@njit(cache=True)
+def _median_error(stamp: np.ndarray, value: np.ndarray, starts: np.ndarray, ratio: np.ndarray,
+                  shift: int) -> tuple[float, int]:
+    """Median |value / ratio - 1| over the stamps whose window (starting at stamp + shift) is a bucket, and how
+    many stamps matched."""
+    errs = np.empty(len(stamp))
+    k = 0
+    for j in range(len(stamp)):
+        s = stamp[j] + shift
+        i = np.searchsorted(starts, s)
+        if i < len(starts) and starts[i] == s:
+            errs[k] = abs(value[j] / ratio[i] - 1.0)
+            k += 1
+    if k == 0:
+        return np.nan, 0
+    return np.median(errs[:k]), k
 
 
 def _in_time_order(df: pd.DataFrame, t: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
@@ -129,17 +195,9 @@ def measure_metrics_delay(metrics: pd.DataFrame, one: pd.DataFrame,
         mt, t1 = sorted_ns
     mt = mt[-MEASURE_ROWS:]
     lo = int(np.searchsorted(t1, mt[0] - 2 * five))
-    bucket = t1[lo:] // five  # in time order: each 5-minute bucket is one run
-    new_run = np.r_[True, bucket[1:] != bucket[:-1]] if len(bucket) else np.zeros(0, bool)
-    starts, inv = bucket[new_run], np.cumsum(new_run) - 1
-    volume = _array(one, "volume", "float64")[lo:]
-    taker = _array(one, "taker_buy_volume", "float64")[lo:]
-    buy = np.bincount(inv, weights=taker, minlength=len(starts))
-    sell = np.bincount(inv, weights=volume - taker, minlength=len(starts))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(sell > 0, buy / np.where(sell > 0, sell, 1.0), np.nan)
-    keep = np.isfinite(ratio)
-    starts, ratio = starts[keep] * five, ratio[keep]
+    # each 5-minute bucket of the 1m bars (in time order: one run each) and its taker buy/sell ratio
+    starts, ratio = _bucket_ratios(np.ascontiguousarray(t1[lo:]), _array(one, "volume", "float64")[lo:],
+                                   _array(one, "taker_buy_volume", "float64")[lo:], five)
     # one ratio per stamp (the last row of a repeated stamp), positive ones only
     last = np.append(mt[1:] != mt[:-1], True)
     value = _array(metrics, "sum_taker_long_short_vol_ratio", "float64")[-MEASURE_ROWS:][last]
@@ -147,11 +205,10 @@ def measure_metrics_delay(metrics: pd.DataFrame, one: pd.DataFrame,
     stamp, value = stamp[value > 0], value[value > 0]
     errors = {}
     for delay in (pd.Timedelta(0), FIVE):
-        start = stamp + delay.value - five  # the window the ratio would describe
-        i = np.minimum(np.searchsorted(starts, start), max(len(starts) - 1, 0))
-        ok = (starts[i] == start) if len(starts) else np.zeros(len(start), bool)
-        if ok.sum() >= 12:
-            errors[delay] = float(np.median(np.abs(value[ok] / ratio[i[ok]] - 1)))
+        # the window the ratio would describe starts at stamp + delay - 5 minutes
+        err, matched = _median_error(np.ascontiguousarray(stamp), value, starts, ratio, delay.value - five)
+        if matched >= 12:
+            errors[delay] = float(err)
     if not errors:
         return FIVE, "not measurable (metrics and klines do not overlap): assumed 5 minutes (the later convention)"
     best = min(errors, key=errors.get)
@@ -218,11 +275,14 @@ def observe(frames: dict[str, pd.DataFrame]) -> Observed:
         col, kind = MEANING[name]
         t = _time_ns(df, col)
         if kind == "period":
-            steps = np.diff(t)
-            if len(steps) and steps.min() < 0:  # not in time order: sorted first (stable)
+            lo, count, negative = _step_summary(np.ascontiguousarray(t, dtype=np.int64))  # one pass over the steps
+            if negative:  # not in time order: sorted first (stable)
                 df, t = _in_time_order(df, t)
-                steps = np.diff(t)
-            d, period = df, _median_step(steps)  # one pass over the steps: the order and the period
+                lo, count, negative = _step_summary(t)
+            # most steps the smallest one (the usual grid): that is the median step; else the median itself
+            period = (pd.Timedelta(int(lo), unit="ns") if lo > 0 and 2 * count > len(t) - 1
+                      else _median_step(np.diff(t)))
+            d = df
         else:
             d, t = _in_time_order(df, t)
         times[name] = t
