@@ -65,6 +65,12 @@ def test_gold_features_and_labels_with_checks(built):
     assert n == 1440 and warm == 1440  # three previous days of silver warm every 1m-5m indicator up
     (labels,), = built.sql("SELECT count(label) FROM gold.labels WHERE open_time < '2024-01-10'")
     assert labels == 9 * 1440  # the next day is known for every day but the last
+    # this warehouse has the klines only: the console says which features are null and why, not only the metadata
+    import logging
+
+    said = [r.user_message for r in built.instance.all_logs(res.run_id) if r.level >= logging.WARNING]
+    null = [m for m in said if "features are null because their sources are absent" in m]
+    assert null and "order_flow_1m" in null[0] and "gold/features 2024-01-09..2024-01-09" in null[0]
 
 
 def _declare(source, minutes):
