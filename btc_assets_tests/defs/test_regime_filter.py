@@ -91,8 +91,8 @@ def test_the_live_path_and_its_parity_check_get_the_same_filter_and_sizing(seede
     k = pd.DataFrame({"open_time": t})
     entries = pd.Series(np.tile([1, -1, 0], 10).astype("int8"), index=t)
     with seeded["warehouse"].get_connection() as conn:
-        same, none = regime_rules(conn, k, entries, "none", "none")
-        kept, extra = regime_rules(conn, k, entries, "direction", "spread")
+        same, none = regime_rules(conn, k, entries, "none", "none")[:2]
+        kept, extra = regime_rules(conn, k, entries, "direction", "spread")[:2]
         forecasts = conn.execute("SELECT * FROM models.regime_forecast").df()
     assert same is entries and none == {}
     assert kept.tolist() == filter_entries(entries, forecasts, "direction")[0].tolist() and (kept >= 0).all()

@@ -106,27 +106,21 @@ def report(context: dg.AssetExecutionContext, warehouse: DuckDBResource, lake: L
     entries = signals_from_classes(sig.set_index("open_time")["signal"])
     # A signal for a minute silver lacks cannot be traded; a bar without a signal (no model yet) gets no entry.
     entries = entries[entries.index.isin(pd.DatetimeIndex(bars["open_time"]))]
-    from btc_assets.defs.models.tft_model import read_forecasts
-    from btc_assets.lib.research.regime import REFERENCE, filter_entries, size_scale
+    from btc_assets.defs.trading.market import regime_rules
 
-    forecasts = None
-    if trading.regime_filter != "none" or trading.regime_sizing != "none":
-        with warehouse.get_connection() as conn:  # the sizing's reference days before the window too
-            forecasts = read_forecasts(conn, pd.Timestamp(lo).floor("D") - REFERENCE,
-                                       pd.Timestamp(hi) + pd.Timedelta(days=1))
-    entries, regime = filter_entries(entries, forecasts, trading.regime_filter)
-    scale, sizing = size_scale(pd.DatetimeIndex(bars["open_time"]), forecasts, trading.regime_sizing)
+    with warehouse.get_connection() as conn:  # the live decisions' regime filter and sizing, exactly
+        entries, extra, regime, sizing = regime_rules(conn, bars, entries, trading.regime_filter,
+                                                      trading.regime_sizing)
     models = sorted(sig["model_version"].unique())
     costs, risk = trading.costs(), trading.risk_config()  # the live trader's rules, exactly
     t0 = time.perf_counter()
     result = simulate(bars, entries, funding, mark=mark, costs=costs, risk=risk, initial_equity=trading.notional_usdt,
-                      size_scale=scale)
+                      **extra)
     ev = evaluate(result, bars, funding, mark=mark, n_trials=max(len(models), 1))
     t1 = time.perf_counter()
     # What slippage cost: the same signals through the same rules without it (slippage lives in the fill prices).
     frictionless = simulate(bars, entries, funding, mark=mark, risk=risk, initial_equity=trading.notional_usdt,
-                            costs=dataclasses.replace(costs, slippage_bps=0.0, slippage_vol_mult=0.0),
-                            size_scale=scale)
+                            costs=dataclasses.replace(costs, slippage_bps=0.0, slippage_vol_mult=0.0), **extra)
     slippage_impact = frictionless.final_equity - result.final_equity
     if result.mark_source != "mark":
         context.log.warning(f"mark price: {result.mark_source} — silver.mark_price_1m is missing or incomplete, "

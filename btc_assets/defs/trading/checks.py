@@ -87,8 +87,8 @@ def decisions_match_backtest(warehouse: DuckDBResource, trading: TradingResource
                   | ((live["live_p_buy"] - live["batch_p_buy"]).abs() > PROBA_TOLERANCE)]
     batch = pd.Series(live["batch_signal"].to_numpy(), index=pd.DatetimeIndex(live["bar_time"]))
     with warehouse.get_connection() as conn:  # the batch signals through the live path's regime filter and sizing
-        entries, extra = regime_rules(conn, k, rules_entries(batch, k), trading.regime_filter, trading.regime_sizing)
-    res = simulate(k, entries, funding, mark=mark, **trading.rules(), **extra)
+        regime = regime_rules(conn, k, rules_entries(batch, k), trading.regime_filter, trading.regime_sizing)
+    res = simulate(k, regime.entries, funding, mark=mark, **trading.rules(), **regime.rules)
     tr = res.trades
     bt_entries = {(t, 1 if s == "long" else -1) for t, s in zip(tr["entry_time"], tr["side"]) if t <= last + MINUTE}
     mk = tr[tr["exit_reason"].isin(["time", "signal"]) & ~tr["is_open"]]

@@ -197,8 +197,8 @@ def decide_bars(context: dg.AssetExecutionContext, journal: Journal, mlflow: Mlf
     was_paused = conn.execute("SELECT breaker_paused FROM trading.decisions WHERE bar_time < ? "
                               "ORDER BY bar_time DESC LIMIT 1", [first.tz_localize(None)]).fetchall()
     # the backtest's regime filter and sizing, on the same forecasts (models/regime_forecast)
-    entries, extra = regime_rules(conn, k, rules_entries(signals, k), trading.regime_filter, trading.regime_sizing)
-    rules = {**trading.rules(), **extra}
+    regime = regime_rules(conn, k, rules_entries(signals, k), trading.regime_filter, trading.regime_sizing)
+    entries, rules = regime.entries, {**trading.rules(), **regime.rules}
     k_last = k["open_time"].iloc[-1] if len(k) else None
     mark_last = mark["open_time"].max() if mark is not None and len(mark) else None
     for i, t in enumerate(bars_to_decide):

@@ -9,6 +9,7 @@ the higher timeframes (5m/15m/1h) are rebuilt from exactly the 1m bars the trade
 import time
 import weakref
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import dagster as dg
 import duckdb
@@ -250,22 +251,28 @@ def rules_entries(signals: pd.Series, k: pd.DataFrame) -> pd.Series:
     return pd.Series(out, index=times)
 
 
-def regime_rules(conn, k: pd.DataFrame, entries: pd.Series, regime_filter: str,
-                 regime_sizing: str) -> tuple[pd.Series, dict]:
-    """The session's entries after the regime filter, and the rules' extra arguments for the regime sizing
+class Regime(NamedTuple):
+    entries: pd.Series  # the entries the regime filter keeps
+    rules: dict  # the rules' extra arguments: the regime sizing's size_scale, when on
+    filtered: dict  # what the filter did (lib/research/regime.py)
+    sized: dict  # what the sizing did
+
+
+def regime_rules(conn, k: pd.DataFrame, entries: pd.Series, regime_filter: str, regime_sizing: str) -> Regime:
+    """The entries after the regime filter and the rules' arguments for the regime sizing on the bars `k`
     (lib/research/regime.py), on models/regime_forecast's forecasts from the sizing's reference days before the
-    session: what the live decisions and their parity check apply alike (the backtest report too)."""
-    if regime_filter == "none" and regime_sizing == "none":
-        return entries, {}
-    from btc_assets.defs.models.tft_model import read_forecasts
+    bars: what the backtest report, the live decisions and their parity check apply alike."""
     from btc_assets.lib.research.regime import REFERENCE, filter_entries, size_scale
 
     times = pd.DatetimeIndex(k["open_time"])
-    forecasts = read_forecasts(conn, times.min().floor("D") - REFERENCE, times.max() + pd.Timedelta(days=1))
-    kept = pd.Series(filter_entries(pd.Series(entries.to_numpy(), index=times), forecasts, regime_filter)[0]
-                     .to_numpy(), index=entries.index)
-    scale = size_scale(times, forecasts, regime_sizing)[0]
-    return kept, ({"size_scale": scale} if scale is not None else {})
+    forecasts = None
+    if regime_filter != "none" or regime_sizing != "none":
+        from btc_assets.defs.models.tft_model import read_forecasts
+
+        forecasts = read_forecasts(conn, times.min().floor("D") - REFERENCE, times.max() + pd.Timedelta(days=1))
+    kept, filtered = filter_entries(entries, forecasts, regime_filter)
+    scale, sized = size_scale(times, forecasts, regime_sizing)
+    return Regime(kept, {"size_scale": scale} if scale is not None else {}, filtered, sized)
 
 
 RULES_BARS = ["open_time", "open", "high", "low", "close", "quote_volume"]

@@ -99,21 +99,28 @@ def test_realised_pnl_per_fill_at_average_cost():
     assert r["net_pnl"].iloc[2] == 22.5 - 0.1
 
 
-def test_books_show_each_strategy_and_venue_apart_and_together():
+def _journal_of(fills):
+    """A fresh DuckDB journal holding these FILLED events (client order id, broker, side, qty, price, fee)."""
     import duckdb
     import pandas as pd
 
-    from btc_assets.lib.trading import metrics as trading_metrics
     from btc_assets.lib.trading.journal import Journal, OrderEvent
 
     conn = duckdb.connect()
     j = Journal(conn)
     t = pd.Timestamp("2024-02-01", tz="UTC")
-    for cid, broker, side, qty, price, fee in [
-            ("xgb_next3m-1-e", "paper", "BUY", 1.0, 100.0, 0.1), ("xgb_next3m-2-x", "paper", "SELL", 1.0, 110.0, 0.1),
-            ("daily_swing-1-paper-open", "paper-daily_swing", "SELL", 2.0, 50.0, 0.2),
-            ("daily_swing-2-paper-close", "paper-daily_swing", "BUY", 2.0, 45.0, 0.2)]:
+    for cid, broker, side, qty, price, fee in fills:
         j.append(OrderEvent(cid, "FILLED", t, side, qty, price, fee, broker, "r"))
+    return conn
+
+
+def test_books_show_each_strategy_and_venue_apart_and_together():
+    from btc_assets.lib.trading import metrics as trading_metrics
+
+    conn = _journal_of([
+        ("xgb_next3m-1-e", "paper", "BUY", 1.0, 100.0, 0.1), ("xgb_next3m-2-x", "paper", "SELL", 1.0, 110.0, 0.1),
+        ("daily_swing-1-paper-open", "paper-daily_swing", "SELL", 2.0, 50.0, 0.2),
+        ("daily_swing-2-paper-close", "paper-daily_swing", "BUY", 2.0, 45.0, 0.2)])
     books = trading_metrics.books(conn).set_index(["strategy", "venue"])
     assert books.loc[("xgb_next3m", "paper"), "net_pnl"] == pytest.approx(10.0 - 0.2)
     assert books.loc[("daily_swing", "paper-daily_swing"), "net_pnl"] == pytest.approx(10.0 - 0.4)
@@ -124,21 +131,15 @@ def test_books_show_each_strategy_and_venue_apart_and_together():
 
 
 def test_open_books_are_marked_at_the_latest_close_and_an_unmarked_one_stays_unknown():
-    import duckdb
     import numpy as np
     import pandas as pd
 
     from btc_assets.lib.trading import metrics as trading_metrics
-    from btc_assets.lib.trading.journal import Journal, OrderEvent
 
-    conn = duckdb.connect()
-    j = Journal(conn)
-    t = pd.Timestamp("2024-02-01", tz="UTC")
-    for cid, broker, side, qty, price, fee in [
-            ("xgb_next3m-1-e", "paper", "BUY", 1.0, 100.0, 0.1), ("xgb_next3m-2-e", "paper", "BUY", 1.0, 110.0, 0.1),
-            ("daily_swing-1-open", "kraken-demo", "SELL", 2.0, 50.0, 0.2),
-            ("daily_swing-2-close", "kraken-demo", "BUY", 2.0, 45.0, 0.2)]:
-        j.append(OrderEvent(cid, "FILLED", t, side, qty, price, fee, broker, "r"))
+    conn = _journal_of([
+        ("xgb_next3m-1-e", "paper", "BUY", 1.0, 100.0, 0.1), ("xgb_next3m-2-e", "paper", "BUY", 1.0, 110.0, 0.1),
+        ("daily_swing-1-open", "kraken-demo", "SELL", 2.0, 50.0, 0.2),
+        ("daily_swing-2-close", "kraken-demo", "BUY", 2.0, 45.0, 0.2)])
     assert trading_metrics.last_mark(conn) is None  # no bars at all
     unmarked = trading_metrics.books(conn).set_index(["strategy", "venue"])
     assert np.isnan(unmarked.loc[("xgb_next3m", "paper"), "unrealised_pnl"])

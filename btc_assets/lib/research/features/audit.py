@@ -159,17 +159,15 @@ def measured_period(times) -> pd.Timedelta | None:
     """The table's own spacing: the median step between consecutive distinct keys (None below 2 keys). On a grid
     with gaps (missing bars) the median is still the grid's step; it is never smaller than the grid's.
     `times`: the sorted times, or their int64 nanoseconds."""
-    t = times if isinstance(times, np.ndarray) else _ns(times)
-    return _median_step(np.diff(t))
+    t = np.ascontiguousarray(times if isinstance(times, np.ndarray) else _ns(times), dtype=np.int64)
+    return _period(t, *_step_summary(t)[:2])
 
 
-def _median_step(d: np.ndarray) -> pd.Timedelta | None:
-    """measured_period from the steps d of sorted times (d >= 0)."""
-    if len(d) == 0:
-        return None
-    lo = d.min()
-    if lo > 0 and 2 * np.count_nonzero(d == lo) > len(d):
+def _period(t: np.ndarray, lo: int, count: int) -> pd.Timedelta | None:
+    """measured_period of sorted times t whose smallest step is lo, taken `count` times (_step_summary)."""
+    if lo > 0 and 2 * count > len(t) - 1:
         return pd.Timedelta(int(lo), unit="ns")  # most steps are the smallest one (the usual grid): the median
+    d = np.diff(t)
     d = d[d > 0]
     if len(d) == 0:
         return None
@@ -279,10 +277,7 @@ def observe(frames: dict[str, pd.DataFrame]) -> Observed:
             if negative:  # not in time order: sorted first (stable)
                 df, t = _in_time_order(df, t)
                 lo, count, negative = _step_summary(t)
-            # most steps the smallest one (the usual grid): that is the median step; else the median itself
-            period = (pd.Timedelta(int(lo), unit="ns") if lo > 0 and 2 * count > len(t) - 1
-                      else _median_step(np.diff(t)))
-            d = df
+            d, period = df, _period(t, lo, count)
         else:
             d, t = _in_time_order(df, t)
         times[name] = t
