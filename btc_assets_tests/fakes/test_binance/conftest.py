@@ -23,7 +23,7 @@ def fx():
 
 
 def make_client(fx, key: str = KEY, secret: str = SECRET) -> DerivativesTradingUsdsFutures:
-    config = ConfigurationRestAPI(api_key=key, api_secret=secret, base_path=fx.rest_url, timeout=1500, retries=0)
+    config = ConfigurationRestAPI(api_key=key, api_secret=secret, base_path=fx.rest_url, timeout=5000, retries=0)
     return DerivativesTradingUsdsFutures(config_rest_api=config)
 
 

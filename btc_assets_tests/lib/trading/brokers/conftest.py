@@ -31,7 +31,7 @@ class Session:
 
 
 def make_session(fx: RunningFakeExchange, journal: Journal, key: str = KEY, secret: str = SECRET,
-                 timeout_ms: int = 1_000, fills_on_poll: bool = True, run_id: str = "run-1") -> Session:
+                 timeout_ms: int = 5_000, fills_on_poll: bool = True, run_id: str = "run-1") -> Session:
     waits: list[float] = []
     skipped = [0.0]  # seconds "slept": the limiter's clock moves on without the test waiting
 

@@ -66,7 +66,7 @@ def trade_through(ex: KrakenExchange) -> None:
 
 
 def make_session(kx: RunningFakeKraken, journal: Journal | None, key: str = KEY, secret: str = SECRET,
-                 timeout_s: float = 1.0, run_id: str = "run-1", config: KrakenExecution | None = None) -> Session:
+                 timeout_s: float = 5.0, run_id: str = "run-1", config: KrakenExecution | None = None) -> Session:
     waits: list[float] = []
     rest = KrakenRest(key, secret, kx.url, env=TESTNET, timeout_s=timeout_s, backoff_s=0.01, sleep=waits.append)
     session = Session(kx, rest, None, journal, waits)  # type: ignore[arg-type]
