@@ -35,14 +35,20 @@ ROW_WARMUP_BARS_1M: int = 3 * 1440
 
 
 HIGHER_KLINES = frozenset({"klines_5m", "klines_15m", "klines_1h", "klines_4h", "klines_1d"})
+# Sources whose features are computed on the source's own rows and only then taken as of each 1m row (funding: the
+# mean of the last settlements; metrics: changes over metrics rows): their warm-up is history of that source, which
+# the caller loads by `windows`, not 1m bars on the grid.
+OWN_ROW_SOURCES = frozenset({"funding_rates", "metrics"})
 
 
 def grid_need(family: str) -> int:
     """1m bars of history a row of `family` needs on the 1m grid: the longest warm-up of its features made of 1m-grid
-    sources only (higher-timeframe bars and other sources keep the history their caller loaded, so a feature mixing
-    1m bars with them needs only its 1m part's warm-up, an indicator of the same kind), plus the bar itself."""
-    return 1 + max([f.warmup_bars_1m for f in FEATURES if f.family == family and not set(f.sources) & HIGHER_KLINES]
-                   or [0])
+    sources (higher-timeframe bars and other sources keep the history their caller loaded, so a feature mixing
+    1m bars with them needs only its 1m part's warm-up, an indicator of the same kind; a feature reading only
+    OWN_ROW_SOURCES needs none on the grid), plus the bar itself. The point-in-time audit's sampled cut-off
+    recomputes every family on this grid and must match the stored values exactly: a need set too short fails it."""
+    return 1 + max([f.warmup_bars_1m for f in FEATURES if f.family == family and not set(f.sources) & HIGHER_KLINES
+                    and not set(f.sources) <= OWN_ROW_SOURCES] or [0])
 
 
 # Computing a few rows (the live decision, the point-in-time audit's sampled cut-off), the families run in two

@@ -173,10 +173,23 @@ def rank_pct(a: np.ndarray, n: int) -> np.ndarray:
     return _rolling_rank_pct(_floats(a), n)
 
 
+@njit(cache=True)
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    out = np.empty(len(num))
+    for i in range(len(num)):
+        out[i] = num[i] / den[i] if den[i] != 0 else np.nan
+    return out
+
+
 def ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    """num / den, NaN where den is zero or NaN (undefined, never a made-up 0 or inf)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(den != 0, num / np.where(den != 0, den, 1.0), np.nan)
+    """num / den, NaN where den is zero or NaN (undefined, never a made-up 0 or inf). One compiled pass: the
+    features call it a few dozen times per recomputation, where numpy's temporaries and error-state switch were most
+    of its cost."""
+    num, den = _floats(num), _floats(den)
+    if num.shape != den.shape or num.ndim != 1:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(den != 0, num / np.where(den != 0, den, 1.0), np.nan)
+    return _ratio(num, den)
 
 
 def zscore(a: np.ndarray, n: int) -> np.ndarray:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from btc_assets.lib.research.features import audit, checks, compute_features, pit
+from btc_assets.lib.research.features import audit, checks, compute_features, pit, registry
 from btc_assets.lib.research.features import compute as compute_mod
 from btc_assets.lib.research.features import order_book, volatility
 
@@ -143,9 +143,34 @@ def test_the_sampled_cut_off_recomputes_every_family_once_on_a_long_enough_grid(
     for grid, fams in runs:
         for fam in fams:
             assert grid >= 1 + max([f.warmup_bars_1m for f in audit.FEATURES if f.family == fam
-                                    and not set(f.sources) & audit._HIGHER_KLINES] or [0]), fam
+                                    and not set(f.sources) & audit._HIGHER_KLINES
+                                    and not set(f.sources) <= registry.OWN_ROW_SOURCES] or [0]), fam
     by_family = {f: grid for grid, fams in runs for f in fams}
     assert by_family["order_book"] <= audit.SHORT_GRID < by_family["volatility"]  # the test above's two runs
+    # funding's day-long mean is history of the funding rows, not of the 1m grid: perpetual runs on the short grid
+    assert by_family["perpetual"] <= audit.SHORT_GRID
+
+
+def test_a_grid_shorter_than_a_family_needs_is_caught_and_the_funding_history_is_not_the_grids(synth):
+    """The grid each family is recomputed on is what the sampled cut-off trusts: one bar short of the 60-minute
+    premium mean, the recomputation differs from the stored value; the funding features need no 1m history (a grid
+    of the bar alone gives the stored values), since the mean of the last settlements is taken on funding rows."""
+    one, higher, sources = synth
+    full = compute_features(one, higher, sources)
+    t = one["open_time"].iloc[0].floor("D") + pd.Timedelta(days=3, hours=5, minutes=7)
+    stored = full.set_index("open_time").loc[t]
+    observed = audit.observe(checks.frames_of(one, higher, sources))
+    names = [f.name for f in audit.FEATURES if f.family == "perpetual"]
+    need = registry.grid_need("perpetual")
+    exact = audit.recompute_row(observed, t, need, ["perpetual"], names)
+    assert audit.compare(stored.to_dict(), exact, "t", checks.TOLERANCE) == []
+    short = audit.recompute_row(observed, t, need - 1, ["perpetual"], names)
+    assert any(m.startswith("premium_index_mean_60 ") for m in audit.compare(stored.to_dict(), short, "t",
+                                                                              checks.TOLERANCE))
+    funding = [n for n in names if set(audit.BY_NAME[n].sources) <= registry.OWN_ROW_SOURCES]
+    assert "funding_rate_mean_3" in funding and np.isfinite(stored["funding_rate_mean_3"])
+    alone = audit.recompute_row(observed, t, 1, ["perpetual"], funding)
+    assert set(alone) == set(funding) and audit.compare(stored.to_dict(), alone, "t", checks.TOLERANCE) == []
 
 
 def test_columns_read_from_the_blocks_equal_the_series_path():
@@ -177,3 +202,30 @@ def test_a_tables_period_is_its_median_step():
     assert audit.measured_period(hourly_gappy) == pd.Timedelta(hours=2)  # mostly 2 h apart: the median says 2 h
     assert audit.measured_period(pd.Series(grid[:1])) is None
     assert audit.measured_period(pd.Series([grid[0], grid[0]])) is None
+
+
+def test_stored_rows_read_from_the_feature_block_equal_the_column_by_column_path(monkeypatch, synth):
+    one, higher, sources = synth
+    out = compute_features(one, higher, sources).iloc[3 * 1440: 3 * 1440 + 600].reset_index(drop=True)
+    t_ns = pit.ns(out["open_time"])[::7]
+    fast = audit.StoredRows(out, t_ns)
+    assert fast._block is not None  # compute_features keeps the features in one float block
+    monkeypatch.setattr(audit, "_float_block", lambda df, cols: None)
+    slow = audit.StoredRows(out, t_ns)
+    cols = [f.name for f in audit.FEATURES][::3]
+    np.testing.assert_array_equal(fast.block(t_ns[5:40], cols), slow.block(t_ns[5:40], cols))
+    assert fast.at(int(t_ns[9])).keys() == slow.at(int(t_ns[9])).keys()
+    np.testing.assert_array_equal(list(fast.at(int(t_ns[9])).values()), list(slow.at(int(t_ns[9])).values()))
+
+
+def test_the_compiled_mismatch_rule_is_isclose_on_the_stored_numbers():
+    rng = np.random.default_rng(4)
+    a = rng.normal(size=(300, 7))
+    b = a * (1 + rng.choice([0.0, 1e-7, 1e-5], size=a.shape)) + rng.choice([0.0, 1e-10, 1e-8], size=a.shape)
+    a[rng.random(a.shape) < 0.05] = np.nan
+    b[rng.random(b.shape) < 0.05] = np.nan
+    b[rng.random(b.shape) < 0.02] = np.inf
+    expected = np.isfinite(a) & ~np.isclose(a, b, equal_nan=True, **checks.TOLERANCE)
+    got = audit._differs(a, b, checks.TOLERANCE["rtol"], checks.TOLERANCE["atol"])
+    np.testing.assert_array_equal(got, expected)
+    assert expected.any() and not expected.all()

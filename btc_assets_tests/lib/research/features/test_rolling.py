@@ -62,3 +62,16 @@ def test_day_so_far_equals_pandas_groupby():
         expected = (g["h"].cummax().to_numpy(), g["l"].cummin().to_numpy(), g["o"].transform("first").to_numpy())
         for got, want in zip(_day_so_far(day, high, low, open_), expected):
             assert np.array_equal(got, want, equal_nan=True)
+
+
+def test_ratio_is_the_quotient_and_nan_where_the_denominator_is_zero_or_missing():
+    num = np.array([1.0, -2.0, 3.0, np.nan, 5.0, 0.0, np.inf])
+    den = np.array([2.0, 0.0, np.nan, 1.0, -0.0, 0.0, 2.0])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        expected = np.where(den != 0, num / np.where(den != 0, den, 1.0), np.nan)
+    assert np.array_equal(rolling.ratio(num, den), expected, equal_nan=True)
+    assert np.isnan(rolling.ratio(num, den)[[1, 2, 3, 4, 5]]).all() and rolling.ratio(num, den)[0] == 0.5
+    book = np.arange(12.0).reshape(4, 3)  # a column of a 2-D block is not contiguous: same numbers
+    assert np.array_equal(rolling.ratio(book[:, 1], book[:, 2]), book[:, 1] / book[:, 2])
+    ints = rolling.ratio(np.array([1, 2]), np.array([2, 0]))
+    assert ints.dtype == np.float64 and ints[0] == 0.5 and np.isnan(ints[1])
