@@ -71,9 +71,13 @@ def main() -> None:
                     help="the Dagster instance on PostgreSQL (Debian's server on 127.0.0.1), as in production")
     ap.add_argument("--profile", default="", help="write a cProfile of the worker's order path (the work before "
                     "each run) to this file")
+    ap.add_argument("--profile-decisions", default="", help="write a cProfile of the decision step (trading/"
+                    "decisions of every run) to this file")
     args = ap.parse_args()
     if args.profile:
         profile_order_path(args.profile)
+    if args.profile_decisions:
+        profile_decisions(args.profile_decisions)
     with contextlib.ExitStack() as stack:
         overrides, storage = None, "sqlite instance"
         if args.postgres:
@@ -102,6 +106,26 @@ def profile_order_path(out: str) -> None:
             prof.disable()
 
     ahead.OrderPath.prepare = profiled
+    atexit.register(prof.dump_stats, out)
+
+
+def profile_decisions(out: str) -> None:
+    """cProfile the decision step (the trading step's decide_bars) of every run into `out` (pstats)."""
+    import atexit
+    import cProfile
+
+    from btc_assets.defs.trading import assets
+
+    prof, decide = cProfile.Profile(), assets.decide_bars
+
+    def profiled(*a, **k):
+        prof.enable()
+        try:
+            return decide(*a, **k)
+        finally:
+            prof.disable()
+
+    assets.decide_bars = profiled
     atexit.register(prof.dump_stats, out)
 
 
