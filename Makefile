@@ -41,6 +41,7 @@ metrics: install
 bench: install
 	BINANCE_ARCHIVE_URL=$${BINANCE_ARCHIVE_URL:-$(SAMPLE_ARCHIVE)} $(BIN)/python -m btc_assets_tests.bench
 	$(BIN)/python -m btc_assets_tests.bench_features
+	$(BIN)/python -m btc_assets_tests.bench_lakehouse
 	$(BIN)/python -m btc_assets_tests.bench_backtest
 	$(BIN)/python -m btc_assets_tests.bench_market
 	$(BIN)/python -m btc_assets_tests.bench_models
