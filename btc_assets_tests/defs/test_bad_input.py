@@ -120,3 +120,40 @@ def test_missing_minutes_fail_the_blocking_check_and_stop_gold(tmp_path, mirror)
     from btc_assets.defs.trading.orders import failed_data_checks
 
     assert failed_data_checks(p.instance) == ["silver/klines_1m: klines_1m_has_every_minute"]
+
+
+def test_with_a_lakehouse_every_written_window_is_committed_there_and_a_failed_day_is_not(tmp_path, mirror,
+                                                                                          monkeypatch):
+    """BTC_LAKEHOUSE_URI: silver's windows land in their Delta tables too, one commit each, the same rows as DuckDB;
+    a day that fails a blocking check is written to neither."""
+    from btc_assets.lib.storage.lakehouse import Lakehouse
+
+    monkeypatch.setenv("BTC_LAKEHOUSE_URI", str(tmp_path / "lakehouse"))
+    raw = real_klines(__import__("datetime").date(2024, 1, 3)).drop(index=[100])
+    lines = ["open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,"
+             "taker_buy_quote_volume,ignore"]
+    for r in raw.itertuples():
+        lines.append(f"{int(r.open_time.value // 10**6)},{r.open},{r.high},{r.low},{r.close},{r.volume},"
+                     f"{int(r.close_time.value // 10**6)},{r.quote_volume},{r.count},{r.taker_buy_volume},"
+                     f"{r.taker_buy_quote_volume},0")
+    publish(mirror, "BTCUSDT-1m-2024-01-03.zip", zip_csv("BTCUSDT-1m-2024-01-03.csv", "\n".join(lines) + "\n"))
+    p = pipeline(tmp_path, mirror)
+    assert p.resources["warehouse"].lakehouse_uri == str(tmp_path / "lakehouse")
+    for d in ("2024-01-01", "2024-01-02", "2024-01-03"):
+        p.run([["bronze", "klines_1m"]], partition_key=d)
+        p.run([["silver", "klines_1m"]], partition_key=d, raise_on_error=False)
+    lake = Lakehouse(str(tmp_path / "lakehouse"))
+    delta = lake.read_window("silver.klines_1m", "open_time", "2024-01-01", "2024-01-04")
+    with p.resources["warehouse"].get_connection() as conn:
+        duck = conn.execute("SELECT * FROM silver.klines_1m ORDER BY open_time").df()
+    assert len(delta) == len(duck) == 2 * 1440  # the failed day (a missing minute) is in neither
+    assert list(delta.columns) == list(duck.columns)
+    assert (delta["open_time"].dt.tz_localize(None) == duck["open_time"]).all()
+    assert (delta["close"].to_numpy() == duck["close"].to_numpy()).all()
+    writes = [h for h in lake.history("silver.klines_1m") if h["operation"] == "WRITE"]
+    assert len(writes) == 2 and all(h["rows_added"] == 1440 for h in writes)
+    # re-materializing a day is one more commit replacing that day only
+    p.run([["silver", "klines_1m"]], partition_key="2024-01-02")
+    assert len(lake.read_window("silver.klines_1m", "open_time", "2024-01-01", "2024-01-04")) == 2 * 1440
+    assert [h["operation"] for h in lake.history("silver.klines_1m", limit=1)] == ["WRITE"]
+    assert lake.version("silver.klines_1m") == 3  # created, two days, the day again

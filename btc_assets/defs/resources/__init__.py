@@ -39,7 +39,8 @@ def local_resources(root: Path, archive_url: str = DEFAULT_ARCHIVE_URL, symbol: 
         "archive": ArchiveWithRestResource(base_url=archive_url, symbol=symbol, rest_url=rest_url),
         "streams": StreamRecordingsResource(root=streams_dir or str(root / "lake" / "bronze" / "streams")),
         "lake": LakeResource(root=str(root / "lake")),
-        "warehouse": WarehouseResource(database=str(root / "warehouse.duckdb")),
+        "warehouse": WarehouseResource(database=str(root / "warehouse.duckdb"),
+                                       lakehouse_uri=os.environ.get("BTC_LAKEHOUSE_URI") or None),
         "mlflow": MlflowResource(
             tracking_uri=f"sqlite:///{root / 'mlflow' / 'mlflow.db'}",
             artifact_root=(root / "mlflow" / "artifacts").as_uri(),
@@ -70,7 +71,8 @@ def prod_resources(root: Path) -> dict[str, object]:
                           rest_url=os.environ.get("BINANCE_REST_URL", DEFAULT_REST_URL),
                           streams_dir=os.environ.get("BTC_STREAMS_DIR", ""))
     res["lake"] = S3LakeResource(bucket=bucket, s3=S3Resource())
-    res["warehouse"] = WarehouseResource(database=str(root / "warehouse.duckdb"), mirror_bucket=bucket)
+    res["warehouse"] = WarehouseResource(database=str(root / "warehouse.duckdb"), mirror_bucket=bucket,
+                                         lakehouse_uri=os.environ.get("BTC_LAKEHOUSE_URI") or None)
     res["mlflow"] = MlflowResource(tracking_uri=tracking, artifact_root=f"s3://{bucket}/mlflow")
     return res
 

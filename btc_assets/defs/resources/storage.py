@@ -9,6 +9,7 @@ import dagster as dg
 from dagster_aws.s3 import S3Resource
 from dagster_duckdb import DuckDBResource
 
+from btc_assets.lib.storage.lakehouse import Lakehouse, committing
 from btc_assets.lib.storage.table_mirror import S3TableMirror, mirroring
 
 
@@ -78,6 +79,9 @@ class WarehouseResource(DuckDBResource):
     """
 
     mirror_bucket: str | None = None
+    # BTC_LAKEHOUSE_URI: every replaced window is also committed to its Delta Lake table there (lib/storage/
+    # lakehouse.py), after the DuckDB transaction; a failed commit fails the step (a rerun replaces both again)
+    lakehouse_uri: str | None = None
 
     def mirror(self) -> S3TableMirror | None:
         if not self.mirror_bucket:
@@ -89,7 +93,8 @@ class WarehouseResource(DuckDBResource):
     @contextlib.contextmanager
     def get_connection(self) -> Iterator:
         Path(self.database).parent.mkdir(parents=True, exist_ok=True)
-        with super().get_connection() as conn, mirroring(self.mirror()):
+        lake = Lakehouse.at(self.lakehouse_uri) if self.lakehouse_uri else None
+        with super().get_connection() as conn, mirroring(self.mirror()), committing(lake):
             yield conn
 
 

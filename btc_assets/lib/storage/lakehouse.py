@@ -2,10 +2,10 @@
 
 Why Delta Lake and not DuckLake: docs/ARCHITECTURE.md ("Lakehouse"); the measurements are `bench_lakehouse`.
 
-- One table = one directory (`<root>/<schema>/<table>`), locally or under an S3 prefix. Rows carry a `day` column
-  (`YYYY-MM-DD` of the table's time column, UTC): the partition.
+- One table = one directory (`<root>/<schema>/<table>`), locally or under an S3 prefix. Rows carry a `utc_day`
+  column (`YYYY-MM-DD` of the table's time column, UTC): the partition.
 - `replace_window` is one Delta commit: the rows of [start, end) are replaced by the new ones (an overwrite with a
-  predicate on `day` and on the time column), so a reader sees the old window or the new one, never a mix, and
+  predicate on `utc_day` and on the time column), so a reader sees the old window or the new one, never a mix, and
   every other row -- other days, the rest of a partly replaced day -- is untouched. Rows outside the window are
   refused, as in the DuckDB warehouse.
 - Writers need no lock of ours. Each commit creates the next `_delta_log/<version>.json` only if it does not exist
@@ -22,10 +22,13 @@ delta-rs issue 2184; measured here: 5 of 12 runs).
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import os
 import re
 import uuid
+from collections.abc import Iterator
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -33,7 +36,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-DAY = "day"
+DAY = "utc_day"  # the partition column (a table's own column may be called `day`)
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
 _TABLE = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
 # DuckDB column types of the warehouse (lib/storage/warehouse.py) as arrow types: the same table declarations serve
@@ -45,6 +48,20 @@ _ARROW = {"TIMESTAMP": pa.timestamp("us", tz="UTC"), "DOUBLE": pa.float64(), "FL
 URI_VAR = "BTC_LAKEHOUSE_URI"
 WRITE_ID = "btc_assets.write_id"  # in each commit's commitInfo
 METADATA_RETRIES = 5  # a window commit made again after a concurrent metadata commit (a new table's first windows)
+
+
+# The lakehouse every warehouse window write is also committed to (WarehouseResource sets it while a connection is
+# open, when BTC_LAKEHOUSE_URI is set): lib/storage/warehouse.replace_window.
+ACTIVE: contextvars.ContextVar[Lakehouse | None] = contextvars.ContextVar("btc_lakehouse", default=None)
+
+
+@contextlib.contextmanager
+def committing(lake: Lakehouse | None) -> Iterator[None]:
+    token = ACTIVE.set(lake)
+    try:
+        yield
+    finally:
+        ACTIVE.reset(token)
 
 
 class LakehouseError(ValueError):
@@ -96,12 +113,16 @@ class Lakehouse:
     storage_options: dict = field(default_factory=dict, repr=False)
 
     @classmethod
+    def at(cls, root: str, env: Mapping[str, str] = os.environ) -> Lakehouse:
+        """The lakehouse at `root`, with the S3 options from the environment for an s3:// root."""
+        return cls(root, s3_options(env) if root.startswith("s3://") else {})
+
+    @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ, data_dir: str | None = None) -> Lakehouse:
         """`BTC_LAKEHOUSE_URI` (default `$BTC_DATA_DIR/lakehouse`). For an s3:// root: the AWS_* variables the
         SDKs read (`AWS_ENDPOINT_URL` for an S3-compatible server, `AWS_REGION`, the credentials) and conditional
         PUT for the commits."""
-        root = env.get(URI_VAR) or os.path.join(data_dir or env.get("BTC_DATA_DIR", "data"), "lakehouse")
-        return cls(root, s3_options(env) if root.startswith("s3://") else {})
+        return cls.at(env.get(URI_VAR) or os.path.join(data_dir or env.get("BTC_DATA_DIR", "data"), "lakehouse"), env)
 
     def uri(self, table: str) -> str:
         if not _TABLE.match(table):
@@ -158,9 +179,12 @@ class Lakehouse:
                      f"AND {time_column} < '{_literal(end)}'")
         existing = self._ensure(table, schema)
         have = {f.name for f in existing.schema().fields}
-        if have != set(schema.names):
-            raise LakehouseError(f"{table}: the table has columns {sorted(have)}, the write {sorted(schema.names)}"
-                                 "; a schema change needs a migration of the table, not a window write")
+        dropped = sorted(have - set(schema.names))
+        if dropped:
+            raise LakehouseError(f"{table}: the write lacks the table's columns {dropped}; removing a column needs a "
+                                 "migration of the table, not a window write")
+        # a table gains columns as the DuckDB warehouse's do (ensure_table): older rows read them as null
+        merge = "merge" if set(schema.names) - have else None
         from deltalake.exceptions import CommitFailedError
 
         write_id = uuid.uuid4().hex  # finds this commit in the log whatever other writers committed after it
@@ -170,7 +194,8 @@ class Lakehouse:
         for attempt in range(METADATA_RETRIES + 1):
             try:
                 write_deltalake(self.uri(table), data, partition_by=[DAY], mode="overwrite", predicate=predicate,
-                                storage_options=self.storage_options or None, commit_properties=props)
+                                storage_options=self.storage_options or None, commit_properties=props,
+                                schema_mode=merge)
                 break
             except CommitFailedError as e:
                 # The first windows of a new table can race with the commits that set its metadata: such a commit

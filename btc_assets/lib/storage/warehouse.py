@@ -13,7 +13,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from btc_assets.lib.storage import table_mirror
+from btc_assets.lib.storage import lakehouse, table_mirror
 
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$")
 
@@ -91,6 +91,9 @@ def replace_window(
     mirror = table_mirror.ACTIVE.get()
     if mirror is not None:  # production: the durable copy of the window on S3 (lib/table_mirror.py)
         mirror.put(table, frame, time_column, start_n, end_n)
+    lake = lakehouse.ACTIVE.get()
+    if lake is not None:  # BTC_LAKEHOUSE_URI: the same window, one commit of the table's Delta Lake table
+        lake.replace_window(table, columns, frame, time_column, start_n, end_n)
     return len(frame)
 
 

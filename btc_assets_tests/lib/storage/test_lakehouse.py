@@ -69,17 +69,26 @@ def test_rows_outside_the_window_or_a_wrong_schema_are_refused_and_nothing_is_co
     with pytest.raises(LakehouseError, match=r"lack columns \['note'\]"):
         lh.replace_window(TABLE, TYPES, bars("2024-01-01", 5).drop(columns="note"), "open_time",
                           "2024-01-01", "2024-01-02")
-    wider = {**TYPES, "extra": "DOUBLE"}
-    with pytest.raises(LakehouseError, match="schema change needs a migration"):
-        lh.replace_window(TABLE, wider, bars("2024-01-01", 5).assign(extra=1.0), "open_time",
-                          "2024-01-01", "2024-01-02")
+    narrower = {k: v for k, v in TYPES.items() if k != "note"}
+    with pytest.raises(LakehouseError, match=r"lacks the table's columns \['note'\]; removing a column"):
+        lh.replace_window(TABLE, narrower, bars("2024-01-01", 5), "open_time", "2024-01-01", "2024-01-02")
     with pytest.raises(LakehouseError, match="partition column"):
-        arrow_schema({"day": "VARCHAR"})
+        arrow_schema({"utc_day": "VARCHAR"})
     with pytest.raises(LakehouseError, match="schema.table"):
         lh.uri("klines")
     assert lh.version(TABLE) == 1 and len(lh.read_window(TABLE, "open_time", "2024-01-01", "2024-01-02")) == 1440
     with pytest.raises(LookupError, match="silver.nothing does not exist"):
         lh.read_window("silver.nothing", "open_time", "2024-01-01", "2024-01-02")
+
+
+def test_a_table_gains_a_column_as_the_warehouse_tables_do(tmp_path):
+    lh = Lakehouse(str(tmp_path / "lake"))
+    day(lh, "2024-01-01")
+    wider = {**TYPES, "extra": "DOUBLE"}
+    lh.replace_window(TABLE, wider, bars("2024-01-02", 1440).assign(extra=2.5), "open_time", "2024-01-02",
+                      "2024-01-03")
+    got = lh.read_window(TABLE, "open_time", "2024-01-01", "2024-01-03")
+    assert got["extra"].iloc[:1440].isna().all() and (got["extra"].iloc[1440:] == 2.5).all()
 
 
 def _concurrent_days(lh: Lakehouse, days: list[str]) -> tuple[list[str], list]:
@@ -131,12 +140,12 @@ def test_a_race_for_the_same_rows_is_refused_not_merged(tmp_path):
     day(lh, "2024-01-01")
     stale = DeltaTable(lh.uri(TABLE))  # a writer that read the table before the commit below
     day(lh, "2024-01-01", value=50.0)
-    frame = bars("2024-01-01", 3).assign(day="2024-01-01")
+    frame = bars("2024-01-01", 3).assign(utc_day="2024-01-01")
     import pyarrow as pa
 
     with pytest.raises(Exception, match="concurrent transaction"):
         write_deltalake(stale, pa.Table.from_pandas(frame, schema=arrow_schema(TYPES), preserve_index=False),
-                        mode="overwrite", predicate="day = '2024-01-01'", partition_by=["day"])
+                        mode="overwrite", predicate="utc_day = '2024-01-01'", partition_by=["utc_day"])
     got = lh.read_window(TABLE, "open_time", "2024-01-01", "2024-01-02")
     assert len(got) == 1440 and got["close"].iloc[0] == 50.0
 
