@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export BTC_DATA_DIR ?= $(CURDIR)/data
 SAMPLE_ARCHIVE := $(CURDIR)/btc_assets/sample_data/archive
 
-.PHONY: install demo test test-slow ui bench soak metrics collect trade generate-sample clean
+.PHONY: install demo test test-slow ui proxy bench soak metrics collect trade generate-sample clean
 
 install: $(STAMP)
 
@@ -33,6 +33,10 @@ test-slow: install
 # Dagster UI on http://127.0.0.1:3000 and MLflow UI on http://127.0.0.1:5000; Ctrl-C stops both.
 ui: install
 	BINANCE_ARCHIVE_URL=$${BINANCE_ARCHIVE_URL:-$(SAMPLE_ARCHIVE)} $(BIN)/btc-assets ui
+
+# Both UIs behind nginx with basic auth (production: the UIs on 127.0.0.1, people through here). Needs BTC_UI_USERS.
+proxy: install
+	$(BIN)/btc-assets proxy
 
 # The trader's Prometheus metrics on http://127.0.0.1:9108/metrics (written by every trading run).
 metrics: install

@@ -303,6 +303,8 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--datasets", type=demo_datasets, default=DEMO_DATASETS,
                    help=f"comma list of the datasets to run (default: all): {DATASET_HELP}")
     sub.add_parser("ui", help="Dagster UI on 127.0.0.1:3000 and MLflow UI on 127.0.0.1:5000 (Ctrl-C stops both)")
+    sub.add_parser("proxy", help="nginx with basic auth in front of both UIs (BTC_UI_USERS or BTC_UI_HTPASSWD; "
+                   "BTC_PROXY_* settings, see README)")
     sub.add_parser("env", help="write .env at the repo root (BTC_DATA_DIR, DAGSTER_HOME, BINANCE_ARCHIVE_URL) so "
                    "that dg dev / dg launch / dg list defs use the project's instance; make install runs it")
     sub.add_parser("generate-sample", help="rewrite the synthetic datasets of the bundled sample (deterministic)")
@@ -394,6 +396,14 @@ def main(argv: list[str] | None = None) -> int:
         from btc_assets.cli.ui import serve
 
         return serve(root)
+    if args.cmd == "proxy":
+        from btc_assets.cli.proxy import ProxyConfigError, serve as serve_proxy
+
+        try:
+            return serve_proxy(root)
+        except ProxyConfigError as e:
+            print(f"btc-assets proxy: {e}", file=sys.stderr)
+            return 2
     return 2
 
 
