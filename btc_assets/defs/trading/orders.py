@@ -14,10 +14,11 @@ from btc_assets.defs.resources.trading import NotifierResource, TradingResource
 from btc_assets.defs.trading.market import one_minute, tagged_bars
 from btc_assets.defs.table_metadata import fmt
 from btc_assets.defs.trading.specs import CLOCK_SPEED, ORDERS, REQUESTED_AT
+from btc_assets.lib.storage import lakehouse
 from btc_assets.lib.storage.warehouse import frame_of
 from btc_assets.lib.research.features.window import WARMUP
 from btc_assets.lib.trading import metrics as trading_metrics
-from btc_assets.lib.trading.journal import Journal, mirror_journal, own_book
+from btc_assets.lib.trading.journal import Journal, journal_to_lakehouse, mirror_journal, own_book
 from btc_assets.lib.trading import kill_switch, trader
 from btc_assets.lib.trading.kill_switch import KillSwitch, stop_trading
 from btc_assets.lib.trading.live_market import RecordedMarket
@@ -154,6 +155,8 @@ def send_orders(context: dg.AssetExecutionContext, journal: Journal, warehouse: 
     metrics = trading_metrics.snapshot(conn, initial_equity=trading.notional_usdt)
     mirror = warehouse.mirror() if hasattr(warehouse, "mirror") else None
     mirrored = mirror_journal(conn, mirror, start, end)  # production: the journal's day on S3 too
+    # BTC_LAKEHOUSE_URI: the journal's new rows appended to its Delta tables (append-only: the audit trail)
+    in_lakehouse = journal_to_lakehouse(conn, lakehouse.ACTIVE.get(), start, end, note={"run_id": context.run.run_id})
     limiter = getattr(getattr(broker, "rest", None), "limiter", None)  # paper: no exchange, no headroom
     headroom = limiter.headroom() if limiter is not None else None
     if trading.metrics_file:
@@ -185,6 +188,7 @@ def send_orders(context: dg.AssetExecutionContext, journal: Journal, warehouse: 
         "send_seconds": round(send_seconds, 3),
         "rate_limit_headroom": headroom or "paper: no exchange limits",
         "journal_rows_mirrored": mirrored or "local profile: no mirror",
+        "journal_rows_appended_to_lakehouse": in_lakehouse or "no lakehouse (BTC_LAKEHOUSE_URI unset)",
         "orders": orders_table(conn, day, end) if len(day) else "no order today",
     }), dg.AssetCheckResult(asset_key=ORDERS.key, check_name="orders_after_their_decision",
                             passed=doubled.empty and early.empty,

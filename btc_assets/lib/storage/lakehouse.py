@@ -211,6 +211,39 @@ class Lakehouse:
         days = list(pd.date_range(d0, d1, freq="D").strftime("%Y-%m-%d"))
         return Commit(table, version, len(frame), days, retries)
 
+    def append_new(self, table: str, columns: Mapping[str, str], df: pd.DataFrame, time_column: str,
+                   key: tuple[str, ...], note: Mapping[str, str] | None = None) -> int:
+        """Insert the rows of `df` whose `key` the table does not hold yet, in one commit; nothing is ever updated
+        or deleted (an append-only table such as the trading journal: a source that lost rows cannot thin out
+        what the table holds). Returns the rows inserted (0: nothing new, and no commit is made)."""
+        from deltalake import CommitProperties
+
+        bad = [k for k in key if k not in columns or not _IDENT.match(k)]
+        if bad or not key:
+            raise LakehouseError(f"{table}: key columns {list(key)} must be declared columns")
+        schema = arrow_schema(columns)
+        frame = df[list(columns)].copy()
+        if frame[list(key)].isna().any().any():
+            raise LakehouseError(f"{table}: rows without a key ({', '.join(key)}): refusing to append them")
+        for col, typ in columns.items():
+            if typ.upper().startswith("TIMESTAMP"):
+                frame[col] = pd.to_datetime(frame[col], utc=True)
+        t = frame[time_column]
+        if t.isna().any():
+            raise LakehouseError(f"{table}: rows without {time_column}: their partition is unknown")
+        frame[DAY] = t.dt.strftime("%Y-%m-%d").to_numpy() if len(frame) else np.array([], dtype=object)
+        if frame.empty:
+            return 0
+        existing = self._ensure(table, schema)
+        days = sorted(set(frame[DAY]))
+        on = " AND ".join(f"t.{k} = s.{k}" for k in key)
+        within = " OR ".join(f"t.{DAY} = '{d}'" for d in days)  # only the partitions the rows fall in are read
+        props = CommitProperties(custom_metadata={f"btc_assets.{k}": str(v) for k, v in (note or {}).items()})
+        out = existing.merge(pa.Table.from_pandas(frame, schema=schema, preserve_index=False),
+                             predicate=f"({within}) AND {on}", source_alias="s", target_alias="t",
+                             commit_properties=props).when_not_matched_insert_all().execute()
+        return int(out.get("num_target_rows_inserted", 0) or 0)
+
     def _ensure(self, table: str, schema: pa.Schema):
         """The table, created empty (version 0: its schema and partitioning) if it does not exist yet. Two first
         writers may both create it: one commit wins, the other finds the table there and goes on to its window."""
@@ -305,7 +338,8 @@ class Lakehouse:
             params = h.get("operationParameters") or {}
             out.append({"version": v, "at": pd.Timestamp(int(h.get("timestamp", 0)), unit="ms", tz="UTC"),
                         "operation": h.get("operation"), "mode": params.get("mode"),
-                        "predicate": params.get("predicate"), "rows_added": metrics.get("num_added_rows"),
+                        "predicate": params.get("predicate"),
+                        "rows_added": metrics.get("num_added_rows", metrics.get("num_target_rows_inserted")),
                         "files_removed": metrics.get("num_removed_files"), "retries": metrics.get("num_retries"),
                         "note": {k.removeprefix("btc_assets."): v for k, v in h.items()
                                  if k.startswith("btc_assets.") and k != WRITE_ID}})

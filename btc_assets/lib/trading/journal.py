@@ -218,6 +218,25 @@ def mirror_journal(conn: duckdb.DuckDBPyConnection, mirror: S3TableMirror | None
             ORDER_EVENTS: mirror.put_merged(conn, ORDER_EVENTS, "bar_time", first, last)}
 
 
+def journal_to_lakehouse(conn: duckdb.DuckDBPyConnection, lake, start: pd.Timestamp, end: pd.Timestamp,
+                         note: dict | None = None) -> dict[str, int]:
+    """Append both journal tables' rows of every UTC day that [start, end) touches to their Delta tables (lib/storage/
+    lakehouse.py), by key: decisions by decision_id, events by (seq, client_order_id, event). Append-only: rows are
+    never updated or deleted there, so the Delta log is the journal's audit trail. Returns rows appended per table
+    ({} without a lakehouse)."""
+    if lake is None:
+        return {}
+    Journal(conn)
+    first, last = _naive(start).floor("D"), max(_naive(end).ceil("D"), _naive(start).floor("D") + pd.Timedelta(days=1))
+    out = {}
+    for table, types, key in ((DECISIONS, DECISION_TYPES, ("decision_id",)),
+                              (ORDER_EVENTS, EVENT_TYPES, ("seq", "client_order_id", "event"))):
+        rows = conn.execute(f"SELECT {', '.join(types)} FROM {table} WHERE bar_time >= ? AND bar_time < ?",
+                            [first, last]).df()
+        out[table] = lake.append_new(table, types, rows, "bar_time", key, note=note)
+    return out
+
+
 def _param(v):
     """One value as a DuckDB parameter: None for NaN/NaT/None, a naive UTC datetime for a timestamp, a Python
     scalar otherwise."""

@@ -131,3 +131,33 @@ def test_without_a_mirror_nothing_is_written(tmp_path, mirror):
     with pytest.raises(ValueError, match="before it starts"):
         mirror_journal(conn, mirror, D1 + DAY, D1)
     assert objects(mirror) == []
+
+
+def test_the_journal_is_appended_to_its_delta_tables_and_never_thinned_or_rewritten(tmp_path):
+    from btc_assets.lib.storage.lakehouse import Lakehouse
+    from btc_assets.lib.trading.journal import journal_to_lakehouse
+
+    lake = Lakehouse(str(tmp_path / "lakehouse"))
+    assert journal_to_lakehouse(duckdb.connect(), None, D1, D1 + DAY) == {}  # no lakehouse: nothing
+    conn = duckdb.connect(str(tmp_path / "a.duckdb"))
+    journal = Journal(conn)
+    journal.record_decisions(decisions([D1 + 10 * M, D1 + DAY + M]))  # two days
+    trade(journal, D1 + 10 * M)
+    assert journal_to_lakehouse(conn, lake, D1 + 10 * M, D1 + DAY + 2 * M, note={"run_id": "r1"}) == {
+        DECISIONS: 2, ORDER_EVENTS: 2}
+    versions = {t: lake.version(t) for t in (DECISIONS, ORDER_EVENTS)}
+    assert journal_to_lakehouse(conn, lake, D1, D1 + DAY) == {DECISIONS: 0, ORDER_EVENTS: 0}  # nothing new:
+    assert {t: lake.version(t) for t in versions} == versions  # no commit at all
+    assert lake.history(ORDER_EVENTS, limit=1)[0]["note"] == {"run_id": "r1"}
+    # a new, empty DuckDB (volume replaced, restore forgotten) decides bar 10 again with other numbers and trades
+    lost = duckdb.connect(str(tmp_path / "b.duckdb"))
+    j2 = Journal(lost)
+    j2.record_decisions(decisions([D1 + 10 * M]).assign(price=1.0))
+    trade(j2, D1 + 12 * M)
+    assert journal_to_lakehouse(lost, lake, D1, D1 + DAY) == {DECISIONS: 0, ORDER_EVENTS: 2}
+    got = lake.read_window(ORDER_EVENTS, "bar_time", D1, D1 + 2 * DAY)
+    assert len(got) == 4 and sorted(got["client_order_id"].unique()) == [
+        f"s-{int((D1 + 10 * M).timestamp())}-entry", f"s-{int((D1 + 12 * M).timestamp())}-entry"]
+    kept = lake.read_window(DECISIONS, "bar_time", D1, D1 + 2 * DAY)
+    assert len(kept) == 2 and kept["price"].iloc[0] == 42000.5  # the first decision of bar 10 stays as it was
+    assert {h["operation"] for h in lake.history(DECISIONS)} <= {"CREATE TABLE", "MERGE"}
