@@ -11,6 +11,7 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 
+from btc_assets.lib.storage import lakehouse
 from btc_assets.lib.storage.warehouse import ensure_table
 
 TABLE = "silver.order_flow_1m"
@@ -70,6 +71,10 @@ def publish_staged(conn: duckdb.DuckDBPyConnection, start: pd.Timestamp, end: pd
     except Exception:
         conn.execute("ROLLBACK")
         raise
+    lake = lakehouse.ACTIVE.get()
+    if lake is not None:  # BTC_LAKEHOUSE_URI: the published window, one commit of its Delta table
+        lake.replace_window(TABLE, TYPES, conn.execute(f"SELECT {', '.join(TYPES)} FROM {STAGE}").df(), "open_time",
+                            s, e)
     return conn.execute(f"SELECT count(*) FROM {TABLE} WHERE open_time >= ? AND open_time < ?", [s, e]).fetchone()[0]
 
 

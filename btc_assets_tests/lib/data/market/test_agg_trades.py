@@ -127,3 +127,17 @@ def test_a_real_density_day_goes_to_order_flow_that_rebuilds_the_real_klines(tmp
                  "taker_buy_volume, trades FROM klines")
     compared, bad = compare_with_klines(conn, T0, T0 + pd.Timedelta(days=1))
     assert compared == 1440 and bad.empty
+
+
+def test_with_a_lakehouse_the_published_order_flow_is_committed_there_too(tmp_path):
+    from btc_assets.lib.storage.lakehouse import Lakehouse, committing
+
+    lake = Lakehouse(str(tmp_path / "lakehouse"))
+    conn = duckdb.connect()
+    with committing(lake):
+        replace_window(conn, "silver.agg_trades", TYPES, trades(5), "transact_time", T0, T0 + pd.Timedelta(days=1))
+        assert build_order_flow(conn, T0, T0 + pd.Timedelta(days=1)) == 2
+    flow = conn.execute(f"SELECT * FROM {TABLE} ORDER BY open_time").df()
+    delta = lake.read_window(TABLE, "open_time", T0, T0 + pd.Timedelta(days=1))
+    assert len(delta) == len(flow) == 2 and list(delta["cvd"]) == list(flow["cvd"])
+    assert len(lake.read_window("silver.agg_trades", "transact_time", T0, T0 + pd.Timedelta(days=1))) == len(trades(5))
