@@ -30,6 +30,7 @@ from btc_assets.lib.research.models.economics import ECONOMIC_NAMES, PromotionRu
 from btc_assets.lib.research.models.evaluation import METRIC_NAMES, beats_baselines
 from btc_assets.lib.research.models.walk_forward import WalkForwardConfig, WalkForwardResult, run_walk_forward
 from btc_assets.lib.research.models.xgb import chronological_split
+from btc_assets.lib.storage import lakehouse
 from btc_assets.lib.storage.warehouse import ensure_table, read_window, replace_window, table_exists
 
 TRAIN_WEEKS = 4
@@ -227,6 +228,10 @@ def record(conn, family: str, week_start: pd.Timestamp, logged, wf: WalkForwardR
                                      open_time=oos["open_time"].dt.tz_localize(None)))
     conn.execute(f"INSERT INTO models.oos_predictions SELECT {', '.join(OOS_TYPES)} FROM _oos")
     conn.unregister("_oos")
+    lake = lakehouse.ACTIVE.get()
+    if lake is not None:  # BTC_LAKEHOUSE_URI: the family's predictions of the week, one commit
+        lake.replace_window("models.oos_predictions", OOS_TYPES, oos, "week_start", week_start, week_end,
+                            where={"family": family})
     return row
 
 

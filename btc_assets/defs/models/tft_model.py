@@ -26,6 +26,7 @@ from btc_assets.defs.resources.storage import MlflowResource
 from btc_assets.defs.silver.history import read_history
 from btc_assets.defs.table_metadata import table_metadata
 from btc_assets.lib.research.models import tracking
+from btc_assets.lib.storage import lakehouse
 from btc_assets.lib.storage.warehouse import ensure_table, read_window, replace_window, table_exists
 
 KEY = ["models", "tft_model"]
@@ -161,6 +162,10 @@ def tft_model(context: dg.AssetExecutionContext, config: TftTrainingConfig, ware
         conn.register("_tft_row", frame)
         conn.execute(f"INSERT INTO {REGISTRY} SELECT {', '.join(REGISTRY_TYPES)} FROM _tft_row")
         conn.unregister("_tft_row")
+        lake = lakehouse.ACTIVE.get()
+        if lake is not None:  # BTC_LAKEHOUSE_URI: the week's registry row, one commit
+            week = pd.Timestamp(row["week_start"])
+            lake.replace_window(REGISTRY, REGISTRY_TYPES, frame, "week_start", week, week + pd.Timedelta(weeks=1))
     scores = pd.DataFrame([{"horizon": h, "tft": wf.overall.get(f"pinball_{h}"),
                             "zero_return": wf.overall.get(f"zero_pinball_{h}"),
                             "historical_quantiles": wf.overall.get(f"historical_pinball_{h}"),

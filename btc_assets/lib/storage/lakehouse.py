@@ -147,10 +147,12 @@ class Lakehouse:
         return None if t is None else int(t.version())
 
     def replace_window(self, table: str, columns: Mapping[str, str], df: pd.DataFrame, time_column: str,
-                       start, end, note: Mapping[str, str] | None = None) -> Commit:
+                       start, end, note: Mapping[str, str] | None = None,
+                       where: Mapping[str, str] | None = None) -> Commit:
         """Replace the rows of `table` with time_column in [start, end) by `df` in one commit (an empty table is
         created first if there is none). Rows of `df` outside the window are refused, nothing is written. `note`:
-        what the audit trail keeps with the commit (the run and partition that wrote it)."""
+        what the audit trail keeps with the commit (the run and partition that wrote it). `where`: text columns
+        that further narrow what is replaced (one family's rows of a week), which every row of `df` must match."""
         from deltalake import CommitProperties, write_deltalake
 
         start, end = _utc(start), _utc(end)
@@ -169,6 +171,15 @@ class Lakehouse:
             first = frame.loc[outside.to_numpy(), time_column].iloc[0]
             raise LakehouseError(f"{table}: {int(outside.sum())} rows outside the window [{start}, {end}) (first "
                                  f"{time_column}={first}); refusing to write them (nothing was committed)")
+        for col, value in (where or {}).items():
+            if col not in columns or not _IDENT.match(col) or not columns[col].upper().startswith(("VARCHAR", "TEXT")):
+                raise LakehouseError(f"{table}: where-column {col!r} must be a declared text column")
+            if "'" in str(value):
+                raise LakehouseError(f"{table}: where {col}={value!r}: a value without quotes")
+            other = frame[col] != value
+            if other.any():
+                raise LakehouseError(f"{table}: {int(other.sum())} rows have {col} other than {value!r} (first "
+                                     f"{frame.loc[other.to_numpy(), col].iloc[0]!r}); refusing to write them")
         for col, typ in columns.items():
             if typ.upper().startswith("TIMESTAMP"):
                 frame[col] = pd.to_datetime(frame[col], utc=True)
@@ -176,7 +187,8 @@ class Lakehouse:
         data = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
         d0, d1 = _days(start, end)
         predicate = (f"{DAY} >= '{d0}' AND {DAY} <= '{d1}' AND {time_column} >= '{_literal(start)}' "
-                     f"AND {time_column} < '{_literal(end)}'")
+                     f"AND {time_column} < '{_literal(end)}'"
+                     + "".join(f" AND {col} = '{value}'" for col, value in (where or {}).items()))
         existing = self._ensure(table, schema)
         have = {f.name for f in existing.schema().fields}
         dropped = sorted(have - set(schema.names))

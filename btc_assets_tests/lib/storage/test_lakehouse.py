@@ -261,3 +261,24 @@ def test_two_processes_write_different_days_of_one_table_at_once_and_both_commit
     assert sorted(h["note"]["writer"] for h in writes) == ["2024-03-02"] * 3 + ["2024-03-03"] * 3
     versions = sorted(int(line.split()[0]) for o in outs for line in o[0].split("\n") if line.strip())
     assert versions == sorted(h["version"] for h in writes)  # each process's commits are its own versions
+
+
+def test_a_window_narrowed_by_a_text_column_replaces_only_those_rows(tmp_path):
+    """One family's out-of-sample predictions of a week replaced, the other family's of the same week kept."""
+    lh = Lakehouse(str(tmp_path / "lake"))
+    types = {"week_start": "TIMESTAMP", "family": "VARCHAR", "p": "DOUBLE"}
+    week = pd.Timestamp("2024-01-08", tz="UTC")
+    nxt = week + pd.Timedelta(weeks=1)
+    for fam, p in (("xgb", 0.1), ("lstm", 0.2)):
+        lh.replace_window("models.oos", types, pd.DataFrame({"week_start": [week] * 3, "family": fam, "p": p}),
+                          "week_start", week, nxt, where={"family": fam})
+    lh.replace_window("models.oos", types, pd.DataFrame({"week_start": [week], "family": "xgb", "p": 0.9}),
+                      "week_start", week, nxt, where={"family": "xgb"})
+    got = lh.read_window("models.oos", "week_start", week, nxt)
+    assert sorted(zip(got["family"], got["p"])) == [("lstm", 0.2)] * 3 + [("xgb", 0.9)]
+    with pytest.raises(LakehouseError, match=r"1 rows have family other than 'xgb' \(first 'lstm'\)"):
+        lh.replace_window("models.oos", types, pd.DataFrame({"week_start": [week], "family": "lstm", "p": 0.0}),
+                          "week_start", week, nxt, where={"family": "xgb"})
+    with pytest.raises(LakehouseError, match="where-column 'p' must be a declared text column"):
+        lh.replace_window("models.oos", types, pd.DataFrame({"week_start": [week], "family": "x", "p": 0.0}),
+                          "week_start", week, nxt, where={"p": "1"})
