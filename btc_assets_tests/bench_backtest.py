@@ -78,14 +78,19 @@ def first_call_worker() -> None:
     print(json.dumps({"import_s": t_import, "first_call_s": time.perf_counter() - t0}))
 
 
-def ensure_vectorbt_venv() -> Path:
-    py = VENV / "bin" / "python"
+def ensure_bench_venv(venv: Path, requirements: str, what: str) -> Path:
+    """The python of a bench-only virtualenv (a reference library that cannot share the platform's pins), created
+    once from bench/<requirements>."""
+    py = venv / "bin" / "python"
     if not py.exists():
-        print(f"creating {VENV} (vectorbt 1.2.0, pandas >= 3) once; needs PyPI access", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-        subprocess.run([str(py), "-m", "pip", "install", "-q", "-r", str(REPO / "bench" / "requirements-vectorbt.txt")],
-                       check=True)
+        print(f"creating {venv} ({what}) once; needs PyPI access", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(py), "-m", "pip", "install", "-q", "-r", str(REPO / "bench" / requirements)], check=True)
     return py
+
+
+def ensure_vectorbt_venv() -> Path:
+    return ensure_bench_venv(VENV, "requirements-vectorbt.txt", "vectorbt 1.2.0, pandas >= 3")
 
 
 def _json_run(cmd: list[str]) -> dict:

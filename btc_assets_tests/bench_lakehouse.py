@@ -128,13 +128,9 @@ def delta_concurrent(frames: list[pd.DataFrame], columns: int, writers: int) -> 
 
 
 def ensure_ducklake_venv() -> Path:
-    py = VENV / "bin" / "python"
-    if not py.exists():
-        print(f"creating {VENV} (DuckDB 1.4.4 + DuckLake) once; needs PyPI access", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-        subprocess.run([str(py), "-m", "pip", "install", "-q", "-r", str(REPO / "bench" / "requirements-ducklake.txt")],
-                       check=True)
-    return py
+    from btc_assets_tests.bench_backtest import ensure_bench_venv
+
+    return ensure_bench_venv(VENV, "requirements-ducklake.txt", "DuckDB 1.4.4 + DuckLake")
 
 
 def main(argv: list[str]) -> int:
@@ -143,6 +139,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--columns", type=int, default=130)
     ap.add_argument("--no-ducklake", action="store_true", help="skip the DuckLake side (no virtualenv for it)")
     a = ap.parse_args(argv)
+    if a.days < 14:
+        ap.error("--days: at least 14 (a week is read back from the middle of the days)")
     BENCH.mkdir(exist_ok=True)
     frames = _frames(a.days, a.columns)
     rows = a.days * DAY_MINUTES

@@ -28,6 +28,17 @@ def publish(mirror, name, data: bytes):
     (mirror / REL / f"{name}.CHECKSUM").write_text(f"{hashlib.sha256(data).hexdigest()}  {name}\n")
 
 
+def archive_csv(raw) -> str:
+    """Klines rows as the archive's 1m CSV (header, millisecond times)."""
+    lines = ["open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,"
+             "taker_buy_quote_volume,ignore"]
+    for r in raw.itertuples():
+        lines.append(f"{int(r.open_time.value // 10**6)},{r.open},{r.high},{r.low},{r.close},{r.volume},"
+                     f"{int(r.close_time.value // 10**6)},{r.quote_volume},{r.count},{r.taker_buy_volume},"
+                     f"{r.taker_buy_quote_volume},0")
+    return "\n".join(lines) + "\n"
+
+
 def error_of(res) -> str:
     return str(res.get_step_failure_events()[0].event_specific_data.error)
 
@@ -93,13 +104,7 @@ def test_corrupt_zip_fails_silver_naming_the_file(tmp_path, mirror):
 def test_missing_minutes_fail_the_blocking_check_and_stop_gold(tmp_path, mirror):
     raw = real_klines(__import__("datetime").date(2024, 1, 2))
     raw = raw.drop(index=[500, 501])
-    lines = ["open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,"
-             "taker_buy_quote_volume,ignore"]
-    for r in raw.itertuples():
-        lines.append(f"{int(r.open_time.value // 10**6)},{r.open},{r.high},{r.low},{r.close},{r.volume},"
-                     f"{int(r.close_time.value // 10**6)},{r.quote_volume},{r.count},{r.taker_buy_volume},"
-                     f"{r.taker_buy_quote_volume},0")
-    publish(mirror, "BTCUSDT-1m-2024-01-02.zip", zip_csv("BTCUSDT-1m-2024-01-02.csv", "\n".join(lines) + "\n"))
+    publish(mirror, "BTCUSDT-1m-2024-01-02.zip", zip_csv("BTCUSDT-1m-2024-01-02.csv", archive_csv(raw)))
     p = pipeline(tmp_path, mirror)
     p.run([["bronze", "klines_1m"]], partition_key="2024-01-02")
     res = p.run([["silver", "klines_1m"], ["silver", "klines_5m"]], partition_key="2024-01-02", raise_on_error=False)
@@ -130,13 +135,7 @@ def test_with_a_lakehouse_every_written_window_is_committed_there_and_a_failed_d
 
     monkeypatch.setenv("BTC_LAKEHOUSE_URI", str(tmp_path / "lakehouse"))
     raw = real_klines(__import__("datetime").date(2024, 1, 3)).drop(index=[100])
-    lines = ["open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,"
-             "taker_buy_quote_volume,ignore"]
-    for r in raw.itertuples():
-        lines.append(f"{int(r.open_time.value // 10**6)},{r.open},{r.high},{r.low},{r.close},{r.volume},"
-                     f"{int(r.close_time.value // 10**6)},{r.quote_volume},{r.count},{r.taker_buy_volume},"
-                     f"{r.taker_buy_quote_volume},0")
-    publish(mirror, "BTCUSDT-1m-2024-01-03.zip", zip_csv("BTCUSDT-1m-2024-01-03.csv", "\n".join(lines) + "\n"))
+    publish(mirror, "BTCUSDT-1m-2024-01-03.zip", zip_csv("BTCUSDT-1m-2024-01-03.csv", archive_csv(raw)))
     p = pipeline(tmp_path, mirror)
     assert p.resources["warehouse"].lakehouse_uri == str(tmp_path / "lakehouse")
     for d in ("2024-01-01", "2024-01-02", "2024-01-03"):
