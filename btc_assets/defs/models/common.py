@@ -264,14 +264,66 @@ class FinalModel:
     decided: dict = field(default_factory=dict)  # the stored decision: {"rule": EdgeRule JSON, "text": ...}
 
 
+def week_keys(context: dg.AssetExecutionContext) -> list[str]:
+    """The weeks of the run, in order: the week of a one-week run, every week of a range (a single-run backfill)."""
+    return list(context.partition_keys)
+
+
+def each_week(context: dg.AssetExecutionContext, family: str,
+              train_week: Callable[[pd.Timestamp], tuple[dict, dict]]) -> Iterator:
+    """A weekly model asset's run over one week or a range of weeks (BackfillPolicy.single_run: one run for a
+    backfill of many Mondays). `train_week(week_start)` trains, logs and records one week and returns its
+    materialization metadata and registry row. A one-week run reports as before; a range gives every week its own
+    metadata and its own promotion verdict (the check evaluation of that week's partition), plus a summary.
+    A week that fails stops the run and says which weeks of the range were trained before it."""
+    check_name = f"{family}_model_beats_baselines"
+    keys = week_keys(context)
+    if context.has_partition_key and len(keys) == 1:
+        meta, row = train_week(pd.Timestamp(keys[0], tz="UTC"))
+        yield dg.MaterializeResult(metadata=meta)
+        yield promotion_check(check_name, row)
+        return
+    done: list[tuple[str, dict]] = []
+    for key in keys:
+        try:
+            meta, row = train_week(pd.Timestamp(key, tz="UTC"))
+        except Exception as e:
+            trained = ", ".join(k for k, _ in done) or "none"
+            raise dg.Failure(f"{family} week {key} of the range {keys[0]}..{keys[-1]} failed: {e}. Weeks trained "
+                             f"before it (in MLflow and the registry, not materialized by this failed run): "
+                             f"{trained}; run the range again (each week is retrained and recorded again)") from e
+        context.add_asset_metadata(meta, partition_key=key)
+        done.append((key, row))
+    summary = pd.DataFrame([{"week": k, "promoted": bool(r["promoted"]), "reason": r["reason"]} for k, r in done])
+    yield dg.MaterializeResult(metadata={
+        "range_weeks": len(done), "range_promoted_weeks": int(summary["promoted"].sum()),
+        "range_verdicts": dg.MetadataValue.md(summary.to_markdown(index=False))})
+    for key, row in done:
+        r = promotion_check(check_name, row)
+        yield dg.AssetCheckEvaluation(asset_key=context.assets_def.key, check_name=check_name, passed=r.passed,
+                                      metadata=r.metadata, severity=r.severity, description=r.description,
+                                      partition=key)
+    # every week's verdict is evaluated above, by partition; the check's own output carries no second verdict
+    yield dg.Output(None, output_name=context.assets_def.get_output_name_for_asset_check_key(
+        dg.AssetCheckKey(context.assets_def.key, check_name)))
+
+
 def train_family(context: dg.AssetExecutionContext, family: str, config: WalkForwardSettings, warehouse, mlflow,
                  trading, fold_fit_predict: Callable, fit_final: Callable[[Any], FinalModel],
                  policy_aware: bool = False) -> Iterator:
-    """The weekly model asset of one family: its training rows, the walk-forward evaluation (fold_fit_predict per
-    fold), the after-cost trading of its out-of-sample predictions, the final fit on every row (fit_final(split)),
-    the MLflow run and registration, the registry row with the promotion decision, then the materialization and
-    the blocking promotion check."""
-    week_start, started = week_of(context), time.time()
+    """The weekly model asset of one family, for each week of the run (each_week): its training rows, the
+    walk-forward evaluation (fold_fit_predict per fold), the after-cost trading of its out-of-sample predictions,
+    the final fit on every row (fit_final(split)), the MLflow run and registration, the registry row with the
+    promotion decision, then the materialization and the promotion check."""
+    yield from each_week(context, family, lambda week_start: train_week(
+        context, week_start, family, config, warehouse, mlflow, trading, fold_fit_predict, fit_final, policy_aware))
+
+
+def train_week(context: dg.AssetExecutionContext, week_start: pd.Timestamp, family: str, config: WalkForwardSettings,
+               warehouse, mlflow, trading, fold_fit_predict: Callable, fit_final: Callable[[Any], FinalModel],
+               policy_aware: bool) -> tuple[dict, dict]:
+    """One week of train_family: its materialization metadata and registry row."""
+    started = time.time()
     with warehouse.get_connection() as conn:
         rows, horizon = load_training_rows(conn, week_start, config.min_train_days)
         policy = decision_policy(conn, rows, trading, config) if policy_aware else None
@@ -303,12 +355,13 @@ def train_family(context: dg.AssetExecutionContext, family: str, config: WalkFor
     tracking.record_verdict(mlflow, logged, row, dagster_run_id=context.run.run_id)
     context.log.info(f"{family} week {week_start:%Y-%m-%d}: {'promoted' if row['promoted'] else 'NOT promoted'} "
                      f"({row['reason']})")
-    yield dg.MaterializeResult(metadata=metadata(logged, wf, row, {
+    return metadata(logged, wf, row, {
         "train_rows": len(split.train), "validation_rows": len(split.validation), **final.metadata,
         **economic_metadata(evidence), **checks_run, "decision": row["decision"],
         "features_used": len(features), "features_excluded": row["features_excluded"],
-        "oos_signals_traded": float((wf.predictions["signal"] != 1).mean()) if len(wf.predictions) else 0.0}))
-    yield promotion_check(f"{family}_model_beats_baselines", row)
+        "oos_signals_traded": float((wf.predictions["signal"] != 1).mean()) if len(wf.predictions) else 0.0}), row
+
+
 
 
 def permutation_test(rows: pd.DataFrame, fold_fit_predict: Callable, config: WalkForwardSettings,

@@ -70,6 +70,7 @@ class EnsembleConfig(common.PromotionSettings):
          for m in MEMBERS},
     group_name="models",
     partitions_def=partitions.weekly,
+    backfill_policy=dg.BackfillPolicy.single_run(),  # a range of weeks in one run (common.each_week)
     pool="duckdb",
     kinds={"mlflow"},
     check_specs=[common.promotion_spec("ensemble", KEY, partitions.weekly)],
@@ -80,7 +81,14 @@ class EnsembleConfig(common.PromotionSettings):
 )
 def ensemble(context: dg.AssetExecutionContext, config: EnsembleConfig, warehouse: DuckDBResource,
              mlflow: MlflowResource, trading: TradingResource):
-    week_start, started = common.week_of(context), time.time()
+    yield from common.each_week(context, "ensemble",
+                                lambda week_start: ensemble_week(context, week_start, config, warehouse, mlflow, trading))
+
+
+def ensemble_week(context: dg.AssetExecutionContext, week_start: pd.Timestamp, config: EnsembleConfig,
+                  warehouse: DuckDBResource, mlflow: MlflowResource, trading: TradingResource) -> tuple[dict, dict]:
+    """One week of the ensemble: its materialization metadata and registry row."""
+    started = time.time()
     chosen = config.chosen()
     with warehouse.get_connection() as conn:
         both, members = member_predictions(conn, week_start, chosen)
@@ -130,9 +138,8 @@ def ensemble(context: dg.AssetExecutionContext, config: EnsembleConfig, warehous
         blockers += leakage.beyond_oracle(overall, preds)
         row = common.record(conn, "ensemble", week_start, logged, wf, preds, blockers, evidence)
     tracking.record_verdict(mlflow, combiner, row, dagster_run_id=context.run.run_id)
-    yield dg.MaterializeResult(metadata=common.metadata(logged, wf, row, {
+    return common.metadata(logged, wf, row, {
         "members": dg.MetadataValue.json(versions), "share_of_bars_traded": agree,
         "registered_combiner": registered,
         "members_promoted": {f: bool(m["promoted"]) for f, m in members.items()},
-        **common.economic_metadata(evidence)}))
-    yield common.promotion_check("ensemble_model_beats_baselines", row)
+        **common.economic_metadata(evidence)}), row

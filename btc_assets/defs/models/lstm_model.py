@@ -57,6 +57,7 @@ DEMO_CONFIG = {"window": 30, "hidden": 32, "dense": 16, "epochs": 3, "stride": 1
     ins=common.TRAINING_INS,
     group_name="models",
     partitions_def=partitions.weekly,
+    backfill_policy=dg.BackfillPolicy.single_run(),  # a range of weeks in one run (common.each_week)
     pool="duckdb",
     kinds={"pytorch", "mlflow"},
     check_specs=[common.promotion_spec("lstm", KEY, partitions.weekly)],

@@ -61,6 +61,7 @@ DEMO_CONFIG = {"window": 30, "d_model": 16, "heads": 2, "layers": 1, "feedforwar
     ins=common.TRAINING_INS,
     group_name="models",
     partitions_def=partitions.weekly,
+    backfill_policy=dg.BackfillPolicy.single_run(),  # a range of weeks in one run (common.each_week)
     pool="duckdb",
     kinds={"pytorch", "mlflow"},
     check_specs=[common.promotion_spec("transformer", KEY, partitions.weekly)],

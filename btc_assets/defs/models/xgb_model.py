@@ -35,6 +35,7 @@ DEMO_CONFIG = {"n_folds": 2, "learning_rate": 0.1}
     ins=common.TRAINING_INS,
     group_name="models",
     partitions_def=partitions.weekly,
+    backfill_policy=dg.BackfillPolicy.single_run(),  # a range of weeks in one run (common.each_week)
     pool="duckdb",
     kinds={"xgboost", "mlflow"},
     check_specs=[common.promotion_spec("xgb", KEY, partitions.weekly)],

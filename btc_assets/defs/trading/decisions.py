@@ -4,6 +4,7 @@ journaled in trading.decisions with one AssetObservation per bar."""
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import dagster as dg
@@ -31,7 +32,7 @@ from btc_assets.lib.research.features.window import WARMUP, features_until, rece
 from btc_assets.lib.research.labels import CLASS_NAMES, HOLD
 from btc_assets.lib.research.models import predict, registry
 from btc_assets.lib.trading import trader
-from btc_assets.lib.trading.journal import Journal, client_order_id
+from btc_assets.lib.trading.journal import DECISIONS as DECISIONS_TABLE, Journal, client_order_id
 from btc_assets.lib.trading.session import SESSION_WARMUP, session_signals, session_start
 
 MINUTE = pd.Timedelta(minutes=1)
@@ -41,19 +42,79 @@ _SOURCES_OF = {f.name: set(f.sources) for f in FEATURES}
 
 
 _MODELS: dict = {}  # (database, week, handover) -> (the registry's state, the lookup): the worker's previous runs
+# every field of the trading family's registry rows that registry.trading_model reads, as one string
+_REGISTRY_STATE = ("SELECT string_agg(concat_ws('|', week_start, family, run_id, model_uri, registered_name, "
+                   "model_version, promoted, trained_at, features), ',' ORDER BY week_start, trained_at) FROM {table}")
 
 
-def week_model(conn, week: pd.Period, handover: str):
+class JournalState(NamedTuple):
+    """What one query tells the decision step about trading.decisions (and the registry) before it decides."""
+
+    rows: int
+    first: pd.Timestamp | None  # the first bar ever decided
+    last: pd.Timestamp | None  # the last bar decided
+    paused_last: bool  # the breaker flag of the last decided bar
+    signal_sum: int  # the sum of every journaled signal (with rows and last: is the journal as this process saw it?)
+    registry: str | None  # the registry's state (None: no registry table yet)
+
+
+def journal_state(conn) -> JournalState:
+    """One query on the order path: the journal's row count, first and last decided bar and the last bar's breaker
+    flag, with the registry's state (week_model looks the week's model up again only when that changed)."""
+    table = registry.registry_table(registry.TRADING_FAMILY)
+    head = ("SELECT count(*), min(bar_time), max(bar_time), arg_max(breaker_paused, bar_time), "
+            "coalesce(sum(signal::BIGINT), 0)")
+    try:
+        r = conn.execute(f"{head}, ({_REGISTRY_STATE.format(table=table)}) FROM {DECISIONS_TABLE}").fetchone()
+    except duckdb.CatalogException:  # no registry table yet
+        r = (*conn.execute(f"{head} FROM {DECISIONS_TABLE}").fetchone(), None)
+    utc = (lambda t: pd.Timestamp(t, tz="UTC") if t is not None else None)
+    return JournalState(int(r[0]), utc(r[1]), utc(r[2]), bool(r[3]) if r[3] is not None else False, int(r[4]),
+                        r[5])
+
+
+@dataclass
+class _Signals:
+    """The session's journaled signals, kept by the trading worker's process between its runs: valid while the
+    journal has exactly the rows this process last saw or wrote (its count and last bar), read again otherwise."""
+
+    rows: int
+    last: pd.Timestamp | None
+    signal_sum: int
+    since: pd.Timestamp  # every journaled bar from this one on is in `signals`
+    signals: pd.Series  # bar_time (UTC) -> signal
+
+
+_SIGNALS: dict[str, _Signals] = {}
+
+
+def journaled_signals(conn, state: JournalState, session: pd.Timestamp, new: pd.DataFrame) -> pd.Series:
+    """session_signals, from this process's memory when the journal is as it last saw it (no query)."""
+    key = database_of(conn)
+    held = _SIGNALS.get(key)
+    new_s = pd.Series(new["signal"].to_numpy(), index=pd.DatetimeIndex(new["bar_time"]))
+    if (held is not None and (held.rows, held.last, held.signal_sum) == (state.rows, state.last, state.signal_sum)
+            and held.since <= session):
+        past = held.signals if held.since == session else held.signals[held.signals.index >= session]
+        signals = pd.concat([past, new_s]) if len(past) else new_s
+    else:
+        signals = session_signals(conn, session, new)
+    # what the journal holds once this run's decisions are recorded (the next run's query confirms it)
+    last = max([t for t in (state.last, new_s.index.max() if len(new_s) else None) if t is not None], default=None)
+    _SIGNALS[key] = _Signals(state.rows + len(new_s), last, state.signal_sum + int(new_s.sum()), session, signals)
+    return signals
+
+
+def week_model(conn, week: pd.Period, handover: str, state: str | None = None):
     """registry.trading_model for the week (promoted only; while the week's model is not trained yet, the previous
     promoted one), or the NoModel it raised. Looked up again only when the registry changed since this process last
-    asked (every field of its rows in one small query on the order path)."""
+    asked (`state`: the registry's state from journal_state; None: read here, one small query)."""
     table = registry.registry_table(registry.TRADING_FAMILY)
-    try:
-        state = conn.execute(  # every field the lookup reads, as one string
-            "SELECT string_agg(concat_ws('|', week_start, family, run_id, model_uri, registered_name, model_version, "
-            f"promoted, trained_at, features), ',' ORDER BY week_start, trained_at) FROM {table}").fetchone()
-    except duckdb.CatalogException:
-        state = None
+    if state is None:
+        try:
+            state = conn.execute(_REGISTRY_STATE.format(table=table)).fetchone()[0]
+        except duckdb.CatalogException:
+            state = None
     key = (database_of(conn), str(week), handover)
     hit = _MODELS.get(key)
     if hit is not None and state is not None and hit[0] == state:
@@ -106,8 +167,10 @@ class Laps:
         return self._t - self._t0
 
 
-def bar_range(context: dg.AssetExecutionContext, journal: Journal) -> list[pd.Timestamp]:
-    """The bars this run decides: the tagged range (or every bar of the day in silver), less those already decided."""
+def bar_range(context: dg.AssetExecutionContext, journal: Journal,
+              state: JournalState | None = None) -> list[pd.Timestamp]:
+    """The bars this run decides: the tagged range (or every bar of the day in silver), less those already decided
+    (no query when `state` says the journal's last bar is before them: the live case)."""
     start, end = (pd.Timestamp(t) for t in context.partition_time_window)
     tagged = tagged_bars(context)
     if tagged is not None:
@@ -119,6 +182,8 @@ def bar_range(context: dg.AssetExecutionContext, journal: Journal) -> list[pd.Ti
         wanted = list(one_minute(journal.conn, start, end, ["open_time"])["open_time"])
     if not wanted:
         return []
+    if state is not None and (state.last is None or state.last < wanted[0]):
+        return wanted
     done = journal.decided_bars(wanted[0], wanted[-1] + MINUTE)  # a retried run decides nothing twice
     return [t for t in wanted if t not in done]
 
@@ -128,14 +193,15 @@ def decide_bars(context: dg.AssetExecutionContext, journal: Journal, mlflow: Mlf
     """trading/decisions (computed in the trading_live step): the plan of each bar of the run, journaled."""
     laps = Laps()
     conn = journal.conn
-    bars_to_decide = bar_range(context, journal)
+    state = journal_state(conn)
+    bars_to_decide = bar_range(context, journal, state)
     if not bars_to_decide:
         return decided_before(context, journal)
     first, last = bars_to_decide[0], bars_to_decide[-1]
     weeks = pd.DatetimeIndex(bars_to_decide).tz_localize(None).to_period("W-SUN")
     models: dict = {}
     for week in weeks.unique():
-        models[week] = week_model(conn, week, trading.model_handover)
+        models[week] = week_model(conn, week, trading.model_handover, state.registry)
     laps.lap("bars_and_model")
     if len(bars_to_decide) <= RECENT_MAX:
         # the new bar(s): their rows from the shortest history the features need, not the whole warm-up window
@@ -189,13 +255,16 @@ def decide_bars(context: dg.AssetExecutionContext, journal: Journal, mlflow: Mlf
         }))
     new = pd.concat(frames, ignore_index=True)
     laps.lap("inference")
-    session = session_start(conn, trading.session_start, first)
-    signals = session_signals(conn, session, new)
+    session = session_start(conn, trading.session_start, first, state.first if state.rows else None)
+    signals = journaled_signals(conn, state, session, new)
     k, funding, mark = rules_inputs(conn, session - SESSION_WARMUP, last + MINUTE)
     laps.lap("rules_inputs")
     plans = []
-    was_paused = conn.execute("SELECT breaker_paused FROM trading.decisions WHERE bar_time < ? "
-                              "ORDER BY bar_time DESC LIMIT 1", [first.tz_localize(None)]).fetchall()
+    if state.last is None or state.last < first:  # the live case: the flag of the journal's last bar
+        was_paused = [(state.paused_last,)] if state.last is not None else []
+    else:
+        was_paused = conn.execute("SELECT breaker_paused FROM trading.decisions WHERE bar_time < ? "
+                                  "ORDER BY bar_time DESC LIMIT 1", [first.tz_localize(None)]).fetchall()
     # the backtest's regime filter and sizing, on the same forecasts (models/regime_forecast)
     regime = regime_rules(conn, k, rules_entries(signals, k), trading.regime_filter, trading.regime_sizing)
     entries, rules = regime.entries, {**trading.rules(), **regime.rules}

@@ -23,11 +23,15 @@ log = logging.getLogger(__name__)
 SESSION_WARMUP = pd.Timedelta(minutes=60)  # bars before the first decision: ATR(14) and the 60-bar volatility exist
 
 
-def session_start(conn, configured: str | None, first_new: pd.Timestamp) -> pd.Timestamp:
+def session_start(conn, configured: str | None, first_new: pd.Timestamp,
+                  first_decided: pd.Timestamp | None = None) -> pd.Timestamp:
     """The first decided bar of the session: `configured` (BTC_SESSION_START), else the first bar the journal ever
-    decided (or `first_new`, the first bar of this run, if that is earlier or the journal is empty)."""
+    decided (or `first_new`, the first bar of this run, if that is earlier or the journal is empty).
+    `first_decided`: that first bar when the caller has read it already (no query)."""
     if configured:
         return pd.Timestamp(configured, tz="UTC")
+    if first_decided is not None:
+        return min(first_decided, first_new)
     first = conn.execute("SELECT min(bar_time) FROM trading.decisions").fetchone()[0]
     return min(pd.Timestamp(first, tz="UTC"), first_new) if first is not None else first_new
 
