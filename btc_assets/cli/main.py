@@ -114,6 +114,12 @@ def archive_reachable(url: str, timeout_s: float = 5.0) -> str | None:
                 "BINANCE_ARCHIVE_URL for the bundled sample, or point it at a local mirror of the archive")
 
 
+def _archive_url() -> str:
+    from btc_assets.defs.resources.sources import DEFAULT_ARCHIVE_URL
+
+    return os.environ.get("BINANCE_ARCHIVE_URL") or DEFAULT_ARCHIVE_URL
+
+
 def run_demo(start: dt.date, end: dt.date, replay_hours: float, replay_speed: float,
              datasets: tuple[str, ...] = DEMO_DATASETS) -> dict:
     import dagster as dg
@@ -302,6 +308,14 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--replay-speed", type=float, default=1200.0, help="replayed minutes per wall-clock minute")
     d.add_argument("--datasets", type=demo_datasets, default=DEMO_DATASETS,
                    help=f"comma list of the datasets to run (default: all): {DATASET_HELP}")
+    b = sub.add_parser("backfill", help="the data layers over any date range in chunks of days, with a progress bar "
+                       "(bronze -> silver, then gold; --models: then the weekly models over the range's weeks)")
+    b.add_argument("--start", type=dt.date.fromisoformat, required=True)
+    b.add_argument("--end", type=dt.date.fromisoformat, required=True)
+    b.add_argument("--datasets", type=demo_datasets, default=("klines", "funding"),
+                   help=f"comma list of the datasets to run (default: klines,funding): {DATASET_HELP}")
+    b.add_argument("--chunk-days", type=int, default=7, help="days per run (one Dagster run each)")
+    b.add_argument("--models", action="store_true", help="then train the weekly models (one run for the weeks)")
     sub.add_parser("ui", help="Dagster UI on 127.0.0.1:3000 and MLflow UI on 127.0.0.1:5000 (Ctrl-C stops both)")
     sub.add_parser("proxy", help="nginx with basic auth in front of both UIs (BTC_UI_USERS or BTC_UI_HTPASSWD; "
                    "BTC_PROXY_* settings, see README)")
@@ -338,9 +352,13 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["BINANCE_ARCHIVE_URL"] = str(SAMPLE_ARCHIVE)
         log.info("BINANCE_ARCHIVE_URL not set: the demo reads the bundled sample (%s)", SAMPLE_ARCHIVE)
     validate(args.cmd)  # before anything is recorded or run: every problem named with its variable
-    if args.cmd == "demo" and (offline := archive_reachable(os.environ["BINANCE_ARCHIVE_URL"])):
-        raise SystemExit(f"btc-assets demo: {offline}; nothing was run")
+    if args.cmd in ("demo", "backfill") and (offline := archive_reachable(_archive_url())):
+        raise SystemExit(f"btc-assets {args.cmd}: {offline}; nothing was run")
     root = prepare_environment()
+    if args.cmd == "backfill":
+        from btc_assets.cli.backfill import backfill
+
+        return backfill(args.start, args.end, args.datasets, args.chunk_days, args.models)
     if args.cmd == "demo":
         t0 = time.perf_counter()
         timings = run_demo(args.start, args.end, args.replay_hours, args.replay_speed, args.datasets)
