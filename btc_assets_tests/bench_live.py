@@ -43,6 +43,7 @@ from btc_assets.defs.trading import checks as trading_checks
 from btc_assets.defs.trading.market import BARS_FROM
 from btc_assets.defs.trading.sensors import trading_job
 from btc_assets_tests.fakes.binance import Exchange, run_in_thread
+from btc_assets_tests.fakes.binance.runner import run_in_process
 from btc_assets.cli.replay import trade_forever
 from btc_assets_tests.conftest import SAMPLE, real_klines
 from btc_assets_tests.defs.conftest import ALL_ASSETS, ten_days, train_config
@@ -67,6 +68,9 @@ def main() -> None:
     ap.add_argument("--bar-seconds", type=float, default=2.0, help="wall seconds between two bar closes")
     ap.add_argument("--tick", type=float, default=0.02, help="the worker's polling interval: what it does in the "
                     "seconds after a bar's expected close (FAST_POLL_S); the fake exchange closes bars on its own clock")
+    ap.add_argument("--exchange-in-process", action="store_true",
+                    help="the fake exchange's server in the trader's own process (threads sharing its interpreter "
+                    "lock), as before; default: its own process, as a venue is another machine")
     ap.add_argument("--postgres", action="store_true",
                     help="the Dagster instance on PostgreSQL (Debian's server on 127.0.0.1), as in production")
     ap.add_argument("--profile", default="", help="write a cProfile of the worker's order path (the work before "
@@ -129,6 +133,30 @@ def profile_decisions(out: str) -> None:
     atexit.register(prof.dump_stats, out)
 
 
+class _InThread:
+    """run_in_thread's exchange behind run_in_process's interface (advance, orders, rest_url)."""
+
+    def __init__(self, fx):
+        self.fx, self.rest_url = fx, fx.rest_url
+
+    def advance(self) -> int:
+        self.fx.exchange.advance()
+        return int(self.fx.exchange.bar[0])
+
+    def orders(self) -> list[tuple[str, float]]:
+        return [(o.client_order_id, o.accepted_wall) for o in self.fx.exchange.orders.values()]
+
+
+@contextlib.contextmanager
+def _exchange(bars, in_process: bool):
+    if in_process:
+        with run_in_thread(bars, KEY, SECRET, exchange=Exchange(bars, market_clock=True)) as fx:
+            yield _InThread(fx)
+    else:
+        with run_in_process(bars, KEY, SECRET, market_clock=True) as fx:
+            yield fx
+
+
 def bench(args, overrides: dict | None, storage: str) -> None:
     os.environ.update({"BINANCE_API_KEY": KEY, "BINANCE_API_SECRET": SECRET, "BTC_TRADING_MODE": "testnet"})
     root = Path(tempfile.mkdtemp(prefix="bench-live-"))
@@ -137,7 +165,7 @@ def bench(args, overrides: dict | None, storage: str) -> None:
             for r in day.iloc[:args.bars + 5].itertuples()]
     (root / "home").mkdir()
     with dg.instance_for_test(temp_dir=str(root / "home"), overrides=overrides) as instance, \
-            run_in_thread(bars, KEY, SECRET, exchange=Exchange(bars, market_clock=True)) as fx:
+            _exchange(bars, args.exchange_in_process) as fx:
         t0 = time.perf_counter()
         p = ten_days(root / "data", SAMPLE, instance)
         # A strategy that trades often, for the latency figures: labels at a tiny threshold (the model calls BUY or
@@ -163,8 +191,7 @@ def bench(args, overrides: dict | None, storage: str) -> None:
             for _ in range(args.bars):
                 time.sleep(args.bar_seconds)
                 t = time.time()
-                fx.exchange.advance()
-                closes[int(fx.exchange.bar[0])] = t
+                closes[fx.advance()] = t
             time.sleep(max(5.0, 2 * args.bar_seconds))  # the last bar's run
             finished.set()
 
@@ -176,11 +203,11 @@ def bench(args, overrides: dict | None, storage: str) -> None:
         print(f"worker: {worker} over {time.perf_counter() - t0:.0f} s")
 
         first_ack: dict[int, float] = {}
-        for o in fx.exchange.orders.values():
-            parts = o.client_order_id.split("-")
-            if len(parts) >= 3 and parts[1].isdigit() and o.client_order_id.startswith("bench_live"):
+        for cid, accepted_wall in fx.orders():
+            parts = cid.split("-")
+            if len(parts) >= 3 and parts[1].isdigit() and cid.startswith("bench_live"):
                 bar_ms = int(parts[1]) * 1000
-                first_ack[bar_ms] = min(first_ack.get(bar_ms, float("inf")), o.accepted_wall)
+                first_ack[bar_ms] = min(first_ack.get(bar_ms, float("inf")), accepted_wall)
         ends, orders_out, work = {}, {}, {"live_bars": [], "decisions": [], "orders": []}
         created, step_start, step_parts = {}, {}, {}
         for rec in instance.get_run_records(dg.RunsFilter(job_name="trading_job")):
@@ -211,7 +238,8 @@ def bench(args, overrides: dict | None, storage: str) -> None:
         failed = worker["failed_runs"]
     to_ack = [first_ack[b] - closes[b] for b in first_ack if b in closes]
     print(f"bars closed: {len(closes)}, runs: {len(ends)} ({failed} failed), bars with orders: {len(to_ack)}; "
-          f"one bar every {args.bar_seconds} s, worker polling every {args.tick} s, {storage}")
+          f"one bar every {args.bar_seconds} s, worker polling every {args.tick} s, {storage}, fake exchange "
+          + ("in the trader's process" if args.exchange_in_process else "in its own process"))
     print(line("bar close -> first order acknowledged", to_ack, target="  target p95 < 0.25 s"))
     print(line("bar close -> run created (sensor's request)", [created[b] - closes[b] for b in created]))
     print(line("bar close -> trading/live step starts", [step_start[b] - closes[b] for b in step_start]))
