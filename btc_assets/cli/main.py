@@ -308,6 +308,9 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--replay-speed", type=float, default=1200.0, help="replayed minutes per wall-clock minute")
     d.add_argument("--datasets", type=demo_datasets, default=DEMO_DATASETS,
                    help=f"comma list of the datasets to run (default: all): {DATASET_HELP}")
+    d.add_argument("--no-lakehouse", action="store_true",
+                   help="the DuckDB warehouse only (default: every window is also committed to its Delta table "
+                   "under BTC_LAKEHOUSE_URI, or $BTC_DATA_DIR/lakehouse when unset)")
     b = sub.add_parser("backfill", help="the data layers over any date range in chunks of days, with a progress bar "
                        "(bronze -> silver, then gold; --models: then the weekly models over the range's weeks)")
     b.add_argument("--start", type=dt.date.fromisoformat, required=True)
@@ -355,6 +358,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd in ("demo", "backfill") and (offline := archive_reachable(_archive_url())):
         raise SystemExit(f"btc-assets {args.cmd}: {offline}; nothing was run")
     root = prepare_environment()
+    if args.cmd == "demo" and not args.no_lakehouse and not os.environ.get("BTC_LAKEHOUSE_URI"):
+        # the demo runs on the lakehouse: every window committed to its Delta table (before the definitions load)
+        os.environ["BTC_LAKEHOUSE_URI"] = str(root / "lakehouse")
+        log.info("BTC_LAKEHOUSE_URI not set: the demo commits every window to Delta tables under %s",
+                 os.environ["BTC_LAKEHOUSE_URI"])
     if args.cmd == "backfill":
         from btc_assets.cli.backfill import backfill
 

@@ -63,6 +63,36 @@ def _print_daily_strategy(root: Path) -> None:
                   f"{x['position_before']:+.4f} -> {x['position_after']:+.4f}" + (f" ({x['note']})" if x['note'] else ""))
 
 
+def _print_lakehouse(conn) -> None:
+    """The Delta tables the run committed (BTC_LAKEHOUSE_URI): commits, rows beside the DuckDB table's."""
+    import os
+
+    uri = os.environ.get("BTC_LAKEHOUSE_URI")
+    if not uri:
+        return
+    from btc_assets.lib.storage.lakehouse import Lakehouse
+
+    lake = Lakehouse.at(uri)
+    shown = []
+    for schema, name in conn.execute("SELECT table_schema, table_name FROM information_schema.tables "
+                                     "ORDER BY 1, 2").fetchall():
+        table = f"{schema}.{name}"
+        t = lake._table(table) if schema != "main" else None
+        if t is None:
+            continue
+        delta_rows = int(sum(int(n) for n in t.get_add_actions(flatten=True).column("num_records").to_pylist()
+                             if n is not None))
+        duck_rows = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        shown.append((table, int(t.version()) + 1, delta_rows, duck_rows))
+    if not shown:
+        return
+    same = sum(d == k for _, _, d, k in shown)
+    print(f"\n== Lakehouse ({uri}: Delta tables, one commit per window; {same} of {len(shown)} hold exactly the "
+          "rows of their DuckDB table) ==")
+    for table, commits, d, k in shown:
+        print(f"  {table:<28} {commits:>4} commits {d:>10,} rows" + ("" if d == k else f"  (DuckDB {k:,})"))
+
+
 def print_summary(root: Path, timings: dict[str, float], wall_s: float) -> None:
     db = root / "warehouse.duckdb"
     with duckdb.connect(str(db), read_only=True) as conn:
@@ -101,6 +131,7 @@ def print_summary(root: Path, timings: dict[str, float], wall_s: float) -> None:
                 print(f"  TFT week {w:%Y-%m-%d}  pinball {ll:.5f} vs zero return {z:.5f}, historical quantiles "
                       f"{hq:.5f}; 10-90 % interval covers {cov:.0%}; final fit {secs:.0f} s on {rows:,} hours"
                       f"\n  {'':<9}-> {'promoted: its forecasts serve models/regime_forecast' if promoted else 'NOT promoted: no regime forecast from it'}")
+        _print_lakehouse(conn)
         orders = conn.execute("SELECT count(DISTINCT client_order_id), count(*) FILTER (WHERE event='FILLED') "
                               "FROM trading.order_events").fetchone()
         print(f"\n== Paper trading (replay through the live path) ==\n  {orders[0]} orders journaled, {orders[1]} filled")

@@ -362,8 +362,6 @@ def train_week(context: dg.AssetExecutionContext, week_start: pd.Timestamp, fami
         "oos_signals_traded": float((wf.predictions["signal"] != 1).mean()) if len(wf.predictions) else 0.0}), row
 
 
-
-
 def permutation_test(rows: pd.DataFrame, fold_fit_predict: Callable, config: WalkForwardSettings,
                      horizon: int) -> dict:
     """The same walk-forward on labels moved in blocks (config.permutation_runs times, seeds 0..): every run must

@@ -2,7 +2,7 @@
 
 Computed on each timeframe's own bars (silver/klines_4h, silver/klines_1d, built from 1m) and attached to a 1m row
 only once the bar has closed (Context.on_1m): a 1d value changes once a day, at 00:00 UTC, a 4h value every four
-hours. Short windows only: gold warms up over 14 days of silver, and every value present must be exact.
+hours. Short windows only: gold warms up over 17 days of silver, and every value present must be exact.
 """
 
 from __future__ import annotations

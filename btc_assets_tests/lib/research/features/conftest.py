@@ -20,7 +20,7 @@ def real_bars(days: int) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
 
 @pytest.fixture(scope="session")
 def real20() -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
-    """20 real days (2024-01-01..20): longer than the slowest warm-up (13.3 days)."""
+    """20 real days (2024-01-01..20): longer than the slowest warm-up (16.7 days)."""
     return real_bars(20)
 
 

@@ -17,8 +17,8 @@ NAMES = [f.name for f in FEATURES]
 
 @pytest.fixture(scope="module")
 def long_synth():
-    """15 synthetic days with every source: longer than the slowest warm-up, so every feature has a value."""
-    one = synthetic.klines_1m("2024-03-01", 15 * 1440)
+    """18 synthetic days with every source: longer than the slowest warm-up (16.7 days), so every feature has a value."""
+    one = synthetic.klines_1m("2024-03-01", 18 * 1440)
     return one, {**synthetic.higher_bars(one), **synthetic.sources(one)}
 
 
@@ -46,7 +46,7 @@ def test_the_new_bars_from_the_shortest_history_equal_the_full_window(long_synth
     full = window.features_until(one, inputs, cutoff)
     full = full[full["open_time"] >= first].reset_index(drop=True)
     short_one, short_inputs = windowed(one, inputs, first)
-    assert len(short_one) < len(one) / 10  # about a day of 1m bars instead of fifteen
+    assert len(short_one) < len(one) / 10  # about a day of 1m bars instead of eighteen
     recent = window.recent_features(short_one, short_inputs, first, cutoff)
     assert len(recent) == 120 and (recent["open_time"] == full["open_time"]).all()
     assert np.isfinite(full[NAMES].to_numpy(float)).mean() > 0.99  # every feature warm: a real comparison
