@@ -125,6 +125,7 @@ def run_demo(start: dt.date, end: dt.date, replay_hours: float, replay_speed: fl
     import dagster as dg
 
     from btc_assets.cli import in_process
+    from btc_assets.cli.backfill import FUNDING, GOLD, HISTORY, KLINES, MARKET_SILVER
     from btc_assets.definitions import defs
     from btc_assets.cli.settings import quiet_mlflow_prints, run_logs
     from btc_assets.lib.data.market.datasets import DATASETS as MARKET_DATASETS
@@ -160,27 +161,22 @@ def run_demo(start: dt.date, end: dt.date, replay_hours: float, replay_speed: fl
 
     months = (f"{start:%Y-%m}-01", f"{end:%Y-%m}-01")
     step("funding", "funding (bronze+silver, monthly)",
-         lambda: range_run([["bronze", "funding_rates"], ["silver", "funding_rates"]], *months))
+         lambda: range_run(FUNDING, *months))
     days = f"{(end - start).days + 1} days, 1 run"
-    klines = [["bronze", "klines_1m"], ["silver", "klines_1m"], ["silver", "klines_5m"], ["silver", "klines_15m"],
-              ["silver", "klines_1h"], ["silver", "klines_4h"], ["silver", "klines_1d"]]
-    timed(f"klines bronze->silver ({days})", lambda: range_run(klines, start.isoformat(), end.isoformat()))
+    timed(f"klines bronze->silver ({days})", lambda: range_run(KLINES, start.isoformat(), end.isoformat()))
     # After the 1m-built bars, so that the archive's monthly 1h/1d bars are compared with them where both exist.
     from btc_assets.defs import partitions as parts
 
     history = parts.history_monthly.get_partition_keys()
     if history:
         step("long history", f"long history 1h/1d bronze->silver ({len(history)} months, 1 run)", lambda: range_run(
-            [["bronze", "klines_history"], ["silver", "klines_1h_history"], ["silver", "klines_1d_history"]],
-            history[0], history[-1]))
+            HISTORY, history[0], history[-1]))
     # After the klines: the order-flow check compares klines rebuilt from aggTrades with silver klines.
-    market = ([["bronze", n] for n in MARKET_DATASETS]
-              + [["silver", n] for n in ("agg_trades", "order_flow_1m", "book_depth", "metrics", "mark_price_1m",
-                                         "index_price_1m", "premium_index_1m")])
+    market = [["bronze", n] for n in MARKET_DATASETS] + [["silver", n] for n in MARKET_SILVER]
     step("market data", f"market data bronze->silver ({days})",
          lambda: range_run(market, start.isoformat(), end.isoformat()))
     timed(f"gold features + labels ({days})",
-          lambda: range_run([["gold", "features"], ["gold", "labels"]], start.isoformat(), end.isoformat()))
+          lambda: range_run(GOLD, start.isoformat(), end.isoformat()))
     cfg = XgbTrainingConfig()
     weeks = _weeks(start, end, cfg.min_train_days + 3)
     def model_subset(*names: str):
