@@ -52,6 +52,8 @@ bench: install
 	$(BIN)/python -m btc_assets_tests.bench_collector --seconds 60
 	$(BIN)/python -m btc_assets_tests.bench_live --bars 200
 	$(BIN)/python -m btc_assets_tests.bench_live --bars 120 --postgres
+	$(BIN)/python -m btc_assets_tests.bench_scale_out --chunk-days 15
+	$(BIN)/python -m btc_assets_tests.bench_scale_out --chunk-days 10
 	$(BIN)/python -m btc_assets_tests.bench_full_history
 
 # The live worker on the fake exchange for 1,000 bars with faults injected and its process killed on 5 % of them (then

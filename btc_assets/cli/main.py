@@ -78,6 +78,14 @@ def demo_datasets(text: str) -> tuple[str, ...]:
     return chosen
 
 
+def _workers(text: str) -> int:
+    """--workers: 1 or more processes."""
+    n = int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{n}: give 1 or more worker processes")
+    return n
+
+
 def demo_plan(datasets: tuple[str, ...]) -> dict[str, str]:
     """Step -> why it is left out (absent: it runs), for the datasets the demo runs."""
     out: dict[str, str] = {}
@@ -315,6 +323,9 @@ def main(argv: list[str] | None = None) -> int:
                    help=f"comma list of the datasets to run (default: klines,funding): {DATASET_HELP}")
     b.add_argument("--chunk-days", type=int, default=7, help="days per run (one Dagster run each)")
     b.add_argument("--models", action="store_true", help="then train the weekly models (one run for the weeks)")
+    b.add_argument("--workers", type=_workers, default=1,
+                   help="runs at once, each in its own process (default 1: one after another in this process); "
+                   "each run starts once the runs it reads are done (a gold chunk: its warm-up's and next day's silver)")
     sub.add_parser("ui", help="Dagster UI on 127.0.0.1:3000 and MLflow UI on 127.0.0.1:5000 (Ctrl-C stops both)")
     sub.add_parser("proxy", help="nginx with basic auth in front of both UIs (BTC_UI_USERS or BTC_UI_HTPASSWD; "
                    "BTC_PROXY_* settings, see README)")
@@ -362,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "backfill":
         from btc_assets.cli.backfill import backfill
 
-        return backfill(args.start, args.end, args.datasets, args.chunk_days, args.models)
+        return backfill(args.start, args.end, args.datasets, args.chunk_days, args.models, workers=args.workers)
     if args.cmd == "demo":
         t0 = time.perf_counter()
         timings = run_demo(args.start, args.end, args.replay_hours, args.replay_speed, args.datasets)

@@ -8,6 +8,8 @@ import os
 import socket
 import subprocess
 import sys
+import threading
+import time
 
 import duckdb
 import pytest
@@ -89,8 +91,8 @@ def test_progress_lines_and_a_failed_run_that_stops_the_backfill():
             "ui` -> Runs. Done before it: 2 of 6 runs") in out.getvalue()
 
 
-def _cli(tmp_path, *args, archive=str(SAMPLE_ARCHIVE), timeout=600):
-    env = {**os.environ, "BTC_DATA_DIR": str(tmp_path / "data"), "BINANCE_ARCHIVE_URL": archive}
+def _cli(tmp_path, *args, archive=str(SAMPLE_ARCHIVE), timeout=600, extra_env=None):
+    env = {**os.environ, "BTC_DATA_DIR": str(tmp_path / "data"), "BINANCE_ARCHIVE_URL": archive, **(extra_env or {})}
     env.pop("DAGSTER_HOME", None)
     return subprocess.run([sys.executable, "-m", "btc_assets.cli.main", "backfill", *args], env=env,
                           capture_output=True, text=True, timeout=timeout)
@@ -120,3 +122,101 @@ def test_a_backfill_of_sample_days_fills_silver_and_gold_with_progress(tmp_path)
     # every run is in the instance the UI reads
     runs = list((tmp_path / "data" / "dagster_home").glob("**/runs.db"))
     assert runs, "the runs are recorded in $BTC_DATA_DIR/dagster_home"
+
+
+def test_a_monthly_run_first_prints_no_estimate_yet():
+    steps = plan(D(2024, 1, 1), D(2024, 1, 2), datasets=("klines", "funding"))
+    assert steps[0].days == 0  # funding: monthly
+    out = io.StringIO()
+    assert bf.run(steps, lambda s: (True, "0123456789abcdef"), out) == 0
+    assert "1/3  funding 2024-01..2024-01: " in out.getvalue()
+
+
+def test_a_gold_chunk_needs_the_silver_chunks_of_its_warm_up_and_next_day_and_the_monthly_data():
+    steps = plan(D(2024, 1, 1), D(2024, 2, 29), datasets=("klines", "funding"), chunk_days=15)
+    labels = [s.label for s in steps]
+    gold = labels.index("gold features+labels 2024-01-31..2024-02-14")
+    got = sorted(labels[j] for j in bf.needs(steps, gold, lookback_days=10))  # from 01-21 to 02-15
+    assert got == ["funding 2024-01..2024-02", "klines bronze->silver 2024-01-16..2024-01-30",
+                   "klines bronze->silver 2024-01-31..2024-02-14", "klines bronze->silver 2024-02-15..2024-02-29"]
+    assert bf.needs(steps, labels.index("klines bronze->silver 2024-01-01..2024-01-15"), 20) == set()
+
+
+def test_in_parallel_runs_overlap_and_each_starts_only_after_what_it_reads():
+    from concurrent.futures import ThreadPoolExecutor
+
+    steps = plan(D(2024, 1, 1), D(2024, 1, 12), chunk_days=2)  # 6 silver chunks (stage 0), 6 gold chunks
+    events, out, lock = [], io.StringIO(), threading.Lock()
+
+    def execute(s):
+        with lock:
+            events.append(("start", s.label))
+        time.sleep(0.05)
+        with lock:
+            events.append(("end", s.label))
+        return True, "abcdef0123456789"
+
+    with ThreadPoolExecutor(3) as pool:
+        assert bf.run(steps, execute, out, workers=3, submit=lambda s: pool.submit(execute, s), lookback_days=2) == 0
+    at = {e: i for i, e in enumerate(events)}
+    silver = [s.label for s in steps if s.stage == 0]
+    assert at[("start", silver[1])] < at[("end", silver[0])]  # silver runs overlap
+    for i, s in enumerate(steps):
+        for j in bf.needs(steps, i, 2):
+            assert at[("end", steps[j].label)] < at[("start", s.label)], (s.label, steps[j].label)
+    # a gold chunk ran before the last silver chunk was done: no barrier between the layers
+    first_gold = min(at[("start", s.label)] for s in steps if s.stage == 1)
+    assert first_gold < at[("end", silver[-1])]
+    assert "backfill done: 12 runs in " in out.getvalue()
+
+
+def test_in_parallel_a_failed_run_starts_nothing_new_and_says_what_was_done():
+    from concurrent.futures import ThreadPoolExecutor
+
+    steps = plan(D(2024, 1, 1), D(2024, 1, 6))
+    calls, out = [], io.StringIO()
+
+    def execute(s):
+        calls.append(s)
+        return not s.label.endswith("2024-01-03..2024-01-04"), "badc0ffee"
+
+    with ThreadPoolExecutor(1) as pool:
+        assert bf.run(steps, execute, out, workers=2, submit=lambda s: pool.submit(execute, s)) == 1
+    assert {s.stage for s in calls} == {0}  # no gold run started after the failed silver run
+    assert "klines bronze->silver 2024-01-03..2024-01-04 failed (run badc0ffee)" in out.getvalue()
+    assert "Done before it: 1 of 6 runs" in out.getvalue()
+
+
+def test_workers_must_be_one_or_more():
+    from btc_assets.cli.main import _workers
+
+    assert _workers("2") == 2
+    with pytest.raises(Exception, match="give 1 or more worker processes"):
+        _workers("0")
+
+
+def test_two_worker_processes_backfill_the_same_tables_at_once(tmp_path):
+    """No pool: two runs write silver and gold (DuckDB and Delta) at the same time, every day lands in both."""
+    import dagster as dg
+    from btc_assets.lib.storage.lakehouse import Lakehouse
+
+    lake = tmp_path / "data" / "lakehouse"
+    env = {"BTC_LAKEHOUSE_URI": str(lake)}
+    res = _cli(tmp_path, "--start", "2024-01-01", "--end", "2024-01-04", "--datasets", "klines", "--chunk-days", "1",
+               "--workers", "2", extra_env=env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "up to 2 at once" in res.stderr and "backfill done: 8 runs" in res.stderr
+    with duckdb.connect(str(tmp_path / "data" / "warehouse.duckdb"), read_only=True) as conn:
+        for table in ("silver.klines_1m", "gold.features", "gold.labels"):
+            assert conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 4 * 1440, table
+    delta = Lakehouse.at(str(lake))
+    for table in ("silver.klines_1m", "gold.features"):
+        assert len(delta.history(table)) >= 4  # a commit per run
+        rows = delta.read_window(table, "open_time", "2024-01-01", "2024-01-05", ["open_time"])
+        assert len(rows) == 4 * 1440 and rows["open_time"].is_unique
+    # the runs did overlap: some run started before another had ended
+    instance = dg.DagsterInstance.from_config(str(tmp_path / "data" / "dagster_home"))
+    runs = [r for r in instance.get_run_records() if r.dagster_run.tags.get("btc/backfill")]
+    assert len(runs) == 8 and all(r.dagster_run.is_success for r in runs)
+    spans = sorted((r.start_time, r.end_time) for r in runs)
+    assert any(b[0] < a[1] for a, b in zip(spans, spans[1:])), spans

@@ -69,7 +69,6 @@ def _load(conn, lo: pd.Timestamp, hi: pd.Timestamp) -> tuple[pd.DataFrame, pd.Da
     deps=[dg.AssetKey(["models", "signals"]), dg.AssetKey(["silver", "klines_1m"]),
           dg.AssetKey(["silver", "funding_rates"]), dg.AssetKey(["silver", "mark_price_1m"])],
     group_name="backtest",
-    pool="duckdb",
     kinds={"plotly", "numba", "mlflow"},
     description="Every out-of-sample signal in models.signals traded by the numba engine with the shared risk rules "
     "(fills on the next bar, fees, slippage, real funding, liquidation, breakers), beside buy-and-hold and random "

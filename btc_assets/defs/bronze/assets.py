@@ -119,7 +119,6 @@ def fetch_to_lake(context: dg.AssetExecutionContext, files: list[tuple[dt.date, 
     group_name="bronze",
     partitions_def=partitions.daily,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    pool="duckdb",
     kinds={"binance", "file"},
     description="Daily USD-M 1m kline archive files (zip + .CHECKSUM), verified and kept exactly as received.",
 )
@@ -135,7 +134,6 @@ def klines_1m(
     group_name="bronze",
     partitions_def=partitions.monthly,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    pool="duckdb",
     kinds={"binance", "file"},
     description="Monthly USD-M fundingRate archive files (calc_time, funding_interval_hours, last_funding_rate).",
 )
@@ -153,7 +151,6 @@ def funding_rates(
     group_name="bronze",
     partitions_def=partitions.history_monthly,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    pool="duckdb",
     kinds={"binance", "file"},
     description="Monthly USD-M 1h and 1d kline archive files (zip + .CHECKSUM), verified and kept exactly as "
     "received: the long history (years of bars without years of minute files).",

@@ -23,7 +23,6 @@ def _bronze_asset(name: str) -> dg.AssetsDefinition:
         group_name="bronze",
         partitions_def=partitions.daily,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        pool="duckdb",
         kinds={"binance", "file"},
         description=f"Daily USD-M {dataset} archive files ({what}), zip + .CHECKSUM verified and kept as received.",
     )

@@ -44,7 +44,7 @@ def _write_dead_letters(warehouse: DuckDBResource, day: str, cuts: list[tuple[st
 
 
 @dg.asset(
-    key=["bronze", "stream_recordings"], group_name="bronze", partitions_def=partitions.daily, pool="duckdb",
+    key=["bronze", "stream_recordings"], group_name="bronze", partitions_def=partitions.daily,
     kinds={"binance", "file"},
     check_specs=[dg.AssetCheckSpec(
         "stream_recordings_not_truncated", asset=["bronze", "stream_recordings"],

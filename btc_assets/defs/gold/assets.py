@@ -53,7 +53,6 @@ SOURCE_DEPS = [
     group_name="gold",
     partitions_def=partitions.daily,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    pool="duckdb",
     kinds={"duckdb"},
     check_specs=feature_checks.SPECS,
     description=f"{len(FEATURES)} point-in-time features per 1m bar in {len(FAMILIES)} families (docs/FEATURES.md); "
@@ -62,38 +61,43 @@ SOURCE_DEPS = [
 )
 def features(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
     start, end = (pd.Timestamp(t) for t in context.partition_time_window)
+    # The warehouse is held only to read and to write (other runs use it in between).
     with warehouse.get_connection() as conn:
         # Twice the warm-up: the stored values start at start - WARMUP; the extra history only serves the
         # warm-up confirmation check.
         one, higher = load_bars(conn, start - 2 * WARMUP, end)
-        frames = checks.frames_of(one, higher, None)
-        used = pit.cut_from(frames, start - WARMUP)
-        used_one = used.pop("klines_1m")
-        t0 = time.perf_counter()
-        full = compute_features(used_one, {k.removeprefix("klines_"): v for k, v in used.items()})
-        compute_s = time.perf_counter() - t0
-        i0, i1 = full["open_time"].searchsorted([start, end])  # rows are in time order: slice, no mask copy
-        out = full.iloc[i0:i1].reset_index(drop=True)
-        reasons = null_reasons({k.removeprefix("klines_"): v for k, v in used.items()}, None)
-        # an archive source that is absent is said in the console too (a klines-only warehouse is a normal start),
-        # not only in the metadata; a live-only source (liquidations) is absent from every archive build by nature
-        missing = {k: v for k, v in reasons.items() if not pit.SOURCES[k].live_only}
-        if missing:
-            nulls = [f.name for f in FEATURES if set(f.sources) & set(missing)]
-            context.log.warning(f"gold/features {context.partition_key_range.start}..{context.partition_key_range.end}"
-                                f": {len(nulls)} of {len(FEATURES)} features are null because their sources are "
-                                f"absent: {'; '.join(f'{k}: {v}' for k, v in missing.items())}")
-        seed = int(start.timestamp())
-        t0 = time.perf_counter()
-        observed = audit.observe(used | {"klines_1m": used_one})  # availability from the data, not pit.SOURCES
-        pit_checks = [feature_checks.availability(frames, observed),
-                      feature_checks.point_in_time(out, observed, start, end, seed)]
-        pit_s = time.perf_counter() - t0
-        results = [feature_checks.schema(out), feature_checks.finite(full, set(reasons), len(out)), *pit_checks,
-                   feature_checks.warmup(out, frames, seed),
-                   feature_checks.drift_warning(full, start, end)]
-        written, visible = publish(feature_checks.SPECS, results, lambda: replace_window(
-            conn, "gold.features", FEATURE_TYPES, out, "open_time", start, end), len(out))
+    frames = checks.frames_of(one, higher, None)
+    used = pit.cut_from(frames, start - WARMUP)
+    used_one = used.pop("klines_1m")
+    t0 = time.perf_counter()
+    full = compute_features(used_one, {k.removeprefix("klines_"): v for k, v in used.items()})
+    compute_s = time.perf_counter() - t0
+    i0, i1 = full["open_time"].searchsorted([start, end])  # rows are in time order: slice, no mask copy
+    out = full.iloc[i0:i1].reset_index(drop=True)
+    reasons = null_reasons({k.removeprefix("klines_"): v for k, v in used.items()}, None)
+    # an archive source that is absent is said in the console too (a klines-only warehouse is a normal start),
+    # not only in the metadata; a live-only source (liquidations) is absent from every archive build by nature
+    missing = {k: v for k, v in reasons.items() if not pit.SOURCES[k].live_only}
+    if missing:
+        nulls = [f.name for f in FEATURES if set(f.sources) & set(missing)]
+        context.log.warning(f"gold/features {context.partition_key_range.start}..{context.partition_key_range.end}"
+                            f": {len(nulls)} of {len(FEATURES)} features are null because their sources are "
+                            f"absent: {'; '.join(f'{k}: {v}' for k, v in missing.items())}")
+    seed = int(start.timestamp())
+    t0 = time.perf_counter()
+    observed = audit.observe(used | {"klines_1m": used_one})  # availability from the data, not pit.SOURCES
+    pit_checks = [feature_checks.availability(frames, observed),
+                  feature_checks.point_in_time(out, observed, start, end, seed)]
+    pit_s = time.perf_counter() - t0
+    results = [feature_checks.schema(out), feature_checks.finite(full, set(reasons), len(out)), *pit_checks,
+               feature_checks.warmup(out, frames, seed),
+               feature_checks.drift_warning(full, start, end)]
+
+    def write() -> int:
+        with warehouse.get_connection() as conn:
+            return replace_window(conn, "gold.features", FEATURE_TYPES, out, "open_time", start, end)
+
+    written, visible = publish(feature_checks.SPECS, results, write, len(out))
     warm = int(out["warmed_up"].sum())
     per_partition(context, out, "open_time", visible["written"],
                   extra=lambda day: {"warmed_up_rows": int(day["warmed_up"].sum())})
@@ -149,7 +153,6 @@ class LabelsConfig(dg.Config):
     group_name="gold",
     partitions_def=partitions.daily,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    pool="duckdb",
     kinds={"duckdb"},
     description=f"Next-{DEFAULT_HORIZON}-minute return beyond ± the round-trip cost (fees + expected slippage of the "
     "trading settings, stated per partition; configurable): BUY (2) / SELL (0) / HOLD (1); "
@@ -161,17 +164,18 @@ def labels(context: dg.AssetExecutionContext, config: LabelsConfig, warehouse: D
     start, end = (pd.Timestamp(t) for t in context.partition_time_window)
     # The triple barrier's ATR is computed from the bars before the day (known at each bar's close).
     lookback = pd.Timedelta(hours=6) if config.kind == "triple_barrier" else pd.Timedelta(0)
-    with warehouse.get_connection() as conn:
+    with warehouse.get_connection() as conn:  # held to read and to write, not while labelling
         one = read_window(conn, "silver.klines_1m", "open_time", start - lookback,
                           end + pd.Timedelta(minutes=config.horizon))
-        one = one.sort_values("open_time").reset_index(drop=True)
-        day_threshold, rule = label_threshold(config, trading, one)
-        threshold = day_threshold.reindex(one["open_time"].dt.floor("D")).to_numpy()  # a row's own day's threshold
-        cfg = LabelConfig(kind=config.kind, horizon=config.horizon, threshold=threshold,
-                          take_profit=config.take_profit_atr, stop_loss=config.stop_loss_atr)
-        lab = cfg.make(one)
-        lab = lab[(lab["open_time"] >= start) & (lab["open_time"] < end)].copy()
-        lab["horizon_minutes"] = cfg.horizon
+    one = one.sort_values("open_time").reset_index(drop=True)
+    day_threshold, rule = label_threshold(config, trading, one)
+    threshold = day_threshold.reindex(one["open_time"].dt.floor("D")).to_numpy()  # a row's own day's threshold
+    cfg = LabelConfig(kind=config.kind, horizon=config.horizon, threshold=threshold,
+                      take_profit=config.take_profit_atr, stop_loss=config.stop_loss_atr)
+    lab = cfg.make(one)
+    lab = lab[(lab["open_time"] >= start) & (lab["open_time"] < end)].copy()
+    lab["horizon_minutes"] = cfg.horizon
+    with warehouse.get_connection() as conn:
         if table_exists(conn, "gold.labels"):  # a warehouse from before horizon_minutes existed
             conn.execute("ALTER TABLE gold.labels ADD COLUMN IF NOT EXISTS horizon_minutes SMALLINT")
         written = replace_window(conn, "gold.labels", LABEL_TYPES, lab, "open_time", start, end)

@@ -38,7 +38,7 @@ def _num(x) -> float | None:
     key=KEY,
     deps=[dg.AssetDep(["silver", "klines_1d_history"], partition_mapping=dg.AllPartitionMapping())],
     group_name="models",
-    pool="duckdb",
+    pool="training",
     kinds={"scikitlearn", "mlflow"},
     description="Greedy forward selection of daily features for the daily random forest (the daily strategy's "
     "research): nested, the last holdout_days never seen by the selection; the chosen set's out-of-sample Sharpe "

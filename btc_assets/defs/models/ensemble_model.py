@@ -71,7 +71,7 @@ class EnsembleConfig(common.PromotionSettings):
     group_name="models",
     partitions_def=partitions.weekly,
     backfill_policy=dg.BackfillPolicy.single_run(),  # a range of weeks in one run (common.each_week)
-    pool="duckdb",
+    pool="training",
     kinds={"mlflow"},
     check_specs=[common.promotion_spec("ensemble", KEY, partitions.weekly)],
     description="The week's XGBoost, LSTM and Transformer (setting `members`, two or more): mean probabilities, "

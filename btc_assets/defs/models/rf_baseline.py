@@ -45,7 +45,7 @@ class RfDailyConfig(common.PromotionSettings):
     key=KEY,
     deps=[dg.AssetKey(["silver", "klines_1m"])],
     group_name="models",
-    pool="duckdb",
+    pool="training",
     kinds={"scikitlearn", "mlflow"},
     check_specs=[common.promotion_spec("rf_daily", KEY)],
     description="Reference: random forest on daily bars (EMA-12 ratio, ATR-14, 20-day log return, MFI-14; "

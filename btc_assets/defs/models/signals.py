@@ -41,7 +41,6 @@ def signal_frame(times: pd.Series, proba: np.ndarray, model_version: str,
     group_name="models",
     partitions_def=partitions.daily,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    pool="duckdb",
     kinds={"duckdb"},
     description=f"Out-of-sample class probabilities and signal (0 SELL, 1 HOLD, 2 BUY) per warmed-up bar from the "
     f"promoted {TRADING_FAMILY} model of the bar's week; none for a week without a promoted model. "

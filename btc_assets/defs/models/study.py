@@ -165,7 +165,7 @@ def _metadata(res: lib.StudyResult, run: StudyRun) -> dict:
     ins=common.TRAINING_INS,
     group_name="models",
     partitions_def=partitions.weekly,
-    pool="duckdb",
+    pool="training",
     kinds={"optuna", "xgboost", "mlflow"},
     check_specs=[dg.AssetCheckSpec(
         CHECK, asset=KEY, blocking=False,

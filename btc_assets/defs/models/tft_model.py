@@ -102,7 +102,7 @@ def hourly_rows(conn, end: pd.Timestamp) -> pd.DataFrame:
           dg.AssetDep(["silver", "klines_1h"], partition_mapping=dg.AllPartitionMapping())],
     group_name="models",
     partitions_def=partitions.weekly,
-    pool="duckdb",
+    pool="training",
     kinds={"pytorch", "mlflow"},
     check_specs=[dg.AssetCheckSpec(
         "tft_model_beats_baselines", asset=KEY, partitions_def=partitions.weekly,
@@ -208,7 +208,6 @@ def forecaster_for(conn, day: pd.Timestamp) -> "dict | None":
     group_name="models",
     partitions_def=partitions.daily,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    pool="duckdb",
     kinds={"pytorch", "duckdb"},
     description="Per UTC day, the promoted TFT's forecast made at 00:00 of the log return over the next 1, 7 and 30 "
     "days (q10..q90, mean, spread, skew), from the model of the latest week starting on or before the day. "

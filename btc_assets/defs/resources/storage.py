@@ -2,6 +2,8 @@
 in production) and the MLflow tracking store."""
 
 import contextlib
+import random
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,7 +11,7 @@ import dagster as dg
 from dagster_aws.s3 import S3Resource
 from dagster_duckdb import DuckDBResource
 
-from btc_assets.lib.storage.lakehouse import Lakehouse, committing
+from btc_assets.lib.storage.lakehouse import Lakehouse, commit_deferred, committing
 from btc_assets.lib.storage.table_mirror import S3TableMirror, mirroring
 
 
@@ -90,12 +92,47 @@ class WarehouseResource(DuckDBResource):
 
         return S3TableMirror(boto3.client("s3"), self.mirror_bucket)
 
+    # DuckDB lets one process open the file at a time. Runs are not queued for it (no pool): each asset holds the
+    # connection only to read its inputs and to write its result, and a run that finds the file held waits for it,
+    # polling, up to this long (then fails naming the file and this setting).
+    lock_wait_seconds: float = 900.0
+
     @contextlib.contextmanager
     def get_connection(self) -> Iterator:
         Path(self.database).parent.mkdir(parents=True, exist_ok=True)
         lake = Lakehouse.at(self.lakehouse_uri) if self.lakehouse_uri else None
-        with super().get_connection() as conn, mirroring(self.mirror()), committing(lake):
-            yield conn
+        conn = connect_waiting(self.database, {"custom_user_agent": "dagster", **self.connection_config},
+                               self.lock_wait_seconds)
+        deferred: list = []
+        try:
+            with mirroring(self.mirror()), committing(lake, deferred):
+                yield conn
+        finally:
+            conn.close()  # also on error: a connection left to the garbage collector keeps the file locked
+            # the Delta commits of the windows written, once the file is free for other runs (also when the asset
+            # failed after writing: DuckDB and Delta hold the same windows)
+            if lake is not None:
+                commit_deferred(lake, deferred)
+
+
+def connect_waiting(database: str, config: dict, wait_seconds: float, poll_seconds: float = 0.02):
+    """duckdb.connect, waiting while another process holds the file (DuckDB's own lock: "Could not set lock on
+    file"); any other error is raised at once."""
+    import duckdb
+
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            return duckdb.connect(database=database, read_only=False, config=config)
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower():
+                raise
+            if time.monotonic() >= deadline:
+                raise TimeoutError(
+                    f"the DuckDB warehouse {database} was held by another process for more than {wait_seconds:g} s "
+                    f"({exc}); raise the warehouse resource's lock_wait_seconds, or stop the process holding it"
+                ) from exc
+            time.sleep(poll_seconds * (0.5 + random.random()))  # jittered: two waiters do not poll in step
 
 
 class MlflowResource(dg.ConfigurableResource):

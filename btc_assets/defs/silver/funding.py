@@ -24,7 +24,6 @@ FUNDING_TYPES = {"funding_time": "TIMESTAMP", "calc_time": "TIMESTAMP", "interva
     group_name="silver",
     partitions_def=partitions.monthly,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    pool="duckdb",
     kinds={"duckdb"},
     description="Funding settlements (funding_time on the interval grid, published calc_time, rate). "
     "Table silver.funding_rates.",

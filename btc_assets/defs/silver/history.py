@@ -73,7 +73,6 @@ def _history_asset(interval: str) -> dg.AssetsDefinition:
         group_name="silver",
         partitions_def=partitions.history_monthly,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        pool="duckdb",
         kinds={"duckdb"},
         check_specs=specs,
         description=f"{interval} bars of the archive's monthly {interval} kline files, typed and validated like 1m "

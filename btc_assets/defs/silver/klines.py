@@ -52,7 +52,6 @@ CHECKS_1M = [
     group_name="silver",
     partitions_def=partitions.daily,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    pool="duckdb",
     kinds={"duckdb"},
     check_specs=CHECKS_1M,
     description="1m bars: typed, UTC, de-duplicated; `is_halt` flags exchange halts. Table silver.klines_1m.",
@@ -141,24 +140,27 @@ def _resampled_asset(interval: str) -> dg.AssetsDefinition:
         group_name="silver",
         partitions_def=partitions.daily,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        pool="duckdb",
         kinds={"duckdb"},
         check_specs=specs,
         description=f"{interval} bars aggregated from silver.klines_1m (`minutes` = 1m bars used). Table {table}.",
     )
     def _asset(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
         start, end = (pd.Timestamp(t) for t in context.partition_time_window)
-        with warehouse.get_connection() as conn:
+        with warehouse.get_connection() as conn:  # held to read and to write, not while aggregating
             one_minute = read_window(conn, "silver.klines_1m", "open_time", start, end)
-            out = bars.resample_bars(one_minute, interval)
-            incomplete = out[out["minutes"] != bars.expected_minutes(interval)]
-            checks = [dg.AssetCheckResult(
-                check_name=check, passed=incomplete.empty,
-                metadata={"incomplete_bars": len(incomplete),
-                          "first_incomplete": [str(t) for t in incomplete["open_time"].head(10)]},
-            )]
-            written, visible = publish(specs, checks, lambda: replace_window(
-                conn, table, RESAMPLED_TYPES, out, "open_time", start, end), len(out))
+        out = bars.resample_bars(one_minute, interval)
+        incomplete = out[out["minutes"] != bars.expected_minutes(interval)]
+        checks = [dg.AssetCheckResult(
+            check_name=check, passed=incomplete.empty,
+            metadata={"incomplete_bars": len(incomplete),
+                      "first_incomplete": [str(t) for t in incomplete["open_time"].head(10)]},
+        )]
+
+        def write() -> int:
+            with warehouse.get_connection() as conn:
+                return replace_window(conn, table, RESAMPLED_TYPES, out, "open_time", start, end)
+
+        written, visible = publish(specs, checks, write, len(out))
         per_partition(context, out, "open_time", visible["written"])
         yield dg.MaterializeResult(metadata={**table_metadata(out), "rows": written, **visible,
                                              "first_bar": str(out["open_time"].min()),

@@ -115,7 +115,7 @@ GAPS_FIX = "the collector was disconnected: the day is partial (see the gap list
 
 
 @dg.asset(key=["silver", "liquidations"], deps=[dg.AssetKey(["bronze", "stream_recordings"])], group_name="silver",
-          partitions_def=partitions.daily, pool="duckdb", kinds={"duckdb"},
+          partitions_def=partitions.daily, kinds={"duckdb"},
           check_specs=LIQUIDATION_CHECKS,
           description="Liquidations from the forceOrder stream (live only): time, side, price, quantity. "
                       "Table silver.liquidations.")
@@ -141,7 +141,7 @@ def liquidations(context: dg.AssetExecutionContext, lake: LakeResource,
 
 
 @dg.asset(key=["silver", "order_book_live"], deps=[dg.AssetKey(["bronze", "stream_recordings"])],
-          group_name="silver", partitions_def=partitions.daily, pool="duckdb", kinds={"duckdb"},
+          group_name="silver", partitions_def=partitions.daily, kinds={"duckdb"},
           check_specs=BOOK_CHECKS,
           description="Live top of book from depth20@100ms (live only): best bid/ask, sizes, mid, spread, summed "
                       "depth. Table silver.order_book_live.")

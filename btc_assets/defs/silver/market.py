@@ -53,7 +53,7 @@ METRICS_CHECKS = [dg.AssetCheckSpec("metrics_one_row_per_5_minutes", asset=["sil
 
 @dg.asset(
     key=["silver", "book_depth"], deps=[dg.AssetKey(["bronze", "book_depth"])], group_name="silver",
-    partitions_def=partitions.daily, backfill_policy=dg.BackfillPolicy.single_run(), pool="duckdb", kinds={"duckdb"},
+    partitions_def=partitions.daily, backfill_policy=dg.BackfillPolicy.single_run(), kinds={"duckdb"},
     check_specs=DEPTH_CHECKS,
     description="Depth snapshots: snapshot_time, percentage (-5..5 without 0), cumulative depth and notional. "
                 "Table silver.book_depth.",
@@ -90,7 +90,7 @@ def book_depth(context: dg.AssetExecutionContext, archive: ArchiveResource, lake
 
 @dg.asset(
     key=["silver", "metrics"], deps=[dg.AssetKey(["bronze", "metrics"])], group_name="silver",
-    partitions_def=partitions.daily, backfill_policy=dg.BackfillPolicy.single_run(), pool="duckdb", kinds={"duckdb"},
+    partitions_def=partitions.daily, backfill_policy=dg.BackfillPolicy.single_run(), kinds={"duckdb"},
     check_specs=METRICS_CHECKS,
     description="Open interest (+value), top-trader and global long/short ratios, taker long/short volume ratio "
                 "per 5 minutes; sorted and de-duplicated. Table silver.metrics.",
@@ -141,7 +141,7 @@ def _price_asset(name: str, bronze: str, what: str) -> dg.AssetsDefinition:
         deps.append(dg.AssetKey(["silver", "klines_1m"]))
 
     @dg.asset(name=name, key_prefix=["silver"], deps=deps, group_name="silver", partitions_def=partitions.daily,
-              backfill_policy=dg.BackfillPolicy.single_run(), pool="duckdb", kinds={"duckdb"}, check_specs=checks,
+              backfill_policy=dg.BackfillPolicy.single_run(), kinds={"duckdb"}, check_specs=checks,
               description=f"1m {what} bars (open_time, OHLC) from the archive. Table {table}.")
     def _asset(context: dg.AssetExecutionContext, archive: ArchiveResource, lake: LakeResource,
                warehouse: DuckDBResource):

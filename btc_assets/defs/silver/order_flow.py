@@ -61,7 +61,6 @@ FLOW_CHECKS = [dg.AssetCheckSpec(
     group_name="silver",
     partitions_def=partitions.daily,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    pool="duckdb",
     kinds={"duckdb"},
     check_specs=AGG_CHECKS,
     description="aggTrades typed (UTC), sorted by id, exact duplicates dropped and counted. Table silver.agg_trades.",
@@ -111,7 +110,6 @@ def agg_trades(context: dg.AssetExecutionContext, archive: ArchiveResource, lake
     group_name="silver",
     partitions_def=partitions.daily,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    pool="duckdb",
     kinds={"duckdb"},
     check_specs=FLOW_CHECKS,
     description="1m order flow from aggTrades: OHLC, buy/sell volume and quote, VWAP, aggTrade and trade counts, "

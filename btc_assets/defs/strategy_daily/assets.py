@@ -71,7 +71,6 @@ class RegimeConfig(dg.Config):
     deps=[dg.AssetDep(["silver", "klines_1d_history"], partition_mapping=dg.AllPartitionMapping()),
           dg.AssetDep(["silver", "klines_1d"], partition_mapping=dg.AllPartitionMapping())],
     group_name=GROUP,
-    pool="duckdb",
     kinds={"duckdb"},
     description="Market regime of every day of the daily history: bull when the close is more than `band` (5 %) "
     "above its `window`-day (200) simple moving average, bear when more than `band` below, sideways between; none "
@@ -118,7 +117,6 @@ def oos_predictions(conn) -> pd.DataFrame:
     key=[GROUP, "backtest"],
     deps=[dg.AssetKey(["models", "rf_daily_baseline"]), dg.AssetKey([GROUP, "regimes"])],
     group_name=GROUP,
-    pool="duckdb",
     kinds={"plotly", "mlflow"},
     description="The daily strategy after costs: the random forest's out-of-sample calls of the expanding "
     "walk-forward (models/rf_daily_baseline: 1,250 days to start, 20-day steps) traded through the position table "
@@ -220,7 +218,6 @@ class DailySignalConfig(dg.Config):
           dg.AssetDep(["silver", "klines_1d_history"], partition_mapping=dg.AllPartitionMapping())],
     group_name=GROUP,
     partitions_def=partitions.daily,
-    pool="duckdb",
     kinds={"scikitlearn", "duckdb"},
     description="The daily strategy's signal decided at the close of the partition's day (run at 00:05 UTC the "
     "next day): the random forest on the four daily features fitted on every day labelled by then (the last "
@@ -301,7 +298,6 @@ def build_broker(config: SignalLogConfig, trading: TradingResource, journal: Jou
     deps=[dg.AssetKey([GROUP, "signal"])],
     group_name=GROUP,
     partitions_def=partitions.daily,
-    pool="duckdb",
     kinds={"duckdb"},
     description="The daily strategy live: the day's signal against the venue's position per the position table "
     "(hold / open / close / reverse), the orders sent (paper by default; Kraken Futures PF_XBTUSD on explicit "

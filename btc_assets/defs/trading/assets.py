@@ -49,7 +49,6 @@ __all__ = ["live_trading"]
     ],
     can_subset=True,
     partitions_def=partitions.daily,
-    pool="duckdb",
 )
 def live_trading(context: dg.AssetExecutionContext, warehouse: DuckDBResource, live_feed: LiveFeedResource,
                  streams: StreamRecordingsResource, mlflow: MlflowResource, trading: TradingResource,

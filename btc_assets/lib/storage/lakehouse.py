@@ -55,13 +55,38 @@ METADATA_RETRIES = 5  # a window commit made again after a concurrent metadata c
 ACTIVE: contextvars.ContextVar[Lakehouse | None] = contextvars.ContextVar("btc_lakehouse", default=None)
 
 
+# Window commits put off until the warehouse connection is closed (WarehouseResource): the DuckDB file is free for
+# other runs while delta-rs writes. None: commit at once.
+DEFERRED: contextvars.ContextVar[list | None] = contextvars.ContextVar("btc_lakehouse_deferred", default=None)
+
+
 @contextlib.contextmanager
-def committing(lake: Lakehouse | None) -> Iterator[None]:
-    token = ACTIVE.set(lake)
+def committing(lake: Lakehouse | None, deferred: list | None = None) -> Iterator[None]:
+    """Within it, every warehouse window write is also committed to `lake`: at once, or, with `deferred`, appended
+    there as (table, columns, frame, time_column, start, end) for the caller to commit (commit_deferred)."""
+    token, token_d = ACTIVE.set(lake), DEFERRED.set(deferred)
     try:
         yield
     finally:
         ACTIVE.reset(token)
+        DEFERRED.reset(token_d)
+
+
+def commit_window(lake: Lakehouse, table: str, columns: Mapping[str, str], df: pd.DataFrame, time_column: str,
+                  start, end) -> None:
+    """lake.replace_window now, or once the warehouse connection is closed when inside committing(..., deferred)."""
+    deferred = DEFERRED.get()
+    if deferred is not None:
+        deferred.append((table, columns, df, time_column, start, end))
+    else:
+        lake.replace_window(table, columns, df, time_column, start, end)
+
+
+def commit_deferred(lake: Lakehouse, deferred: list) -> None:
+    """Commit the windows put off, in the order they were written to DuckDB (a failure raises: the step fails and a
+    rerun replaces both)."""
+    while deferred:
+        lake.replace_window(*deferred.pop(0))
 
 
 class LakehouseError(ValueError):

@@ -93,7 +93,8 @@ def replace_window(
         mirror.put(table, frame, time_column, start_n, end_n)
     lake = lakehouse.ACTIVE.get()
     if lake is not None:  # BTC_LAKEHOUSE_URI: the same window, one commit of the table's Delta Lake table
-        lake.replace_window(table, columns, frame, time_column, start_n, end_n)
+        # (committed once the warehouse connection is closed when WarehouseResource opened it)
+        lakehouse.commit_window(lake, table, columns, frame, time_column, start_n, end_n)
     return len(frame)
 
 

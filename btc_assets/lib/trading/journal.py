@@ -134,7 +134,7 @@ class Journal:
         row["bar_time"] = _naive(ev.bar_time)
         row["event_time"] = _naive(pd.Timestamp.now(tz="UTC"))
         cols = [c for c in EVENT_TYPES if c != "seq"]
-        # seq orders the events of one order even within one clock tick (one writer: the duckdb pool)
+        # seq orders the events of one order even within one clock tick (one process holds the DuckDB file at a time)
         self.conn.execute(
             f"INSERT INTO {ORDER_EVENTS} ({', '.join(cols)}, seq) VALUES ({', '.join('?' * len(cols))}, "
             f"(SELECT coalesce(max(seq), 0) + 1 FROM {ORDER_EVENTS}))",

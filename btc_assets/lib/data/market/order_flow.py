@@ -73,8 +73,8 @@ def publish_staged(conn: duckdb.DuckDBPyConnection, start: pd.Timestamp, end: pd
         raise
     lake = lakehouse.ACTIVE.get()
     if lake is not None:  # BTC_LAKEHOUSE_URI: the published window, one commit of its Delta table
-        lake.replace_window(TABLE, TYPES, conn.execute(f"SELECT {', '.join(TYPES)} FROM {STAGE}").df(), "open_time",
-                            s, e)
+        lakehouse.commit_window(lake, TABLE, TYPES, conn.execute(f"SELECT {', '.join(TYPES)} FROM {STAGE}").df(),
+                                "open_time", s, e)
     return conn.execute(f"SELECT count(*) FROM {TABLE} WHERE open_time >= ? AND open_time < ?", [s, e]).fetchone()[0]
 
 
