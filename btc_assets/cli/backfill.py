@@ -43,8 +43,8 @@ class Step:
     first: str
     last: str
     days: int = 0  # the days it fills (0: monthly or weekly)
-    stage: int = 0  # 0: bronze -> silver (and the monthly data), 1: gold, 2: the weekly models; a stage's runs are
-    #                 independent of each other and may run at once; a stage starts once the previous one is done
+    stage: int = 0  # 0: bronze -> silver (and the monthly data), 1: gold, 2: the weekly models (what a run
+    #                 reads: `needs`)
 
 
 def chunks(start: dt.date, end: dt.date, chunk_days: int) -> list[tuple[dt.date, dt.date]]:
@@ -234,13 +234,9 @@ def execute_step(s: Step, label: str) -> tuple[bool, str]:
     import dagster as dg
 
     from btc_assets.cli import in_process
-    from btc_assets.cli.settings import quiet_libraries, quiet_mlflow_prints, run_logs
+    from btc_assets.cli.settings import run_logs
 
-    global _QUIET
-    if not _QUIET:  # a worker process is a fresh interpreter: the CLI's output settings again, once
-        quiet_libraries()
-        quiet_mlflow_prints()
-        _QUIET = True
+    _quiet_once()
     res = in_process.execute(_job_of(s.keys), dg.DagsterInstance.get(), run_config=run_logs(), raise_on_error=False,
                              tags={"dagster/asset_partition_range_start": s.first,
                                    "dagster/asset_partition_range_end": s.last,
@@ -248,15 +244,20 @@ def execute_step(s: Step, label: str) -> tuple[bool, str]:
     return res.success, res.run_id
 
 
-def _warm() -> None:
-    """A worker's start: the definitions imported while the parent plans (not in the first run's time)."""
+def _quiet_once() -> None:
+    """The command line's output settings, once per process (a worker is a fresh interpreter)."""
     global _QUIET
-    from btc_assets.cli.settings import quiet_libraries, quiet_mlflow_prints
-
     if not _QUIET:
+        from btc_assets.cli.settings import quiet_libraries, quiet_mlflow_prints
+
         quiet_libraries()
         quiet_mlflow_prints()
         _QUIET = True
+
+
+def _warm() -> None:
+    """A worker's start: the definitions imported while the parent plans (not in the first run's time)."""
+    _quiet_once()
     import btc_assets.definitions  # noqa: F401
 
 

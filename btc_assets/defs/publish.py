@@ -30,3 +30,16 @@ def publish(specs: Sequence[dg.AssetCheckSpec], results: Sequence[dg.AssetCheckR
                    "visible_to_readers": "the previous version of these days (or nothing): this one failed "
                                          f"{', '.join(failed)} and was not written"}
     return write(), {"written": True, "rows_checked": rows}
+
+
+def window_writer(warehouse, table: str, columns: dict[str, str], df, time_column: str, start, end
+                  ) -> Callable[[], int]:
+    """`publish`'s write for an asset that computed outside the warehouse: a connection of its own, held only
+    while the window is replaced (other runs use the file in between)."""
+    from btc_assets.lib.storage.warehouse import replace_window
+
+    def write() -> int:
+        with warehouse.get_connection() as conn:
+            return replace_window(conn, table, columns, df, time_column, start, end)
+
+    return write

@@ -13,7 +13,7 @@ from dagster_duckdb import DuckDBResource
 
 from btc_assets.defs import partitions
 from btc_assets.defs.gold import feature_checks
-from btc_assets.defs.publish import publish
+from btc_assets.defs.publish import publish, window_writer
 from btc_assets.defs.table_metadata import frame_table, per_partition, table_metadata
 from btc_assets.lib.research.features import (FAMILIES, FEATURE_NAMES, FEATURES, audit, checks,
                                               compute_features, null_reasons, pit)
@@ -92,12 +92,8 @@ def features(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
     results = [feature_checks.schema(out), feature_checks.finite(full, set(reasons), len(out)), *pit_checks,
                feature_checks.warmup(out, frames, seed),
                feature_checks.drift_warning(full, start, end)]
-
-    def write() -> int:
-        with warehouse.get_connection() as conn:
-            return replace_window(conn, "gold.features", FEATURE_TYPES, out, "open_time", start, end)
-
-    written, visible = publish(feature_checks.SPECS, results, write, len(out))
+    written, visible = publish(feature_checks.SPECS, results, window_writer(
+        warehouse, "gold.features", FEATURE_TYPES, out, "open_time", start, end), len(out))
     warm = int(out["warmed_up"].sum())
     per_partition(context, out, "open_time", visible["written"],
                   extra=lambda day: {"warmed_up_rows": int(day["warmed_up"].sum())})

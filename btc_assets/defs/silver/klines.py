@@ -8,7 +8,7 @@ import pandera.pandas as pa
 from dagster_duckdb import DuckDBResource
 
 from btc_assets.defs import partitions
-from btc_assets.defs.publish import publish
+from btc_assets.defs.publish import publish, window_writer
 from btc_assets.defs.table_metadata import per_partition, table_metadata
 from btc_assets.defs.resources.sources import ArchiveResource
 from btc_assets.defs.resources.storage import LakeResource
@@ -155,12 +155,8 @@ def _resampled_asset(interval: str) -> dg.AssetsDefinition:
             metadata={"incomplete_bars": len(incomplete),
                       "first_incomplete": [str(t) for t in incomplete["open_time"].head(10)]},
         )]
-
-        def write() -> int:
-            with warehouse.get_connection() as conn:
-                return replace_window(conn, table, RESAMPLED_TYPES, out, "open_time", start, end)
-
-        written, visible = publish(specs, checks, write, len(out))
+        written, visible = publish(specs, checks, window_writer(
+            warehouse, table, RESAMPLED_TYPES, out, "open_time", start, end), len(out))
         per_partition(context, out, "open_time", visible["written"])
         yield dg.MaterializeResult(metadata={**table_metadata(out), "rows": written, **visible,
                                              "first_bar": str(out["open_time"].min()),
