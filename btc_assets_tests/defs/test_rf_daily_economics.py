@@ -1,5 +1,6 @@
-"""The daily random forest judged after costs like every family: its calls traded on daily bars, entered at the
-next day's open (never on the day whose close made the call) and held one day."""
+"""The daily random forest judged after costs like every family: its calls traded on daily bars as the daily
+strategy trades them (the position table), entered at the next day's open (never on the day whose close made the
+call) and held while the calls keep the side."""
 
 import numpy as np
 import pandas as pd
@@ -23,10 +24,10 @@ def bars(day_moves: list[float]) -> pd.DataFrame:
                          "quote_volume": 4e5})
 
 
-def buy_on(day: int) -> WalkForwardResult:
+def buy_on(day: int, days_in_a_row: int = 1) -> WalkForwardResult:
     days = pd.date_range("2024-03-01", periods=DAYS, freq="D", tz="UTC")[18:]  # the fold: its ATR warms up before
     sig = np.ones(len(days), int)
-    sig[day - 18] = 2
+    sig[day - 18:day - 18 + days_in_a_row] = 2
     p = pd.DataFrame({"open_time": days, "fold": 0, "label": 1, "fwd_return": 0.0, "p_sell": 0.1, "p_hold": 0.1,
                       "p_buy": 0.8, "signal": sig})
     return WalkForwardResult(predictions=p, fold_metrics=[], overall={})
@@ -45,3 +46,14 @@ def test_a_call_trades_the_next_day_only(rises_on, expect_gain):
         assert f["wf_gross_pnl"] < 50 and f["wf_net_pnl"] < 0
     # one trade over 30 days is no evidence, even the lucky one (its PSR alone would pass): refused, saying why
     assert ev.rule == "after_costs" and any(w.startswith("only 1 out-of-sample trades") for w in ev.why_not)
+
+
+def test_calls_in_a_row_are_one_position_held_as_the_strategy_holds_it():
+    moves = [0.0] * DAYS
+    moves[21] = moves[22] = 0.03
+    one = daily_evidence(buy_on(20), daily_from_1m(bars(moves)), None, TradingResource(), RfDailyConfig()).figures
+    held = daily_evidence(buy_on(20, 2), daily_from_1m(bars(moves)), None, TradingResource(),
+                          RfDailyConfig()).figures
+    # BUY, BUY: one trade over two days (no exit and re-entry between them), earning both rises for one round trip
+    assert held["wf_trades"] == 1 and held["wf_gross_pnl"] > 1.9 * one["wf_gross_pnl"] > 0
+    assert held["wf_fees"] == pytest.approx(one["wf_fees"], rel=0.05)

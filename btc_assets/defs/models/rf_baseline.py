@@ -1,7 +1,9 @@
 """models/rf_daily_baseline: the reference random forest on daily bars (lib/models/rf_daily.py), walk-forward over
 every daily bar silver has, logged in its own MLflow experiment with the same metric names. It never trades here,
-but it is judged like every family: its out-of-sample daily calls traded by the backtest engine on daily bars
-(enter at the next day's open, hold one day, fees, fixed slippage, funding), the same after-cost gate and names.
+but it is judged like every family: its out-of-sample daily calls traded by the backtest engine on daily bars as
+the daily strategy trades them (the position table's rules: enter at the next day's open, hold while the call
+stays, flat on HOLD, reverse on the opposite call; fees, fixed slippage, funding), the same after-cost gate and
+names.
 
 Daily bars: the long history (silver/history.read_history "1d": the archive's monthly 1d files, 2019-10 on in the
 bundled sample, and the bars built from 1m where those exist); without any 1d table, the complete days of
@@ -23,7 +25,7 @@ from btc_assets.lib.research.backtest import Costs
 from btc_assets.lib.research.models import rf_daily, tracking
 from btc_assets.lib.research.models.economics import walk_forward_economics
 from btc_assets.lib.research.models.evaluation import METRIC_NAMES
-from btc_assets.lib.research.risk import RiskConfig
+from btc_assets.lib.strategies import daily_swing as ds
 from btc_assets.lib.storage.warehouse import read_window, table_exists
 
 KEY = ["models", "rf_daily_baseline"]
@@ -137,15 +139,15 @@ def daily_from_1m(bars_1m: pd.DataFrame) -> pd.DataFrame:
 
 def daily_evidence(wf, daily: pd.DataFrame, funding, trading: TradingResource,
                    settings: RfDailyConfig) -> common.Evidence:
-    """The daily calls traded by the backtest engine on daily bars: a call made at day d's close enters at d+1's
-    open and is held one day (max_hold_bars=1); ATR stops on daily bars; fees and fixed slippage (the engine's
-    volatility slippage is a 1-minute model, so it is off here); funding at settlements."""
+    """The daily calls traded by the backtest engine on daily bars with the daily strategy's rules
+    (daily_swing.engine_rules: the position table, the whole equity per position, no stop): a call made at day d's
+    close acts at d+1's open, a position is held while the calls keep its side and closed on HOLD; fees and fixed
+    slippage (the engine's volatility slippage is a 1-minute model, so it is off here); funding at settlements.
+    What is judged is what the strategy would trade."""
     daily = daily[["open_time", "open", "high", "low", "close", "quote_volume", "spread_bps"]]
     c = trading.costs()
     costs = Costs(taker_fee=c.taker_fee, maker_fee=c.maker_fee, slippage_bps=c.slippage_bps, slippage_vol_mult=0.0)
-    base = trading.risk_config()  # the trading settings' breakers and sizing; one day's hold, daily volatility
-    risk = RiskConfig(max_positions=1, max_hold_bars=1, max_vol=1.0, daily_dd=base.daily_dd, weekly_dd=base.weekly_dd,
-                      leverage=base.leverage, max_liq_prob=base.max_liq_prob)
+    risk, _ = ds.engine_rules(1.0, c.taker_fee, trading.risk_config().max_liq_prob)
     rule = settings.rule()
     figures, per_fold = walk_forward_economics(wf.predictions, daily, funding, costs=costs, risk=risk,
                                                initial_equity=trading.notional_usdt, rule=rule, warmup_bars=20)

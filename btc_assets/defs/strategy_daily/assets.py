@@ -97,6 +97,7 @@ class DailyBacktestConfig(dg.Config):
     exposure: float = 1.0  # notional of a new position as a fraction of equity
     cost_bps_one_way: float = 5.0
     initial_equity: float = 10_000.0
+    max_liq_prob: float = 0.01  # refuse an entry more likely than this to be liquidated within a month
 
 
 def oos_predictions(conn) -> pd.DataFrame:
@@ -120,7 +121,9 @@ def oos_predictions(conn) -> pd.DataFrame:
     kinds={"plotly", "mlflow"},
     description="The daily strategy after costs: the random forest's out-of-sample calls of the expanding "
     "walk-forward (models/rf_daily_baseline: 1,250 days to start, 20-day steps) traded through the position table "
-    "(hold / open / close / reverse; a call at day d's close is held over d+1), 5 bp one way on traded notional, "
+    "(hold / open / close / reverse; a call at day d's close is held over d+1) on the shared backtest engine (the "
+    "scalper's compiled loop with the table's rules: exposure sizing, no stop, flat on HOLD, the liquidation "
+    "probability guard), 5 bp one way on traded notional, "
     "funding at settlements; beside buy-and-hold over the same days; Sharpe (daily returns, 365-day year), annual "
     "return, max drawdown, win rate, Calmar; by regime and by year; MLflow run in btc_assets.backtest with the page.",
 )
@@ -139,7 +142,7 @@ def daily_backtest(context: dg.AssetExecutionContext, config: DailyBacktestConfi
     directions = pd.Series(oos["signal"].map(ds.DIRECTION).to_numpy(),
                            index=pd.DatetimeIndex(oos["open_time"]) + ds.DAY)  # decided at d's close, held on d+1
     bt = ds.backtest(daily, directions, funding, initial_equity=config.initial_equity, exposure=config.exposure,
-                     cost_one_way=config.cost_bps_one_way / 1e4, regime=reg)
+                     cost_one_way=config.cost_bps_one_way / 1e4, regime=reg, max_liq_prob=config.max_liq_prob)
     period = (bt.days["open_time"].min(), bt.days["open_time"].max())
     html = _report_html(bt, period)
     names = ["total_return", "annualised_return", "sharpe", "max_drawdown", "win_rate", "calmar", "n_trades",
@@ -171,6 +174,7 @@ def daily_backtest(context: dg.AssetExecutionContext, config: DailyBacktestConfi
         "by_year": frame_table(bt.by_year, percent=("strategy_return", "buy_and_hold_return", "win_rate",
                                                     "long_share")),
         "trades": frame_table(bt.trades.tail(200)), "out_of_sample_days": len(bt.days),
+        "signals_not_traded": bt.skipped or "none (every change of direction was traded)",
         "first_day": f"{period[0]:%Y-%m-%d}", "last_day": f"{period[1]:%Y-%m-%d}",
         "mlflow_run": dg.MetadataValue.url(run_url), "report": dg.MetadataValue.url(report_url),
         "report_path": path, **{f"strategy_{k}": float(v) for k, v in s.items() if k in names},

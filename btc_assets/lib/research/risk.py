@@ -21,7 +21,14 @@ Rules (defaults in ``RiskConfig``):
   to the last price at entry; the probability that it touches a barrier at log-distance d within T minutes is the
   reflection-principle formula 2 * Phi(-d / (sigma * sqrt(T))) = erfc(d / (sigma * sqrt(2 T))). An entry above
   ``max_liq_prob`` is refused (skip ``liquidation_probability``); with no volatility known yet it is NaN and not
-  refused for it (the other guards still apply).
+  refused for it (the other guards still apply). The horizon is ``liq_horizon_bars`` when set (a strategy that
+  holds with no time exit, e.g. the daily swing), else ``max_hold_bars``.
+* position-table strategies (the daily swing strategy): ``sizing="exposure"`` opens ``exposure`` x equity of
+  notional (the margin freed by the positions exiting at the same open counts as free, so a reverse is sized on
+  the whole account), ``stop_atr=inf`` places no stop and no target (the liquidation guard, a multiple of the stop
+  distance, then has nothing to measure and passes; the liquidation-probability guard still applies), and
+  ``exit_on_neutral`` closes a position on a 0 signal (no view = flat) while a signal in the position's own
+  direction holds it (neither an entry nor a skip).
 """
 
 from __future__ import annotations
@@ -32,10 +39,11 @@ from dataclasses import astuple, dataclass
 import numpy as np
 from numba import njit
 
-SIZING = {"fixed": 0, "kelly": 1, "vol_target": 2}
+SIZING = {"fixed": 0, "kelly": 1, "vol_target": 2, "exposure": 3}
 (P_SIZING, P_FIXED_FRACTION, P_KELLY_FRACTION, P_KELLY_MIN_TRADES, P_KELLY_PRIOR, P_TARGET_VOL, P_MAX_RISK,
  P_STOP_ATR, P_TAKE_PROFIT_R, P_MAX_HOLD, P_MAX_POSITIONS, P_LEVERAGE, P_DAILY_DD, P_WEEKLY_DD, P_MAX_SPREAD,
- P_MIN_VOL, P_MAX_VOL, P_MIN_QUOTE_VOLUME, P_LIQ_GUARD, P_KELLY_FLOOR, P_MAX_LIQ_PROB) = range(21)
+ P_MIN_VOL, P_MAX_VOL, P_MIN_QUOTE_VOLUME, P_LIQ_GUARD, P_KELLY_FLOOR, P_MAX_LIQ_PROB, P_EXPOSURE, P_EXIT_ON_NEUTRAL,
+ P_LIQ_HORIZON) = range(24)
 NANOS_PER_DAY = 86_400_000_000_000
 EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday: (days + 3) // 7 changes on Mondays
 
@@ -65,6 +73,9 @@ class RiskConfig:
     liq_guard: float = 2.0
     kelly_floor: float = 0.001  # risked when Kelly sees no edge: keeps trading small so the estimate can recover
     max_liq_prob: float = 0.01  # refuse an entry more likely than this to be liquidated within max_hold_bars
+    exposure: float = 1.0  # notional / equity of a new position with sizing="exposure"
+    exit_on_neutral: bool = False  # a 0 signal closes the open position (the position table's HOLD = flat)
+    liq_horizon_bars: int = 0  # the liquidation probability's horizon in bars (0: max_hold_bars)
 
     def to_array(self) -> np.ndarray:
         if self.sizing not in SIZING:
@@ -75,6 +86,10 @@ class RiskConfig:
         if not 0 <= self.max_liq_prob <= 1:
             raise ValueError(f"RiskConfig.max_liq_prob={self.max_liq_prob}: a probability in [0, 1] (1 turns the "
                              "liquidation-probability guard off)")
+        if self.sizing == "exposure" and not self.exposure > 0:
+            raise ValueError(f"RiskConfig.exposure={self.exposure}: the notional share of equity must be > 0")
+        if self.liq_horizon_bars < 0:
+            raise ValueError(f"RiskConfig.liq_horizon_bars={self.liq_horizon_bars}: bars >= 0 (0: max_hold_bars)")
         values = list(astuple(self))
         values[0] = SIZING[self.sizing]
         return np.asarray(values, dtype=np.float64)
@@ -124,6 +139,22 @@ def position_qty(p: np.ndarray, equity: float, free_margin: float, price: float,
 
 
 @njit(cache=True)
+def exposure_qty(p: np.ndarray, equity: float, free_margin: float, price: float, max_leverage: float) -> float:
+    """Quantity of ``exposure`` x equity of notional at ``price``, capped by the free margin at the allowed
+    leverage (sizing="exposure")."""
+    if equity <= 0.0 or price <= 0.0:
+        return 0.0
+    lev = min(p[P_LEVERAGE], max_leverage)
+    return max(min(p[P_EXPOSURE] * equity, free_margin * lev) / price, 0.0)
+
+
+@njit(cache=True)
+def liquidation_horizon(p: np.ndarray) -> float:
+    """Bars over which the liquidation probability is judged."""
+    return p[P_LIQ_HORIZON] if p[P_LIQ_HORIZON] > 0 else p[P_MAX_HOLD]
+
+
+@njit(cache=True)
 def stop_and_target(p: np.ndarray, side: float, entry: float, atr: float) -> tuple[float, float]:
     """Stop at stop_atr x ATR against the position, take-profit at take_profit_r times that distance."""
     d = p[P_STOP_ATR] * atr
@@ -132,15 +163,22 @@ def stop_and_target(p: np.ndarray, side: float, entry: float, atr: float) -> tup
 
 @njit(cache=True)
 def passes_filters(p: np.ndarray, spread_bps: float, atr: float, price: float, quote_volume: float) -> bool:
-    """Spread, volatility and liquidity filters on the bar a decision is taken at."""
+    """Spread, volatility and liquidity filters on the bar a decision is taken at. The ATR must be known (it sets
+    the stop), except with no stop and no volatility limit (the position table's rules), which do not use it."""
+    if spread_bps > p[P_MAX_SPREAD] or not quote_volume >= p[P_MIN_QUOTE_VOLUME]:
+        return False
+    if not np.isfinite(p[P_STOP_ATR]) and p[P_MIN_VOL] <= 0.0 and p[P_MAX_VOL] == np.inf:
+        return True
     vol = atr / price
-    return (spread_bps <= p[P_MAX_SPREAD] and vol >= p[P_MIN_VOL] and vol <= p[P_MAX_VOL]
-            and quote_volume >= p[P_MIN_QUOTE_VOLUME] and np.isfinite(atr) and atr > 0.0)
+    return vol >= p[P_MIN_VOL] and vol <= p[P_MAX_VOL] and np.isfinite(atr) and atr > 0.0
 
 
 @njit(cache=True)
 def liquidation_guard_ok(p: np.ndarray, entry: float, stop: float, liq: float) -> bool:
-    """True when the liquidation price is at least liq_guard stop-distances away from the entry."""
+    """True when the liquidation price is at least liq_guard stop-distances away from the entry (no stop: True,
+    there is no distance to compare)."""
+    if not np.isfinite(stop):
+        return True
     return abs(entry - liq) >= p[P_LIQ_GUARD] * abs(entry - stop)
 
 

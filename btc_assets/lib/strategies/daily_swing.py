@@ -12,9 +12,11 @@ Position table (`position_change`): the signal is the wanted direction (BUY long
 | short             | reverse long | hold          | close |
 
 A reverse is two orders: close (reduce-only) then open. A held position is not resized. The backtest
-(`backtest`) walks the same table day by day with the same sizing (a fixed fraction of equity, `exposure`), costs
-one way per traded notional (5 bp by default) and funding at each settlement the position holds through; the live
-signal (defs/strategy_daily) calls the same `position_change` against the broker's position.
+(`backtest`) runs the shared numba engine (lib/research/backtest) with the table as its rules (`engine_rules`:
+flat on HOLD, hold on the same side, reverse as exit then entry at the same open, a fixed fraction of equity
+`exposure`, no stop or time exit), costs one way per traded notional (5 bp by default) and funding at each
+settlement the position holds through; the live signal (defs/strategy_daily) calls `position_change` against the
+broker's position, and a test walks both over the same directions and finds the same actions, sizes and P&L.
 
 Regimes (`regimes`): bull when a day's close is more than `band` (5 %) above its 200-day simple moving average,
 bear when more than `band` below, sideways between; the first 199 days have none. Known at the day's close.
@@ -28,9 +30,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from btc_assets.lib.research.backtest.fills import Costs
 from btc_assets.lib.research.backtest.metrics import summarise
+from btc_assets.lib.research.backtest.simulation import simulate
 from btc_assets.lib.research.labels import BUY, HOLD, SELL
 from btc_assets.lib.research.models import rf_daily
+from btc_assets.lib.research.risk import RiskConfig
 from btc_assets.lib.strategies.base import Strategy
 
 NAME = "daily_swing"
@@ -145,75 +150,98 @@ class DailyBacktest:
     buy_and_hold: dict
     by_regime: pd.DataFrame
     by_year: pd.DataFrame
+    skipped: dict = field(default_factory=dict)  # decisions that did not become positions (the engine's counters)
+
+
+# A month of daily bars: the horizon the liquidation probability of an entry is judged over (the strategy has no
+# time exit; its positions last days to weeks).
+LIQ_HORIZON_DAYS = 30
+
+
+def engine_rules(exposure: float, cost_one_way: float, max_liq_prob: float = 0.01) -> tuple[RiskConfig, Costs]:
+    """The position table as the shared engine's rules (lib/research/risk.py): exposure sizing, no stop, no target,
+    no time exit, one position, flat on HOLD, hold on the same side, no breakers or filters (the daily strategy
+    has none), leverage just enough for the exposure; market orders at the day's open paying `cost_one_way` on
+    the traded notional, no further slippage."""
+    risk = RiskConfig(sizing="exposure", exposure=exposure, exit_on_neutral=True, stop_atr=math.inf,
+                      max_hold_bars=1_000_000_000, max_positions=1, leverage=max(1.0, exposure), daily_dd=1.0,
+                      weekly_dd=1.0, max_spread_bps=math.inf, min_vol=0.0, max_vol=math.inf, min_quote_volume=0.0,
+                      max_liq_prob=max_liq_prob, liq_horizon_bars=LIQ_HORIZON_DAYS)
+    costs = Costs(taker_fee=cost_one_way, maker_fee=cost_one_way, slippage_bps=0.0, slippage_vol_mult=0.0)
+    return risk, costs
+
+
+def _engine_run(bars: pd.DataFrame, want: pd.Series, funding, initial_equity: float, risk: RiskConfig,
+                costs: Costs):
+    """The compiled loop over the daily bars: the direction for day D is the signal at D-1's close (the engine acts
+    at the next bar's open). Returns the result and the positions of the decided days in `bars`."""
+    times = pd.DatetimeIndex(bars["open_time"])
+    pos = times.get_indexer(want.index)
+    prev = pos - 1
+    if (prev < 0).any():
+        raise ValueError(f"no daily bar before {want.index[prev < 0][0]:%Y-%m-%d}: the day's direction is decided at "
+                         "the previous close; load the daily bar before the first decided day")
+    gaps = times[prev] != want.index - DAY
+    if gaps.any():
+        d = want.index[gaps][0]
+        raise ValueError(f"the daily bar of {d - DAY:%Y-%m-%d} is missing (the direction of {d:%Y-%m-%d} is decided "
+                         "at its close): fill the gap in silver/klines_1d (or silver/klines_1d_history)")
+    signal = np.zeros(len(bars), np.int8)
+    signal[prev] = want.to_numpy(np.int8)
+    res = simulate(bars, pd.Series(signal, index=times), funding, initial_equity=initial_equity, costs=costs,
+                   risk=risk, exit_on_opposite=True)
+    return res, pos
+
+
+def _per_bar(events: np.ndarray, n: int) -> np.ndarray:
+    return np.bincount(events[:, 0].astype(np.int64), weights=events[:, 1], minlength=n) if len(events) else np.zeros(n)
 
 
 def backtest(daily: pd.DataFrame, directions: pd.Series, funding: pd.DataFrame | None = None, *,
              initial_equity: float = 10_000.0, exposure: float = 1.0, cost_one_way: float = 0.0005,
-             regime: pd.DataFrame | None = None) -> DailyBacktest:
-    """The position table day by day: the direction decided for day D (from bars up to D-1) is held over D from its
-    open to its close, changes pay `cost_one_way` on the traded notional (a reverse trades twice the size), a
-    position pays (long) or earns (short) the funding rates settled during D. Equity compounds: each open is sized
-    at `exposure` x equity, a held position's notional moves with the price. Beside buy-and-hold (long from the
-    first day's open, one entry cost)."""
-    bars = daily.assign(open_time=pd.to_datetime(daily["open_time"], utc=True)).set_index("open_time").sort_index()
+             regime: pd.DataFrame | None = None, max_liq_prob: float = 0.01) -> DailyBacktest:
+    """The position table day by day on the shared backtest engine (engine_rules): the direction decided for day D
+    (from bars up to D-1) is held over D from its open to its close; a change trades at D's open and pays
+    `cost_one_way` on the traded notional (a reverse trades twice the size); a position pays (long) or earns
+    (short) the funding rates settled during D. Equity compounds: each open is sized at `exposure` x equity at the
+    decision's close (capped by the free margin at the open's price), a held position is not resized. Beside
+    buy-and-hold over the same days (long from the first day's open, one entry cost, through the same engine)."""
+    bars = daily.assign(open_time=pd.to_datetime(daily["open_time"], utc=True)).sort_values("open_time")
+    bars = bars.drop_duplicates("open_time").reset_index(drop=True)
     want = directions.copy()
     want.index = pd.DatetimeIndex(want.index).tz_convert("UTC") if want.index.tz else \
         pd.DatetimeIndex(want.index).tz_localize("UTC")
-    want = want[want.index.isin(bars.index)].sort_index()
+    want = want[want.index.isin(pd.DatetimeIndex(bars["open_time"]))].sort_index()
     if want.empty:
         raise ValueError("no decided day has a daily bar: nothing to backtest")
-    b = bars.loc[want.index]
-    fund = pd.Series(0.0, index=want.index)
-    if funding is not None and len(funding):
-        ft = pd.to_datetime(funding["funding_time"], utc=True).dt.floor("D")
-        fund = funding.groupby(ft.to_numpy())["rate"].sum().reindex(want.index).fillna(0.0)
-    eq, pos_qty = initial_equity, 0.0
-    rows, trades, open_trade = [], [], None
-    for t, d in want.items():
-        o, c = float(b.at[t, "open"]), float(b.at[t, "close"])
-        size = target_qty(eq, o, exposure, step=1e-9)
-        _action, orders = position_change(pos_qty, int(d), size, tol=1e-12)
-        cost = 0.0
-        for od in orders:
-            leg_cost = od.qty * o * cost_one_way
-            cost += leg_cost
-            if od.leg == "close" and open_trade is not None:
-                open_trade["fees"] += leg_cost
-                open_trade.update(exit_time=t, exit_price=o)
-                trades.append(open_trade)
-                open_trade = None
-            if od.leg == "open":
-                open_trade = {"entry_time": t, "side": "long" if od.side == "BUY" else "short", "qty": od.qty,
-                              "entry_price": o, "gross_pnl": 0.0, "fees": leg_cost, "funding": 0.0}
-            pos_qty += od.qty if od.side == "BUY" else -od.qty
-        gross = pos_qty * (c - o)
-        funding_paid = pos_qty * o * float(fund.at[t])
-        eq += gross - cost - funding_paid
-        if open_trade is not None:
-            open_trade["gross_pnl"] += gross
-            open_trade["funding"] += funding_paid
-        rows.append({"open_time": t, "direction": int(np.sign(pos_qty)), "gross": gross, "costs": cost,
-                     "funding": funding_paid, "equity": eq, "close": c})
-    if open_trade is not None:  # still open at the end: marked at the last close
-        last = want.index[-1]
-        open_trade.update(exit_time=last + DAY, exit_price=float(b.at[last, "close"]))
-        trades.append(open_trade)
-    days = pd.DataFrame(rows)
-    tr = pd.DataFrame(trades, columns=["entry_time", "exit_time", "side", "qty", "entry_price", "exit_price",
-                                       "gross_pnl", "fees", "funding"])
-    tr["net_pnl"] = tr["gross_pnl"] - tr["fees"] - tr["funding"]
-    tr["r_multiple"] = np.nan
-    times = pd.DatetimeIndex(days["open_time"])
-    strat = summarise(days["equity"].to_numpy(), initial_equity, times, tr, float(days["costs"].sum()),
-                      float(days["funding"].sum()), float((days["direction"] != 0).mean()), bar_minutes=1440)
-    o0 = float(b["open"].iloc[0])
-    qty = initial_equity * (1 - cost_one_way) / o0
-    bh_fund = (qty * b["open"].to_numpy() * fund.to_numpy()).cumsum()
-    bh_eq = initial_equity * (1 - cost_one_way) + qty * (b["close"].to_numpy() - o0) - bh_fund
-    bh_trade = pd.DataFrame({"net_pnl": [bh_eq[-1] - initial_equity], "gross_pnl": [qty * (b["close"].iloc[-1] - o0)],
-                             "qty": [qty], "entry_price": [o0], "exit_price": [float(b["close"].iloc[-1])],
-                             "r_multiple": [np.nan]})
-    bh = summarise(bh_eq, initial_equity, times, bh_trade, initial_equity * cost_one_way, float(bh_fund[-1]), 1.0,
+    bars = bars[bars["open_time"] <= want.index[-1]].reset_index(drop=True)
+    bars = bars[["open_time", "open", "high", "low", "close"] + (["quote_volume"] if "quote_volume" in bars else [])]
+    risk, costs = engine_rules(exposure, cost_one_way, max_liq_prob)
+    res, pos = _engine_run(bars, want, funding, initial_equity, risk, costs)
+    n = len(bars)
+    eq = res.equity.to_numpy()
+    before = np.concatenate([[initial_equity], eq[:-1]])[pos]
+    fees, paid = _per_bar(res.fee_events, n)[pos], _per_bar(res.funding_events, n)[pos]
+    times = pd.DatetimeIndex(want.index)
+    tr = res.trades
+    held = np.zeros(len(times), np.int8)  # the direction at each decided day's close
+    for side, e, x, is_open in zip(tr["side"].astype(str), tr["entry_time"], tr["exit_time"], tr["is_open"]):
+        on = (times >= e) & ((times < x) | bool(is_open))
+        held[on] = 1 if side == "long" else -1
+    days = pd.DataFrame({"open_time": times, "direction": held, "gross": eq[pos] - before + fees + paid,
+                         "costs": fees, "funding": paid, "equity": eq[pos],
+                         "close": bars["close"].to_numpy()[pos]})
+    trades = tr.assign(side=tr["side"].astype(str), exit_reason=tr["exit_reason"].astype(str))[
+        ["entry_time", "exit_time", "side", "qty", "entry_price", "exit_price", "gross_pnl", "fees", "funding",
+         "net_pnl", "r_multiple", "exit_reason", "is_open"]].reset_index(drop=True)
+    strat = summarise(days["equity"].to_numpy(), initial_equity, times, trades, float(fees.sum()), float(paid.sum()),
+                      float((days["direction"] != 0).mean()), bar_minutes=1440)
+    # buy-and-hold: fully invested (exposure 1) from the first decided day's open, through the same engine
+    bh_res, _ = _engine_run(bars, pd.Series(1, index=times), funding, initial_equity,
+                            *engine_rules(1.0, cost_one_way, max_liq_prob))
+    bh_eq = bh_res.equity.to_numpy()[pos]
+    bh = summarise(bh_eq, initial_equity, times, bh_res.trades, float(bh_res.fee_events[:, 1].sum()),
+                   float(bh_res.funding_events[:, 1].sum()) if len(bh_res.funding_events) else 0.0, 1.0,
                    bar_minutes=1440)
     days["buy_and_hold_equity"] = bh_eq
     if regime is not None:
@@ -222,8 +250,9 @@ def backtest(daily: pd.DataFrame, directions: pd.Series, funding: pd.DataFrame |
         days["regime"] = rg.reindex(times - DAY).fillna("none").to_numpy()
     else:
         days["regime"] = "none"
-    return DailyBacktest(days, tr, strat, bh, _split(days, tr, initial_equity, "regime"),
-                         _split(days.assign(year=times.year.astype(str)), tr, initial_equity, "year"))
+    return DailyBacktest(days, trades, strat, bh, _split(days, trades, initial_equity, "regime"),
+                         _split(days.assign(year=times.year.astype(str)), trades, initial_equity, "year"),
+                         {k: v for k, v in res.skipped.items() if v})
 
 
 def _split(days: pd.DataFrame, trades: pd.DataFrame, initial: float, by: str) -> pd.DataFrame:

@@ -1,7 +1,8 @@
 """The compiled event loop over 1m bars (numba, cached on disk): entries, exits, funding, liquidation.
 
 Order of events inside bar t (a bar is known at its close; a decision at close t acts at bar t+1):
-1. exits decided at close t-1 (time exit, opposite signal) fill at the open, market;
+1. exits decided at close t-1 (time exit, opposite signal, or a 0 signal under the position table's rules,
+   risk.py) fill at the open, market;
 2. the entry decided at close t-1 fills: market at the open, or a resting post-only limit if the bar trades
    through it (cancelled after its time to live). The quantity was sized at close t-1; the stop and target are
    placed at the same distances from the actual fill price; the liquidation guard is re-checked at the fill;
@@ -127,6 +128,8 @@ def run(time_ns, o, h, lo, c, m_o, m_h, m_l, atr, vol, spread_bps, quote_vol, si
     last = np.zeros(6 + 2 * 8 + 1)  # ..., [22]: the decided entry's liquidation probability
     last[4] = -1.0
     is_limit = cst[fills.C_ORDER_TYPE] > 0
+    by_table = p[risk.P_EXIT_ON_NEUTRAL] > 0  # the position table's rules (risk.py): flat on 0, hold on the same side
+    by_exposure = int(p[risk.P_SIZING]) == 3
     for t in range(n):
         v_prev = vol[t - 1] if t > 0 else 0.0
         for k in range(n_slots if n_exiting > 0 else 0):  # 1. exits decided at the previous close
@@ -229,15 +232,20 @@ def run(time_ns, o, h, lo, c, m_o, m_h, m_l, atr, vol, spread_bps, quote_vol, si
         prev_eq = equity[t]
         if t == n - 1 and not decide_last:
             break
-        n_exiting = 0
-        for k in range(n_slots if n_active > 0 else 0):  # decisions for the next bar: time and opposite-signal exits
+        n_exiting, freed, holding = 0, 0.0, False
+        for k in range(n_slots if n_active > 0 else 0):  # decisions for the next bar: time and signal exits
             if slots[k, S_ACTIVE] > 0:
                 if t + 1 - slots[k, S_BAR] >= p[risk.P_MAX_HOLD]:
                     slots[k, S_EXIT] = R_TIME + 1.0
                 elif exit_on_opposite and signal[t] == -slots[k, S_SIDE]:
                     slots[k, S_EXIT] = R_SIGNAL + 1.0
+                elif by_table and signal[t] == 0:  # the position table: no view is flat
+                    slots[k, S_EXIT] = R_SIGNAL + 1.0
                 if slots[k, S_EXIT] > 0:
                     n_exiting += 1
+                    freed += slots[k, S_MARGIN]
+                elif by_table and signal[t] == slots[k, S_SIDE]:
+                    holding = True  # the position table: a signal in the position's direction holds it
         if t == n - 1:  # decide_last: report the exits just decided
             j = 0
             for k in range(n_slots):
@@ -245,7 +253,7 @@ def run(time_ns, o, h, lo, c, m_o, m_h, m_l, atr, vol, spread_bps, quote_vol, si
                     last[6 + 2 * j], last[7 + 2 * j] = slots[k, S_BAR], slots[k, S_EXIT] - 1.0
                     j += 1
             last[5] = j
-        if signal[t] == 0 or pend_side != 0.0:
+        if signal[t] == 0 or pend_side != 0.0 or holding:
             continue
         skip = -1
         if paused[t]:
@@ -265,15 +273,19 @@ def run(time_ns, o, h, lo, c, m_o, m_h, m_l, atr, vol, spread_bps, quote_vol, si
             tier = tier_of(tiers, equity[t] * p[risk.P_LEVERAGE])
             max_lev = tiers[tier, 3] if tier >= 0 else tiers[tiers.shape[0] - 1, 3]
             # `scale` (0, 1]: the size input of the regime sizing (1 everywhere without it)
-            qty = round_qty(risk.position_qty(p, equity[t], equity[t] - used_margin, c[t], dist, frac, max_lev)
-                            * scale[t], step)
+            if by_exposure:  # a share of equity; the margin of the positions exiting at the next open is free then
+                qty = round_qty(risk.exposure_qty(p, equity[t], equity[t] - used_margin + freed, c[t], max_lev)
+                                * scale[t], step)
+            else:
+                qty = round_qty(risk.position_qty(p, equity[t], equity[t] - used_margin, c[t], dist, frac, max_lev)
+                                * scale[t], step)
             ref = fills.limit_price(cst, side, c[t], tick) if is_limit else c[t]
             # the chance of reaching the liquidation price within the holding horizon, at the intended price
             d_tier = tier_of(tiers, qty * ref)
             d_lev = min(p[risk.P_LEVERAGE], tiers[d_tier, 3]) if d_tier >= 0 else 0.0
             p_liq = risk.liquidation_probability(
                 ref, liquidation_price(tiers, side, qty, ref, qty * ref / d_lev) if d_lev > 0 and qty > 0 else 0.0,
-                vol[t], p[risk.P_MAX_HOLD])
+                vol[t], risk.liquidation_horizon(p))
             if qty * ref < min_notional:
                 skips[3] += 1
                 if t == n - 1:

@@ -4,8 +4,10 @@ Everything is checked here, once, with errors that name the row and say what to 
 its inputs. Conventions (UTC; a bar is identified by its open time and known at its close):
 * ``signals`` is an entry direction per bar (+1 long, -1 short, 0 none) decided at that bar's close. Bars without
   an entry are 0: a signal is an event, never carried forward.
-* a funding settlement at time T is charged at the first bar opening at or after T (at a gap, the next bar), at
-  that bar's mark open; settlements outside the bars are ignored.
+* a funding settlement at time T is charged at the bar it falls in (opening at T, or, for bars longer than the
+  8-hour funding interval such as daily bars, opening before T and lasting past it: the position held over the
+  bar pays it), at that bar's mark open; a settlement in a gap between bars is charged at the next bar;
+  settlements outside the bars are ignored.
 * ``mark`` (open_time, open, high, low, close of the mark price) is used where given; bars it does not cover fall
   back to the traded price, and ``mark_source`` says which was used ("mark", "last", or "mixed").
 * spread: a ``spread_bps`` column on the bars is used if present; otherwise the bar's high-low range in bps is the
@@ -120,6 +122,11 @@ def _funding(funding: pd.DataFrame | None, time_ns: np.ndarray) -> np.ndarray:
     if not np.isfinite(rate).all():
         raise ValueError(f"funding.rate is NaN/inf at {pd.Timestamp(ft[~np.isfinite(rate)][0], tz='UTC')}")
     bar = np.searchsorted(time_ns, ft, side="left")
+    if len(time_ns) > 1:  # a settlement inside a bar (open < T < open + the bar's length) belongs to that bar
+        length = int(np.median(np.diff(time_ns)))
+        before = np.searchsorted(time_ns, ft, side="right") - 1
+        within = (before >= 0) & (ft < time_ns[np.maximum(before, 0)] + length)
+        bar = np.where(within, before, bar)
     inside = (bar < len(time_ns)) & (ft >= time_ns[0])
     np.add.at(out, bar[inside], rate[inside])
     return out

@@ -91,10 +91,13 @@ def _trades(x: Inputs, rec: np.ndarray) -> pd.DataFrame:
     reason = rec[:, engine.T_REASON].astype(np.int64)
     net = rec[:, engine.T_GROSS] - rec[:, engine.T_FEES] - rec[:, engine.T_FUNDING]
     with np.errstate(divide="ignore", invalid="ignore"):
-        r_mult = np.where(rec[:, engine.T_RISK] > 0, net / rec[:, engine.T_RISK], np.nan)
+        # no stop (the position table's rules): no risk unit, no R multiple
+        r_mult = np.where(np.isfinite(rec[:, engine.T_RISK]) & (rec[:, engine.T_RISK] > 0),
+                          net / rec[:, engine.T_RISK], np.nan)
     is_open = reason == engine.R_OPEN
     # A trade exits at the open of its exit bar, except intrabar exits (during the bar) and the final mark (its close).
-    exit_time = _utc(x.time_ns[exit_] + np.where(is_open, 60_000_000_000, 0))
+    length = int(np.median(np.diff(x.time_ns))) if len(x.time_ns) > 1 else 60_000_000_000
+    exit_time = _utc(x.time_ns[exit_] + np.where(is_open, length, 0))
     side = (rec[:, engine.T_SIDE] > 0).astype(np.int8)
     return pd.DataFrame({
         "entry_time": _utc(x.time_ns[entry]), "exit_time": exit_time,

@@ -92,3 +92,22 @@ def test_the_liquidation_probability_is_the_barrier_formula():
         entry, liq, sigma, bars)
     with pytest.raises(ValueError, match="max_liq_prob=1.5"):
         risk.RiskConfig(max_liq_prob=1.5).to_array()
+
+
+def test_the_position_tables_rules_size_by_exposure_and_need_no_stop():
+    table = risk.RiskConfig(sizing="exposure", exposure=0.5, stop_atr=float("inf"), max_vol=float("inf"),
+                            leverage=1.0, exit_on_neutral=True, liq_horizon_bars=30, max_hold_bars=10**9).to_array()
+    # half the equity as notional, capped by the free margin at the leverage
+    assert risk.exposure_qty(table, 10_000.0, 10_000.0, 40_000.0, 125.0) == pytest.approx(0.125)
+    assert risk.exposure_qty(table, 10_000.0, 2_000.0, 40_000.0, 125.0) == pytest.approx(0.05)
+    assert risk.exposure_qty(table, 0.0, 2_000.0, 40_000.0, 125.0) == 0.0
+    # no stop: the guard that measures the liquidation in stop distances passes; the ATR is not needed
+    assert risk.liquidation_guard_ok(table, 40_000.0, float("-inf"), 39_999.0)
+    assert risk.passes_filters(table, 5.0, float("nan"), 40_000.0, 1e6)
+    assert not risk.passes_filters(P, 5.0, float("nan"), 40_000.0, 1e6)  # with a stop it is
+    # the liquidation probability's horizon: liq_horizon_bars when set, else max_hold_bars
+    assert risk.liquidation_horizon(table) == 30 and risk.liquidation_horizon(P) == 15
+    with pytest.raises(ValueError, match="exposure=0"):
+        risk.RiskConfig(sizing="exposure", exposure=0.0).to_array()
+    with pytest.raises(ValueError, match="liq_horizon_bars=-1"):
+        risk.RiskConfig(liq_horizon_bars=-1).to_array()
