@@ -116,3 +116,17 @@ def test_a_size_scale_shrinks_each_entry_by_its_factor_and_is_checked():
     for bad in (0.0, 1.5, float("nan")):
         with pytest.raises(ValueError, match="size_scale must be in \\(0, 1\\]"):
             simulate(bars, sig, None, size_scale=pd.Series(bad, index=times[:3]))
+
+
+def test_a_settlement_is_charged_at_the_bar_it_falls_in_and_after_a_gap_at_the_next():
+    from btc_assets.lib.research.backtest.inputs import _funding
+
+    t = pd.date_range("2024-01-01", periods=5, freq="1min", tz="UTC").delete(3)  # 00:03 is missing
+    ns = pd.DatetimeIndex(t).asi8
+    f = pd.DataFrame({"funding_time": pd.to_datetime(["2024-01-01 00:01:00", "2024-01-01 00:02:00.004",
+                                                      "2024-01-01 00:03:30"], utc=True, format="ISO8601"), "rate": [1.0, 2.0, 4.0]})
+    # on time: its bar; 4 ms late (Binance stamps settlements so): still the bar it falls in; in the gap: the next
+    assert list(_funding(f, ns)) == [0.0, 1.0, 2.0, 4.0]
+    days = pd.date_range("2024-01-01", periods=3, freq="D", tz="UTC")
+    eight = pd.DataFrame({"funding_time": pd.date_range("2024-01-01", periods=9, freq="8h", tz="UTC"), "rate": 1.0})
+    assert list(_funding(eight, pd.DatetimeIndex(days).asi8)) == [3.0, 3.0, 3.0]  # daily bars: the day's three
