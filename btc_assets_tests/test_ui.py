@@ -49,7 +49,9 @@ def served(tmp_path_factory, sample_archive):
             p = Pipeline(root, sample_archive, instance)
             p.run([["bronze", "funding_rates"], ["silver", "funding_rates"]], partition_key="2024-01-01")
             p.run(DAILY, first="2024-01-01", last="2024-01-08")
-            p.run([["models", "xgb_model"]], partition_key="2024-01-08", run_config=train_config())
+            trained = p.run([["models", "xgb_model"]], partition_key="2024-01-08", run_config=train_config())
+            runs_table = trained.get_asset_materialization_events()[0].event_specific_data.materialization.metadata[
+                "mlflow_runs_table"].value
             p.run([["models", "signals"]], partition_key="2024-01-08")
             res = p.run([["backtest", "report"]])
             report_url = res.get_asset_materialization_events()[0].event_specific_data.materialization.metadata[
@@ -66,7 +68,7 @@ def served(tmp_path_factory, sample_archive):
     deadline = time.time() + 120
     while time.time() < deadline and not (_up(f"{urls[0]}/server_info") and _up(urls[1])):
         time.sleep(1)
-    yield proc, urls, chromium, report_url
+    yield proc, urls, chromium, report_url, runs_table
     if proc.poll() is None:  # Ctrl-C first: `btc-assets ui` stops the servers it started (their own sessions)
         os.killpg(proc.pid, signal.SIGINT)
         try:
@@ -191,6 +193,23 @@ def test_the_report_link_opens_the_page_in_the_mlflow_ui(served, browser):
     page.screenshot(path=str(ARTIFACTS / "mlflow_backtest_report.png"))
     assert any("After costs the strategy returned" in (f.content() or "") for f in page.frames[1:]), \
         f"the report page did not render inside MLflow's artifact view: frames {[f.url for f in page.frames]}"
+
+
+def test_the_runs_table_link_opens_on_the_after_cost_headline(served, browser):
+    """The model's `mlflow_runs_table` link opens the family's runs table on its saved view: the after-cost columns
+    are there without choosing them by hand."""
+    link = served[4]
+    assert link.startswith(served[1][1] + "/#/experiments/") and link.endswith("/runs?viewStateShareKey=headline")
+    page = browser.new_page(viewport={"width": 1800, "height": 1000})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(link, wait_until="domcontentloaded")
+    page.get_by_text("headline (after costs)").first.wait_for(timeout=30_000)
+    for column in ("wf_net_return", "wf_psr", "test_log_loss"):
+        page.get_by_role("columnheader").filter(has_text=column).first.wait_for(timeout=30_000)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "mlflow_runs_headline.png"))
+    assert "share key" not in page.inner_text("body") and not errors, errors
 
 
 def test_one_ctrl_c_stops_both_uis(served, browser):

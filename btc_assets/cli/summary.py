@@ -150,12 +150,26 @@ def print_summary(root: Path, timings: dict[str, float], wall_s: float) -> None:
     print(f"  backtest report   {report}" if report.exists() else "  backtest report   not built (skipped: see above)")
     print(f"  live dashboard    {root / 'lake' / 'reports' / 'live_dashboard.html'} (also: trading/dashboard in the UI)")
     print("  model comparison  MLflow experiment btc_assets.model_comparison: a run per week, each family's after-cost "
-          "figures side by side, the winner and what was promoted")
+          "figures side by side, the winner and what was promoted" + _experiment_link())
     print(f"  DuckDB warehouse  {db}")
     print(f"  raw archive files {root / 'lake' / 'bronze'}")
     print(f"  MLflow store      {root / 'mlflow'}")
     print("  make ui           Dagster UI http://127.0.0.1:3000 (asset graph, runs, checks) and "
           "MLflow UI http://127.0.0.1:5000")
+
+
+def _experiment_link() -> str:
+    """The comparison experiment's runs table on its headline view, once `make ui` serves MLflow ('' if the
+    experiment is not there)."""
+    import mlflow
+
+    from btc_assets.lib.research.models.tracking import COMPARISON_EXPERIMENT, experiment_url
+
+    try:
+        exp = mlflow.get_experiment_by_name(COMPARISON_EXPERIMENT)
+    except Exception:  # noqa: BLE001 - a summary line, never a failure
+        return ""
+    return f"\n                    {experiment_url(exp.experiment_id)}" if exp is not None else ""
 
 
 def _print_parity() -> None:

@@ -241,6 +241,7 @@ def metadata(logged, wf: WalkForwardResult, row: dict, extra: dict) -> dict:
     p = wf.predictions["open_time"]
     return {
         "mlflow_run": dg.MetadataValue.url(logged.run_url), "model_uri": logged.model_uri,
+        **({"mlflow_runs_table": dg.MetadataValue.url(logged.experiment_url)} if logged.experiment_url else {}),
         "model_version": f"{logged.registered_name} v{logged.version}" if logged.version else logged.registered_name,
         "promoted": bool(row["promoted"]), "promotion_reason": row["reason"], "folds": len(wf.fold_metrics),
         "test_period": f"{p.min()} .. {p.max()}",

@@ -152,10 +152,18 @@ class MlflowResource(dg.ConfigurableResource):
         exp = mlflow.get_experiment_by_name(experiment)
         # Every experiment of the project is model development: typed so, MLflow opens it in the model-training
         # view (runs, metrics, artifacts), not the GenAI one (traces, evaluations).
+        from btc_assets.lib.research.models.tracking import set_headline_view
+
         kind = {"mlflow.experimentKind": "custom_model_development"}
+        client = mlflow.MlflowClient()
         if exp is None:
-            return mlflow.create_experiment(experiment, artifact_location=f"{self.artifact_root}/{experiment}",
-                                            tags=kind)
-        if exp.tags.get("mlflow.experimentKind") != kind["mlflow.experimentKind"]:
-            mlflow.MlflowClient().set_experiment_tag(exp.experiment_id, *next(iter(kind.items())))
-        return exp.experiment_id
+            experiment_id = mlflow.create_experiment(experiment, artifact_location=f"{self.artifact_root}/{experiment}",
+                                                     tags=kind)
+            tags = {}
+        else:
+            experiment_id, tags = exp.experiment_id, exp.tags
+            if tags.get("mlflow.experimentKind") != kind["mlflow.experimentKind"]:
+                client.set_experiment_tag(experiment_id, *next(iter(kind.items())))
+        # the runs table opens on the headline figures (tracking.HEADLINE_VIEW; experiment_url links to it)
+        set_headline_view(client, experiment_id, experiment, tags)
+        return experiment_id

@@ -9,6 +9,7 @@ side by side in the MLflow UI. Nothing secret is logged: parameters are hyper-pa
 from __future__ import annotations
 
 import functools
+import json
 import math
 import os
 import time
@@ -70,6 +71,7 @@ class LoggedModel:
     registered_name: str
     version: str
     run_url: str
+    experiment_url: str = ""  # the family's runs table on its headline view
 
 
 def ui_base() -> str:
@@ -82,6 +84,65 @@ def dagster_base() -> str:
     """The Dagster UI's address for links: DAGSTER_UI_URL, else 127.0.0.1 on BTC_UI_DAGSTER_PORT (default 3000)."""
     port = os.environ.get("BTC_UI_DAGSTER_PORT", "3000")
     return os.environ.get("DAGSTER_UI_URL", f"http://127.0.0.1:{port}").rstrip("/")
+
+
+# The runs table's saved view every experiment of the project carries (MLflow >= 3.15 keeps saved views as experiment
+# tags `mlflow.sharedViewState.<id>`: the UI lists them under Views and opens one from `?viewStateShareKey=<id>`);
+# its columns are the headline figures, so the table answers its question without choosing columns by hand.
+HEADLINE_VIEW = "headline"
+SAVED_VIEW_PREFIX = "mlflow.sharedViewState."
+_SIGNAL_HEADLINE = ("wf_net_return", "wf_psr", "wf_trades", "wf_random_entry_percentile", "test_log_loss",
+                    "majority_log_loss", "test_accuracy")
+_HEADLINES = {
+    "btc_assets.backtest": (("total_return", "sharpe", "max_drawdown", "n_trades", "fees_paid", "funding_paid",
+                             "buy_and_hold.total_return", "buy_and_hold.sharpe", "random_entry.total_return"),
+                            ("strategy", "model_versions")),
+    "btc_assets.tft": (("test_pinball", "zero_pinball", "historical_pinball", "test_coverage"),
+                       ("week_start", "promoted")),
+    "btc_assets.study": (("holdout_net_return", "holdout_sharpe_daily", "holdout_trades", "buy_and_hold_return",
+                          "dsr", "pbo", "n_trials", "inner_sharpe_daily"), ()),
+}
+
+
+def headline_columns(experiment: str) -> list[str]:
+    """The runs-table columns of an experiment's headline view: metrics and tags, as MLflow's UI names them."""
+    if experiment == COMPARISON_EXPERIMENT:
+        fams = [f for f in FAMILIES if f != "tft"]
+        metrics = [f"{f}.wf_net_return" for f in fams] + [f"{f}.promoted" for f in fams]
+        tags: tuple[str, ...] = ("winner_net_of_costs", "promoted_families")
+    elif experiment in _HEADLINES:
+        metrics, tags = _HEADLINES[experiment]
+    else:  # a signal family's experiment
+        metrics, tags = _SIGNAL_HEADLINE, ("week_start", "promoted")
+    return [f"tags.`{t}`" for t in tags] + [f"metrics.`{m}`" for m in metrics]
+
+
+def saved_view(experiment: str, now_ms: int) -> str:
+    """The tag value of the headline view: MLflow's saved-view envelope around the runs page's state (newest
+    first)."""
+    columns = headline_columns(experiment)
+    state = {"selectedColumns": columns, "columnOrder": columns, "orderByKey": "attributes.start_time",
+             "orderByAsc": False}
+    return json.dumps({"name": "headline (after costs)", "createdAt": now_ms, "updatedAt": now_ms,
+                       "state": json.dumps(state, separators=(",", ":"))}, separators=(",", ":"))
+
+
+def set_headline_view(client, experiment_id: str, experiment: str, tags: dict[str, str]) -> None:
+    """Give the experiment its headline view (idempotent: rewritten only when the columns changed)."""
+    key = SAVED_VIEW_PREFIX + HEADLINE_VIEW
+    held = tags.get(key)
+    if held is not None:
+        try:
+            if json.loads(json.loads(held)["state"]).get("selectedColumns") == headline_columns(experiment):
+                return
+        except (ValueError, KeyError, TypeError):
+            pass
+    client.set_experiment_tag(experiment_id, key, saved_view(experiment, int(time.time() * 1000)))
+
+
+def experiment_url(experiment_id: str) -> str:
+    """An experiment's runs table in the MLflow UI, opened on its headline view."""
+    return f"{ui_base()}/#/experiments/{experiment_id}/runs?viewStateShareKey={HEADLINE_VIEW}"
 
 
 def ui_url(experiment_id: str, run_id: str, artifact: str | None = None) -> str:
@@ -156,7 +217,7 @@ def log_run(
         model_uri=info.model_uri if info else f"runs:/{run.info.run_id}",
         registered_name=fam.registered_name or family,
         version=str(info.registered_model_version) if info and fam.registered_name else "",
-        run_url=ui_url(experiment_id, run.info.run_id),
+        run_url=ui_url(experiment_id, run.info.run_id), experiment_url=experiment_url(experiment_id),
     )
 
 

@@ -93,3 +93,30 @@ def test_one_comparison_run_per_week_ranks_the_families_after_costs(store):
     other = [r for r in runs if r.data.tags["week_start"] == "2024-01-22"][0]
     assert other.data.tags["promoted_families"] == "none: nothing trades this week"
     assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
+
+
+def test_every_experiment_opens_on_its_headline_columns(store):
+    """MLflow's saved-view envelope (experiment tag mlflow.sharedViewState.<id>): the runs table's columns are the
+    after-cost headline, written once and rewritten only when the columns change; the link opens that view."""
+    import json
+
+    key = tracking.SAVED_VIEW_PREFIX + tracking.HEADLINE_VIEW
+    exp_id = store.activate("btc_assets.xgboost")
+    client = mlflow.MlflowClient()
+    held = client.get_experiment(exp_id).tags[key]
+    envelope = json.loads(held)
+    assert isinstance(envelope["name"], str) and isinstance(envelope["createdAt"], int)
+    state = json.loads(envelope["state"])  # a string holding the runs page's state, as the UI reads it
+    assert state["selectedColumns"][:2] == ["tags.`week_start`", "tags.`promoted`"]
+    assert "metrics.`wf_net_return`" in state["selectedColumns"] and "metrics.`wf_psr`" in state["selectedColumns"]
+    time.sleep(0.01)
+    store.activate("btc_assets.xgboost")
+    assert client.get_experiment(exp_id).tags[key] == held  # unchanged: not rewritten on every run
+    client.set_experiment_tag(exp_id, key, "not a view")  # damaged or from an older column set: rewritten
+    store.activate("btc_assets.xgboost")
+    assert json.loads(client.get_experiment(exp_id).tags[key])["state"] == envelope["state"]
+    # each kind of experiment has its own headline
+    comparison = tracking.headline_columns(tracking.COMPARISON_EXPERIMENT)
+    assert "metrics.`xgb.wf_net_return`" in comparison and "tags.`winner_net_of_costs`" in comparison
+    assert "metrics.`buy_and_hold.total_return`" in tracking.headline_columns("btc_assets.backtest")
+    assert tracking.experiment_url(exp_id).endswith(f"/#/experiments/{exp_id}/runs?viewStateShareKey=headline")
