@@ -322,6 +322,7 @@ def test_a_worker_that_died_after_sending_leaves_its_bar_to_the_next_worker(sess
                 if r.event_log_entry.dagster_event and r.event_log_entry.dagster_event.event_type_value ==
                 "ASSET_OBSERVATION"]
     assert [o.metadata["bar_time"].value for o in observed] == [str(newest.tz_localize(None))]
+    assert observed[0].description.startswith(f"bar {newest:%Y-%m-%d %H:%M} UTC: ")  # labelled by its bar
 
 
 def test_a_run_left_unfinished_by_a_killed_worker_is_failed_and_its_bar_run_again(session, tmp_path):

@@ -348,6 +348,8 @@ def _observation(context, row) -> dg.AssetObservation:
     """The per-bar event of one decision (trading/decisions), labelled by its decision id and bar time."""
     return dg.AssetObservation(
         asset_key=DECISIONS.key, partition=context.partition_key,
+        # the event's own time is when it was logged (Dagster sets it); the bar it decides is its label
+        description=f"bar {pd.Timestamp(row.bar_time):%Y-%m-%d %H:%M} UTC: {CLASS_NAMES[row.signal]} -> {row.action}",
         metadata={"decision_id": row.decision_id, "bar_time": str(row.bar_time), "signal": CLASS_NAMES[row.signal],
                   "p_buy": float(row.p_buy), "p_sell": float(row.p_sell), "action": row.action,
                   "entry_qty": float(row.entry_qty), "model_version": row.model_version})
