@@ -288,12 +288,25 @@ def kill_command(clear: bool, reason: str) -> int:
                 done = kill_switch.clear(conn, reason)
             except ValueError as e:
                 raise SystemExit(str(e)) from e
+            _latch_to_lakehouse(conn)
             print("kill switch cleared: trading resumes on the next run" if done else "the kill switch was not engaged")
             return 0
         engaged = kill_switch.latch(conn, [f"engaged by hand: {reason or 'no reason given'}"], by="btc-assets kill")
+        _latch_to_lakehouse(conn)
         print("kill switch engaged: the next trading run cancels, flattens and stops; held until "
               "btc-assets kill --clear --reason '...'" if engaged else kill_switch.latched(conn))
     return 0
+
+
+def _latch_to_lakehouse(conn) -> None:
+    """With BTC_LAKEHOUSE_URI set, the latch's new event goes to its Delta table at once (the audit trail)."""
+    import os
+
+    from btc_assets.lib.storage.lakehouse import URI_VAR, Lakehouse
+    from btc_assets.lib.trading.journal import events_to_lakehouse
+
+    if os.environ.get(URI_VAR):
+        events_to_lakehouse(conn, Lakehouse.from_env(), note={"by": "btc-assets kill"})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,7 +18,8 @@ from btc_assets.lib.storage import lakehouse
 from btc_assets.lib.storage.warehouse import frame_of
 from btc_assets.lib.research.features.window import WARMUP
 from btc_assets.lib.trading import metrics as trading_metrics
-from btc_assets.lib.trading.journal import Journal, journal_to_lakehouse, mirror_journal, own_book
+from btc_assets.lib.trading.journal import (Journal, events_to_lakehouse, journal_to_lakehouse, mirror_journal,
+                                           own_book)
 from btc_assets.lib.trading import kill_switch, trader
 from btc_assets.lib.trading.kill_switch import KillSwitch, stop_trading
 from btc_assets.lib.trading.live_market import RecordedMarket
@@ -169,6 +170,7 @@ def send_orders(context: dg.AssetExecutionContext, journal: Journal, warehouse: 
     if mismatch:  # engaged now and held until a person clears it (btc-assets kill --clear)
         kill_switch.latch(conn, [f"reconciliation failed: broker {actual:+.3f} BTC vs journal {expected:+.3f}, "
                                  f"orders open on one side only {orphans[:5]}"], context.run.run_id)
+        events_to_lakehouse(conn, lakehouse.ACTIVE.get(), note={"run_id": context.run.run_id})  # audited now
         alerts.send("position mismatch", f"{trading.strategy} ({trading.mode}): broker holds {actual:+.3f} BTC, the "
                     f"journal expects {expected:+.3f}; orders open on one side only: {orphans[:5]}; trading stops "
                     "on the next run until it is resolved (RUNBOOK: recover after a crash)", level="critical")

@@ -234,6 +234,40 @@ def journal_to_lakehouse(conn: duckdb.DuckDBPyConnection, lake, start: pd.Timest
         rows = conn.execute(f"SELECT {', '.join(types)} FROM {table} WHERE bar_time >= ? AND bar_time < ?",
                             [first, last]).df()
         out[table] = lake.append_new(table, types, rows, "bar_time", key, note=note)
+    out.update(events_to_lakehouse(conn, lake, note=note))
+    return out
+
+
+# The trading events that are not keyed by bar: the kill switch's latch (ENGAGED / CLEARED, who and why) and the
+# account equity each run read (the account breakers' input). Stamped by the wall clock, mirrored by it.
+EVENTS_WINDOW = pd.Timedelta(days=2)
+
+
+def event_tables() -> tuple[tuple[str, dict[str, str], tuple[str, ...]], ...]:
+    from btc_assets.lib.trading.kill_switch import LATCH, LATCH_TYPES
+    from btc_assets.lib.trading.session import EQUITY, EQUITY_TYPES
+
+    return ((LATCH, LATCH_TYPES, ("event_time", "event", "actor")),
+            (EQUITY, EQUITY_TYPES, ("event_time", "broker", "run_id")))
+
+
+def events_to_lakehouse(conn: duckdb.DuckDBPyConnection, lake, now: pd.Timestamp | None = None,
+                        note: dict | None = None) -> dict[str, int]:
+    """Append the kill-switch latch's and the account equity's rows of the last EVENTS_WINDOW (wall clock) to their
+    Delta tables by key, like the journal: append-only, so the latch's Delta log is the audit trail of every
+    engagement and every clearing. Returns rows appended per table ({} without a lakehouse; a table not created
+    yet is skipped)."""
+    if lake is None:
+        return {}
+    from btc_assets.lib.storage.warehouse import table_exists
+
+    since = _naive(now if now is not None else pd.Timestamp.now(tz="UTC")) - EVENTS_WINDOW
+    out = {}
+    for table, types, key in event_tables():
+        if not table_exists(conn, table):
+            continue
+        rows = conn.execute(f"SELECT {', '.join(types)} FROM {table} WHERE event_time >= ?", [since]).df()
+        out[table] = lake.append_new(table, types, rows, "event_time", key, note=note)
     return out
 
 

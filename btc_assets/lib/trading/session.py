@@ -195,6 +195,10 @@ def repair_against_plan(broker, strategy: str, bar_time: pd.Timestamp, planned_s
             "target fired first, or a late entry was skipped): not opened now; the plan's exit will be a no-op")
 
 
+EQUITY = "trading.account_equity"
+EQUITY_TYPES = {"event_time": "TIMESTAMP", "broker": "VARCHAR", "equity": "DOUBLE", "run_id": "VARCHAR"}
+
+
 def account_breaker(conn, broker: str, equity: float, now: pd.Timestamp, daily_dd: float, weekly_dd: float,
                     run_id: str = "") -> str | None:
     """Record the account's equity for this run and say why entries must pause (None: they may): the account
@@ -202,10 +206,9 @@ def account_breaker(conn, broker: str, equity: float, now: pd.Timestamp, daily_d
     start of the week (Monday). The first equity seen in a period is its start."""
     from btc_assets.lib.storage.warehouse import ensure_table
 
-    ensure_table(conn, "trading.account_equity", {"event_time": "TIMESTAMP", "broker": "VARCHAR",
-                                                    "equity": "DOUBLE", "run_id": "VARCHAR"})
+    ensure_table(conn, EQUITY, EQUITY_TYPES)
     t = pd.Timestamp(now).tz_convert("UTC").tz_localize(None)
-    conn.execute("INSERT INTO trading.account_equity VALUES (?, ?, ?, ?)", [t, broker, float(equity), run_id])
+    conn.execute(f"INSERT INTO {EQUITY} VALUES (?, ?, ?, ?)", [t, broker, float(equity), run_id])
     out = []
     for label, start, limit in (("day", t.floor("D"), daily_dd), ("week", (t - pd.Timedelta(days=t.dayofweek))
                                                                    .floor("D"), weekly_dd)):

@@ -161,3 +161,30 @@ def test_the_journal_is_appended_to_its_delta_tables_and_never_thinned_or_rewrit
     kept = lake.read_window(DECISIONS, "bar_time", D1, D1 + 2 * DAY)
     assert len(kept) == 2 and kept["price"].iloc[0] == 42000.5  # the first decision of bar 10 stays as it was
     assert {h["operation"] for h in lake.history(DECISIONS)} <= {"CREATE TABLE", "MERGE"}
+
+
+def test_the_kill_switch_latch_and_the_account_equity_are_appended_to_delta_too(tmp_path):
+    from btc_assets.lib.storage.lakehouse import Lakehouse
+    from btc_assets.lib.trading import kill_switch
+    from btc_assets.lib.trading.journal import events_to_lakehouse, journal_to_lakehouse
+    from btc_assets.lib.trading.session import EQUITY, account_breaker
+
+    lake = Lakehouse(str(tmp_path / "lakehouse"))
+    conn = duckdb.connect(str(tmp_path / "a.duckdb"))
+    assert events_to_lakehouse(conn, lake) == {}  # neither table exists yet: nothing to append
+    now = pd.Timestamp.now(tz="UTC")
+    account_breaker(conn, "paper", 10_000.0, now - pd.Timedelta(days=5), 0.05, 0.15, "old")  # outside the window
+    account_breaker(conn, "paper", 10_000.0, now - pd.Timedelta(minutes=2), 0.05, 0.15, "r1")
+    account_breaker(conn, "paper", 9_990.0, now - pd.Timedelta(minutes=1), 0.05, 0.15, "r2")
+    assert kill_switch.latch(conn, ["reconciliation failed"], "r2")
+    Journal(conn).record_decisions(decisions([D1 + M]))
+    got = journal_to_lakehouse(conn, lake, D1, D1 + DAY)  # every trading run appends the events with the journal
+    assert got[kill_switch.LATCH] == 1 and got[EQUITY] == 2 and got[DECISIONS] == 1
+    assert kill_switch.clear(conn, "exchange and journal agree again", by="ops")
+    assert events_to_lakehouse(conn, lake) == {kill_switch.LATCH: 1, EQUITY: 0}  # only what is new
+    version = lake.version(EQUITY)
+    assert events_to_lakehouse(conn, lake) == {kill_switch.LATCH: 0, EQUITY: 0} and lake.version(EQUITY) == version
+    far, soon = pd.Timestamp("2000-01-01", tz="UTC"), now + DAY
+    latch = lake.read_window(kill_switch.LATCH, "event_time", far, soon).sort_values("event_time")
+    assert list(latch["event"]) == ["ENGAGED", "CLEARED"] and list(latch["actor"]) == ["trading run", "ops"]
+    assert sorted(lake.read_window(EQUITY, "event_time", far, soon)["run_id"]) == ["r1", "r2"]
