@@ -211,6 +211,20 @@ def test_the_schedule_trades_through_the_fake_kraken_futures_venue(daily, monkey
     assert mark > 0 and unrealised == pytest.approx(kraken[5] * (mark - cost)) and whole == pytest.approx(net + unrealised)
     meta = res.get_asset_materialization_events()[0].event_specific_data.materialization.metadata
     assert meta["marked_at"].value.startswith("Binance USD-M BTCUSDT")
+    # with a lakehouse, each refresh appends its snapshot (as_of): the books' history, not one replaced table
+    from btc_assets.defs.trading.pnl import BOOKS_HISTORY
+    from btc_assets.lib.storage.lakehouse import Lakehouse
+
+    lake_uri = str(root / "books_lakehouse")
+    from btc_assets.defs.resources.storage import WarehouseResource
+
+    with_lake = {**resources, "warehouse": WarehouseResource(database=resources["warehouse"].database,
+                                                             lakehouse_uri=lake_uri)}
+    assert run([["trading", "books"]], res=with_lake).success and run([["trading", "books"]], res=with_lake).success
+    history = Lakehouse(lake_uri).read_window(BOOKS_HISTORY, "as_of", pd.Timestamp("2000-01-01", tz="UTC"),
+                                              pd.Timestamp.now(tz="UTC") + pd.Timedelta(days=1))
+    assert history["as_of"].nunique() == 2 and len(history) == 2 * len(rows)
+    assert set(zip(history["strategy"], history["venue"])) == set(by)
 
 
 def test_kraken_needs_the_opt_in(daily, monkeypatch):

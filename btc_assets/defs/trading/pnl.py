@@ -103,6 +103,20 @@ BOOK_TYPES = {"strategy": "VARCHAR", "venue": "VARCHAR", "fills": "BIGINT", "not
               "last_fill": "TIMESTAMP"}
 
 
+# In the lakehouse the books are a history, not one replaced table: every refresh appends its snapshot stamped
+# `as_of` (the DuckDB table trading.books holds the latest), so the P&L of every book can be read as it stood.
+BOOKS_HISTORY = "trading.books"
+
+
+def books_to_lakehouse(lake, table: pd.DataFrame, as_of: pd.Timestamp) -> int:
+    """Append one books snapshot to its Delta table (key: as_of, strategy, venue); rows appended, 0 without a
+    lakehouse or rows."""
+    if lake is None or not len(table):
+        return 0
+    types = {**BOOK_TYPES, "as_of": "TIMESTAMP"}
+    return lake.append_new(BOOKS_HISTORY, types, table.assign(as_of=as_of), "as_of", ("as_of", "strategy", "venue"))
+
+
 @dg.asset(
     key=["trading", "books"],
     deps=[dg.AssetKey(["trading", "orders"]), dg.AssetKey(["strategy_daily", "signal_log"])],
@@ -115,9 +129,11 @@ BOOK_TYPES = {"strategy": "VARCHAR", "venue": "VARCHAR", "fills": "BIGINT", "not
     "refreshed after trading runs.",
 )
 def books(warehouse: DuckDBResource) -> dg.MaterializeResult:
+    from btc_assets.lib.storage import lakehouse
     from btc_assets.lib.storage.warehouse import ensure_table
 
     with warehouse.get_connection() as conn:
+        lake = lakehouse.ACTIVE.get()  # BTC_LAKEHOUSE_URI set: each snapshot is also appended there (below)
         mark = trading_metrics.last_mark(conn)
         table = trading_metrics.books(conn, mark) if table_exists(conn, "trading.order_events") else pd.DataFrame(
             columns=list(BOOK_TYPES))
@@ -127,8 +143,11 @@ def books(warehouse: DuckDBResource) -> dg.MaterializeResult:
             conn.register("_books", table)
             conn.execute(f"INSERT INTO trading.books SELECT {', '.join(BOOK_TYPES)} FROM _books")
             conn.unregister("_books")
+    snapshots = books_to_lakehouse(lake, table, pd.Timestamp.now(tz="UTC"))
     total = table[(table["strategy"] == "all") & (table["venue"] == "all")] if len(table) else table
     return dg.MaterializeResult(metadata={
+        "lakehouse": (f"snapshot appended to {BOOKS_HISTORY} ({snapshots} rows, as_of now)" if lake is not None
+                      else "no lakehouse (BTC_LAKEHOUSE_URI unset)"),
         "books": frame_table(table) if len(table) else "no fills yet",
         "strategies": sorted(set(table["strategy"]) - {"all"}) if len(table) else [],
         "venues": sorted(set(table["venue"]) - {"all"}) if len(table) else [],
