@@ -86,11 +86,16 @@ def _print_lakehouse(conn) -> None:
         shown.append((table, int(t.version()) + 1, delta_rows, duck_rows))
     if not shown:
         return
-    same = sum(d == k for _, _, d, k in shown)
-    print(f"\n== Lakehouse ({uri}: Delta tables, one commit per window; {same} of {len(shown)} hold exactly the "
-          "rows of their DuckDB table) ==")
+    from btc_assets.defs.trading.pnl import BOOKS_HISTORY
+
+    history = {BOOKS_HISTORY}  # a snapshot appended per refresh there; DuckDB keeps the latest
+    same = sum(d == k for t, _, d, k in shown if t not in history)
+    print(f"\n== Lakehouse ({uri}: Delta tables, one commit per window; {same} of "
+          f"{sum(t not in history for t, *_ in shown)} hold exactly the rows of their DuckDB table) ==")
     for table, commits, d, k in shown:
-        print(f"  {table:<28} {commits:>4} commits {d:>10,} rows" + ("" if d == k else f"  (DuckDB {k:,})"))
+        print(f"  {table:<28} {commits:>4} commits {d:>10,} rows" + (
+            f"  (history of snapshots; DuckDB holds the latest, {k:,} rows)" if table in history
+            else "" if d == k else f"  (DuckDB {k:,})"))
 
 
 def print_summary(root: Path, timings: dict[str, float], wall_s: float) -> None:
