@@ -86,15 +86,17 @@ def _print_lakehouse(conn) -> None:
         shown.append((table, int(t.version()) + 1, delta_rows, duck_rows))
     if not shown:
         return
+    from btc_assets.defs.bronze.assets import MANIFEST_TABLE
     from btc_assets.defs.trading.pnl import BOOKS_HISTORY
 
-    history = {BOOKS_HISTORY}  # a snapshot appended per refresh there; DuckDB keeps the latest
+    # histories there (a books snapshot per refresh, a manifest row per fetch); DuckDB keeps the latest
+    history = {BOOKS_HISTORY, MANIFEST_TABLE}
     same = sum(d == k for t, _, d, k in shown if t not in history)
     print(f"\n== Lakehouse ({uri}: Delta tables, one commit per window; {same} of "
           f"{sum(t not in history for t, *_ in shown)} hold exactly the rows of their DuckDB table) ==")
     for table, commits, d, k in shown:
         print(f"  {table:<28} {commits:>4} commits {d:>10,} rows" + (
-            f"  (history of snapshots; DuckDB holds the latest, {k:,} rows)" if table in history
+            f"  (a history; DuckDB holds the latest, {k:,} rows)" if table in history
             else "" if d == k else f"  (DuckDB {k:,})"))
 
 

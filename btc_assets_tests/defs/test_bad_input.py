@@ -156,3 +156,12 @@ def test_with_a_lakehouse_every_written_window_is_committed_there_and_a_failed_d
     assert len(lake.read_window("silver.klines_1m", "open_time", "2024-01-01", "2024-01-04")) == 2 * 1440
     assert [h["operation"] for h in lake.history("silver.klines_1m", limit=1)] == ["WRITE"]
     assert lake.version("silver.klines_1m") == 3  # created, two days, the day again
+    # the bronze manifest: every fetch appended (the history), DuckDB's table the current row of each file
+    fetched = lake.read_window("bronze.files", "period_start", "2024-01-01", "2024-01-04")
+    assert sorted(fetched["relpath"].str[-14:]) == [f"2024-01-0{d}.zip" for d in (1, 2, 3)]
+    assert fetched["sha256"].str.fullmatch("[0-9a-f]{64}").all()
+    p.run([["bronze", "klines_1m"]], partition_key="2024-01-02")  # fetched again
+    again = lake.read_window("bronze.files", "period_start", "2024-01-02", "2024-01-03")
+    with p.resources["warehouse"].get_connection() as conn:
+        current = conn.execute("SELECT count(*) FROM bronze.files WHERE relpath LIKE '%2024-01-02.zip'").fetchone()[0]
+    assert len(again) == 2 and again["sha256"].nunique() == 1 and current == 1

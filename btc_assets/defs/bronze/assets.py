@@ -24,6 +24,7 @@ from btc_assets.lib.data.rest.errors import BinanceError
 from btc_assets.lib.data.rest.download import download_file
 from btc_assets.lib.data.rest.layouts import REST_DATASETS
 from btc_assets.lib.data.synthetic import is_synthetic_zip
+from btc_assets.lib.storage import lakehouse
 from btc_assets.lib.storage.warehouse import ensure_table
 
 MANIFEST_TABLE = "bronze.files"
@@ -80,6 +81,7 @@ def fetch_to_lake(context: dg.AssetExecutionContext, files: list[tuple[dt.date, 
     if rows:
         frame = pd.DataFrame(rows)
         with warehouse.get_connection() as conn:
+            lake_table = lakehouse.ACTIVE.get()  # BTC_LAKEHOUSE_URI set: the fetches are appended there (below)
             ensure_table(conn, MANIFEST_TABLE, MANIFEST_COLUMNS)
             conn.register("_manifest_rows", frame)
             conn.execute("BEGIN TRANSACTION")
@@ -87,6 +89,11 @@ def fetch_to_lake(context: dg.AssetExecutionContext, files: list[tuple[dt.date, 
             conn.execute(f"INSERT INTO {MANIFEST_TABLE} SELECT {', '.join(MANIFEST_COLUMNS)} FROM _manifest_rows")
             conn.execute("COMMIT")
             conn.unregister("_manifest_rows")
+        if lake_table is not None:
+            # In Delta the manifest is the history of every fetch (key: relpath, fetched_at): a file the REST
+            # fallback built and the archive's later copy are both there, DuckDB's table holds the current one.
+            lake_table.append_new(MANIFEST_TABLE, MANIFEST_COLUMNS, frame, "period_start", ("relpath", "fetched_at"),
+                                  note={"run_id": context.run.run_id})
     if synthetic:
         context.log.warning(f"{len(synthetic)} of {len(files)} files are SYNTHETIC (generated sample data, not "
                             "Binance data): see SYNTHETIC.md in the archive root")
