@@ -2,6 +2,7 @@
 real browser (Debian's Chromium, driven by Playwright) finds the project's assets and experiments there, and one
 Ctrl-C stops every process. Screenshots go to test-artifacts/."""
 
+import contextlib
 import os
 import shutil
 import signal
@@ -29,6 +30,40 @@ def _up(url: str) -> bool:
         return urllib.request.urlopen(url, timeout=2).status == 200
     except OSError:
         return False
+
+
+def start_ui(env: dict, ports: tuple[int, int], wait_s: float) -> tuple[subprocess.Popen, tuple[str, str]]:
+    """`btc-assets ui` in its own session, and the two UIs' addresses once both answer (or after `wait_s`)."""
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "btc-assets"), "ui"], env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    urls = f"http://127.0.0.1:{ports[0]}", f"http://127.0.0.1:{ports[1]}"
+    deadline = time.time() + wait_s
+    while time.time() < deadline and not (_up(f"{urls[0]}/server_info") and _up(urls[1])):
+        time.sleep(1)
+    return proc, urls
+
+
+def stop_ui(proc: subprocess.Popen) -> None:
+    """Ctrl-C first (`btc-assets ui` stops the servers it started, in their own sessions), then SIGKILL."""
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def chromium_browser(executable: str):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
 
 
 @pytest.fixture(scope="module")
@@ -62,29 +97,15 @@ def served(tmp_path_factory, sample_archive):
         os.environ.pop("BTC_UI_MLFLOW_PORT") if saved is None else os.environ.update(BTC_UI_MLFLOW_PORT=saved)
     env = {**os.environ, "BTC_DATA_DIR": str(root), "DAGSTER_HOME": str(home), "BINANCE_ARCHIVE_URL": str(sample_archive),
            "BTC_UI_DAGSTER_PORT": str(ports[0]), "BTC_UI_MLFLOW_PORT": str(ports[1])}
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "btc-assets"), "ui"], env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    urls = f"http://127.0.0.1:{ports[0]}", f"http://127.0.0.1:{ports[1]}"
-    deadline = time.time() + 120
-    while time.time() < deadline and not (_up(f"{urls[0]}/server_info") and _up(urls[1])):
-        time.sleep(1)
+    proc, urls = start_ui(env, ports, 120)
     yield proc, urls, chromium, report_url, runs_table
-    if proc.poll() is None:  # Ctrl-C first: `btc-assets ui` stops the servers it started (their own sessions)
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+    stop_ui(proc)
 
 
 @pytest.fixture(scope="module")
 def browser(served):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=served[2], args=CHROMIUM_ARGS)
+    with chromium_browser(served[2]) as b:
         yield b
-        b.close()
 
 
 def _dismiss_dialog(page) -> None:

@@ -6,7 +6,6 @@ the orders table with its price and fee columns. Screenshots go to test-artifact
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ import pytest
 from btc_assets.defs.resources.sources import SAMPLE_ARCHIVE
 from btc_assets_tests.conftest import require_service
 from btc_assets_tests.services.postgres import free_port
-from btc_assets_tests.test_ui import ARTIFACTS, CHROMIUM_ARGS, _dismiss_dialog, _graphql, _up
+from btc_assets_tests.test_ui import ARTIFACTS, _dismiss_dialog, _graphql, chromium_browser, start_ui, stop_ui
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]  # the demo takes about 10 minutes
 
@@ -45,28 +44,15 @@ def demo_served(tmp_path_factory):
     demo = subprocess.run([cli, "demo"], env=env, capture_output=True, text=True, timeout=3600)
     (root / "demo.log").write_text(demo.stdout + demo.stderr)
     assert demo.returncode == 0, (demo.stdout + demo.stderr)[-4000:]
-    proc = subprocess.Popen([cli, "ui"], env=env, start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    urls = f"http://127.0.0.1:{ports[0]}", f"http://127.0.0.1:{ports[1]}"
-    deadline = time.time() + 180
-    while time.time() < deadline and not (_up(f"{urls[0]}/server_info") and _up(urls[1])):
-        time.sleep(1)
+    proc, urls = start_ui(env, ports, 180)
     yield urls, chromium, demo.stdout + demo.stderr
-    os.killpg(proc.pid, signal.SIGINT)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+    stop_ui(proc)
 
 
 @pytest.fixture(scope="module")
 def browser(demo_served):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=demo_served[1], args=CHROMIUM_ARGS)
+    with chromium_browser(demo_served[1]) as b:
         yield b
-        b.close()
 
 
 def _shot(page, name: str) -> None:

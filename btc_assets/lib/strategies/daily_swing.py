@@ -193,10 +193,6 @@ def _engine_run(bars: pd.DataFrame, want: pd.Series, funding, initial_equity: fl
     return res, pos
 
 
-def _per_bar(events: np.ndarray, n: int) -> np.ndarray:
-    return np.bincount(events[:, 0].astype(np.int64), weights=events[:, 1], minlength=n) if len(events) else np.zeros(n)
-
-
 def backtest(daily: pd.DataFrame, directions: pd.Series, funding: pd.DataFrame | None = None, *,
              initial_equity: float = 10_000.0, exposure: float = 1.0, cost_one_way: float = 0.0005,
              regime: pd.DataFrame | None = None, max_liq_prob: float = 0.01) -> DailyBacktest:
@@ -218,10 +214,9 @@ def backtest(daily: pd.DataFrame, directions: pd.Series, funding: pd.DataFrame |
     bars = bars[["open_time", "open", "high", "low", "close"] + (["quote_volume"] if "quote_volume" in bars else [])]
     risk, costs = engine_rules(exposure, cost_one_way, max_liq_prob)
     res, pos = _engine_run(bars, want, funding, initial_equity, risk, costs)
-    n = len(bars)
     eq = res.equity.to_numpy()
     before = np.concatenate([[initial_equity], eq[:-1]])[pos]
-    fees, paid = _per_bar(res.fee_events, n)[pos], _per_bar(res.funding_events, n)[pos]
+    fees, paid = res.fees.to_numpy()[pos], res.funding.to_numpy()[pos]
     times = pd.DatetimeIndex(want.index)
     tr = res.trades
     held = np.zeros(len(times), np.int8)  # the direction at each decided day's close
@@ -240,9 +235,8 @@ def backtest(daily: pd.DataFrame, directions: pd.Series, funding: pd.DataFrame |
     bh_res, _ = _engine_run(bars, pd.Series(1, index=times), funding, initial_equity,
                             *engine_rules(1.0, cost_one_way, max_liq_prob))
     bh_eq = bh_res.equity.to_numpy()[pos]
-    bh = summarise(bh_eq, initial_equity, times, bh_res.trades, float(bh_res.fee_events[:, 1].sum()),
-                   float(bh_res.funding_events[:, 1].sum()) if len(bh_res.funding_events) else 0.0, 1.0,
-                   bar_minutes=1440)
+    bh = summarise(bh_eq, initial_equity, times, bh_res.trades, float(bh_res.fees.sum()),
+                   float(bh_res.funding.sum()), 1.0, bar_minutes=1440)
     days["buy_and_hold_equity"] = bh_eq
     if regime is not None:
         rg = regime.assign(open_time=pd.to_datetime(regime["open_time"], utc=True)).set_index("open_time")["regime"]
